@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both install first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo demo-setup test lint format bench-deps
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# Embedded default: SQLite, tasks in-process, demo data, dashboard on port 8000.
+demo: demo-setup
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+demo-setup: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench-deps: install
+	$(PY) -m pip install --quiet -r bench/requirements.txt

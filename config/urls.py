@@ -1,0 +1,29 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from monitoring import api
+
+api_v1 = [
+    path("models", api.ModelListView.as_view(), name="models"),
+    path("models/<slug:model>", api.ModelDetailView.as_view(), name="model"),
+    path("models/<slug:model>/predictions", api.PredictionIngestView.as_view(), name="predictions"),
+    path("models/<slug:model>/outcomes", api.OutcomeIngestView.as_view(), name="outcomes"),
+    path("models/<slug:model>/metrics", api.MetricsView.as_view(), name="metrics"),
+    path("models/<slug:model>/alert-rules", api.AlertRuleListView.as_view(), name="alert-rules"),
+    path(
+        "models/<slug:model>/alert-rules/<int:pk>",
+        api.AlertRuleDetailView.as_view(),
+        name="alert-rule",
+    ),
+    path("alerts", api.AlertListView.as_view(), name="alerts"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="api:schema"), name="api-docs"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("monitoring.dashboard_urls")),
+]

@@ -1,0 +1,230 @@
+"""The public HTTP API v1 (contract: docs/api.md). Views parse and answer; services work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import islice
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey, Scope
+from accounts.permissions import key_allows_model
+from config.problems import ApiProblem
+from factory.models import MLModel
+from factory.serializers import ModelCreateSerializer, ModelSerializer
+from factory.services import model_create
+from monitoring.ingest.parsers import MEDIA_TYPES, BodyError, parse_body
+from monitoring.ingest.services import records_ingest
+from monitoring.metrics import MetricError, metric_series
+from monitoring.models import Alert, AlertRule, AlertState, RecordKind
+from monitoring.selectors import models_with_health
+from monitoring.serializers import AlertRuleSerializer, AlertSerializer, ReceiptSerializer
+
+
+def model_or_404(name: str) -> MLModel:
+    model = MLModel.objects.filter(name=name).first()
+    if model is None:
+        raise ApiProblem(404, f"There is no model named {name!r}.")
+    return model
+
+
+def query_time(request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiProblem(400, f"{name} {text!r} is not an RFC 3339 timestamp") from None
+    if value.tzinfo is None:
+        raise ApiProblem(400, f"{name} {text!r} has no UTC offset (add Z or +00:00)")
+    return value
+
+
+class ModelListView(APIView):
+    scopes = {"POST": Scope.FACTORY_WRITE}
+
+    @extend_schema(responses=ModelSerializer(many=True))
+    def get(self, request):
+        models = MLModel.objects.prefetch_related("versions")
+        if isinstance(request.auth, ApiKey):
+            models = [m for m in models if key_allows_model(request.auth, m.name)]
+        return Response(ModelSerializer(models_with_health(models), many=True).data)
+
+    @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer})
+    def post(self, request):
+        serializer = ModelCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if MLModel.objects.filter(name=serializer.validated_data["name"]).exists():
+            raise ApiProblem(409, f"A model named {serializer.validated_data['name']!r} exists.")
+        try:
+            model = model_create(**serializer.validated_data)
+        except IntegrityError:
+            raise ApiProblem(409, "A model with this name exists.") from None
+        (model,) = models_with_health([model])
+        return Response(ModelSerializer(model).data, status=status.HTTP_201_CREATED)
+
+
+class ModelDetailView(APIView):
+    @extend_schema(responses=ModelSerializer)
+    def get(self, request, model):
+        (model,) = models_with_health([model_or_404(model)])
+        body = ModelSerializer(model).data
+        body["rollouts"] = []
+        open_alerts = Alert.objects.filter(model=model).exclude(state=AlertState.RESOLVED)
+        body["open_alerts"] = AlertSerializer(
+            open_alerts.select_related("rule", "model").prefetch_related("notifications"),
+            many=True,
+        ).data
+        return Response(body)
+
+
+class IngestView(APIView):
+    kind = RecordKind.PREDICTIONS
+    parser_classes = []  # the body is read by parse_body, by content type
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=ReceiptSerializer)
+    def post(self, request, model):
+        model = model_or_404(model)
+        media_type = (request.content_type or "").split(";")[0].strip().lower()
+        if media_type not in MEDIA_TYPES:
+            raise ApiProblem(
+                415, f"Content-Type {media_type or '(none)'!r} is not one of {', '.join(MEDIA_TYPES)}"
+            )
+        limit_mb = settings.CANARY_MAX_UPLOAD_MB
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit_mb * 1024 * 1024:
+            raise ApiProblem(413, f"The body is over the limit of {limit_mb} MB.")
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise ApiProblem(413, f"The body is over the limit of {limit_mb} MB.") from None
+        max_records = settings.CANARY_MAX_RECORDS
+        try:
+            records = list(islice(parse_body(body, media_type, self.kind), max_records + 1))
+        except BodyError as error:
+            raise ApiProblem(400, f"The body cannot be read: {error}.") from None
+        if len(records) > max_records:
+            raise ApiProblem(413, f"More than {max_records} records in one request; split it.")
+        receipt = records_ingest(
+            model=model, kind=self.kind, records=records, content_type=media_type,
+            source=getattr(request.auth, "name", ""),
+        )  # fmt: skip
+        return Response(receipt.as_dict())
+
+
+class PredictionIngestView(IngestView):
+    kind = RecordKind.PREDICTIONS
+    scopes = {"POST": Scope.PREDICTIONS_WRITE}
+
+
+class OutcomeIngestView(IngestView):
+    kind = RecordKind.OUTCOMES
+    scopes = {"POST": Scope.OUTCOMES_WRITE}
+
+
+class MetricsView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("start", OpenApiTypes.DATETIME),
+            OpenApiParameter("end", OpenApiTypes.DATETIME),
+            OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        metric = request.query_params.get("metric")
+        if not metric:
+            raise ApiProblem(400, "The metric parameter is required, e.g. ?metric=accuracy.")
+        granularity = request.query_params.get("granularity", "day")
+        try:
+            points = metric_series(
+                model=model,
+                metric=metric,
+                granularity=granularity,
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(
+            {
+                "model": model.name,
+                "metric": metric,
+                "granularity": granularity,
+                "points": [p.as_dict() for p in points],
+            }
+        )
+
+
+class AlertListView(generics.ListAPIView):
+    serializer_class = AlertSerializer
+    pagination_class = None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("model", str),
+            OpenApiParameter("state", str, enum=["pending", "firing", "resolved", "all"]),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        alerts = Alert.objects.select_related("rule", "model").prefetch_related("notifications")
+        name = self.request.query_params.get("model")
+        if name:
+            alerts = alerts.filter(model=model_or_404(name))
+        if isinstance(self.request.auth, ApiKey):
+            allowed = self.request.auth.limited_to.all()
+            if allowed:
+                alerts = alerts.filter(model__in=allowed)
+        state = self.request.query_params.get("state", "all")
+        if state not in (*AlertState.values, "all"):
+            raise ApiProblem(400, "state must be pending, firing, resolved or all")
+        return alerts if state == "all" else alerts.filter(state=state)
+
+
+class AlertRuleListView(generics.ListCreateAPIView):
+    serializer_class = AlertRuleSerializer
+    pagination_class = None
+    scopes = {"POST": Scope.FACTORY_WRITE}
+
+    def get_model(self) -> MLModel:
+        return model_or_404(self.kwargs["model"])
+
+    def get_queryset(self):
+        return AlertRule.objects.filter(model=self.get_model())
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "model": self.get_model()}
+
+    def perform_create(self, serializer):
+        serializer.save(model=self.get_model())
+
+
+class AlertRuleDetailView(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = AlertRuleSerializer
+    scopes = {"PATCH": Scope.FACTORY_WRITE, "PUT": Scope.FACTORY_WRITE}
+    http_method_names = ["get", "patch", "delete"]
+
+    def get_object(self):
+        return get_object_or_404(
+            AlertRule, model=model_or_404(self.kwargs["model"]), pk=self.kwargs["pk"]
+        )
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "model": model_or_404(self.kwargs["model"])}

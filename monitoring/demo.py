@@ -1,0 +1,100 @@
+"""Demo data: a churn model with four weeks of traffic, late outcomes and a change halfway."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from factory.models import MLModel
+from factory.services import model_create
+from monitoring.ingest.services import records_ingest
+from monitoring.models import AlertRule
+
+DEMO_MODEL = "churn"
+DEMO_DAYS = 28
+PREDICTIONS_PER_DAY = 600
+PLANS = np.array(["basic", "standard", "premium"])
+
+
+def demo_predictions(rng: np.random.Generator, now: datetime) -> list[dict]:
+    """Predictions over the last DEMO_DAYS days; from halfway, tenure drifts and accuracy drops."""
+    n = DEMO_DAYS * PREDICTIONS_PER_DAY
+    start = now - timedelta(days=DEMO_DAYS)
+    offsets = np.sort(rng.uniform(0, DEMO_DAYS * 86400, n))
+    changed = offsets > DEMO_DAYS * 86400 / 2
+    tenure = np.where(changed, rng.gamma(2.0, 6.0, n), rng.gamma(3.0, 8.0, n)).round(1)
+    plan = rng.choice(PLANS, n, p=[0.5, 0.3, 0.2])
+    charges = rng.normal(60, 15, n).round(2)
+    score = 1 / (1 + np.exp(-(1.5 - 0.08 * tenure + rng.normal(0, 0.8, n))))
+    records = []
+    for i in range(n):
+        records.append(
+            {
+                "prediction_id": f"demo-{i}",
+                "timestamp": (start + timedelta(seconds=float(offsets[i]))).isoformat(),
+                "model_version": "1.1.0" if changed[i] else "1.0.0",
+                "prediction": int(score[i] >= 0.5),
+                "score": round(float(score[i]), 4),
+                "segment": "web" if i % 3 else "mobile",
+                "features": {
+                    "tenure_months": float(tenure[i]),
+                    "plan": str(plan[i]),
+                    "monthly_charges": float(charges[i]),
+                },
+            }
+        )
+    return records
+
+
+def demo_outcomes(rng: np.random.Generator, predictions: list[dict], now: datetime) -> list[dict]:
+    """Outcomes 1 to 14 days after each prediction, only those already known by now."""
+    outcomes = []
+    half = len(predictions) // 2
+    for i, record in enumerate(predictions):
+        delay = timedelta(days=float(rng.uniform(1, 14)))
+        observed = datetime.fromisoformat(record["timestamp"]) + delay
+        if observed > now:
+            continue
+        error_rate = 0.12 if i < half else 0.30
+        churned = record["prediction"] if rng.random() > error_rate else 1 - record["prediction"]
+        outcomes.append(
+            {
+                "prediction_id": record["prediction_id"],
+                "observed_at": observed.isoformat(),
+                "outcome": churned,
+                "values": {"revenue": 0.0 if churned else round(float(rng.normal(60, 10)), 2)},
+            }
+        )
+    return outcomes
+
+
+def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None:
+    """Create the demo model and its data; None if it exists already."""
+    if MLModel.objects.filter(name=DEMO_MODEL).exists():
+        return None
+    now = now or datetime.now(UTC)
+    rng = np.random.default_rng(seed)
+    model = model_create(
+        name=DEMO_MODEL,
+        task="binary_classification",
+        positive_class=1,
+        description="Demo: which subscribers will cancel this month.",
+        owners=["data-science@example.com"],
+        on_call=["oncall@example.com"],
+    )
+    AlertRule.objects.create(
+        model=model, metric="accuracy", kind="static", lower=0.8, min_count=100,
+        granularity="day", severity="critical",
+    )  # fmt: skip
+    predictions = demo_predictions(rng, now)
+    for start in range(0, len(predictions), 5000):
+        records_ingest(
+            model=model, kind="predictions", records=predictions[start : start + 5000],
+            source="demo", enqueue_jobs=False,
+        )  # fmt: skip
+    records_ingest(
+        model=model, kind="outcomes", records=demo_outcomes(rng, predictions, now),
+        source="demo", enqueue_jobs=False,
+    )  # fmt: skip
+    return model

@@ -1,0 +1,179 @@
+"""Ingestion: validate records, store the valid ones in bulk, quarantine the rest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from factory.models import MLModel
+from factory.services import versions_resolve
+from monitoring.ingest.parsers import Unreadable
+from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
+from monitoring.ingest.store import outcomes_store, predictions_store
+from monitoring.models import DirtyHour, IngestBatch, QuarantinedRecord, RecordKind
+
+MAX_ERRORS_LISTED = 100
+
+
+@dataclass
+class Receipt:
+    batch_id: str = ""
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        body = {
+            "batch_id": self.batch_id,
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": self.errors[:MAX_ERRORS_LISTED],
+        }
+        if len(self.errors) > MAX_ERRORS_LISTED:
+            body["errors_truncated"] = True
+        return body
+
+
+@dataclass
+class Rejection:
+    index: int
+    prediction_id: str
+    problems: list[Problem]
+    raw: str
+
+
+def raw_text(record) -> str:
+    if isinstance(record, Unreadable):
+        return record.raw
+    return json.dumps(record, default=str, ensure_ascii=False)[:100_000]
+
+
+def record_id(record) -> str:
+    if isinstance(record, dict) and isinstance(record.get("prediction_id"), str):
+        return record["prediction_id"][:200]
+    return ""
+
+
+def records_validate(records: Iterable, kind: str):
+    """Split records into valid rows (with their request index) and rejections."""
+    validate = prediction_validate if kind == RecordKind.PREDICTIONS else outcome_validate
+    rows, indexes, rejections = [], [], []
+    for index, record in enumerate(records):
+        if isinstance(record, Unreadable):
+            problems = [Problem("invalid", "", record.message)]
+            rejections.append(Rejection(index, "", problems, record.raw))
+            continue
+        row, problems = validate(record)
+        if problems:
+            rejections.append(Rejection(index, record_id(record), problems, raw_text(record)))
+        else:
+            rows.append(row)
+            indexes.append(index)
+    return rows, indexes, rejections
+
+
+def records_ingest(
+    *,
+    model: MLModel,
+    kind: str,
+    records: list,
+    content_type: str = "application/json",
+    source: str = "",
+    enqueue_jobs: bool = True,
+) -> Receipt:
+    """Store a request's records; answer with its receipt. All or nothing, durably."""
+    rows, indexes, rejections = records_validate(records, kind)
+    with transaction.atomic():
+        batch = IngestBatch.objects.create(
+            model=model, kind=kind, content_type=content_type, source=source,
+            received=len(records),
+        )  # fmt: skip
+        if kind == RecordKind.PREDICTIONS:
+            version_ids = versions_resolve(model=model, names={row.model_version for row in rows})
+            result = predictions_store(
+                model_id=model.pk, batch_id=batch.pk, rows=rows, version_ids=version_ids
+            )
+            hours_mark_dirty(model, [rows[i].timestamp for i in result.accepted])
+        else:
+            result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
+        for i in result.conflicts:
+            rejections.append(conflict_rejection(kind, indexes[i], rows[i], records))
+        rejections.sort(key=lambda rejection: rejection.index)
+        quarantine(batch, kind, rejections)
+        batch.accepted = len(result.accepted)
+        batch.duplicates = len(result.duplicates)
+        batch.rejected = len(rejections)
+        batch.save(update_fields=["accepted", "duplicates", "rejected"])
+        if enqueue_jobs and result.accepted:
+            from monitoring.tasks import jobs_run_model
+
+            transaction.on_commit(lambda: jobs_run_model.delay(model.pk))
+    return Receipt(
+        batch_id=str(batch.public_id),
+        received=batch.received,
+        accepted=batch.accepted,
+        duplicates=batch.duplicates,
+        rejected=batch.rejected,
+        errors=[
+            {
+                "index": rejection.index,
+                "prediction_id": rejection.prediction_id,
+                "code": problem.code,
+                "field": problem.field,
+                "message": problem.message,
+            }
+            for rejection in rejections
+            for problem in rejection.problems
+        ],
+    )
+
+
+def conflict_rejection(kind: str, index: int, row, records: list) -> Rejection:
+    if kind == RecordKind.PREDICTIONS:
+        message = (
+            f"prediction {row.prediction_id!r} is already stored with other content; "
+            "predictions are immutable"
+        )
+    else:
+        message = (
+            f"an outcome for {row.prediction_id!r} observed at {row.observed_at.isoformat()} is "
+            "already stored with other content; send a later observed_at to correct it"
+        )
+    return Rejection(
+        index, row.prediction_id, [Problem("conflict", "prediction_id", message)],
+        raw_text(records[index]),
+    )  # fmt: skip
+
+
+def quarantine(batch: IngestBatch, kind: str, rejections: list[Rejection]) -> None:
+    QuarantinedRecord.objects.bulk_create(
+        [
+            QuarantinedRecord(
+                batch=batch,
+                model_id=batch.model_id,
+                kind=kind,
+                index=rejection.index,
+                prediction_id=rejection.prediction_id,
+                code=rejection.problems[0].code,
+                field=rejection.problems[0].field,
+                message="; ".join(problem.message for problem in rejection.problems),
+                raw=rejection.raw,
+            )
+            for rejection in rejections
+        ],
+        batch_size=1000,
+    )
+
+
+def hours_mark_dirty(model: MLModel, timestamps: Iterable) -> None:
+    hours = {ts.replace(minute=0, second=0, microsecond=0) for ts in timestamps}
+    DirtyHour.objects.bulk_create(
+        [DirtyHour(model=model, hour=hour) for hour in hours], ignore_conflicts=True
+    )

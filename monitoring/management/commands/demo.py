@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from monitoring.demo import DEMO_MODEL, demo_create
+from monitoring.jobs import jobs_run
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "canary-demo"
+
+
+class Command(BaseCommand):
+    help = "Create the demo model, its data and a demo login, then run the jobs."
+
+    def handle(self, *args, **options):
+        model = demo_create()
+        if model is None:
+            self.stdout.write(f"The demo model '{DEMO_MODEL}' exists; keeping its data.")
+        else:
+            self.stdout.write(f"Created the demo model '{DEMO_MODEL}' with four weeks of data.")
+            report = jobs_run(model_id=model.pk)
+            self.stdout.write(
+                f"Jobs: {report.labels_written} labels joined, {report.hours_refreshed} hours "
+                f"aggregated, {report.notifications_sent} alert e-mails sent."
+            )
+        users = get_user_model().objects
+        if not users.filter(username=DEMO_USER).exists():
+            users.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nDashboard: http://127.0.0.1:8000  user: {DEMO_USER}  password: {DEMO_PASSWORD}\n"
+            )
+        )

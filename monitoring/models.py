@@ -1,0 +1,284 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from factory.models import MLModel, ModelVersion
+
+
+class RecordKind(models.TextChoices):
+    PREDICTIONS = "predictions"
+    OUTCOMES = "outcomes"
+
+
+class IngestBatch(models.Model):
+    """One ingestion request (or command-line file) and its receipt."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="batches")
+    kind = models.CharField(max_length=20, choices=RecordKind.choices)
+    content_type = models.CharField(max_length=100, default="application/json")
+    source = models.CharField(max_length=100, blank=True, default="")  # API key name or "cli"
+    received = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Prediction(models.Model):
+    """A decision the model made. `prediction` holds the canonical label text."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    prediction_id = models.CharField(max_length=200)
+    timestamp = models.DateTimeField()
+    segment = models.CharField(max_length=200, blank=True, default="")
+    prediction = models.CharField(max_length=200)
+    prediction_num = models.FloatField(null=True)
+    score = models.FloatField(null=True)
+    features = models.JSONField(null=True)
+    content_md5 = models.CharField(max_length=32)
+    batch = models.ForeignKey(IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "prediction_id"], name="prediction_unique_per_model"
+            )
+        ]
+        indexes = [models.Index(fields=["model", "timestamp"], name="prediction_model_time")]
+
+
+class Outcome(models.Model):
+    """What actually happened. Every version is kept; the latest `observed_at` wins."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    prediction_id = models.CharField(max_length=200)
+    observed_at = models.DateTimeField()
+    outcome = models.CharField(max_length=200, null=True)
+    outcome_num = models.FloatField(null=True)
+    values = models.JSONField(null=True)
+    content_md5 = models.CharField(max_length=32)
+    batch = models.ForeignKey(IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "prediction_id", "observed_at"], name="outcome_unique_version"
+            )
+        ]
+
+
+class Label(models.Model):
+    """The join's result: a prediction with its current outcome and label delay."""
+
+    prediction = models.OneToOneField(
+        Prediction, on_delete=models.CASCADE, primary_key=True, related_name="label"
+    )
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    outcome_ref = models.ForeignKey(Outcome, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=200, null=True)
+    outcome_num = models.FloatField(null=True)
+    values = models.JSONField(null=True)
+    observed_at = models.DateTimeField()
+    delay_s = models.FloatField()
+    correct = models.BooleanField(null=True)
+    hour = models.DateTimeField()  # the prediction's hour, whose aggregates this label changes
+
+
+class QuarantinedRecord(models.Model):
+    """A rejected record, kept with its reason so that nothing posted is lost."""
+
+    batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="quarantined")
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=RecordKind.choices)
+    index = models.PositiveIntegerField()
+    prediction_id = models.CharField(max_length=200, blank=True, default="")
+    code = models.CharField(max_length=40)
+    field = models.CharField(max_length=200, blank=True, default="")
+    message = models.TextField()
+    raw = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "batch", "index"]
+        indexes = [models.Index(fields=["model", "created_at"], name="quarantine_model_time")]
+
+
+class JoinState(models.Model):
+    """Per model: how far the incremental join has read, and who holds it."""
+
+    model = models.OneToOneField(MLModel, on_delete=models.CASCADE, primary_key=True)
+    outcome_high_water = models.BigIntegerField(default=0)
+    prediction_high_water = models.BigIntegerField(default=0)
+    claimed_until = models.DateTimeField(null=True)
+    last_run_at = models.DateTimeField(null=True)
+
+
+class DirtyHour(models.Model):
+    """An hour whose aggregates must be recomputed (new predictions or new labels in it)."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "hour"], name="dirty_hour_unique")]
+
+
+class HourlyAggregate(models.Model):
+    """What the charts and statistics need, per model, version, segment and hour of prediction."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    segment = models.CharField(max_length=200, blank=True, default="")
+    hour = models.DateTimeField()
+    predictions = models.PositiveIntegerField(default=0)
+    scored = models.PositiveIntegerField(default=0)
+    score_sum = models.FloatField(default=0)
+    score_sq_sum = models.FloatField(default=0)
+    labelled = models.PositiveIntegerField(default=0)
+    correct = models.PositiveIntegerField(default=0)
+    delay_s_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "version", "segment", "hour"], name="hourly_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["model", "hour"], name="hourly_model_hour")]
+
+
+class HourlyValue(models.Model):
+    """Sums of one business value over the labelled predictions of an hour."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    segment = models.CharField(max_length=200, blank=True, default="")
+    hour = models.DateTimeField()
+    name = models.CharField(max_length=100)
+    count = models.PositiveIntegerField(default=0)
+    total = models.FloatField(default=0)
+    total_sq = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "version", "segment", "hour", "name"], name="hourly_value_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["model", "name", "hour"], name="hourly_value_model_hour")]
+
+
+class Granularity(models.TextChoices):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+
+class RuleKind(models.TextChoices):
+    STATIC = "static"
+    RELATIVE = "relative"
+    BAND = "band"
+    NO_DATA = "no_data"
+
+
+class Severity(models.TextChoices):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertRule(models.Model):
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="alert_rules")
+    metric = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=RuleKind.choices)
+    lower = models.FloatField(null=True, blank=True)
+    upper = models.FloatField(null=True, blank=True)
+    percent = models.FloatField(null=True, blank=True)
+    baseline_windows = models.PositiveIntegerField(default=14)
+    k = models.FloatField(null=True, blank=True)
+    min_count = models.PositiveIntegerField(default=100)
+    granularity = models.CharField(max_length=10, choices=Granularity.choices, default="day")
+    for_windows = models.PositiveIntegerField(default=1)
+    cooldown_minutes = models.PositiveIntegerField(default=240)
+    version = models.CharField(max_length=100, null=True, blank=True)
+    segment = models.CharField(max_length=200, null=True, blank=True)
+    severity = models.CharField(max_length=20, choices=Severity.choices, default="warning")
+    recipients = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}: {self.metric} {self.kind} #{self.pk}"
+
+
+class AlertState(models.TextChoices):
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Direction(models.TextChoices):
+    TOO_LOW = "too_low"
+    TOO_HIGH = "too_high"
+    NO_DATA = "no_data"
+
+
+class Alert(models.Model):
+    """One breach of a rule, from its first bad window until it is resolved."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="alerts")
+    state = models.CharField(max_length=20, choices=AlertState.choices)
+    direction = models.CharField(max_length=20, choices=Direction.choices)
+    value = models.FloatField(null=True)
+    n = models.PositiveIntegerField(default=0)
+    lower = models.FloatField(null=True)
+    upper = models.FloatField(null=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # At most one open alert per rule, so concurrent evaluators cannot open two.
+            models.UniqueConstraint(
+                fields=["rule"],
+                condition=~models.Q(state="resolved"),
+                name="one_open_alert_per_rule",
+            )
+        ]
+
+
+class NotificationKind(models.TextChoices):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Notification(models.Model):
+    """One message about one alert state change; the unique key makes sending happen once."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    channel = models.CharField(max_length=20, default="email")
+    recipients = models.JSONField(default=list)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True)
+    claimed_until = models.DateTimeField(null=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "kind", "channel"], name="notification_once_per_change"
+            )
+        ]

@@ -1,0 +1,35 @@
+"""The few SQL expressions that differ between PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def hour_of(column: str) -> str:
+    if is_postgres():
+        return f"date_trunc('hour', {column})"
+    return f"strftime('%%Y-%%m-%%d %%H:00:00', {column})"
+
+
+def seconds_between(later: str, earlier: str) -> str:
+    if is_postgres():
+        return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def json_entries(column: str) -> str:
+    """A table function of a JSON object's (key, value) pairs."""
+    return f"jsonb_each({column})" if is_postgres() else f"json_each({column})"
+
+
+def json_number(value: str) -> str:
+    return f"({value} #>> '{{}}')::float8" if is_postgres() else f"CAST({value} AS REAL)"
+
+
+def db_datetime(value):
+    """A datetime as a raw-SQL parameter: SQLite compares the text Django stores."""
+    return value if is_postgres() else connection.ops.adapt_datetimefield_value(value)

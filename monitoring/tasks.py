@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from factory.models import MLModel
+from monitoring.jobs import jobs_run
+
+
+@shared_task(
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def jobs_run_model(model_id: int, sweep: bool = False) -> None:
+    jobs_run(model_id=model_id, sweep=sweep)
+
+
+@shared_task
+def jobs_run_all(sweep: bool = False) -> None:
+    for model_id in MLModel.objects.values_list("pk", flat=True):
+        jobs_run_model.delay(model_id, sweep)
