@@ -1,0 +1,275 @@
+"""Per-feature drift decisions and dataset drift, with Evidently's default tests.
+
+Numerical features default to KS (p < 0.05) when the reference has at most 1000 non-missing
+values and to the normed Wasserstein distance (>= 0.1) above; categorical features to chi-square
+(p < 0.05) and Jensen-Shannon (>= 0.1). PSI on the reference's deciles (or categories plus one
+unseen bin) is reported beside every test. Method and threshold can be overridden per feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from monitoring.stats import distances as d
+from monitoring.stats.histograms import (
+    NumericHistogram,
+    NumericReference,
+    category_counts,
+    decile_edges,
+    split_missing,
+)
+
+Kind = Literal["numerical", "categorical"]
+SMALL_REFERENCE_ROWS = 1000
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "ks": 0.05,
+    "chisquare": 0.05,
+    "wasserstein": 0.1,
+    "psi": 0.1,
+    "jensenshannon": 0.1,
+    "hellinger": 0.1,
+}
+P_VALUE_METHODS = frozenset({"ks", "chisquare"})
+NUMERICAL_METHODS = frozenset({"ks", "wasserstein", "psi", "jensenshannon", "hellinger"})
+CATEGORICAL_METHODS = frozenset({"chisquare", "psi", "jensenshannon", "hellinger"})
+DATASET_DRIFT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's drift test. Statistics are None when the current window has no values.
+
+    ``max_error`` bounds the error of a statistic computed from histograms where a bound is known
+    (KS); ``unseen_share`` is the share of current values in categories the reference lacked.
+    """
+
+    name: str
+    kind: Kind
+    method: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    drifted: bool | None
+    psi: float | None
+    n_ref: int
+    n_cur: int
+    missing_cur: int
+    unseen_share: float | None = None
+    max_error: float | None = None
+
+
+@dataclass(frozen=True)
+class DatasetDrift:
+    """Share of drifted features among those that could be tested."""
+
+    n_features: int
+    n_tested: int
+    n_drifted: int
+    share_drifted: float | None
+    share_threshold: float
+    drifted: bool | None
+
+
+def default_method(*, kind: Kind, n_ref: int) -> str:
+    small = n_ref <= SMALL_REFERENCE_ROWS
+    if kind == "numerical":
+        return "ks" if small else "wasserstein"
+    return "chisquare" if small else "jensenshannon"
+
+
+def is_drifted(*, method: str, statistic: float, p_value: float | None, threshold: float) -> bool:
+    if method in P_VALUE_METHODS:
+        return bool(p_value is not None and p_value < threshold)
+    return bool(statistic >= threshold)
+
+
+# (statistic, p_value, max_error)
+Outcome = tuple[float, float | None, float | None]
+
+
+def numeric_feature_drift(
+    *,
+    name: str,
+    reference: NumericReference,
+    current: NumericHistogram,
+    method: str | None = None,
+    threshold: float | None = None,
+) -> FeatureDrift:
+    """Drift of a numerical feature from stored aggregates (the app's path)."""
+    ref = reference.histogram
+    ref_deciles = d.decile_counts_from_histogram(ref, reference.deciles)
+    cur_deciles = d.decile_counts_from_histogram(current, reference.deciles)
+    tests: dict[str, Callable[[], Outcome]] = {
+        "ks": lambda: _ks_outcome(d.ks_from_histograms(ref, current)),
+        "wasserstein": lambda: (d.wasserstein_normed_from_histograms(ref, current), None, None),
+        "psi": lambda: (d.psi_from_counts(ref_deciles, cur_deciles), None, None),
+        "jensenshannon": lambda: (
+            d.jensenshannon_from_counts(ref_deciles, cur_deciles),
+            None,
+            None,
+        ),
+        "hellinger": lambda: (d.hellinger_from_counts(ref_deciles, cur_deciles), None, None),
+    }
+    return _decide(
+        name=name,
+        kind="numerical",
+        tests=tests,
+        sizes=(ref.n, current.n, current.missing),
+        psi=lambda: d.psi_from_counts(ref_deciles, cur_deciles),
+        method=method,
+        threshold=threshold,
+    )
+
+
+def numeric_feature_drift_raw(
+    *,
+    name: str,
+    ref_values: ArrayLike,
+    cur_values: ArrayLike,
+    method: str | None = None,
+    threshold: float | None = None,
+) -> FeatureDrift:
+    """Drift of a numerical feature from raw values, with exact KS and Wasserstein."""
+    ref, _ = split_missing(ref_values)
+    cur, missing_cur = split_missing(cur_values)
+    edges = decile_edges(ref)
+    ref_deciles, cur_deciles = d.decile_counts(ref, edges), d.decile_counts(cur, edges)
+    tests: dict[str, Callable[[], Outcome]] = {
+        "ks": lambda: _ks_outcome(d.ks_test(ref, cur)),
+        "wasserstein": lambda: (d.wasserstein_normed(ref, cur), None, None),
+        "psi": lambda: (d.psi_from_counts(ref_deciles, cur_deciles), None, None),
+        "jensenshannon": lambda: (
+            d.jensenshannon_from_counts(ref_deciles, cur_deciles),
+            None,
+            None,
+        ),
+        "hellinger": lambda: (d.hellinger_from_counts(ref_deciles, cur_deciles), None, None),
+    }
+    return _decide(
+        name=name,
+        kind="numerical",
+        tests=tests,
+        sizes=(ref.size, cur.size, missing_cur),
+        psi=lambda: d.psi_from_counts(ref_deciles, cur_deciles),
+        method=method,
+        threshold=threshold,
+    )
+
+
+def categorical_feature_drift(
+    *,
+    name: str,
+    ref_counts: Mapping[Hashable, int],
+    cur_counts: Mapping[Hashable, int],
+    missing_cur: int = 0,
+    method: str | None = None,
+    threshold: float | None = None,
+) -> FeatureDrift:
+    """Drift of a categorical feature from category counts (missing values counted apart)."""
+    ref_bins, cur_bins = d.categorical_bins(ref_counts, cur_counts)
+    tests: dict[str, Callable[[], Outcome]] = {
+        "chisquare": lambda: (*d.chisquare_categorical(ref_counts, cur_counts), None),
+        "psi": lambda: (d.psi_from_counts(ref_bins, cur_bins), None, None),
+        "jensenshannon": lambda: (d.jensenshannon_from_counts(ref_bins, cur_bins), None, None),
+        "hellinger": lambda: (d.hellinger_from_counts(ref_bins, cur_bins), None, None),
+    }
+    result = _decide(
+        name=name,
+        kind="categorical",
+        tests=tests,
+        sizes=(int(ref_bins.sum()), int(cur_bins.sum()), missing_cur),
+        psi=lambda: d.psi_from_counts(ref_bins, cur_bins),
+        method=method,
+        threshold=threshold,
+    )
+    unseen = d.unseen_share(ref_counts, cur_counts)
+    return replace(result, unseen_share=None if np.isnan(unseen) else unseen)
+
+
+def categorical_feature_drift_raw(
+    *,
+    name: str,
+    ref_values: Iterable[Hashable],
+    cur_values: Iterable[Hashable],
+    method: str | None = None,
+    threshold: float | None = None,
+) -> FeatureDrift:
+    """Drift of a categorical feature from raw values; None and NaN count as missing."""
+    ref_counts, _ = category_counts(ref_values)
+    cur_counts, missing_cur = category_counts(cur_values)
+    return categorical_feature_drift(
+        name=name,
+        ref_counts=ref_counts,
+        cur_counts=cur_counts,
+        missing_cur=missing_cur,
+        method=method,
+        threshold=threshold,
+    )
+
+
+def dataset_drift(
+    results: Sequence[FeatureDrift], *, share_threshold: float = DATASET_DRIFT_SHARE
+) -> DatasetDrift:
+    """The dataset drifts when at least ``share_threshold`` of the tested features drift.
+
+    Features that could not be tested (empty current window) are left out of the share.
+    """
+    tested = [r for r in results if r.drifted is not None]
+    n_drifted = sum(bool(r.drifted) for r in tested)
+    share = n_drifted / len(tested) if tested else None
+    return DatasetDrift(
+        n_features=len(results),
+        n_tested=len(tested),
+        n_drifted=n_drifted,
+        share_drifted=share,
+        share_threshold=share_threshold,
+        drifted=None if share is None else share >= share_threshold,
+    )
+
+
+def _ks_outcome(result: d.KsResult) -> Outcome:
+    return result.statistic, result.p_value, result.max_error
+
+
+def _decide(
+    *,
+    name: str,
+    kind: Kind,
+    tests: Mapping[str, Callable[[], Outcome]],
+    sizes: tuple[int, int, int],
+    psi: Callable[[], float],
+    method: str | None,
+    threshold: float | None,
+) -> FeatureDrift:
+    n_ref, n_cur, missing_cur = sizes
+    method = method or default_method(kind=kind, n_ref=n_ref)
+    if method not in tests:
+        raise ValueError(f"method {method!r} does not apply to a {kind} feature")
+    threshold = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
+    common = dict(
+        name=name,
+        kind=kind,
+        method=method,
+        threshold=threshold,
+        n_ref=n_ref,
+        n_cur=n_cur,
+        missing_cur=missing_cur,
+    )
+    if n_ref == 0 or n_cur == 0:
+        return FeatureDrift(**common, statistic=None, p_value=None, drifted=None, psi=None)
+    statistic, p_value, max_error = tests[method]()
+    return FeatureDrift(
+        **common,
+        statistic=statistic,
+        p_value=p_value,
+        drifted=is_drifted(
+            method=method, statistic=statistic, p_value=p_value, threshold=threshold
+        ),
+        psi=psi(),
+        max_error=max_error,
+    )

@@ -1,0 +1,188 @@
+"""Mergeable aggregates of one feature: fine histograms for numbers, counts for categories.
+
+An hourly aggregate is a `NumericHistogram` on fixed edges derived from the reference; day and
+week windows are the element-wise sum of hourly ones (`merge_histograms`). Bins are closed on the
+right, ``(e[i-1], e[i]]``, and open-ended at both ends, so the cumulative count at an edge is
+exactly the number of values <= that edge (what an empirical CDF, and so KS, needs). Values
+equal to an edge are also counted apart (``at_edges``), which makes KS exact whenever one of the two
+samples has no values strictly inside a bin: always for a reference of at most 1000 values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+DECILES = np.arange(1, 10) / 10
+DEFAULT_FINE_BINS = 1000
+
+
+@dataclass(frozen=True)
+class NumericHistogram:
+    """Counts and value sums of one numerical feature on fixed edges.
+
+    ``counts`` and ``sums`` have ``len(edges) + 1`` entries; ``at_edges[i]`` is how many of the
+    values counted in bin i are equal to ``edges[i]``; ``sum_sq`` is the total of squared values
+    (for the standard deviation); ``missing`` counts NaN values, which are in no bin.
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    at_edges: np.ndarray
+    sums: np.ndarray
+    sum_sq: float
+    missing: int = 0
+
+    @property
+    def n(self) -> int:
+        """Number of non-missing values."""
+        return int(self.counts.sum())
+
+    @property
+    def mean(self) -> float:
+        return float(self.sums.sum() / self.n) if self.n else float("nan")
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (ddof=0), as ``np.std``."""
+        if not self.n:
+            return float("nan")
+        variance = self.sum_sq / self.n - self.mean**2
+        return float(np.sqrt(max(variance, 0.0)))
+
+    def bin_means(self) -> np.ndarray:
+        """Mean value in each bin; NaN for empty bins."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, self.sums / np.maximum(self.counts, 1), np.nan)
+
+
+def split_missing(values: ArrayLike) -> tuple[np.ndarray, int]:
+    """Return the non-NaN values as floats and how many were NaN (or None)."""
+    array = np.asarray(values, dtype=float).ravel()
+    present = ~np.isnan(array)
+    return array[present], int(array.size - present.sum())
+
+
+def decile_edges(reference_values: ArrayLike) -> np.ndarray:
+    """The reference's deciles, deduplicated: the interior edges of the 10 PSI bins."""
+    values, _ = split_missing(reference_values)
+    if values.size == 0:
+        return np.array([], dtype=float)
+    return np.unique(np.quantile(values, DECILES))
+
+
+def numeric_bin_edges(reference_values: ArrayLike, n_bins: int = DEFAULT_FINE_BINS) -> np.ndarray:
+    """Fine interior edges: the reference's quantiles at k/n_bins (k = 0..n_bins), plus its deciles.
+
+    The quantiles are actual reference values (``inverted_cdf``), including the minimum and the
+    maximum, so a reference of at most ``n_bins`` values, or a discrete one, has every value on
+    an edge and its ECDF is exact everywhere. The deciles are added so that PSI from fine counts
+    re-binned to deciles is exactly the PSI of the raw values.
+    """
+    values, _ = split_missing(reference_values)
+    if values.size == 0:
+        return np.array([], dtype=float)
+    levels = np.arange(n_bins + 1) / n_bins
+    quantiles = np.quantile(values, levels, method="inverted_cdf")
+    return np.union1d(quantiles, decile_edges(values))
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Index of the right-closed bin ``(e[i-1], e[i]]`` holding each value."""
+    return np.searchsorted(edges, values, side="left")
+
+
+def numeric_histogram(values: ArrayLike, edges: ArrayLike) -> NumericHistogram:
+    """Aggregate raw values on the given interior edges."""
+    edges = np.asarray(edges, dtype=float)
+    present, missing = split_missing(values)
+    index = bin_index(present, edges)
+    size = edges.size + 1
+    on_edge = index < edges.size
+    on_edge[on_edge] = edges[index[on_edge]] == present[on_edge]
+    return NumericHistogram(
+        edges=edges,
+        counts=np.bincount(index, minlength=size).astype(np.int64),
+        at_edges=np.bincount(index[on_edge], minlength=size)[: edges.size].astype(np.int64),
+        sums=np.bincount(index, weights=present, minlength=size),
+        sum_sq=float(np.dot(present, present)),
+        missing=missing,
+    )
+
+
+def merge_histograms(histograms: Iterable[NumericHistogram]) -> NumericHistogram:
+    """Sum histograms that share the same edges (hours into a day, days into a week)."""
+    histograms = list(histograms)
+    if not histograms:
+        raise ValueError("nothing to merge")
+    edges = histograms[0].edges
+    if any(not np.array_equal(h.edges, edges) for h in histograms):
+        raise ValueError("histograms have different edges")
+    return NumericHistogram(
+        edges=edges,
+        counts=sum((h.counts for h in histograms), np.zeros(edges.size + 1, dtype=np.int64)),
+        at_edges=sum((h.at_edges for h in histograms), np.zeros(edges.size, dtype=np.int64)),
+        sums=sum((h.sums for h in histograms), np.zeros(edges.size + 1)),
+        sum_sq=float(sum(h.sum_sq for h in histograms)),
+        missing=sum(h.missing for h in histograms),
+    )
+
+
+def rebin_counts(histogram: NumericHistogram, coarse_edges: ArrayLike) -> np.ndarray:
+    """Counts on coarser edges, which must all be edges of the histogram (exact re-binning)."""
+    coarse_edges = np.asarray(coarse_edges, dtype=float)
+    position = np.searchsorted(histogram.edges, coarse_edges)
+    found = position < histogram.edges.size
+    if not np.all(found) or not np.array_equal(histogram.edges[position], coarse_edges):
+        raise ValueError("coarse edges must be a subset of the histogram's edges")
+    cumulative = np.concatenate([[0], np.cumsum(histogram.counts)])
+    bounds = np.concatenate([[0], position + 1, [histogram.counts.size]])
+    return np.diff(cumulative[bounds])
+
+
+def is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def category_counts(values: Iterable[Hashable]) -> tuple[dict[Hashable, int], int]:
+    """Count categories, keeping None and NaN apart as missing."""
+    counts: Counter[Hashable] = Counter()
+    missing = 0
+    for value in values:
+        if is_missing(value):
+            missing += 1
+        else:
+            counts[value] += 1
+    return dict(counts), missing
+
+
+def merge_category_counts(counts: Iterable[Mapping[Hashable, int]]) -> dict[Hashable, int]:
+    total: Counter[Hashable] = Counter()
+    for one in counts:
+        total.update(one)
+    return dict(total)
+
+
+@dataclass(frozen=True)
+class NumericReference:
+    """A numerical feature's reference: its fine histogram and its decile edges (for PSI).
+
+    Current windows are aggregated with ``numeric_histogram(values, reference.edges)``.
+    """
+
+    histogram: NumericHistogram
+    deciles: np.ndarray
+
+    @property
+    def edges(self) -> np.ndarray:
+        return self.histogram.edges
+
+
+def numeric_reference(values: ArrayLike, n_bins: int = DEFAULT_FINE_BINS) -> NumericReference:
+    """Profile raw reference values into fine bins that contain the deciles."""
+    edges = numeric_bin_edges(values, n_bins)
+    return NumericReference(numeric_histogram(values, edges), decile_edges(values))
