@@ -47,9 +47,7 @@ def metric_names(model: MLModel) -> list[str]:
 
 
 def value_names(model: MLModel) -> list[str]:
-    return sorted(
-        HourlyValue.objects.filter(model=model).values_list("name", flat=True).distinct()
-    )
+    return sorted(HourlyValue.objects.filter(model=model).values_list("name", flat=True).distinct())
 
 
 def metric_check(model: MLModel, metric: str) -> None:

@@ -12,7 +12,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-PREDICTION_COLUMNS = ("prediction_id", "timestamp", "model_version", "prediction", "score", "segment")
+PREDICTION_COLUMNS = (
+    "prediction_id",
+    "timestamp",
+    "model_version",
+    "prediction",
+    "score",
+    "segment",
+)
 OUTCOME_COLUMNS = ("prediction_id", "observed_at", "outcome")
 REQUIRED_COLUMNS = {
     "predictions": ("prediction_id", "timestamp", "model_version", "prediction"),
@@ -139,11 +146,18 @@ def parse_parquet(body: bytes, kind: str) -> Iterator[dict]:
         for row in batch.to_pylist():
             for name in TEXT_COLUMNS & row.keys():
                 if row[name] is not None and not isinstance(row[name], str):
-                    row[name] = row[name].isoformat() if hasattr(row[name], "isoformat") else row[name]
+                    row[name] = (
+                        row[name].isoformat() if hasattr(row[name], "isoformat") else row[name]
+                    )
             yield tabular_record(row, kind)
 
 
-MEDIA_TYPES = ("application/json", "application/x-ndjson", "text/csv", "application/vnd.apache.parquet")
+MEDIA_TYPES = (
+    "application/json",
+    "application/x-ndjson",
+    "text/csv",
+    "application/vnd.apache.parquet",
+)
 
 
 def parse_body(body: bytes, media_type: str, kind: str) -> Iterator:

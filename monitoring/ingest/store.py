@@ -34,6 +34,7 @@ def json_text(value) -> str | None:
 def stage(cursor, table: str, columns: dict[str, str], rows: Sequence[tuple]) -> None:
     """Create a temporary staging table and fill it."""
     names = ", ".join(columns)
+    unstage(cursor, table)  # left over when a caller's outer transaction is still open
     if is_postgres():
         typed = ", ".join(f"{name} {kind}" for name, kind in columns.items())
         cursor.execute(f"CREATE TEMP TABLE {table} ({typed}) ON COMMIT DROP")
@@ -41,7 +42,6 @@ def stage(cursor, table: str, columns: dict[str, str], rows: Sequence[tuple]) ->
             for row in rows:
                 copy.write_row(row)
         return
-    cursor.execute(f"DROP TABLE IF EXISTS temp.{table}")
     cursor.execute(f"CREATE TEMP TABLE {table} ({names})")
     placeholders = ", ".join(["%s"] * len(columns))
     adapt = connection.ops.adapt_datetimefield_value
@@ -54,8 +54,8 @@ def stage(cursor, table: str, columns: dict[str, str], rows: Sequence[tuple]) ->
 
 
 def unstage(cursor, table: str) -> None:
-    if not is_postgres():
-        cursor.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    schema = "pg_temp" if is_postgres() else "temp"
+    cursor.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
 
 
 def classify(
