@@ -96,9 +96,9 @@ class IngestView(APIView):
         model = model_or_404(model)
         media_type = (request.content_type or "").split(";")[0].strip().lower()
         if media_type not in MEDIA_TYPES:
+            accepted = ", ".join(MEDIA_TYPES)
             raise ApiProblem(
-                415,
-                f"Content-Type {media_type or '(none)'!r} is not one of {', '.join(MEDIA_TYPES)}",
+                415, f"Content-Type {media_type or '(none)'!r} is not one of {accepted}"
             )
         limit_mb = settings.CANARY_MAX_UPLOAD_MB
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit_mb * 1024 * 1024:

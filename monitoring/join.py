@@ -46,7 +46,8 @@ def label_upsert(*, model_id: int, outcome_filter: str, params: list) -> int:
                 PARTITION BY o.prediction_id ORDER BY o.observed_at DESC, o.id DESC) AS newest
             FROM monitoring_outcome o WHERE o.model_id = %s {outcome_filter}
         ) o
-        JOIN monitoring_prediction p ON p.model_id = o.model_id AND p.prediction_id = o.prediction_id
+        JOIN monitoring_prediction p
+          ON p.model_id = o.model_id AND p.prediction_id = o.prediction_id
         WHERE o.newest = 1
         ON CONFLICT (prediction_id) DO UPDATE SET outcome_ref_id = excluded.outcome_ref_id,
             outcome = excluded.outcome, outcome_num = excluded.outcome_num,

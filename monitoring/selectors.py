@@ -17,7 +17,7 @@ def models_with_health(models) -> list[MLModel]:
     """Annotate each model with `health` and `last_prediction_at`, in three queries."""
     models = list(models)
     ids = [m.pk for m in models]
-    open_states = dict.fromkeys(ids, set())
+    open_states = {model_id: set() for model_id in ids}
     for model_id, state in (
         Alert.objects.filter(model_id__in=ids)
         .exclude(state=AlertState.RESOLVED)

@@ -27,8 +27,5 @@ class Command(BaseCommand):
         users = get_user_model().objects
         if not users.filter(username=DEMO_USER).exists():
             users.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"\nDashboard: http://127.0.0.1:8000  user: {DEMO_USER}  password: {DEMO_PASSWORD}\n"
-            )
-        )
+        login = f"user: {DEMO_USER}  password: {DEMO_PASSWORD}"
+        self.stdout.write(self.style.SUCCESS(f"\nDashboard: http://127.0.0.1:8000  {login}\n"))
