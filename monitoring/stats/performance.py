@@ -34,7 +34,9 @@ def wilson_interval(k: int, n: int, *, confidence: float = CONFIDENCE) -> Estima
     denominator = 1 + z**2 / n
     center = (p + z**2 / (2 * n)) / denominator
     half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return Estimate(p, float(max(center - half, 0.0)), float(min(center + half, 1.0)), n)
+    # The interval always contains p; clamping only removes rounding at k = 0 or k = n.
+    low, high = min(max(center - half, 0.0), p), max(min(center + half, 1.0), p)
+    return Estimate(p, float(low), float(high), n)
 
 
 # --- binary classification ---
