@@ -24,7 +24,7 @@ def metric_figure(
             go.Scatter(
                 x=x + x[::-1],
                 y=[p.ci_high for p in points] + [p.ci_low for p in points][::-1],
-                fill="toself", fillcolor=BAND, line={"width": 0}, hoverinfo="skip",
+                fill="toself", fillcolor=BAND, line={"width": 0}, mode="lines", hoverinfo="skip",
                 name="95% interval",
             )
         )  # fmt: skip
