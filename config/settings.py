@@ -22,6 +22,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CANARY_BASE_URL = env_str("CANARY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CANARY_MAX_UPLOAD_MB = env_int("CANARY_MAX_UPLOAD_MB", 100)
 CANARY_MAX_RECORDS = env_int("CANARY_MAX_RECORDS", 100_000)
+# Requests per API key on the ingestion endpoints ("N/s", "N/min", "N/hour"; empty: no limit).
+CANARY_INGEST_RATE = env_str("CANARY_INGEST_RATE", "600/min")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -132,6 +134,18 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# The cache holds throttling counters; they must be shared by every web process in production.
+REDIS_URL = env_str("REDIS_URL", "")
+_CACHE_REDIS = REDIS_URL or env_str("CELERY_BROKER_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_REDIS,
+         "KEY_PREFIX": "canary"}
+        if _CACHE_REDIS.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}  # fmt: skip
 
 # Celery: without a broker URL the embedded mode runs tasks in-process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")

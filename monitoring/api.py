@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
-from itertools import islice
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -17,11 +16,20 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
 from accounts.permissions import key_allows_model
+from accounts.throttling import KeyRateThrottle
 from config.problems import ApiProblem
 from factory.models import MLModel
 from factory.serializers import ModelCreateSerializer, ModelSerializer
 from factory.services import model_create
-from monitoring.ingest.parsers import MEDIA_TYPES, BodyError, parse_body
+from monitoring.ingest.parsers import (
+    MEDIA_TYPES,
+    BodyError,
+    BodyTooLarge,
+    LimitedBody,
+    RecordLimitExceeded,
+    parse_stream,
+    records_capped,
+)
 from monitoring.ingest.services import records_ingest
 from monitoring.metrics import MetricError, metric_series
 from monitoring.models import Alert, AlertRule, AlertState, RecordKind
@@ -89,7 +97,8 @@ class ModelDetailView(APIView):
 
 class IngestView(APIView):
     kind = RecordKind.PREDICTIONS
-    parser_classes = []  # the body is read by parse_body, by content type
+    parser_classes = []  # the body is streamed by parse_stream, by content type
+    throttle_classes = [KeyRateThrottle]
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=ReceiptSerializer)
     def post(self, request, model):
@@ -101,23 +110,25 @@ class IngestView(APIView):
                 415, f"Content-Type {media_type or '(none)'!r} is not one of {accepted}"
             )
         limit_mb = settings.CANARY_MAX_UPLOAD_MB
+        too_large = f"The body is over the limit of {limit_mb} MB."
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit_mb * 1024 * 1024:
-            raise ApiProblem(413, f"The body is over the limit of {limit_mb} MB.")
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            raise ApiProblem(413, f"The body is over the limit of {limit_mb} MB.") from None
+            raise ApiProblem(413, too_large)
+        body = io.BufferedReader(LimitedBody(request._request, limit_mb * 1024 * 1024), 1 << 20)
         max_records = settings.CANARY_MAX_RECORDS
+        records = records_capped(parse_stream(body, media_type, self.kind), max_records)
         try:
-            records = list(islice(parse_body(body, media_type, self.kind), max_records + 1))
+            receipt = records_ingest(
+                model=model, kind=self.kind, records=records, content_type=media_type,
+                source=getattr(request.auth, "name", ""),
+            )  # fmt: skip
         except BodyError as error:
             raise ApiProblem(400, f"The body cannot be read: {error}.") from None
-        if len(records) > max_records:
-            raise ApiProblem(413, f"More than {max_records} records in one request; split it.")
-        receipt = records_ingest(
-            model=model, kind=self.kind, records=records, content_type=media_type,
-            source=getattr(request.auth, "name", ""),
-        )  # fmt: skip
+        except BodyTooLarge:
+            raise ApiProblem(413, too_large) from None
+        except RecordLimitExceeded:
+            raise ApiProblem(
+                413, f"More than {max_records} records in one request; split it."
+            ) from None
         return Response(receipt.as_dict())
 
 

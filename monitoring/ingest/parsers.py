@@ -1,7 +1,9 @@
 """Request bodies to records: JSON, NDJSON, CSV and Parquet.
 
-A body that cannot be read at all raises BodyError (the request stores nothing). A single
-unreadable line of NDJSON becomes an `Unreadable` record, rejected and quarantined on its own.
+Bodies are read as streams and records come out one by one, so memory is bounded by the batch
+the caller takes, not by the body. A body that cannot be read raises BodyError, possibly after
+records were already yielded (the caller's transaction then stores nothing). A single unreadable
+line of NDJSON or CSV becomes an `Unreadable` record, rejected and quarantined on its own.
 """
 
 from __future__ import annotations
@@ -9,8 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 PREDICTION_COLUMNS = (
     "prediction_id",
@@ -46,37 +53,149 @@ def json_loads(text: str):
     return json.loads(text, parse_constant=reject_constant)
 
 
-def decode(body: bytes) -> str:
+READ_CHARS = 1 << 18  # text read from the body at a time
+MAX_RECORD_CHARS = 1_000_000  # a single JSON record longer than this is refused
+DECODER = json.JSONDecoder(parse_constant=reject_constant)
+WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def text_stream(stream: BinaryIO) -> io.TextIOWrapper:
+    """The body as text, decoded as it is read; invalid UTF-8 raises BodyError where it is."""
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
+
+
+@contextmanager
+def body_errors():
+    """Turn decoding failures met while streaming into BodyError."""
     try:
-        return body.decode("utf-8")
+        yield
     except UnicodeDecodeError as error:
-        raise BodyError(f"the body is not valid UTF-8 (byte {error.start})") from None
+        raise BodyError(f"the body is not valid UTF-8 ({error.reason})") from None
 
 
-def parse_json(body: bytes) -> list:
-    try:
-        data = json_loads(decode(body))
-    except json.JSONDecodeError as error:
-        raise BodyError(
-            f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
-    except ValueError as error:
-        raise BodyError(f"the body is not valid JSON: {error}") from None
-    if isinstance(data, dict) and isinstance(data.get("records"), list):
-        return data["records"]
-    if isinstance(data, list):
-        return data
-    raise BodyError('the body must be {"records": [...]} or an array of records')
+class JsonCursor:
+    """A window on the JSON text that refills from the stream as values are decoded."""
+
+    def __init__(self, text: io.TextIOBase):
+        self.text = text
+        self.buffer = ""
+        self.pos = 0
+        self.offset = 0  # characters dropped before `buffer`
+        self.eof = False
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        more = self.text.read(READ_CHARS)
+        if not more:
+            self.eof = True
+            return False
+        self.offset += self.pos
+        self.buffer = self.buffer[self.pos :] + more
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next non-blank character ('' at the end of the body)."""
+        while True:
+            self.pos = WHITESPACE.match(self.buffer, self.pos).end()
+            if self.pos < len(self.buffer):
+                return self.buffer[self.pos]
+            if not self.fill():
+                return ""
+
+    def expect(self, allowed: str, where: str) -> str:
+        char = self.peek()
+        if not char:
+            raise BodyError(f"the body is not valid JSON: it ends inside {where}")
+        if char not in allowed:
+            raise BodyError(
+                f"the body is not valid JSON: expected {' or '.join(allowed)} in {where} "
+                f"at character {self.offset + self.pos}, found {char!r}"
+            )
+        self.pos += 1
+        return char
+
+    def value(self):
+        """Decode one JSON value; a value touching the buffer's end may be cut, so read on."""
+        self.peek()
+        while True:
+            try:
+                value, end = DECODER.raw_decode(self.buffer, self.pos)
+            except json.JSONDecodeError as error:
+                if len(self.buffer) - self.pos < MAX_RECORD_CHARS and self.fill():
+                    continue
+                raise BodyError(
+                    f"the body is not valid JSON: {error.msg} (character {self.offset + error.pos})"
+                ) from None
+            except ValueError as error:  # NaN, Infinity
+                raise BodyError(f"the body is not valid JSON: {error}") from None
+            if end == len(self.buffer) and self.fill():
+                continue
+            self.pos = end
+            return value
 
 
-def parse_ndjson(body: bytes) -> Iterator:
-    for number, line in enumerate(decode(body).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield json_loads(line)
-        except ValueError as error:
-            yield Unreadable(line[:10_000], f"line {number} is not valid JSON: {error}")
+def json_array(cursor: JsonCursor) -> Iterator:
+    cursor.expect("[", "the records")
+    if cursor.peek() == "]":
+        cursor.pos += 1
+        return
+    while True:
+        yield cursor.value()
+        if cursor.expect(",]", "the records array") == "]":
+            return
+
+
+def json_records(cursor: JsonCursor) -> Iterator:
+    """The records of `{"records": [...]}`, skipping any other member."""
+    cursor.expect("{", "the body")
+    found = False
+    if cursor.peek() == "}":
+        cursor.pos += 1
+    else:
+        while True:
+            key = cursor.value()
+            cursor.expect(":", "the body object")
+            if key == "records" and cursor.peek() == "[":
+                found = True
+                yield from json_array(cursor)
+            else:
+                cursor.value()
+            if cursor.expect(",}", "the body object") == "}":
+                break
+    if not found:
+        raise BodyError('the body must be {"records": [...]} or an array of records')
+
+
+def parse_json(stream: BinaryIO) -> Iterator:
+    """Records one by one from a JSON body, with memory bounded by one record."""
+    with body_errors():
+        cursor = JsonCursor(text_stream(stream))
+        first = cursor.peek()
+        if first == "[":
+            yield from json_array(cursor)
+        elif first == "{":
+            yield from json_records(cursor)
+        else:
+            raise BodyError('the body must be {"records": [...]} or an array of records')
+        if cursor.peek():
+            raise BodyError(
+                f"the body is not valid JSON: extra data at character {cursor.offset + cursor.pos}"
+            )
+
+
+def parse_ndjson(stream: BinaryIO) -> Iterator:
+    with body_errors():
+        for number, line in enumerate(text_stream(stream), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json_loads(line)
+            except ValueError as error:
+                yield Unreadable(
+                    line.rstrip("\r\n")[:10_000], f"line {number} is not valid JSON: {error}"
+                )
 
 
 def cell_value(text: str):
@@ -111,45 +230,70 @@ def tabular_record(row: dict, kind: str) -> dict:
     return record
 
 
-def parse_csv(body: bytes, kind: str) -> Iterator[dict]:
-    reader = csv.reader(io.StringIO(decode(body), newline=""))
+def parse_csv(stream: BinaryIO, kind: str) -> Iterator[dict]:
+    with body_errors():
+        reader = csv.reader(text_stream(stream))
+        try:
+            yield from csv_records(reader, kind)
+        except csv.Error as error:
+            raise BodyError(
+                f"the CSV body cannot be read at line {reader.line_num}: {error}"
+            ) from None
+
+
+def csv_records(reader, kind: str) -> Iterator[dict]:
     header = next(reader, None)
     if not header:
         raise BodyError("the CSV body has no header row")
     check_columns(header, kind)
-    for line_number, cells in enumerate(reader, start=2):
+    text_columns = [name in TEXT_COLUMNS for name in header]
+    width = len(header)
+    for cells in reader:
         if not cells:
             continue
-        if len(cells) != len(header):
+        if len(cells) != width:
             yield Unreadable(
                 ",".join(cells)[:10_000],
-                f"line {line_number} has {len(cells)} cells, the header has {len(header)}",
+                f"line {reader.line_num} has {len(cells)} cells, the header has {width}",
             )
             continue
         row = {
-            name: (cell or None) if name in TEXT_COLUMNS else cell_value(cell)
-            for name, cell in zip(header, cells, strict=True)
+            name: (cell or None) if is_text else cell_value(cell)
+            for name, is_text, cell in zip(header, text_columns, cells, strict=True)
         }
         yield tabular_record(row, kind)
 
 
-def parse_parquet(body: bytes, kind: str) -> Iterator[dict]:
+SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # Parquet needs its footer first: larger bodies go to disk
+
+
+def parse_parquet(stream: BinaryIO, kind: str) -> Iterator[dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        parquet = pq.ParquetFile(io.BytesIO(body))
-    except (pa.ArrowInvalid, OSError) as error:
-        raise BodyError(f"the body is not a readable Parquet file: {error}") from None
-    check_columns(parquet.schema_arrow.names, kind)
-    for batch in parquet.iter_batches(batch_size=10_000):
-        for row in batch.to_pylist():
-            for name in TEXT_COLUMNS & row.keys():
-                if row[name] is not None and not isinstance(row[name], str):
-                    row[name] = (
-                        row[name].isoformat() if hasattr(row[name], "isoformat") else row[name]
-                    )
-            yield tabular_record(row, kind)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+        shutil.copyfileobj(stream, spool, 1 << 20)
+        spool.seek(0)
+        try:
+            parquet = pq.ParquetFile(spool)
+        except (pa.ArrowException, OSError) as error:
+            raise BodyError(f"the body is not a readable Parquet file: {error}") from None
+        check_columns(parquet.schema_arrow.names, kind)
+        batches = parquet.iter_batches(batch_size=10_000)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowException, OSError) as error:
+                raise BodyError(f"the Parquet body cannot be read: {error}") from None
+            if batch is None:
+                return
+            for row in batch.to_pylist():
+                for name in TEXT_COLUMNS & row.keys():
+                    if row[name] is not None and not isinstance(row[name], str):
+                        row[name] = (
+                            row[name].isoformat() if hasattr(row[name], "isoformat") else row[name]
+                        )
+                yield tabular_record(row, kind)
 
 
 MEDIA_TYPES = (
@@ -160,13 +304,53 @@ MEDIA_TYPES = (
 )
 
 
-def parse_body(body: bytes, media_type: str, kind: str) -> Iterator:
+def parse_stream(stream: BinaryIO, media_type: str, kind: str) -> Iterator:
+    """Records from a body read as a stream; BodyError may come at any record."""
     if media_type == "application/json":
-        return iter(parse_json(body))
+        return parse_json(stream)
     if media_type == "application/x-ndjson":
-        return parse_ndjson(body)
+        return parse_ndjson(stream)
     if media_type == "text/csv":
-        return parse_csv(body, kind)
+        return parse_csv(stream, kind)
     if media_type == "application/vnd.apache.parquet":
-        return parse_parquet(body, kind)
+        return parse_parquet(stream, kind)
     raise ValueError(media_type)
+
+
+def parse_body(body: bytes, media_type: str, kind: str) -> Iterator:
+    return parse_stream(io.BytesIO(body), media_type, kind)
+
+
+class BodyTooLarge(Exception):
+    """More bytes than the upload limit were read."""
+
+
+class RecordLimitExceeded(Exception):
+    """More records than one request may carry."""
+
+
+class LimitedBody(io.RawIOBase):
+    """A request body read in chunks, refusing to read past `limit_bytes`."""
+
+    def __init__(self, source, limit_bytes: int):
+        self.source = source
+        self.limit_bytes = limit_bytes
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(len(buffer))
+        self.bytes_read += len(data)
+        if self.bytes_read > self.limit_bytes:
+            raise BodyTooLarge(self.bytes_read)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def records_capped(records: Iterator, max_records: int) -> Iterator:
+    for count, record in enumerate(records, start=1):
+        if count > max_records:
+            raise RecordLimitExceeded(max_records)
+        yield record

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from django.db import transaction
 
@@ -16,6 +17,7 @@ from monitoring.ingest.store import outcomes_store, predictions_store
 from monitoring.models import DirtyHour, IngestBatch, QuarantinedRecord, RecordKind
 
 MAX_ERRORS_LISTED = 100
+CHUNK_RECORDS = 10_000  # records validated and stored at a time: about 10 MB of Python objects
 
 
 @dataclass
@@ -40,6 +42,22 @@ class Receipt:
             body["errors_truncated"] = True
         return body
 
+    def errors_add(self, rejections: list[Rejection]) -> None:
+        """List the first errors; one more than shown is kept to know the list was cut."""
+        for rejection in rejections:
+            for problem in rejection.problems:
+                if len(self.errors) > MAX_ERRORS_LISTED:
+                    return
+                self.errors.append(
+                    {
+                        "index": rejection.index,
+                        "prediction_id": rejection.prediction_id,
+                        "code": problem.code,
+                        "field": problem.field,
+                        "message": problem.message,
+                    }
+                )
+
 
 @dataclass
 class Rejection:
@@ -61,11 +79,11 @@ def record_id(record) -> str:
     return ""
 
 
-def records_validate(records: Iterable, kind: str):
+def records_validate(records: Iterable, kind: str, *, start: int = 0):
     """Split records into valid rows (with their request index) and rejections."""
     validate = prediction_validate if kind == RecordKind.PREDICTIONS else outcome_validate
     rows, indexes, rejections = [], [], []
-    for index, record in enumerate(records):
+    for index, record in enumerate(records, start=start):
         if isinstance(record, Unreadable):
             problems = [Problem("invalid", "", record.message)]
             rejections.append(Rejection(index, "", problems, record.raw))
@@ -83,59 +101,60 @@ def records_ingest(
     *,
     model: MLModel,
     kind: str,
-    records: list,
+    records: Iterable,
     content_type: str = "application/json",
     source: str = "",
     enqueue_jobs: bool = True,
 ) -> Receipt:
-    """Store a request's records; answer with its receipt. All or nothing, durably."""
-    rows, indexes, rejections = records_validate(records, kind)
+    """Store a request's records; answer with its receipt. All or nothing, durably.
+
+    Records are taken CHUNK_RECORDS at a time, so memory is bounded by a chunk whatever the
+    body's size. An exception from `records` (an unreadable body, too many records) rolls back
+    every chunk already stored.
+    """
     with transaction.atomic():
         batch = IngestBatch.objects.create(
-            model=model, kind=kind, content_type=content_type, source=source,
-            received=len(records),
-        )  # fmt: skip
-        if kind == RecordKind.PREDICTIONS:
-            version_ids = versions_resolve(model=model, names={row.model_version for row in rows})
-            result = predictions_store(
-                model_id=model.pk, batch_id=batch.pk, rows=rows, version_ids=version_ids
-            )
-            hours_mark_dirty(model, [rows[i].timestamp for i in result.accepted])
-        else:
-            result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
-        for i in result.conflicts:
-            rejections.append(conflict_rejection(kind, indexes[i], rows[i], records))
-        rejections.sort(key=lambda rejection: rejection.index)
-        quarantine(batch, kind, rejections)
-        batch.accepted = len(result.accepted)
-        batch.duplicates = len(result.duplicates)
-        batch.rejected = len(rejections)
-        batch.save(update_fields=["accepted", "duplicates", "rejected"])
-        if enqueue_jobs and result.accepted:
+            model=model, kind=kind, content_type=content_type, source=source
+        )
+        receipt = Receipt(batch_id=str(batch.public_id))
+        iterator = iter(records)
+        while chunk := list(islice(iterator, CHUNK_RECORDS)):
+            chunk_ingest(batch, kind, chunk, receipt)
+        batch.received, batch.accepted = receipt.received, receipt.accepted
+        batch.duplicates, batch.rejected = receipt.duplicates, receipt.rejected
+        batch.save(update_fields=["received", "accepted", "duplicates", "rejected"])
+        if enqueue_jobs and receipt.accepted:
             from monitoring.tasks import jobs_run_model
 
             transaction.on_commit(lambda: jobs_run_model.delay(model.pk))
-    return Receipt(
-        batch_id=str(batch.public_id),
-        received=batch.received,
-        accepted=batch.accepted,
-        duplicates=batch.duplicates,
-        rejected=batch.rejected,
-        errors=[
-            {
-                "index": rejection.index,
-                "prediction_id": rejection.prediction_id,
-                "code": problem.code,
-                "field": problem.field,
-                "message": problem.message,
-            }
-            for rejection in rejections
-            for problem in rejection.problems
-        ],
-    )
+    return receipt
 
 
-def conflict_rejection(kind: str, index: int, row, records: list) -> Rejection:
+def chunk_ingest(batch: IngestBatch, kind: str, records: list, receipt: Receipt) -> None:
+    """Validate, store and quarantine one chunk of a request; add it to the receipt."""
+    model = batch.model
+    rows, indexes, rejections = records_validate(records, kind, start=receipt.received)
+    if kind == RecordKind.PREDICTIONS:
+        version_ids = versions_resolve(model=model, names={row.model_version for row in rows})
+        result = predictions_store(
+            model_id=model.pk, batch_id=batch.pk, rows=rows, version_ids=version_ids
+        )
+        hours_mark_dirty(model, [rows[i].timestamp for i in result.accepted])
+    else:
+        result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
+    for i in result.conflicts:
+        raw = raw_text(records[indexes[i] - receipt.received])
+        rejections.append(conflict_rejection(kind, indexes[i], rows[i], raw))
+    rejections.sort(key=lambda rejection: rejection.index)
+    quarantine(batch, kind, rejections)
+    receipt.received += len(records)
+    receipt.accepted += len(result.accepted)
+    receipt.duplicates += len(result.duplicates)
+    receipt.rejected += len(rejections)
+    receipt.errors_add(rejections)
+
+
+def conflict_rejection(kind: str, index: int, row, raw: str) -> Rejection:
     if kind == RecordKind.PREDICTIONS:
         message = (
             f"prediction {row.prediction_id!r} is already stored with other content; "
@@ -147,8 +166,7 @@ def conflict_rejection(kind: str, index: int, row, records: list) -> Rejection:
             "already stored with other content; send a later observed_at to correct it"
         )
     return Rejection(
-        index, row.prediction_id, [Problem("conflict", "prediction_id", message)],
-        raw_text(records[index]),
+        index, row.prediction_id, [Problem("conflict", "prediction_id", message)], raw,
     )  # fmt: skip
 
 
