@@ -9,6 +9,22 @@ api_v1 = [
     path("models/<slug:model>", api.ModelDetailView.as_view(), name="model"),
     path("models/<slug:model>/predictions", api.PredictionIngestView.as_view(), name="predictions"),
     path("models/<slug:model>/outcomes", api.OutcomeIngestView.as_view(), name="outcomes"),
+    path("models/<slug:model>/quarantine", api.QuarantineListView.as_view(), name="quarantine"),
+    path(
+        "models/<slug:model>/quarantine.csv",
+        api.QuarantineDownloadView.as_view(),
+        name="quarantine-csv",
+    ),
+    path(
+        "models/<slug:model>/quarantine.ndjson",
+        api.QuarantineNdjsonView.as_view(),
+        name="quarantine-ndjson",
+    ),
+    path(
+        "models/<slug:model>/quarantine/<int:pk>/resubmit",
+        api.QuarantineResubmitView.as_view(),
+        name="quarantine-resubmit",
+    ),
     path("models/<slug:model>/metrics", api.MetricsView.as_view(), name="metrics"),
     path("models/<slug:model>/alert-rules", api.AlertRuleListView.as_view(), name="alert-rules"),
     path(

@@ -101,6 +101,11 @@ class QuarantinedRecord(models.Model):
     message = models.TextField()
     raw = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when a corrected record was re-submitted and stored (or found already stored).
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        IngestBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "batch", "index"]

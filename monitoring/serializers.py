@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from monitoring.metrics import MetricError, metric_check
-from monitoring.models import Alert, AlertRule, RuleKind
+from monitoring.models import Alert, AlertRule, QuarantinedRecord, RuleKind
 
 AVAILABLE_KINDS = (RuleKind.STATIC, RuleKind.NO_DATA)
 
@@ -85,3 +85,18 @@ class ReceiptSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.DictField())
     errors_truncated = serializers.BooleanField(required=False)
+
+
+class QuarantinedRecordSerializer(serializers.ModelSerializer):
+    batch_id = serializers.UUIDField(source="batch.public_id")
+
+    class Meta:
+        model = QuarantinedRecord
+        fields = [
+            "id", "batch_id", "kind", "index", "prediction_id", "code", "field", "message", "raw",
+            "created_at", "resolved_at",
+        ]  # fmt: skip
+
+
+class ResubmissionSerializer(ReceiptSerializer):
+    resolved = serializers.BooleanField()
