@@ -16,5 +16,14 @@ def schedule_jobs(sender: Celery, **_kwargs) -> None:
     from django.conf import settings
 
     sender.add_periodic_task(
-        settings.CANARY_JOBS_INTERVAL_S, sender.signature("monitoring.tasks.jobs_run_all")
+        settings.CANARY_JOBS_INTERVAL_S,
+        sender.signature("monitoring.tasks.jobs_run_all"),
+        name="jobs",
+    )
+    # The incremental join reads past ids whose transactions were still open; the sweep
+    # re-joins everything (idempotently) so that such rows wait at most this long.
+    sender.add_periodic_task(
+        settings.CANARY_SWEEP_INTERVAL_S,
+        sender.signature("monitoring.tasks.jobs_run_all", kwargs={"sweep": True}),
+        name="sweep",
     )

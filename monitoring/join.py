@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.models import JoinState, Outcome, Prediction
 from monitoring.sql import hour_of, is_postgres, seconds_between
 
 log = logging.getLogger(__name__)
-CLAIM_TTL = timedelta(minutes=30)  # longer than the longest join; a crashed claim expires
 
 
 @dataclass
@@ -80,52 +78,49 @@ def label_upsert(*, model_id: int, outcome_filter: str, params: list) -> int:
         return len(written)
 
 
-def join_claim(model_id: int) -> bool:
-    """Take the model's join for this worker; False when another one holds it."""
+def join_state_lock(model_id: int) -> JoinState | None:
+    """Lock the model's JoinState row for this transaction; None when another worker has it.
+
+    The lock is the claim: it ends with the transaction, or with the connection of a worker
+    killed mid-join, so a crash leaves neither a stale claim nor a half-written join.
+    """
     JoinState.objects.get_or_create(model_id=model_id)
-    now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    claimed = JoinState.objects.filter(free, model_id=model_id)
-    return claimed.update(claimed_until=now + CLAIM_TTL) == 1
-
-
-def join_release(model_id: int, **marks) -> None:
-    JoinState.objects.filter(model_id=model_id).update(
-        claimed_until=None, last_run_at=timezone.now(), **marks
-    )
+    locked = JoinState.objects.select_for_update(skip_locked=True).filter(model_id=model_id)
+    return locked.first()
 
 
 def outcomes_join(*, model_id: int, sweep: bool = False) -> JoinRun:
-    """Join what arrived since the last run (or everything, with sweep) for one model."""
-    if not join_claim(model_id):
-        log.info("join of model %s is claimed by another worker", model_id)
-        return JoinRun(model_id, claimed=False)
-    try:
-        state = JoinState.objects.get(model_id=model_id)
+    """Join what arrived since the last run (or everything, with sweep) for one model.
+
+    Labels and the new high-water marks commit together, so a run that dies moves nothing.
+    """
+    with transaction.atomic():
+        state = join_state_lock(model_id)
+        if state is None:
+            log.info("join of model %s is claimed by another worker", model_id)
+            return JoinRun(model_id, claimed=False)
         top_outcome = Outcome.objects.filter(model_id=model_id).aggregate(m=Max("id"))["m"] or 0
         top_prediction = (
             Prediction.objects.filter(model_id=model_id).aggregate(m=Max("id"))["m"] or 0
         )
-        with transaction.atomic():
-            if sweep:
-                written = label_upsert(model_id=model_id, outcome_filter="", params=[])
-            else:
-                written = label_upsert(
-                    model_id=model_id,
-                    outcome_filter="AND o.id > %s AND o.id <= %s",
-                    params=[state.outcome_high_water, top_outcome],
-                )
-                written += label_upsert(
-                    model_id=model_id,
-                    outcome_filter="""AND o.prediction_id IN (
-                        SELECT prediction_id FROM monitoring_prediction
-                        WHERE model_id = %s AND id > %s AND id <= %s)""",
-                    params=[model_id, state.prediction_high_water, top_prediction],
-                )
-            join_release(
-                model_id, outcome_high_water=top_outcome, prediction_high_water=top_prediction
+        if sweep:
+            written = label_upsert(model_id=model_id, outcome_filter="", params=[])
+        else:
+            written = label_upsert(
+                model_id=model_id,
+                outcome_filter="AND o.id > %s AND o.id <= %s",
+                params=[state.outcome_high_water, top_outcome],
             )
-    except BaseException:
-        join_release(model_id)
-        raise
+            written += label_upsert(
+                model_id=model_id,
+                outcome_filter="""AND o.prediction_id IN (
+                    SELECT prediction_id FROM monitoring_prediction
+                    WHERE model_id = %s AND id > %s AND id <= %s)""",
+                params=[model_id, state.prediction_high_water, top_prediction],
+            )
+        JoinState.objects.filter(model_id=model_id).update(
+            outcome_high_water=max(top_outcome, state.outcome_high_water),
+            prediction_high_water=max(top_prediction, state.prediction_high_water),
+            last_run_at=timezone.now(),
+        )
     return JoinRun(model_id, labels_written=written)

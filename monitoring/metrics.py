@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.db.models import Max, Min, Sum
 
 from factory.models import MLModel, Task
 from monitoring.models import HourlyAggregate, HourlyValue
+from monitoring.sql import hour_of
 from monitoring.stats.moments import Estimate, Moments, mean_estimate
 from monitoring.stats.performance import wilson_interval
 
@@ -51,6 +53,8 @@ def value_names(model: MLModel) -> list[str]:
 
 
 def metric_check(model: MLModel, metric: str) -> None:
+    if metric == UNMATCHED_OUTCOMES:
+        return
     if metric.startswith("value:") and len(metric) > len("value:"):
         return
     if metric in CLASSIFICATION_METRICS and model.task == Task.REGRESSION:
@@ -109,6 +113,10 @@ def metric_series(
         raise MetricError("granularity must be hour, day or week")
     if start and end and start >= end:
         raise MetricError("start must be before end")
+    if metric == UNMATCHED_OUTCOMES:
+        if version or segment is not None:
+            raise MetricError("unmatched outcomes have no version or segment: no prediction yet")
+        return unmatched_outcome_series(model=model, granularity=granularity, start=start, end=end)
     scope = {"model": model, "start": start, "end": end, "version": version, "segment": segment}
     counts = filtered(HourlyAggregate.objects, **scope)
     sums = window_sums(counts, granularity, COUNT_FIELDS)
@@ -166,3 +174,57 @@ def estimate_tuple(estimate: Estimate | None):
 
 def finite(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+UNMATCHED_OUTCOMES = "unmatched_outcomes"
+
+
+def unmatched_outcome_hours(model_id: int) -> dict[datetime, int]:
+    """Outcomes still waiting for their prediction, counted by the hour the first one came."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {hour_of("first_at")}, COUNT(*) FROM (
+                SELECT o.prediction_id, MIN(o.observed_at) AS first_at
+                FROM monitoring_outcome o
+                WHERE o.model_id = %s AND NOT EXISTS (
+                    SELECT 1 FROM monitoring_prediction p
+                    WHERE p.model_id = o.model_id AND p.prediction_id = o.prediction_id)
+                GROUP BY o.prediction_id
+            ) waiting GROUP BY 1
+            """,
+            [model_id],
+        )
+        rows = cursor.fetchall()
+    return {as_utc(hour): count for hour, count in rows}
+
+
+def as_utc(hour) -> datetime:
+    if isinstance(hour, str):  # SQLite hands back text
+        hour = datetime.fromisoformat(hour)
+    return hour if hour.tzinfo else hour.replace(tzinfo=UTC)
+
+
+def unmatched_outcome_series(
+    *, model: MLModel, granularity: str, start: datetime | None, end: datetime | None
+) -> list[Point]:
+    """Per window of first arrival: how many predictions have outcomes but no prediction yet.
+
+    The windows are their ages: a count far in the past is an outcome waiting that long.
+    """
+    hours = unmatched_outcome_hours(model.pk)
+    hours = {h: n for h, n in hours.items() if (not start or h >= start) and (not end or h < end)}
+    if not hours and not (start and end):
+        return []
+    windows: dict[datetime, int] = defaultdict(int)
+    for hour, count in hours.items():
+        windows[window_start(hour, granularity)] += count
+    first = start or min(hours)
+    last = (end - timedelta(microseconds=1)) if end else max(hours)
+    points, step = [], WINDOW[granularity]
+    moment = window_start(first, granularity)
+    while moment <= last:
+        count = windows.get(moment, 0)
+        points.append(Point(moment, moment + step, count, count, None, None, None))
+        moment += step
+    return points

@@ -113,12 +113,12 @@ class QuarantinedRecord(models.Model):
 
 
 class JoinState(models.Model):
-    """Per model: how far the incremental join has read, and who holds it."""
+    """Per model: how far the incremental join has read. Its row lock is the join's claim."""
 
     model = models.OneToOneField(MLModel, on_delete=models.CASCADE, primary_key=True)
     outcome_high_water = models.BigIntegerField(default=0)
     prediction_high_water = models.BigIntegerField(default=0)
-    claimed_until = models.DateTimeField(null=True)
+    claimed_until = models.DateTimeField(null=True)  # unused since the claim is a row lock
     last_run_at = models.DateTimeField(null=True)
 
 
