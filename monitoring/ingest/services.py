@@ -105,12 +105,13 @@ def records_ingest(
     content_type: str = "application/json",
     source: str = "",
     enqueue_jobs: bool = True,
+    first_index: int = 0,
 ) -> Receipt:
     """Store a request's records; answer with its receipt. All or nothing, durably.
 
     Records are taken CHUNK_RECORDS at a time, so memory is bounded by a chunk whatever the
     body's size. An exception from `records` (an unreadable body, too many records) rolls back
-    every chunk already stored.
+    every chunk already stored. `first_index` numbers the records of a file sent in parts.
     """
     with transaction.atomic():
         batch = IngestBatch.objects.create(
@@ -119,7 +120,7 @@ def records_ingest(
         receipt = Receipt(batch_id=str(batch.public_id))
         iterator = iter(records)
         while chunk := list(islice(iterator, CHUNK_RECORDS)):
-            chunk_ingest(batch, kind, chunk, receipt)
+            chunk_ingest(batch, kind, chunk, receipt, first_index=first_index)
         batch.received, batch.accepted = receipt.received, receipt.accepted
         batch.duplicates, batch.rejected = receipt.duplicates, receipt.rejected
         batch.save(update_fields=["received", "accepted", "duplicates", "rejected"])
@@ -130,10 +131,13 @@ def records_ingest(
     return receipt
 
 
-def chunk_ingest(batch: IngestBatch, kind: str, records: list, receipt: Receipt) -> None:
+def chunk_ingest(
+    batch: IngestBatch, kind: str, records: list, receipt: Receipt, *, first_index: int = 0
+) -> None:
     """Validate, store and quarantine one chunk of a request; add it to the receipt."""
     model = batch.model
-    rows, indexes, rejections = records_validate(records, kind, start=receipt.received)
+    start = first_index + receipt.received
+    rows, indexes, rejections = records_validate(records, kind, start=start)
     if kind == RecordKind.PREDICTIONS:
         version_ids = versions_resolve(model=model, names={row.model_version for row in rows})
         result = predictions_store(
@@ -143,7 +147,7 @@ def chunk_ingest(batch: IngestBatch, kind: str, records: list, receipt: Receipt)
     else:
         result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
     for i in result.conflicts:
-        raw = raw_text(records[indexes[i] - receipt.received])
+        raw = raw_text(records[indexes[i] - start])
         rejections.append(conflict_rejection(kind, indexes[i], rows[i], raw))
     rejections.sort(key=lambda rejection: rejection.index)
     quarantine(batch, kind, rejections)
