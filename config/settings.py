@@ -159,6 +159,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 # Longer than the longest task, so a late-acked task is not handed to a second worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
 CELERY_TASK_IGNORE_RESULT = True
+# A task running when the broker connection drops is redelivered anyway (acks late); stop it
+# rather than let two copies run.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep trying: a worker waits out a broker restart
 CELERY_TIMEZONE = "UTC"
 CANARY_JOBS_INTERVAL_S = env_int("CANARY_JOBS_INTERVAL_S", 60)
 CANARY_SWEEP_INTERVAL_S = env_int("CANARY_SWEEP_INTERVAL_S", 3600)

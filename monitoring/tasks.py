@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from factory.models import MLModel
 from monitoring.jobs import jobs_run
 
+# Transient failures only: the database or the network going away. Every job is idempotent.
+TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OperationalError, InterfaceError)
+
 
 @shared_task(
-    autoretry_for=(ConnectionError, TimeoutError),
-    retry_backoff=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=300,
     retry_jitter=True,
     max_retries=5,
 )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
 from django.db import transaction
+from kombu.exceptions import KombuError
 
 from factory.models import MLModel
 from factory.services import versions_resolve
@@ -16,6 +18,7 @@ from monitoring.ingest.records import Problem, outcome_validate, prediction_vali
 from monitoring.ingest.store import outcomes_store, predictions_store
 from monitoring.models import DirtyHour, IngestBatch, QuarantinedRecord, RecordKind
 
+log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 100
 CHUNK_RECORDS = 10_000  # records validated and stored at a time: about 10 MB of Python objects
 
@@ -125,10 +128,22 @@ def records_ingest(
         batch.duplicates, batch.rejected = receipt.duplicates, receipt.rejected
         batch.save(update_fields=["received", "accepted", "duplicates", "rejected"])
         if enqueue_jobs and receipt.accepted:
-            from monitoring.tasks import jobs_run_model
-
-            transaction.on_commit(lambda: jobs_run_model.delay(model.pk))
+            transaction.on_commit(lambda: jobs_enqueue(model.pk))
     return receipt
+
+
+def jobs_enqueue(model_id: int) -> None:
+    """Ask a worker to run the model's jobs; the records are committed whatever happens here.
+
+    A broker that is down must not turn a committed request into an error: the beat schedule
+    runs every model's jobs within a minute anyway.
+    """
+    from monitoring.tasks import jobs_run_model
+
+    try:
+        jobs_run_model.delay(model_id)
+    except (OSError, KombuError) as error:
+        log.warning("could not enqueue the jobs of model %s: %s", model_id, error)
 
 
 def chunk_ingest(
