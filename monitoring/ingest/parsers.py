@@ -188,6 +188,8 @@ def parse_json(stream: BinaryIO) -> Iterator:
 def parse_ndjson(stream: BinaryIO) -> Iterator:
     with body_errors():
         for number, line in enumerate(text_stream(stream), start=1):
+            if len(line) > MAX_RECORD_CHARS:
+                raise BodyError(f"line {number} is longer than {MAX_RECORD_CHARS:,} characters")
             if not line.strip():
                 continue
             try:

@@ -16,6 +16,8 @@ PREDICTION_FIELDS = {
     "prediction_id", "timestamp", "model_version", "prediction", "score", "segment", "features",
 }  # fmt: skip
 OUTCOME_FIELDS = {"prediction_id", "observed_at", "outcome", "values"}
+# PostgreSQL text cannot hold NUL, so a NUL is refused here rather than fail the whole request.
+NUL_MESSAGE = "{field} must not contain NUL (\\u0000) characters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,9 @@ def check_text(record: dict, field: str, limit: int, problems: list[Problem], *,
     if len(value) > limit:
         problems.append(Problem("invalid", field, f"{field} is longer than {limit} characters"))
         return None
+    if "\x00" in value:
+        problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
+        return None
     return value
 
 
@@ -116,6 +121,9 @@ def check_label(value, field: str, problems: list[Problem]) -> tuple[str | None,
         problems.append(
             Problem("invalid", field, f"{field} is longer than {MAX_TEXT_CHARS} characters")
         )
+        return None, None
+    if isinstance(value, str) and "\x00" in value:
+        problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
         return None, None
     if not check_finite(value, field, problems):
         return None, None
@@ -138,6 +146,8 @@ def check_features(value, problems: list[Problem]) -> dict | None:
         field = f"features.{name}"[:200]
         if len(name) > MAX_NAME_CHARS:
             problems.append(Problem("invalid", field, "feature names are at most 100 characters"))
+        elif "\x00" in name or (isinstance(item, str) and "\x00" in item):
+            problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
         elif isinstance(item, (dict, list)):
             problems.append(
                 Problem("invalid", field, f"{field} must be a number, string, boolean or null")
@@ -162,6 +172,8 @@ def check_values(value, problems: list[Problem]) -> dict | None:
         field = f"values.{name}"[:200]
         if len(name) > MAX_NAME_CHARS:
             problems.append(Problem("invalid", field, "value names are at most 100 characters"))
+        elif "\x00" in name:
+            problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
         elif isinstance(item, bool):
             clean[name] = 1.0 if item else 0.0
         elif not is_number(item):

@@ -197,16 +197,21 @@ def quarantine(batch: IngestBatch, kind: str, rejections: list[Rejection]) -> No
                 model_id=batch.model_id,
                 kind=kind,
                 index=rejection.index,
-                prediction_id=rejection.prediction_id,
+                prediction_id=storable(rejection.prediction_id),
                 code=rejection.problems[0].code,
-                field=rejection.problems[0].field,
-                message="; ".join(problem.message for problem in rejection.problems),
-                raw=rejection.raw,
+                field=storable(rejection.problems[0].field),
+                message=storable("; ".join(problem.message for problem in rejection.problems)),
+                raw=storable(rejection.raw),
             )
             for rejection in rejections
         ],
         batch_size=1000,
     )
+
+
+def storable(text: str) -> str:
+    """Text PostgreSQL can store: NUL characters shown as U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 def hours_mark_dirty(model: MLModel, timestamps: Iterable) -> None:
