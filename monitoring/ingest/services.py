@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from django.db import transaction
-from kombu.exceptions import KombuError
 
 from factory.models import MLModel
 from factory.services import versions_resolve
@@ -135,15 +134,15 @@ def records_ingest(
 def jobs_enqueue(model_id: int) -> None:
     """Ask a worker to run the model's jobs; the records are committed whatever happens here.
 
-    A broker that is down must not turn a committed request into an error: the beat schedule
-    runs every model's jobs within a minute anyway.
+    A broker that is down (or, in the embedded mode, a job that fails in-process) must not turn
+    a committed request into an error: the beat schedule or `run_jobs` runs the jobs again.
     """
     from monitoring.tasks import jobs_run_model
 
     try:
         jobs_run_model.delay(model_id)
-    except (OSError, KombuError) as error:
-        log.warning("could not enqueue the jobs of model %s: %s", model_id, error)
+    except Exception:  # the broker, or the job itself when tasks run in-process
+        log.exception("the jobs of model %s were not run after ingestion", model_id)
 
 
 def chunk_ingest(
