@@ -36,7 +36,7 @@ class PredictionRow:
     prediction_num: float | None
     score: float | None
     segment: str
-    features: dict | None
+    features_json: str | None  # canonical: sorted keys, compact
     content_md5: str
 
 
@@ -188,7 +188,106 @@ def content_md5(fields: dict) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
+def prediction_digest(
+    timestamp: datetime,
+    version: str,
+    label: str,
+    score: float | None,
+    segment: str,
+    features_json: str | None,
+) -> str:
+    """The content hash that tells a duplicate (same hash) from a conflict (same id, other hash)."""
+    parts = (timestamp.isoformat(), version, label, repr(score), segment, str(features_json))
+    text = "\x1f".join(parts)
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def features_text(features: dict | None) -> str | None:
+    if features is None:
+        return None
+    return json.dumps(features, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def prediction_validate(record) -> tuple[PredictionRow | None, list[Problem]]:
+    """The fast path accepts well-formed records; anything else gets the full list of reasons."""
+    row = prediction_fast(record)
+    if row is not None:
+        return row, []
+    return prediction_check(record)
+
+
+def short_text(value, limit: int) -> bool:
+    return type(value) is str and 0 < len(value) <= limit and "\x00" not in value
+
+
+def prediction_fast(record) -> PredictionRow | None:
+    """A valid record's row, with as few checks as the rules allow; None when in doubt."""
+    if type(record) is not dict or not record.keys() <= PREDICTION_FIELDS:
+        return None
+    get = record.get
+    prediction_id, text, version = get("prediction_id"), get("timestamp"), get("model_version")
+    if not (
+        short_text(prediction_id, MAX_ID_CHARS)
+        and type(text) is str
+        and short_text(version, MAX_VERSION_CHARS)
+    ):
+        return None
+    try:
+        timestamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if timestamp.tzinfo is None:
+        return None
+    label, number = fast_label(get("prediction"))
+    score, segment = get("score"), get("segment")
+    if label is None or not (score is None or (type(score) in (float, int) and 0 <= score <= 1)):
+        return None
+    if segment is None:
+        segment = ""
+    elif type(segment) is not str or len(segment) > MAX_TEXT_CHARS or "\x00" in segment:
+        return None
+    features = get("features")
+    if features is not None and not fast_features(features):
+        return None
+    timestamp = timestamp.astimezone(UTC)
+    score = None if score is None else float(score)
+    features_json = features_text(features)
+    digest = prediction_digest(timestamp, version, label, score, segment, features_json)
+    return PredictionRow(
+        prediction_id, timestamp, version, label, number, score, segment, features_json, digest
+    )
+
+
+def fast_label(value) -> tuple[str | None, float | None]:
+    kind = type(value)
+    if kind is int or kind is bool:
+        return canonical_label(value), float(value)
+    if kind is float:
+        return (canonical_label(value), value) if math.isfinite(value) else (None, None)
+    if kind is str and len(value) <= MAX_TEXT_CHARS and "\x00" not in value:
+        return value, None
+    return None, None
+
+
+def fast_features(features) -> bool:
+    if type(features) is not dict:
+        return False
+    for name, item in features.items():
+        if len(name) > MAX_NAME_CHARS or "\x00" in name:
+            return False
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is str:
+            if len(item) > MAX_TEXT_CHARS or "\x00" in item:
+                return False
+        elif not (item is None or kind is int or kind is bool):
+            return False
+    return True
+
+
+def prediction_check(record) -> tuple[PredictionRow | None, list[Problem]]:
     if not isinstance(record, dict):
         return None, [Problem("invalid", "", "a record must be a JSON object")]
     problems: list[Problem] = []
@@ -209,20 +308,12 @@ def prediction_validate(record) -> tuple[PredictionRow | None, list[Problem]]:
     features = check_features(record.get("features"), problems)
     if problems:
         return None, problems
-    digest = content_md5(
-        {
-            "t": timestamp.isoformat(),
-            "v": version,
-            "p": label,
-            "s": score,
-            "g": segment,
-            "f": features,
-        }
-    )
+    score = None if score is None else float(score)
+    features_json = features_text(features)
+    digest = prediction_digest(timestamp, version, label, score, segment, features_json)
     row = PredictionRow(
-        prediction_id, timestamp, version, label, number,
-        None if score is None else float(score), segment, features, digest,
-    )  # fmt: skip
+        prediction_id, timestamp, version, label, number, score, segment, features_json, digest
+    )
     return row, []
 
 

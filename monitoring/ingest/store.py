@@ -96,7 +96,7 @@ def predictions_store(
         (
             index, row.prediction_id, row.timestamp, version_ids[row.model_version],
             row.prediction, row.prediction_num, row.score, row.segment,
-            json_text(row.features), row.content_md5,
+            row.features_json, row.content_md5,
         )
         for index, row in enumerate(rows)
     ]  # fmt: skip
