@@ -266,6 +266,15 @@ def csv_records(reader, kind: str) -> Iterator[dict]:
         yield tabular_record(row, kind)
 
 
+def csv_cells_record(cells: dict, kind: str) -> dict:
+    """One row of text cells (name to text) typed as the CSV rules say."""
+    row = {
+        name: (cell or None) if name in TEXT_COLUMNS else cell_value(cell)
+        for name, cell in cells.items()
+    }
+    return tabular_record(row, kind)
+
+
 SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # Parquet needs its footer first: larger bodies go to disk
 
 
@@ -306,8 +315,60 @@ MEDIA_TYPES = (
 )
 
 
+class CsvPredictions:
+    """A CSV body of predictions, spooled so that it can be read column-wise or record-wise.
+
+    Iterating gives records; `chunks()` gives column-wise blocks (see columnar.py) and raises
+    ColumnarFallback when the body is not regular enough, after which iterating starts over.
+    """
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.spool = None
+        self.max_records: int | None = None
+
+    def spooled(self):
+        if self.spool is None:
+            self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+            shutil.copyfileobj(self.stream, self.spool, 1 << 20)
+        self.spool.seek(0)
+        return self.spool
+
+    def __iter__(self) -> Iterator:
+        records = parse_csv(self.spooled(), "predictions")
+        return records_capped(records, self.max_records) if self.max_records else records
+
+    def chunks(self) -> Iterator:
+        from monitoring.ingest.columnar import (
+            ColumnarFallback,
+            columnar_chunks,
+            columnar_usable,
+            csv_header,
+        )
+
+        spool = self.spooled()
+        try:
+            header = csv_header(spool)
+        except UnicodeDecodeError:
+            raise ColumnarFallback("header") from None
+        if not header or not columnar_usable(header):
+            raise ColumnarFallback("header")
+        count = 0
+        for chunk in columnar_chunks(spool, header, self.cell_record):
+            count += len(chunk)
+            if self.max_records and count > self.max_records:
+                raise RecordLimitExceeded(self.max_records)
+            yield chunk
+
+    @staticmethod
+    def cell_record(cells: dict) -> dict:
+        return csv_cells_record(cells, "predictions")
+
+
 def parse_stream(stream: BinaryIO, media_type: str, kind: str) -> Iterator:
     """Records from a body read as a stream; BodyError may come at any record."""
+    if media_type == "text/csv" and kind == "predictions":
+        return CsvPredictions(stream)
     if media_type == "application/json":
         return parse_json(stream)
     if media_type == "application/x-ndjson":
@@ -351,7 +412,14 @@ class LimitedBody(io.RawIOBase):
         return len(data)
 
 
-def records_capped(records: Iterator, max_records: int) -> Iterator:
+def records_capped(records, max_records: int):
+    if isinstance(records, CsvPredictions):
+        records.max_records = max_records
+        return records
+    return records_counted(records, max_records)
+
+
+def records_counted(records, max_records: int) -> Iterator:
     for count, record in enumerate(records, start=1):
         if count > max_records:
             raise RecordLimitExceeded(max_records)

@@ -7,15 +7,18 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
+from types import SimpleNamespace
 
 from django.db import transaction
 
 from factory.models import MLModel
 from factory.services import versions_resolve
-from monitoring.ingest.parsers import Unreadable
+from monitoring.ingest.columnar import ColumnarChunk, ColumnarFallback
+from monitoring.ingest.parsers import CsvPredictions, Unreadable
 from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
 from monitoring.ingest.store import outcomes_store, predictions_store
-from monitoring.models import DirtyHour, IngestBatch, QuarantinedRecord, RecordKind
+from monitoring.models import IngestBatch, QuarantinedRecord, RecordKind
+from monitoring.sql import is_postgres
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 100
@@ -81,11 +84,12 @@ def record_id(record) -> str:
     return ""
 
 
-def records_validate(records: Iterable, kind: str, *, start: int = 0):
-    """Split records into valid rows (with their request index) and rejections."""
+def records_validate(records: Iterable[tuple[int, object]], kind: str, *, start: int = 0):
+    """Split (offset, record) pairs into valid rows (with their request index) and rejections."""
     validate = prediction_validate if kind == RecordKind.PREDICTIONS else outcome_validate
     rows, indexes, rejections = [], [], []
-    for index, record in enumerate(records, start=start):
+    for offset, record in records:
+        index = start + offset
         if isinstance(record, Unreadable):
             problems = [Problem("invalid", "", record.message)]
             rejections.append(Rejection(index, "", problems, record.raw))
@@ -120,9 +124,10 @@ def records_ingest(
             model=model, kind=kind, content_type=content_type, source=source
         )
         receipt = Receipt(batch_id=str(batch.public_id))
-        iterator = iter(records)
-        while chunk := list(islice(iterator, CHUNK_RECORDS)):
-            chunk_ingest(batch, kind, chunk, receipt, first_index=first_index)
+        if isinstance(records, CsvPredictions) and is_postgres():
+            receipt = columnar_or_records(batch, kind, records, receipt, first_index)
+        else:
+            records_loop(batch, kind, records, receipt, first_index)
         batch.received, batch.accepted = receipt.received, receipt.accepted
         batch.duplicates, batch.rejected = receipt.duplicates, receipt.rejected
         batch.save(update_fields=["received", "accepted", "duplicates", "rejected"])
@@ -145,27 +150,68 @@ def jobs_enqueue(model_id: int) -> None:
         log.exception("the jobs of model %s were not run after ingestion", model_id)
 
 
+def records_loop(batch: IngestBatch, kind: str, records, receipt: Receipt, first_index: int):
+    iterator = iter(records)
+    while chunk := list(islice(iterator, CHUNK_RECORDS)):
+        chunk_ingest(batch, kind, list(enumerate(chunk)), len(chunk), receipt, first_index)
+
+
+def columnar_or_records(
+    batch: IngestBatch, kind: str, source: CsvPredictions, receipt: Receipt, first_index: int
+) -> Receipt:
+    """Column-wise blocks when the body allows; else, from a clean slate, record by record."""
+    try:
+        with transaction.atomic():  # a savepoint: a fallback midway undoes the blocks stored
+            for chunk in source.chunks():
+                chunk_ingest(
+                    batch, kind, chunk.others, len(chunk), receipt, first_index, columnar=chunk
+                )
+        return receipt
+    except ColumnarFallback:
+        receipt = Receipt(batch_id=receipt.batch_id)
+        records_loop(batch, kind, source, receipt, first_index)
+        return receipt
+
+
 def chunk_ingest(
-    batch: IngestBatch, kind: str, records: list, receipt: Receipt, *, first_index: int = 0
+    batch: IngestBatch,
+    kind: str,
+    records: list[tuple[int, object]],
+    size: int,
+    receipt: Receipt,
+    first_index: int = 0,
+    columnar: ColumnarChunk | None = None,
 ) -> None:
-    """Validate, store and quarantine one chunk of a request; add it to the receipt."""
+    """Validate, store and quarantine one chunk of `size` records; add it to the receipt.
+
+    `records` are (offset in the chunk, record) pairs; with `columnar`, the other rows of the
+    chunk come already checked, column-wise.
+    """
     model = batch.model
     start = first_index + receipt.received
     rows, indexes, rejections = records_validate(records, kind, start=start)
     if kind == RecordKind.PREDICTIONS:
-        version_ids = versions_resolve(model=model, names={row.model_version for row in rows})
+        names = {row.model_version for row in rows} | (columnar.versions() if columnar else set())
+        version_ids = versions_resolve(model=model, names=names)
         result = predictions_store(
-            model_id=model.pk, batch_id=batch.pk, rows=rows, version_ids=version_ids
-        )
-        hours_mark_dirty(model, [rows[i].timestamp for i in result.accepted])
+            model_id=model.pk, batch_id=batch.pk, rows=rows, version_ids=version_ids,
+            columnar=columnar,
+        )  # fmt: skip
     else:
         result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
+    by_offset = dict(records)
     for i in result.conflicts:
-        raw = raw_text(records[indexes[i] - start])
-        rejections.append(conflict_rejection(kind, indexes[i], rows[i], raw))
+        if i < len(rows):
+            raw = raw_text(by_offset[indexes[i] - start])
+            rejections.append(conflict_rejection(kind, indexes[i], rows[i], raw))
+        else:
+            k = i - len(rows)
+            record = columnar.record(k)
+            index, row = start + columnar.good_offsets[k], SimpleNamespace(**record)
+            rejections.append(conflict_rejection(kind, index, row, raw_text(record)))
     rejections.sort(key=lambda rejection: rejection.index)
     quarantine(batch, kind, rejections)
-    receipt.received += len(records)
+    receipt.received += size
     receipt.accepted += len(result.accepted)
     receipt.duplicates += len(result.duplicates)
     receipt.rejected += len(rejections)
@@ -211,10 +257,3 @@ def quarantine(batch: IngestBatch, kind: str, rejections: list[Rejection]) -> No
 def storable(text: str) -> str:
     """Text PostgreSQL can store: NUL characters shown as U+FFFD."""
     return text.replace("\x00", "\ufffd")
-
-
-def hours_mark_dirty(model: MLModel, timestamps: Iterable) -> None:
-    hours = {ts.replace(minute=0, second=0, microsecond=0) for ts in timestamps}
-    DirtyHour.objects.bulk_create(
-        [DirtyHour(model=model, hour=hour) for hour in hours], ignore_conflicts=True
-    )

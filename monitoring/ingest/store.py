@@ -1,6 +1,7 @@
 """Bulk storage of validated rows: staging table, then one INSERT ... ON CONFLICT DO NOTHING.
 
-The database decides what is new; rows it skipped are duplicates (same content hash) or
+Predictions whose ids are all new go straight into their table with COPY instead. Otherwise
+the database decides what is new; rows it skipped are duplicates (same content hash) or
 conflicts (other content under the same key). PostgreSQL fills the staging table with COPY,
 SQLite with executemany; the rest is the same SQL.
 """
@@ -12,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
+from psycopg.errors import UniqueViolation
 
+from monitoring.ingest.columnar import ColumnarChunk
 from monitoring.ingest.records import OutcomeRow, PredictionRow
-from monitoring.sql import is_postgres
+from monitoring.sql import hour_of, is_postgres
 
 STAGE_BATCH_ROWS = 5_000  # rows per executemany on SQLite
 
@@ -89,20 +92,41 @@ PREDICTION_STAGE = {
 
 
 def predictions_store(
-    *, model_id: int, batch_id: int, rows: list[PredictionRow], version_ids: dict[str, int]
+    *,
+    model_id: int,
+    batch_id: int,
+    rows: list[PredictionRow],
+    version_ids: dict[str, int],
+    columnar: ColumnarChunk | None = None,
 ) -> StoreResult:
-    """Insert prediction rows; must run inside the caller's transaction."""
-    staged = [
-        (
-            index, row.prediction_id, row.timestamp, version_ids[row.model_version],
-            row.prediction, row.prediction_num, row.score, row.segment,
-            row.features_json, row.content_md5,
-        )
-        for index, row in enumerate(rows)
-    ]  # fmt: skip
+    """Insert prediction rows (then the columnar ones, numbered after them) in the caller's
+    transaction; mark the hours of what was staged dirty."""
     features = "features::jsonb" if is_postgres() else "features"
+    keys = [(row.prediction_id,) for row in rows]
+    md5s = [row.content_md5 for row in rows]
+    if columnar is not None:
+        keys += [(pid,) for pid in columnar.good["prediction_id"].to_pylist()]
+        md5s += columnar.good["content_md5"].to_pylist()
     with connection.cursor() as cursor:
+        if predictions_copy_direct(
+            cursor, model_id=model_id, batch_id=batch_id, rows=rows, version_ids=version_ids,
+            columnar=columnar, keys=keys,
+        ):  # fmt: skip
+            return StoreResult(accepted=list(range(len(keys))))
+        staged = [
+            (
+                index, row.prediction_id, row.timestamp, version_ids[row.model_version],
+                row.prediction, row.prediction_num, row.score, row.segment,
+                row.features_json, row.content_md5,
+            )
+            for index, row in enumerate(rows)
+        ]  # fmt: skip
         stage(cursor, "stage_predictions", PREDICTION_STAGE, staged)
+        if columnar is not None and columnar.good.num_rows:
+            names = ", ".join(PREDICTION_STAGE)
+            sql = f"COPY stage_predictions ({names}) FROM STDIN (FORMAT csv)"
+            with cursor.cursor.copy(sql) as copy:
+                copy.write(columnar.copy_csv(version_ids, first_idx=len(rows)))
         cursor.execute(
             f"""
             INSERT INTO monitoring_prediction (model_id, version_id, prediction_id, timestamp,
@@ -117,7 +141,7 @@ def predictions_store(
         )
         inserted = {(pid,) for (pid,) in cursor.fetchall()}
         stored = {}
-        if len(inserted) < len(rows):
+        if len(inserted) < len(keys):
             cursor.execute(
                 """
                 SELECT p.prediction_id, p.content_md5 FROM stage_predictions s
@@ -127,9 +151,59 @@ def predictions_store(
                 [model_id],
             )
             stored = {(pid,): md5 for pid, md5 in cursor.fetchall()}
+        cursor.execute(
+            f"""INSERT INTO monitoring_dirtyhour (model_id, hour)
+            SELECT DISTINCT %s, {hour_of("ts")} FROM stage_predictions WHERE true
+            ON CONFLICT DO NOTHING""",
+            [model_id],
+        )
         unstage(cursor, "stage_predictions")
-    keys = [(row.prediction_id,) for row in rows]
-    return classify(keys, inserted, stored, [row.content_md5 for row in rows])
+    return classify(keys, inserted, stored, md5s)
+
+
+DIRECT_COLUMNS = (
+    "prediction_id, timestamp, version_id, prediction, prediction_num, score, segment, features, "
+    "content_md5, model_id, batch_id"
+)
+
+
+def predictions_copy_direct(
+    cursor, *, model_id, batch_id, rows, version_ids, columnar, keys
+) -> bool:
+    """COPY straight into the table when no key is stored yet or repeated: the common case, at
+    the speed of COPY. False when that is not so (the caller stages and classifies); a
+    concurrent insert of the same keys makes COPY fail, and the savepoint undoes it."""
+    if not is_postgres() or len(set(keys)) != len(keys):
+        return False
+    cursor.execute(
+        "SELECT 1 FROM monitoring_prediction WHERE model_id = %s AND prediction_id = ANY(%s) "
+        "LIMIT 1",
+        [model_id, [key for (key,) in keys]],
+    )
+    if cursor.fetchone():
+        return False
+    sql = f"COPY monitoring_prediction ({DIRECT_COLUMNS}) FROM STDIN"
+    try:
+        with transaction.atomic():
+            with cursor.cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(
+                        (row.prediction_id, row.timestamp, version_ids[row.model_version],
+                         row.prediction, row.prediction_num, row.score, row.segment,
+                         row.features_json, row.content_md5, model_id, batch_id)
+                    )  # fmt: skip
+            if columnar is not None and columnar.good.num_rows:
+                with cursor.cursor.copy(f"{sql} (FORMAT csv)") as copy:
+                    copy.write(columnar.copy_csv(version_ids, constants=(model_id, batch_id)))
+    except UniqueViolation:
+        return False
+    hours = {row.timestamp.replace(minute=0, second=0, microsecond=0) for row in rows}
+    hours |= columnar.hours() if columnar is not None else set()
+    cursor.executemany(
+        "INSERT INTO monitoring_dirtyhour (model_id, hour) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        [(model_id, hour) for hour in hours],
+    )
+    return True
 
 
 OUTCOME_STAGE = {

@@ -74,7 +74,7 @@ def open_file(file: str):
 
 def file_ingest(model, kind, stream, media_type, batch_size, progress) -> dict:
     """Ingest in batches of `batch_size`; the jobs run once, at the end."""
-    records = parse_stream(stream, media_type, kind)
+    records = iter(parse_stream(stream, media_type, kind))
     total, batch_ids = progress.total, []
     while batch := list(islice(records, batch_size)):
         receipt = records_ingest(
