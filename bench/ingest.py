@@ -119,6 +119,15 @@ def copy_run(url: str, model_id: int, version_id: int, rows: int, batch: int) ->
     return {"rows": len(tuples), "seconds": time.perf_counter() - started}
 
 
+def warm_up(server: Gunicorn, key: str, workers: int) -> None:
+    """A few small requests of each format first, so that imports and connections are made."""
+    batch = records(10**9, 200, seed=1)
+    for _ in range(2 * workers):
+        for body, media_type in ((json.dumps(batch).encode(), "application/json"),
+                                 (csv_body(batch), "text/csv")):  # fmt: skip
+            post(server.port, "/api/v1/models/bench/predictions", body, key, media_type)
+
+
 def big_body_run(server: Gunicorn, key: str, directory: Path, megabytes: int) -> float:
     """One CSV body of about `megabytes` MB; the web process's peak memory after it."""
     path = directory / "big.csv"
@@ -152,6 +161,7 @@ def main() -> None:
         bodies_write(directory, args.rows, args.batch)
         server = Gunicorn(url, args.workers)
         try:
+            warm_up(server, key, args.workers)
             for suffix in ("csv", "json"):
                 tables_truncate(*TABLES)
                 run = http_run(server, key, directory, suffix, args.clients)
