@@ -8,6 +8,7 @@ import numpy as np
 
 from factory.models import MLModel
 from factory.services import model_create
+from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.ingest.services import records_ingest
 from monitoring.models import AlertRule
 
@@ -83,6 +84,7 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
         owners=["data-science@example.com"],
         on_call=["oncall@example.com"],
     )
+    alert_rules_default_create(model=model)
     AlertRule.objects.create(
         model=model, metric="accuracy", kind="static", lower=0.8, min_count=100,
         granularity="day", severity="critical",
