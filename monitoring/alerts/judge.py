@@ -74,7 +74,10 @@ def rule_judgements(
             reference = baselines.get(p.start)
             history = [reference] if reference is not None else []
         else:
-            earlier = [j for j in judgements if j.judged and j.start < cutoff]
+            earlier = [
+                j for j in judgements
+                if j.value is not None and j.n >= rule.min_count and j.start < cutoff
+            ]  # fmt: skip
             history = [j.value for j in earlier[-rule.baseline_windows :]]
         judgements.append(judge_against(rule, p, history))
     return judgements
