@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 import statistics
 
+from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.alerts.judge import Z95, series
 from monitoring.metrics import WINDOW, MetricError, window_start
-from monitoring.models import AlertRule, RuleKind
+from monitoring.models import AlertRule, HourlyAggregate, RuleKind
 from monitoring.stats import mde
 
 RECENT_WINDOWS = 14
@@ -25,8 +26,12 @@ RECENT_WINDOWS = 14
 
 def metric_noise(rule: AlertRule) -> tuple[float, float, float] | None:
     """(typical n per window, per-observation std, mean value) over recent windows."""
-    now = timezone.now()
-    start = window_start(now, rule.granularity) - WINDOW[rule.granularity] * RECENT_WINDOWS
+    last = HourlyAggregate.objects.filter(model=rule.model).aggregate(last=Max("hour"))["last"]
+    if last is None:
+        return None
+    # The windows up to the latest data: a model that went quiet still has a sensitivity.
+    now = min(timezone.now(), window_start(last, rule.granularity) + WINDOW[rule.granularity])
+    start = now - WINDOW[rule.granularity] * RECENT_WINDOWS
     try:
         points = series(rule, start=start, now=now)
     except MetricError:

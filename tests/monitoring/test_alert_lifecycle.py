@@ -174,7 +174,7 @@ def test_two_evaluators_running_together_send_one_email(smtp_server):
         try:
             barrier.wait()
             jobs_run(model_id=model.pk, now=end_of_day(0))
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+        except Exception as error:  # reported by the assertion below
             errors.append(error)
         finally:
             connection.close()
