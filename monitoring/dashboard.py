@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
 from factory.models import MLModel, Task
+from monitoring.alerts.warnings import rule_warnings
 from monitoring.charts import metric_figure
 from monitoring.metrics import metric_series
 from monitoring.models import Alert, AlertRule, RuleKind
@@ -37,6 +38,8 @@ def rule_bounds(rules, metric: str) -> list[tuple[str, float]]:
 def model_page(request, name: str):
     (model,) = models_with_health([get_object_or_404(MLModel, name=name)])
     rules = list(AlertRule.objects.filter(model=model))
+    for rule in rules:
+        rule.warnings = rule_warnings(rule=rule)
     charts = []
     for metric, title, y_title in CHARTS:
         if metric == "accuracy" and model.task == Task.REGRESSION:
