@@ -5,8 +5,10 @@ Lifecycle of one rule's alert:
   `for_windows` consecutive judged windows are outside and the rule's cooldown since its
   previous alert resolved has passed;
 - hysteresis: a firing alert resolves only after `resolve_windows` consecutive judged
-  windows back inside, so a metric hovering at the line fires once and stays firing
-  instead of flapping; a pending alert that never fired closes on the first good window;
+  windows back inside by a margin (static: one standard error of the window; band and
+  relative: the inner 75% of the band), so a metric hovering at the line fires once and
+  stays firing instead of flapping; a pending alert that never fired closes on the first
+  window inside;
 - windows are re-read from the aggregates on every run, so late outcomes re-judge them.
 Every run records one AlertEvaluation per rule (verdict, value, bounds, n, state, duration,
 error). A metric that cannot be computed is an `error` evaluation, never an alert.
@@ -81,14 +83,22 @@ def evaluation_describe(evaluation: AlertEvaluation, judgement: Judgement | None
     evaluation.verdict = judgement.verdict
 
 
-def tail_length(judged: list[Judgement], breach: bool) -> int:
-    """How many of the latest judged windows in a row are (or are not) breaches."""
+def tail_length(judged: list[Judgement], predicate) -> int:
+    """How many of the latest judged windows in a row satisfy the predicate."""
     count = 0
     for judgement in reversed(judged):
-        if judgement.breach != breach:
+        if not predicate(judgement):
             break
         count += 1
     return count
+
+
+def breached(judgement: Judgement) -> bool:
+    return judgement.breach
+
+
+def recovered(judgement: Judgement) -> bool:
+    return judgement.recovered
 
 
 def alert_transition(
@@ -96,10 +106,10 @@ def alert_transition(
 ) -> Alert | None:
     latest = judged[-1]
     if latest.breach:
-        may_fire = tail_length(judged, True) >= rule.for_windows and cooled_down(rule, now)
+        may_fire = tail_length(judged, breached) >= rule.for_windows and cooled_down(rule, now)
         alert = alert_open_or_update(rule, alert, judged, may_fire, now)
     elif alert is not None and (
-        alert.state == AlertState.PENDING or tail_length(judged, False) >= rule.resolve_windows
+        alert.state == AlertState.PENDING or tail_length(judged, recovered) >= rule.resolve_windows
     ):
         alert_resolve(alert, now)
         return None
@@ -129,7 +139,7 @@ def alert_open_or_update(
     state = AlertState.FIRING if may_fire else AlertState.PENDING
     fields = alert_fields(rule, judged[-1])
     if alert is None:
-        first = judged[-tail_length(judged, True)].start
+        first = judged[-tail_length(judged, breached)].start
         try:
             with transaction.atomic():
                 return Alert.objects.create(

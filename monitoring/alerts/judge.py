@@ -23,6 +23,9 @@ MIN_BASELINE = 3  # fewer earlier windows than this and a band or relative rule 
 Z95 = 1.959963984540054  # the metric intervals are 95% ones
 BREACHES = (Verdict.TOO_LOW, Verdict.TOO_HIGH)
 OUTCOMES = "outcomes"  # no_data rules only: labelled predictions per window
+# A firing band or relative alert resolves only on windows inside the inner 75% of the band
+# (for k = 4: within 3 standard errors), so a value hovering at the line does not resolve it.
+RECOVERY_MARGIN = 0.25
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Judgement:
     upper: float | None
     verdict: str
     silence_is_breach: bool = False  # no_data rules: an empty window is what they look for
+    recovered: bool = False  # inside the bounds by the hysteresis margin: counts toward resolving
 
     @property
     def judged(self) -> bool:
@@ -62,7 +66,7 @@ def rule_judgements(
     if rule.kind == RuleKind.NO_DATA:
         return no_data_judgements(rule, points)
     if rule.kind == RuleKind.STATIC:
-        return [judge(rule, p, rule.lower, rule.upper) for p in points]
+        return [judge(rule, p, rule.lower, rule.upper, static_margin(rule, p)) for p in points]
     baselines = version_baselines(rule, start, now) if rule.baseline_version else None
     judgements = []
     for p in points:
@@ -97,7 +101,10 @@ def version_baselines(rule: AlertRule, start: datetime, now: datetime) -> dict[d
     return {p.start: p.value for p in points if p.value is not None and p.n >= rule.min_count}
 
 
-def judge(rule: AlertRule, p: Point, lower: float | None, upper: float | None) -> Judgement:
+def judge(
+    rule: AlertRule, p: Point, lower: float | None, upper: float | None, margin: float = 0.0
+) -> Judgement:
+    """The verdict on one window; `recovered` when it is inside by `margin` (hysteresis)."""
     if p.value is None or p.n < rule.min_count:
         verdict = Verdict.NO_DATA if p.n == 0 else Verdict.TOO_FEW
     elif lower is not None and p.value < lower:
@@ -106,7 +113,19 @@ def judge(rule: AlertRule, p: Point, lower: float | None, upper: float | None) -
         verdict = Verdict.TOO_HIGH
     else:
         verdict = Verdict.OK
-    return Judgement(p.start, p.end, p.value, p.n, lower, upper, verdict)
+    recovered = verdict == Verdict.OK and inside(p.value, lower, upper, margin)
+    return Judgement(p.start, p.end, p.value, p.n, lower, upper, verdict, recovered=recovered)
+
+
+def inside(value: float, lower: float | None, upper: float | None, margin: float) -> bool:
+    return (lower is None or value >= lower + margin) and (upper is None or value <= upper - margin)
+
+
+def static_margin(rule: AlertRule, p: Point) -> float:
+    """A static rule's hysteresis: one standard error of the window inside the line."""
+    if p.value is None:
+        return 0.0
+    return window_standard_error(rule.metric, p) or 0.0
 
 
 def judge_against(rule: AlertRule, p: Point, history: list[float]) -> Judgement:
@@ -123,7 +142,7 @@ def judge_against(rule: AlertRule, p: Point, history: list[float]) -> Judgement:
         return Judgement(p.start, p.end, p.value, p.n, None, None, Verdict.NO_BASELINE)
     lower = None if rule.sides == Sides.TOO_HIGH else baseline - half_width
     upper = None if rule.sides == Sides.TOO_LOW else baseline + half_width
-    return judge(rule, p, lower, upper)
+    return judge(rule, p, lower, upper, margin=RECOVERY_MARGIN * half_width)
 
 
 def window_standard_error(metric: str, p: Point) -> float | None:
@@ -155,6 +174,9 @@ def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
         count = p.n if rule.metric == "predictions" else round((p.value or 0) * p.n)
         verdict = Verdict.NO_DATA if count < rule.min_count else Verdict.OK
         judgements.append(
-            Judgement(p.start, p.end, float(count), count, rule.min_count, None, verdict, True)
-        )
+            Judgement(
+                p.start, p.end, float(count), count, rule.min_count, None, verdict,
+                silence_is_breach=True, recovered=verdict == Verdict.OK,
+            )
+        )  # fmt: skip
     return judgements

@@ -19,7 +19,7 @@ from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from monitoring.alerts.transports import TRANSPORTS, TransportError
-from monitoring.models import Notification
+from monitoring.models import Notification, NotificationKind
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -56,6 +56,17 @@ def groups_of(notifications: list[Notification]) -> list[list[Notification]]:
     return list(groups.values())
 
 
+def told(group: list[Notification]) -> list[Notification]:
+    """What the message says: a reminder is dropped when the same alert has another change
+    in the group (its firing or resolved message, still unsent after an outage)."""
+    others = {n.alert_id for n in group if n.kind != NotificationKind.REMINDER}
+    reminders: dict[int, Notification] = {}
+    for n in group:
+        if n.kind == NotificationKind.REMINDER and n.alert_id not in others:
+            reminders[n.alert_id] = n  # the latest reminder of each alert
+    return [n for n in group if n.kind != NotificationKind.REMINDER] + list(reminders.values())
+
+
 def group_send(group: list[Notification], now: datetime) -> int:
     """Send one message for the group; record the outcome on every row of it."""
     first = group[0]
@@ -63,7 +74,7 @@ def group_send(group: list[Notification], now: datetime) -> int:
     rows = Notification.objects.filter(pk__in=ids)
     transport = TRANSPORTS[first.channel](first.target, first.recipients)
     try:
-        subject = transport.send(group)
+        subject = transport.send(told(group))
     except TransportError as error:
         attempts = max(n.attempts for n in group)  # the claim counted this one
         log.warning("%s notification %s failed: %s", first.channel, ids, error)
