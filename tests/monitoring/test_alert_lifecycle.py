@@ -220,3 +220,28 @@ def test_run_jobs_and_the_celery_task_evaluate_rules(model, smtp_server):
         jobs_run_model.apply(args=[model.pk])
     assert Alert.objects.filter(state="firing").count() == 2
     assert len(smtp_server.messages) == 2
+
+
+def test_the_model_page_acknowledges_and_silences_alerts(model, client, django_user_model):
+    # given: a firing alert, and a person logged in to the dashboard
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    alert = Alert.objects.get()
+    client.force_login(django_user_model.objects.create_user("ana", password="x"))
+    page = client.get("/models/churn/").content.decode()
+    assert "Acknowledge" in page and "Silence" in page
+    # when they acknowledge it and silence its rule
+    client.post(f"/models/churn/alerts/{alert.pk}/acknowledge")
+    answer = client.post(
+        f"/models/churn/alerts/{alert.pk}/silence",
+        {"until": "2099-01-01T08:00", "reason": "deploy window"},
+    )
+    # then
+    assert answer.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "ana" and alert.rule.silence_reason == "deploy window"
+    page = client.get("/models/churn/").content.decode()
+    assert "acknowledged by ana" in page and "silenced until 2099-01-01 08:00" in page
+    bad = client.post(f"/models/churn/alerts/{alert.pk}/silence", {"until": "x", "reason": "y"})
+    assert bad.status_code == 400
