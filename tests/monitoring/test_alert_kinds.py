@@ -191,3 +191,35 @@ def test_every_evaluation_is_recorded(model):
     last = rows[-1]
     assert (last.value, last.n, last.lower, last.state) == (0.2, 50, 0.8, "firing")
     assert last.window_start == DAY0 + timedelta(days=1) and last.duration_ms > 0
+
+
+def test_late_corrections_rejudge_a_breaching_window_back_to_good(model, smtp_server):
+    # given: a day whose first labels say 0.6, and a firing static alert on it
+    static = rule(model, kind="static", lower=0.8, resolve_windows=1)
+    traffic(model, 0, n=50, correct=30)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    assert Alert.objects.get(rule=static).state == "firing"
+    # when corrected outcomes arrive for that day, making 48 of 50 right
+    records_ingest(
+        model=model, kind="outcomes", enqueue_jobs=False,
+        records=[outcome(i, at=end_of_day(3), outcome=1) for i in range(30, 48)],
+    )  # fmt: skip
+    jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(hours=2))
+    # then the same window, judged again, resolves the alert with one message
+    assert Alert.objects.get(rule=static).state == "resolved"
+    assert "RESOLVED" in smtp_server.messages[-1][1]["Subject"]
+
+
+def test_a_rule_created_through_the_api_fires_from_the_jobs(model, writer, smtp_server):
+    created = writer.post(
+        "/api/v1/models/churn/alert-rules",
+        {"metric": "accuracy", "kind": "band", "k": 3, "baseline_windows": 5, "min_count": 20},
+        format="json",
+    )
+    assert created.status_code == 201
+    for day in range(5):
+        traffic(model, day, n=400, correct=360)
+    traffic(model, 5, n=400, correct=300)
+    jobs_run(model_id=model.pk, now=end_of_day(5))
+    alerts = writer.get("/api/v1/alerts?model=churn&state=firing").json()
+    assert [(a["rule"], a["direction"]) for a in alerts] == [(created.json()["id"], "too_low")]
