@@ -223,3 +223,11 @@ def test_a_rule_created_through_the_api_fires_from_the_jobs(model, writer, smtp_
     jobs_run(model_id=model.pk, now=end_of_day(5))
     alerts = writer.get("/api/v1/alerts?model=churn&state=firing").json()
     assert [(a["rule"], a["direction"]) for a in alerts] == [(created.json()["id"], "too_low")]
+
+
+def test_evaluations_older_than_the_retention_are_pruned(model):
+    static = rule(model, kind="static", lower=0.8)
+    rules_evaluate(model_id=model.pk, now=end_of_day(0))
+    rules_evaluate(model_id=model.pk, now=end_of_day(0) + timedelta(days=31))
+    (kept,) = AlertEvaluation.objects.filter(rule=static)
+    assert kept.evaluated_at == end_of_day(0) + timedelta(days=31)
