@@ -131,12 +131,15 @@ def warm_up(server: Gunicorn, key: str, workers: int) -> None:
 def big_body_run(server: Gunicorn, key: str, directory: Path, megabytes: int) -> float:
     """One CSV body of about `megabytes` MB; the web process's peak memory after it."""
     path = directory / "big.csv"
+    limit, first = megabytes * 1024 * 1024, 10**9  # up to the upload limit, not over it
     with path.open("wb") as out:
-        first = 10**9
-        while out.tell() < megabytes * 1024 * 1024:
-            body = csv_body(records(first, 20_000, seed=first))
-            out.write(body if out.tell() == 0 else body.split(b"\n", 1)[1])
-            first += 20_000
+        while True:
+            body = csv_body(records(first, 2_000, seed=first))
+            body = body if out.tell() == 0 else body.split(b"\n", 1)[1]
+            if out.tell() + len(body) > limit:
+                break
+            out.write(body)
+            first += 2_000
     post(server.port, "/api/v1/models/bench/predictions", path.read_bytes(), key, "text/csv")
     return server.peak_rss_mb()
 
