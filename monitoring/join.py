@@ -111,13 +111,18 @@ def outcomes_join(*, model_id: int, sweep: bool = False) -> JoinRun:
                 outcome_filter="AND o.id > %s AND o.id <= %s",
                 params=[state.outcome_high_water, top_outcome],
             )
+            # Outcomes newer than the mark were just joined against every prediction; the
+            # older ones that waited are joined to the predictions that came since.
             written += label_upsert(
                 model_id=model_id,
-                outcome_filter="""AND o.prediction_id IN (
+                outcome_filter="""AND o.id <= %s AND o.prediction_id IN (
                     SELECT prediction_id FROM monitoring_prediction
                     WHERE model_id = %s AND id > %s AND id <= %s)""",
-                params=[model_id, state.prediction_high_water, top_prediction],
-            )
+                params=[
+                    state.outcome_high_water, model_id, state.prediction_high_water,
+                    top_prediction,
+                ],
+            )  # fmt: skip
         JoinState.objects.filter(model_id=model_id).update(
             outcome_high_water=max(top_outcome, state.outcome_high_water),
             prediction_high_water=max(top_prediction, state.prediction_high_water),
