@@ -100,12 +100,12 @@ def test_the_same_batch_posted_twice_at_once_is_stored_once(model, key, web):
     assert Prediction.objects.count() == 10_000
 
 
-def active_query(fragment: str) -> bool:
+def active_query(*fragments: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-            "AND state = 'active' AND query ILIKE %s",
-            [f"%{fragment}%"],
+            "AND state = 'active' AND query ILIKE ANY(%s)",
+            [[f"%{fragment}%" for fragment in fragments]],
         )
         return cursor.fetchone()[0] > 0
 
@@ -125,7 +125,12 @@ def test_a_web_worker_killed_mid_request_and_the_client_retrying_stores_each_row
         with psycopg.connect(database_url().replace("postgres://", "postgresql://")) as lock:
             lock.execute("LOCK TABLE monitoring_prediction IN SHARE MODE")
             client.start()
-            assert wait_for(lambda: active_query("INSERT INTO monitoring_prediction"), 60)
+            assert wait_for(
+                lambda: active_query(
+                    "INSERT INTO monitoring_prediction", "COPY monitoring_prediction"
+                ),
+                60,
+            )
             os.kill(first_worker, signal.SIGKILL)
         client.join(300)
         assert not client.is_alive() and first_worker not in server.workers()
