@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from factory import api as factory_api
 from monitoring import api
 
 api_v1 = [
@@ -17,6 +18,31 @@ api_v1 = [
         name="alert-rule",
     ),
     path("alerts", api.AlertListView.as_view(), name="alerts"),
+    path("models/<slug:model>/versions", factory_api.VersionListView.as_view(), name="versions"),
+    path(
+        "models/<slug:model>/versions/<str:version>",
+        factory_api.VersionDetailView.as_view(),
+        name="version",
+    ),
+    path("models/<slug:model>/gates", factory_api.GatesView.as_view(), name="gates"),
+    path("models/<slug:model>/rollouts", factory_api.RolloutListView.as_view(), name="rollouts"),
+    path(
+        "models/<slug:model>/rollouts/rollback",
+        factory_api.RollbackView.as_view(),
+        name="rollback",
+    ),
+    path("models/<slug:model>/routing", factory_api.RoutingView.as_view(), name="routing"),
+    path("models/<slug:model>/audit", factory_api.AuditView.as_view(), name="audit"),
+    path(
+        "models/<slug:model>/retrain-requests",
+        factory_api.RetrainRequestListView.as_view(),
+        name="retrain-requests",
+    ),
+    path(
+        "models/<slug:model>/retrain-settings",
+        factory_api.RetrainSettingsView.as_view(),
+        name="retrain-settings",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 

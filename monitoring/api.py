@@ -18,8 +18,9 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey, Scope
 from accounts.permissions import key_allows_model
 from config.problems import ApiProblem
-from factory.models import MLModel
-from factory.serializers import ModelCreateSerializer, ModelSerializer
+from factory.api import request_actor
+from factory.models import MLModel, Rollout
+from factory.serializers import ModelCreateSerializer, ModelSerializer, RolloutSerializer
 from factory.services import model_create
 from monitoring.ingest.parsers import MEDIA_TYPES, BodyError, parse_body
 from monitoring.ingest.services import records_ingest
@@ -66,7 +67,7 @@ class ModelListView(APIView):
         if MLModel.objects.filter(name=serializer.validated_data["name"]).exists():
             raise ApiProblem(409, f"A model named {serializer.validated_data['name']!r} exists.")
         try:
-            model = model_create(**serializer.validated_data)
+            model = model_create(**serializer.validated_data, actor=request_actor(request))
         except IntegrityError:
             raise ApiProblem(409, "A model with this name exists.") from None
         (model,) = models_with_health([model])
@@ -78,7 +79,8 @@ class ModelDetailView(APIView):
     def get(self, request, model):
         (model,) = models_with_health([model_or_404(model)])
         body = ModelSerializer(model).data
-        body["rollouts"] = []
+        history = Rollout.objects.filter(model=model).select_related("version")
+        body["rollouts"] = RolloutSerializer(history, many=True).data
         open_alerts = Alert.objects.filter(model=model).exclude(state=AlertState.RESOLVED)
         body["open_alerts"] = AlertSerializer(
             open_alerts.select_related("rule", "model").prefetch_related("notifications"),

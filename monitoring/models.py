@@ -207,6 +207,8 @@ class AlertRule(models.Model):
     segment = models.CharField(max_length=200, null=True, blank=True)
     severity = models.CharField(max_length=20, choices=Severity.choices, default="warning")
     recipients = models.JSONField(default=list, blank=True)
+    # When this rule's alert fires, the factory is asked to retrain (monitoring/retrain.py).
+    requests_retrain = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,7 +16,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         fields = [
             "id", "metric", "kind", "lower", "upper", "percent", "baseline_windows", "k",
             "min_count", "granularity", "for_windows", "cooldown_minutes", "version", "segment",
-            "severity", "recipients", "created_at",
+            "severity", "recipients", "requests_retrain", "created_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at"]
 

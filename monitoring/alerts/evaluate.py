@@ -24,6 +24,7 @@ from monitoring.models import (
     NotificationKind,
     RuleKind,
 )
+from monitoring.retrain import retrain_on_firing
 
 EXTRA_LOOKBACK_WINDOWS = 14  # how far back to look for judged windows when recent ones are thin
 
@@ -109,6 +110,7 @@ def alert_open_or_update(
             alert.refresh_from_db()
         if state == AlertState.FIRING:
             notification_record(alert, NotificationKind.FIRING)
+            retrain_on_firing(alert)  # issue 5: the factory's hook, once per firing alert
     return alert
 
 
