@@ -211,7 +211,9 @@ def rows_check(data: dict) -> dict:
         )
     serializer = ReferenceRowSerializer(data=rows, many=True)
     if not serializer.is_valid():
-        errors = {f"rows[{i}]": e for i, e in enumerate(serializer.errors) if e}
+        errors = serializer.errors  # DRF gives {index: errors} or a list, by version
+        items = errors.items() if isinstance(errors, dict) else enumerate(errors)
+        errors = {f"rows[{i}]": e for i, e in items if e}
         raise serializers.ValidationError(errors)
     return data
 
