@@ -73,9 +73,7 @@ class ValidationSchemeSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if attrs["scheme"] == "kfold" and "k" not in attrs:
-            raise serializers.ValidationError(
-                {"k": "kfold needs k, the number of folds"}
-            )
+            raise serializers.ValidationError({"k": "kfold needs k, the number of folds"})
         return attrs
 
 

@@ -49,7 +49,8 @@ def test_a_version_without_lineage_fails_any_gate(factory_writer):
           "prediction": 1}],
         format="json",
     )  # fmt: skip
-    factory_writer.put("/api/v1/models/churn/gates", {"production": {"roc_auc": 0.5}}, format="json")
+    gates = {"production": {"roc_auc": 0.5}}
+    factory_writer.put("/api/v1/models/churn/gates", gates, format="json")
     refused = rollout(factory_writer, "0.1", 100)
     assert refused.status_code == 409
     assert "no lineage" in refused.json()["detail"]
@@ -108,7 +109,9 @@ def test_rollback_restores_the_previous_plan_and_history_keeps_both(two_versions
     rollout(client, "1.0.0", 100, note="first production")
     rollout(client, "2.0.0", 100, note="full switch")
     assert route(client, "", "x").json()["version"] == "2.0.0"
-    back = client.post("/api/v1/models/churn/rollouts/rollback", {"note": "AUC drop"}, format="json")
+    back = client.post(
+        "/api/v1/models/churn/rollouts/rollback", {"note": "AUC drop"}, format="json"
+    )
     assert back.status_code == 201
     assert route(client, "", "x").json()["version"] == "1.0.0"
     history = client.get("/api/v1/models/churn/rollouts").json()
@@ -134,7 +137,9 @@ def test_malformed_rollouts_are_400(two_versions):
     assert rollout(two_versions, "9.9.9", 100).status_code == 400
     assert rollout(two_versions, "1.0.0", 0).status_code == 400
     assert rollout(two_versions, "1.0.0", 150).status_code == 400
-    answer = two_versions.post("/api/v1/models/churn/rollouts", {"traffic_percent": 5}, format="json")
+    answer = two_versions.post(
+        "/api/v1/models/churn/rollouts", {"traffic_percent": 5}, format="json"
+    )
     assert "version" in [e["field"] for e in answer.json()["errors"]]
 
 

@@ -98,7 +98,7 @@ def test_register_version_command(model, tmp_path):
     with pytest.raises(CommandError, match="immutable"):
         call_command("register_version", "churn", str(manifest))
     manifest.write_text(json.dumps({"version": "1.5.0", "lineage": {"code_version": "x"}}))
-    with pytest.raises(CommandError, match="lineage.training_data"):
+    with pytest.raises(CommandError, match=r"lineage\.training_data"):
         call_command("register_version", "churn", str(manifest))
 
 
