@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, render
 
 from factory.models import MLModel, Task
 from monitoring.charts import metric_figure
+from monitoring.factory_pages import rollout_annotations
 from monitoring.metrics import metric_series
 from monitoring.models import Alert, AlertRule, RuleKind
 from monitoring.selectors import models_with_health
@@ -37,13 +38,18 @@ def rule_bounds(rules, metric: str) -> list[tuple[str, float]]:
 def model_page(request, name: str):
     (model,) = models_with_health([get_object_or_404(MLModel, name=name)])
     rules = list(AlertRule.objects.filter(model=model))
+    events = rollout_annotations(model)
     charts = []
     for metric, title, y_title in CHARTS:
         if metric == "accuracy" and model.task == Task.REGRESSION:
             continue
         points = metric_series(model=model, metric=metric, granularity="day")
         figure = metric_figure(
-            title=title, points=points, y_title=y_title, bounds=rule_bounds(rules, metric)
+            title=title,
+            points=points,
+            y_title=y_title,
+            bounds=rule_bounds(rules, metric),
+            annotations=events,
         )
         charts.append({"metric": metric, "title": title, "figure": figure, "points": points})
     alerts = Alert.objects.filter(model=model).select_related("rule")[:50]
