@@ -142,7 +142,8 @@ class RetrainRequest(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True)
     delivered_at = models.DateTimeField(null=True)
-    error = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")  # the webhook's last failure
+    hooks_error = models.TextField(blank=True, default="")  # a failing signal listener or task
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -103,13 +103,36 @@ def retrain_request_announce(request_id: int) -> None:
 
     request = RetrainRequest.objects.select_related("model").get(pk=request_id)
     payload = retrain_payload(request)
-    retrain_requested.send(sender=RetrainRequest, request=request, payload=payload)
-    task_name = getattr(settings, "CANARY_RETRAIN_TASK", "")
-    if task_name:
-        from config.celery import app
-
-        app.send_task(task_name, args=[payload])
+    # A failing listener or broker must not undo the request nor stop alert evaluation:
+    # the error is kept on the request, and the webhook is still queued.
+    problems = [
+        f"signal receiver {receiver!r}: {outcome}"
+        for receiver, outcome in retrain_requested.send_robust(
+            sender=RetrainRequest, request=request, payload=payload
+        )
+        if isinstance(outcome, Exception)
+    ]
+    try:
+        retrain_task_send(payload)
+    except Exception as error:  # any broker or task error is reported the same way
+        problems.append(f"task {settings.CANARY_RETRAIN_TASK}: {type(error).__name__}: {error}")
+    if problems:
+        log.warning("retrain request %s hooks failed: %s", request_id, problems)
+        RetrainRequest.objects.filter(pk=request_id).update(hooks_error="; ".join(problems))
     retrain_request_deliver.delay(request_id)
+
+
+def retrain_task_send(payload: dict) -> None:
+    """Hand the payload to the configured Celery task (run in-process in the embedded mode)."""
+    task_name = settings.CANARY_RETRAIN_TASK
+    if not task_name:
+        return
+    from config.celery import app
+
+    if app.conf.task_always_eager and task_name in app.tasks:
+        app.tasks[task_name].apply(args=[payload], throw=True)
+    else:
+        app.send_task(task_name, args=[payload])
 
 
 def webhook_post(url: str, payload: dict) -> None:

@@ -101,7 +101,7 @@ class RetrainRequestSerializer(serializers.ModelSerializer):
         fields = [
             "id", "version", "alert_id", "rule_id", "metric", "value", "window_start",
             "window_end", "manifest", "status", "webhook_url", "attempts", "delivered_at",
-            "error", "created_at",
+            "error", "hooks_error", "created_at",
         ]  # fmt: skip
 
 

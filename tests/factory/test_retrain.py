@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from celery import shared_task
 
 from factory.models import RetrainRequest
 from factory.retrain import retrain_requested, retrain_requests_deliver
@@ -113,3 +114,48 @@ def test_retrain_requests_are_listed_with_their_status(model, writer):
     jobs_run(model_id=model.pk, now=end_of_day(1))
     listed = writer.get("/api/v1/models/churn/retrain-requests").json()
     assert [(r["metric"], r["status"]) for r in listed] == [("accuracy", "pending")]
+
+
+HANDED_TO_TASK: list = []
+
+
+@shared_task(name="tests.retrain_pipeline")
+def retrain_pipeline(payload: dict) -> None:
+    HANDED_TO_TASK.append(payload)
+
+
+def test_the_configured_celery_task_gets_the_payload(
+    model, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # run here, as in the embedded mode
+    settings.CANARY_RETRAIN_TASK = "tests.retrain_pipeline"
+    HANDED_TO_TASK.clear()
+    static_rule(model, requests_retrain=True)
+    day_of_traffic(model, 1, correct=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs_run(model_id=model.pk, now=end_of_day(1))
+    (payload,) = HANDED_TO_TASK
+    assert payload["reason"]["metric"] == "accuracy" and payload["model"] == "churn"
+    request = RetrainRequest.objects.get()
+    assert request.status == "delivered" and request.hooks_error == ""
+
+
+def test_a_failing_listener_is_recorded_and_does_not_stop_delivery(
+    model, django_capture_on_commit_callbacks
+):
+    def broken(sender, **kwargs):
+        raise RuntimeError("pipeline down")
+
+    retrain_requested.connect(broken)
+    try:
+        static_rule(model, requests_retrain=True)
+        day_of_traffic(model, 1, correct=30)
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs_run(model_id=model.pk, now=end_of_day(1))
+    finally:
+        retrain_requested.disconnect(broken)
+    retrain_requests_deliver()
+    request = RetrainRequest.objects.get()
+    assert "pipeline down" in request.hooks_error and request.status == "delivered"
