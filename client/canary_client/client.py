@@ -89,6 +89,14 @@ class CanaryClient:
         body = {"version": version, "traffic_percent": traffic_percent, **fields}
         return self.request("POST", f"/api/v1/models/{model}/rollouts", body)
 
+    def set_gates(self, model: str, *, canary: dict | None = None, production: dict | None = None):
+        """Replace the promotion gates: minimum held-out metrics per stage."""
+        body = {"canary": canary or {}, "production": production or {}}
+        return self.request("PUT", f"/api/v1/models/{model}/gates", body)
+
+    def rollback(self, model: str, note: str = "") -> dict:
+        return self.request("POST", f"/api/v1/models/{model}/rollouts/rollback", {"note": note})
+
     def routing(self, model: str, segment: str = "", prediction_id: str | None = None) -> dict:
         query = {"segment": segment}
         if prediction_id is not None:

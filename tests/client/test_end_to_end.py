@@ -45,7 +45,7 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
 
     # promote through the gates: production for 1.0.0, then a 20% canary of 2.0.0 on two segments
     gates = {"canary": {"roc_auc": 0.85}, "production": {"roc_auc": 0.78}}
-    canary.request("PUT", "/api/v1/models/churn/gates", gates)
+    canary.set_gates("churn", **gates)
     canary.rollout("churn", "1.0.0", 100, note="baseline in production")
     plan = canary.rollout("churn", "2.0.0", 20, segments=["web-1", "web-2"], note="canary")
     assert plan["traffic_percent"] == 20
@@ -109,3 +109,9 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
     assert RetrainRequest.objects.count() == 1
     detail = canary.request("GET", "/api/v1/models/churn")
     assert [r["note"] for r in detail["rollouts"]] == ["baseline in production", "canary"]
+
+    # and the canary can be rolled back from the client
+    canary.rollback("churn", note="enough data")
+    assert canary.routing("churn", segment="web-1", prediction_id="p1")["routes"] == [
+        {"version": "1.0.0", "share": 1.0, "parameters": {}}
+    ]

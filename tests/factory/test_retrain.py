@@ -159,3 +159,34 @@ def test_a_failing_listener_is_recorded_and_does_not_stop_delivery(
     retrain_requests_deliver()
     request = RetrainRequest.objects.get()
     assert "pipeline down" in request.hooks_error and request.status == "delivered"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_evaluations_of_one_firing_record_one_request():
+    from django.db import connection, connections
+
+    from factory.services import model_create
+    from monitoring.models import Alert
+    from monitoring.retrain import retrain_on_firing
+    from tests.conftest import need_service
+
+    need_service("PostgreSQL", connection.vendor == "postgresql")
+    model = model_create(name="churn", task="binary_classification", positive_class=1)
+    static_rule(model, requests_retrain=True)
+    day_of_traffic(model, 1, correct=30)
+    jobs_run(model_id=model.pk, now=end_of_day(1))
+    alert = Alert.objects.get()
+    RetrainRequest.objects.all().delete()  # as if no evaluator had got there yet
+    barrier = threading.Barrier(6)
+    made = []
+
+    def evaluate():
+        barrier.wait()
+        made.append(retrain_on_firing(Alert.objects.select_related("rule", "model").get()))
+        connections.close_all()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sum(m is not None for m in made) == 1
+    assert RetrainRequest.objects.filter(alert_id=alert.pk).count() == 1
