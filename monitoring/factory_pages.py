@@ -6,6 +6,7 @@ measured in production (monitoring uses the factory, never the reverse).
 
 from __future__ import annotations
 
+import json
 import math
 
 from django.contrib.auth.decorators import login_required
@@ -85,9 +86,12 @@ def version_page(request, name: str, version: str):
         }
         for metric, value in sorted(held_out.items())
     ]
+    lineage = row.lineage or {}
     context = {
         "model": model, "version": row, "comparison": comparison,
         "reference": reference_summary(row.reference),
+        "parameters_json": json.dumps(lineage.get("parameters"), sort_keys=True),
+        "compute_json": json.dumps(lineage.get("compute"), sort_keys=True),
     }  # fmt: skip
     return render(request, "dashboard/version.html", context)
 
