@@ -58,11 +58,20 @@ def retrain_request_create(
     value: float | None,
     window_start: datetime,
     window_end: datetime,
+    version_name: str | None = None,
 ) -> RetrainRequest | None:
-    """Record the request for this alert unless it exists; None when it already did."""
+    """Record the request for this alert unless it exists; None when it already did.
+
+    The manifest is that of the version the rule watches, else of the production version (the
+    largest share of every segment), else of the latest version.
+    """
     if RetrainRequest.objects.filter(alert_id=alert_id).exists():
         return None  # evaluated again while still firing: the common case, kept cheap
-    version = production_version(model) or model.versions.order_by("-created_at", "-id").first()
+    version = (
+        (version_name and model.versions.filter(version=version_name).first())
+        or production_version(model)
+        or model.versions.order_by("-created_at", "-id").first()
+    )
     manifest = None
     if version is not None:
         manifest = {"version": version.version, "lineage": version.lineage}

@@ -190,3 +190,13 @@ def test_concurrent_evaluations_of_one_firing_record_one_request():
     [t.join() for t in threads]
     assert sum(m is not None for m in made) == 1
     assert RetrainRequest.objects.filter(alert_id=alert.pk).count() == 1
+
+
+def test_the_manifest_is_that_of_the_version_the_rule_watches(model):
+    version_register(model=model, version="1.0.0", lineage=LINEAGE)
+    other = {**LINEAGE, "code_version": "git:other"}
+    version_register(model=model, version="2.0.0", lineage=other)
+    static_rule(model, requests_retrain=True, version="1.0.0")
+    day_of_traffic(model, 1, correct=30)
+    jobs_run(model_id=model.pk, now=end_of_day(1))
+    assert RetrainRequest.objects.get().manifest == {"version": "1.0.0", "lineage": LINEAGE}
