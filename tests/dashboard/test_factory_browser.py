@@ -12,15 +12,21 @@ from tests.factory.conftest import LINEAGE, lineage
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_rollouts_are_marked_on_the_charts_and_versions_are_browsable(
-    live_server,
-    model_with_data,  # noqa: F811
-    page,  # noqa: F811
-):
+@pytest.fixture
+def deployed(model_with_data):  # noqa: F811
+    # ORM work before `page` starts Playwright's loop, whose context would get its own connection
     model = model_with_data
     version_register(model=model, version="1.0.0", lineage=LINEAGE)  # logged first, now registered
     v2 = version_register(model=model, version="2.0.0", lineage=lineage(accuracy=0.9)).version
     rollout_create(model=model, version=v2, traffic_percent=100, note="switch", actor="user:ds")
+    return model
+
+
+def test_rollouts_are_marked_on_the_charts_and_versions_are_browsable(
+    live_server,
+    deployed,
+    page,  # noqa: F811
+):
     log_in(page, live_server)
     page.goto(f"{live_server.url}/models/churn/")
     page.wait_for_selector("#metric-accuracy .main-svg")
@@ -33,4 +39,5 @@ def test_rollouts_are_marked_on_the_charts_and_versions_are_browsable(
     page.screenshot(path=str(SCREENSHOTS / "version.png"), full_page=True)
     page.click("a:text('Rollouts')")
     assert "switch" in page.inner_text("#history") and "user:ds" in page.inner_text("#history")
+    page.wait_for_load_state("networkidle")  # no request in flight when the server stops
     assert page.console_errors == []
