@@ -11,4 +11,14 @@ urlpatterns = [
     path("models/<slug:name>/rollouts/", factory_pages.rollouts_page, name="rollouts"),
     path("models/<slug:name>/retrain/", factory_pages.retrain_page, name="retrain"),
     path("models/<slug:name>/audit/", factory_pages.audit_page, name="audit"),
+    path(
+        "models/<slug:name>/alerts/<int:pk>/acknowledge",
+        dashboard.alert_acknowledge_form,
+        name="alert-acknowledge",
+    ),
+    path(
+        "models/<slug:name>/alerts/<int:pk>/silence",
+        dashboard.alert_silence_form,
+        name="alert-silence",
+    ),
 ]
