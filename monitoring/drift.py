@@ -8,6 +8,7 @@ by monitoring.stats from bin counts, the same code the benchmark times.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -236,4 +237,7 @@ def feature_json(name: str, current, result: FeatureDrift | None) -> dict:
         )  # fmt: skip
         if result.statistic is None:
             body["note"] = "no values on one side"
+        elif math.isinf(result.statistic):
+            body["statistic"] = None  # JSON has no infinity
+            body["note"] = "categories the reference never had: the statistic is infinite"
     return body

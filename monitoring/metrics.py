@@ -84,6 +84,7 @@ class Measure:
     high: float | None = None
     successes: int | None = None
     moments: Moments | None = None
+    auc: tuple[int, int] | None = None  # roc_auc: (positives, negatives)
 
 
 def metric_names(model: MLModel) -> list[str]:
@@ -109,9 +110,9 @@ def metric_check(model: MLModel, metric: str) -> None:
         return
     for task, names in TASK_METRICS.items():
         if metric in names and metric not in TASK_METRICS.get(model.task, ()):
-            task_name = Task(model.task).label.lower()
-            raise MetricError(f"{metric} needs a {Task(task).label.lower()} model; "
-                              f"{model.name} is {task_name}")  # fmt: skip
+            fits = " or ".join(t.replace("_", " ") for t, n in TASK_METRICS.items() if metric in n)
+            task_name = model.task.replace("_", " ")
+            raise MetricError(f"{metric} needs a {fits} model; {model.name} is a {task_name}")
     if metric not in BASE_METRICS + TASK_METRICS.get(model.task, ()):
         known = ", ".join(metric_names(model))
         raise MetricError(f"unknown metric {metric!r}; this model has: {known}")
@@ -413,8 +414,10 @@ def auc_measure(histogram) -> Measure:
     if result is None:
         n = int(histogram.positives.sum() + histogram.negatives.sum()) if histogram else 0
         return Measure(None, n)
-    return Measure(result.value, result.n_pos + result.n_neg, finite(result.low),
-                   finite(result.high))  # fmt: skip
+    n = result.n_pos + result.n_neg
+    measure = Measure(result.value, n, finite(result.low), finite(result.high))
+    measure.auc = (result.n_pos, result.n_neg)
+    return measure
 
 
 def value_measure(prefix: str, values: dict | None) -> Measure:
