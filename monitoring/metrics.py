@@ -108,7 +108,7 @@ def metric_check(model: MLModel, metric: str) -> None:
     prefix, _, rest = metric.partition(":")
     if f"{prefix}:" in PREFIXES and rest:
         return
-    for task, names in TASK_METRICS.items():
+    for names in TASK_METRICS.values():
         if metric in names and metric not in TASK_METRICS.get(model.task, ()):
             fits = " or ".join(t.replace("_", " ") for t, n in TASK_METRICS.items() if metric in n)
             task_name = model.task.replace("_", " ")

@@ -77,8 +77,8 @@ def test_the_worker_joins_and_aggregates_what_the_api_stored(model, writer, work
     # then
     if not joined:
         worker.terminate()
-        pytest.fail(
-            "the worker did not join in time:\n" + worker.communicate(timeout=20)[0][-3000:]
-        )
-    assert wait_for(lambda: sum(HourlyAggregate.objects.values_list("labelled", flat=True)) == 20)
+        pytest.fail("the worker did not join in time:\n" + worker.communicate(timeout=20)[0][-3000:])
+    assert wait_for(
+        lambda: sum(HourlyAggregate.objects.values_list("labelled", flat=True)) == 20
+    )
     assert Label.objects.filter(correct=True).count() == 10

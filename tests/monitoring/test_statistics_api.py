@@ -177,7 +177,8 @@ def test_wasserstein_and_jensen_shannon_from_a_window_baseline(writer, model):
     ingest(model, "predictions", predictions_of(first) + predictions_of(later))
     jobs_run(model_id=model.pk)
     params = {
-        "reference_start": DAY0.isoformat(), "reference_end": (DAY0 + timedelta(days=2)).isoformat(),
+        "reference_start": DAY0.isoformat(),
+        "reference_end": (DAY0 + timedelta(days=2)).isoformat(),
         "start": (DAY0 + timedelta(days=7)).isoformat(),
         "end": (DAY0 + timedelta(days=9)).isoformat(),
     }  # fmt: skip
@@ -201,7 +202,7 @@ def test_wasserstein_and_jensen_shannon_from_a_window_baseline(writer, model):
 
 
 def test_late_outcomes_update_their_old_window(writer, stored):
-    _, current, labelled = stored
+    _, current, _ = stored
     late = current.iloc[1200:]
     ingest(model_for(writer), "outcomes", outcomes_of(late))
     jobs_run(model_id=model_for(writer).pk)
