@@ -21,9 +21,13 @@ from django.db.models import Min
 
 from factory.models import ModelVersion
 from monitoring.models import FeatureBins, Prediction
+from monitoring.sketch_codec import categorical_encode, categorical_merge
 from monitoring.sql import hour_of
+from monitoring.stats.codec import histogram_decode, histogram_encode
 from monitoring.stats.histograms import NumericReference, numeric_bin_edges
 from monitoring.stats.profile import (
+    CategoricalReference,
+    FeatureReference,
     Profile,
     ProfileError,
     feature_kind,
@@ -41,6 +45,8 @@ class Bins:
     name: str
     kind: str  # numerical, categorical or unknown
     edges: np.ndarray
+    reference: FeatureReference | None = None  # the registered reference, when there is one
+    reference_rows: int = 0
 
 
 def reference_sha256(version: ModelVersion) -> str:
@@ -61,10 +67,31 @@ def version_profile(version: ModelVersion) -> Profile | None:
 
 
 def bins_load(version_id: int) -> dict[str, Bins]:
-    return {
-        row.name: Bins(row.name, row.kind, np.frombuffer(bytes(row.edges), "<f8"))
-        for row in FeatureBins.objects.filter(version_id=version_id)
-    }
+    return {row.name: bins_of(row) for row in FeatureBins.objects.filter(version_id=version_id)}
+
+
+def bins_of(row: FeatureBins) -> Bins:
+    edges = np.frombuffer(bytes(row.edges), "<f8")
+    reference = None
+    if row.reference is not None and row.kind == "numerical":
+        deciles = np.frombuffer(bytes(row.deciles), "<f8")
+        reference = NumericReference(histogram_decode(bytes(row.reference), edges), deciles)
+    elif row.reference is not None:
+        reference = CategoricalReference(*categorical_merge([bytes(row.reference)]))
+    return Bins(row.name, row.kind, edges, reference, row.reference_rows)
+
+
+def reference_fields(feature: FeatureReference | None, rows: int) -> dict:
+    if feature is None:
+        return {"reference": None, "deciles": None, "reference_rows": 0}
+    if isinstance(feature, NumericReference):
+        return {
+            "reference": histogram_encode(feature.histogram),
+            "deciles": np.asarray(feature.deciles, dtype="<f8").tobytes(),
+            "reference_rows": rows,
+        }
+    data = categorical_encode(feature.counts, feature.missing)
+    return {"reference": data, "deciles": None, "reference_rows": rows}
 
 
 def bins_ensure(*, version: ModelVersion, names: set[str], present: set[str]) -> dict[str, Bins]:
@@ -114,6 +141,7 @@ def bins_freeze(*, version: ModelVersion, names: set[str], sha: str) -> dict[str
                 "edges": bins.edges.astype("<f8").tobytes(),
                 "source": "reference" if bins.name in from_reference else "predictions",
                 "reference_sha256": sha,
+                **reference_fields(from_reference.get(bins.name), profile.rows if profile else 0),
             },
         )
     return frozen

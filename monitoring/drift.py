@@ -29,6 +29,7 @@ from monitoring.stats.histograms import NumericHistogram, NumericReference, merg
 from monitoring.stats.profile import CategoricalReference, FeatureReference, deciles_from_histogram
 
 DEFAULT_CURRENT = timedelta(days=7)
+HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
 HOUR = timedelta(hours=1)
 
 
@@ -48,14 +49,19 @@ class Baseline:
 def version_pick(model: MLModel, version: str | None) -> ModelVersion:
     """The named version, or the one with the latest predictions."""
     if version:
-        found = ModelVersion.objects.filter(model=model, version=version).first()
+        found = ModelVersion.objects.filter(model=model, version=version).defer(*HEAVY).first()
         if found is None:
             raise DriftError(f"{model.name} has no version {version!r}")
         return found
-    latest = HourlyAggregate.objects.filter(model=model).order_by("-hour", "-version_id").first()
+    latest = (
+        HourlyAggregate.objects.filter(model=model)
+        .order_by("-hour", "-version_id")
+        .values_list("version_id", flat=True)
+        .first()
+    )
     if latest is None:
         raise DriftError(f"{model.name} has no predictions yet")
-    return latest.version
+    return ModelVersion.objects.defer(*HEAVY).get(pk=latest)
 
 
 def predictions_count(version: ModelVersion, start, end, segment: str | None = None) -> int:
@@ -127,9 +133,14 @@ def baseline_resolve(
         if reference_start >= reference_end:
             raise DriftError("reference_start must be before reference_end")
         return window_baseline(version, bins, reference_start, reference_end)
-    profile = version_profile(version)
-    if profile is not None:
-        return Baseline("training", None, None, profile.rows, dict(profile.features))
+    if ModelVersion.objects.filter(pk=version.pk, reference__isnull=False).exists():
+        stored = {name: b.reference for name, b in bins.items() if b.reference is not None}
+        if stored:  # frozen from this reference: no JSON to parse
+            rows = max(b.reference_rows for b in bins.values())
+            return Baseline("training", None, None, rows, stored)
+        profile = version_profile(ModelVersion.objects.get(pk=version.pk))
+        if profile is not None:
+            return Baseline("training", None, None, profile.rows, dict(profile.features))
     first = HourlyAggregate.objects.filter(version=version).aggregate(t=Min("hour"))["t"]
     if first is None:
         raise DriftError(f"version {version.version} has no predictions and no reference")

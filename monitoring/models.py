@@ -255,6 +255,10 @@ class FeatureBins(models.Model):
     edges = models.BinaryField()  # float64 little-endian; empty for categorical
     source = models.CharField(max_length=20)  # reference or predictions
     reference_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # The registered reference of this feature on these bins, compact, so drift reads no JSON.
+    reference = models.BinaryField(null=True)
+    deciles = models.BinaryField(null=True)  # float64 little-endian
+    reference_rows = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,10 +10,6 @@ rewritten whenever one of the day's hours is, so a month reads 30 rows per featu
 
 from __future__ import annotations
 
-import json
-import zlib
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +19,12 @@ from django.db.models import Q
 from factory.models import MLModel, ModelVersion, Task
 from monitoring.bins import UNKNOWN, Bins, bins_ensure
 from monitoring.models import Period, Prediction, Sketch, SketchKind
+from monitoring.sketch_codec import (
+    categorical_encode,
+    categorical_merge,
+    confusion_encode,
+    confusion_merge,
+)
 from monitoring.stats.auc import score_histogram
 from monitoring.stats.codec import (
     counts_encode,
@@ -35,41 +37,6 @@ from monitoring.stats.histograms import numeric_histogram
 from monitoring.stats.profile import category_key
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-JSON_KINDS = (SketchKind.CATEGORICAL, SketchKind.CONFUSION)
-
-
-def json_encode(data: dict) -> bytes:
-    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
-
-
-def json_decode(data: bytes) -> dict:
-    return json.loads(zlib.decompress(bytes(data)))
-
-
-def categorical_encode(counts: dict[str, int], missing: int) -> bytes:
-    return json_encode({"counts": counts, "missing": missing})
-
-
-def categorical_merge(items: Iterable[bytes]) -> tuple[dict[str, int], int]:
-    counts: Counter[str] = Counter()
-    missing = 0
-    for item in items:
-        data = json_decode(item)
-        counts.update(data["counts"])
-        missing += data["missing"]
-    return dict(counts), missing
-
-
-def confusion_encode(pairs: dict[tuple[str, str], int]) -> bytes:
-    return json_encode({"counts": [[a, p, int(c)] for (a, p), c in pairs.items()]})
-
-
-def confusion_merge(items: Iterable[bytes]) -> dict[tuple[str, str], int]:
-    total: Counter[tuple[str, str]] = Counter()
-    for item in items:
-        for actual, predicted, count in json_decode(item)["counts"]:
-            total[(actual, predicted)] += count
-    return dict(total)
 
 
 # --- writing ---
