@@ -187,7 +187,8 @@ def disagreement(ours: dict, theirs: dict) -> tuple[dict, bool | None]:
         other = theirs.get(name)
         if other is None:
             continue
-        if METHOD_NAMES.get(mine["method"], "?").lower() not in other["method"].lower():
+        their_method = other["method"].lower().replace("-", "").replace(" ", "")
+        if METHOD_NAMES.get(mine["method"], "?").lower().replace("-", "") not in their_method:
             continue
         error = abs(mine["statistic"] - other["statistic"])
         worst[mine["method"]] = max(worst.get(mine["method"], 0.0), error)
