@@ -109,6 +109,7 @@ def latencies(requests: int, days: int) -> dict:
     end = (START + timedelta(days=days)).isoformat()
     base = f"/api/v1/models/{NAME}"
     month = {"start": START.isoformat(), "end": end}
+    pair = {"baseline": "1.0", "candidate": "2.0"}
     calls = {
         "metrics_accuracy_day": (f"{base}/metrics", {"metric": "accuracy", **month}),
         "metrics_roc_auc_day": (f"{base}/metrics", {"metric": "roc_auc", **month}),
@@ -117,10 +118,8 @@ def latencies(requests: int, days: int) -> dict:
             f"{base}/metrics", {"metric": "missing_rate:age", "granularity": "hour", **month}
         ),
         "drift_month": (f"{base}/drift", {**month, "version": "1.0"}),
-        "compare_accuracy": (f"{base}/compare",
-                             {"metric": "accuracy", "baseline": "1.0", "candidate": "2.0", **month}),
-        "compare_roc_auc": (f"{base}/compare",
-                            {"metric": "roc_auc", "baseline": "1.0", "candidate": "2.0", **month}),
+        "compare_accuracy": (f"{base}/compare", {"metric": "accuracy", **pair, **month}),
+        "compare_roc_auc": (f"{base}/compare", {"metric": "roc_auc", **pair, **month}),
         "sensitivity_accuracy": (f"{base}/sensitivity", {"metric": "accuracy", **month}),
     }  # fmt: skip
     out = {}

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Max, Min, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Count, F, Max, Min, Sum
+from django.db.models.functions import TruncDay, TruncHour, TruncWeek
 
 from factory.models import MLModel, ModelVersion, Task
 from monitoring.aggregate import SCALAR_FIELDS
@@ -33,6 +33,7 @@ from monitoring.stats.performance import (
     wilson_interval,
 )
 
+TRUNC = {"day": TruncDay, "week": TruncWeek}
 WINDOW = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 COUNT_FIELDS = ("predictions", "scored", "score_sum", "score_sq_sum", "labelled", "correct")
 SUM_FIELDS = (*COUNT_FIELDS, "delay_s_sum", *SCALAR_FIELDS)
@@ -141,14 +142,18 @@ def filtered(queryset, *, model, start, end, version, segment):
     return queryset
 
 
-def window_sums(queryset, key: Callable[[datetime], datetime], fields) -> dict[datetime, dict]:
-    per_hour = queryset.values("hour").annotate(**{f: Sum(f) for f in fields}).order_by("hour")
-    windows: dict[datetime, dict] = defaultdict(lambda: dict.fromkeys(fields, 0))
-    for row in per_hour:
-        sums = windows[key(row["hour"])]
-        for f in fields:
-            sums[f] += row[f] or 0
-    return windows
+def window_sums(queryset, key: Callable, fields, granularity: str | None) -> dict[datetime, dict]:
+    """Field sums per window, summed by the database (one row per window, not per hour).
+
+    ``granularity`` None sums the whole range into one window.
+    """
+    totals = {f: Sum(f) for f in fields}
+    if granularity is None:
+        row = queryset.aggregate(**totals)
+        return {} if row[fields[0]] is None else {key(None): {f: row[f] or 0 for f in fields}}
+    column = F("hour") if granularity == "hour" else TRUNC[granularity]("hour")
+    rows = queryset.annotate(window=column).values("window").annotate(**totals).order_by()
+    return {key(row["window"]): {f: row[f] or 0 for f in fields} for row in rows}
 
 
 def window_check(granularity: str, start: datetime | None, end: datetime | None) -> None:
@@ -209,14 +214,14 @@ def metric_window(
     scope = {"model": model, "start": start, "end": end, "version": version, "segment": segment}
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     measures = window_measures(
-        model=model, metric=metric, scope=scope, granularity="day", key=lambda _: epoch
+        model=model, metric=metric, scope=scope, granularity=None, key=lambda _: epoch
     )
     return measures.get(epoch, (empty_measure(metric), None))[0]
 
 
 def window_measures(*, model, metric, scope, granularity, key) -> dict:
     """{window key: (Measure, label coverage)} for the windows that have data."""
-    sums = window_sums(filtered(HourlyAggregate.objects, **scope), key, SUM_FIELDS)
+    sums = window_sums(filtered(HourlyAggregate.objects, **scope), key, SUM_FIELDS, granularity)
     extra = window_extras(model=model, metric=metric, scope=scope, granularity=granularity,
                           key=key)  # fmt: skip
     measures = {}
@@ -232,7 +237,7 @@ def window_extras(*, model, metric, scope, granularity, key) -> dict:
     prefix, _, name = metric.partition(":")
     if prefix in ("value", "value_sum"):
         values = filtered(HourlyValue.objects.filter(name=name), **scope)
-        return window_sums(values, key, ("count", "total", "total_sq"))
+        return window_sums(values, key, ("count", "total", "total_sq"), granularity)
     if metric == "quarantined":
         return quarantined_windows(model, scope, key)
     if prefix == "drift":
