@@ -130,9 +130,12 @@ def store_aggregates(reference: pd.DataFrame, current: pd.DataFrame, hours: int)
         aggregates.append(HourlyAggregate(model=model, version=version, hour=hour,
                                           predictions=len(part)))  # fmt: skip
         for name, feature in bins.items():
-            kind, fname, n, data = feature_sketch(feature, part[name].reset_index(drop=True))
+            kind, fname, n, missing, data = feature_sketch(
+                feature, part[name].reset_index(drop=True)
+            )
             sketches.append(Sketch(model=model, version=version, period=Period.HOUR, start=hour,
-                                   kind=kind, name=fname, n=n, data=data))  # fmt: skip
+                                   kind=kind, name=fname, n=n, missing=missing,
+                                   data=data))  # fmt: skip
     HourlyAggregate.objects.bulk_create(aggregates)
     Sketch.objects.bulk_create(sketches, 1000)
     days = sorted({(START + timedelta(hours=h)).replace(hour=0) for h in range(hours)})

@@ -19,11 +19,12 @@ from monitoring.models import (
     HourlyAggregate,
     HourlyValue,
     QuarantinedRecord,
+    Sketch,
     SketchKind,
 )
-from monitoring.sketches import categorical_merge, confusion_merge, sketches_read
+from monitoring.sketches import confusion_merge, period_cover, sketches_read
 from monitoring.stats.auc import auc_from_histogram
-from monitoring.stats.codec import counts_decode, score_histogram_decode, sparse_decode
+from monitoring.stats.codec import counts_decode, score_histogram_decode
 from monitoring.stats.delay import delay_quantile
 from monitoring.stats.moments import Estimate, Moments, mean_estimate
 from monitoring.stats.performance import (
@@ -243,13 +244,14 @@ def window_extras(*, model, metric, scope, granularity, key) -> dict:
     if prefix == "drift":
         return drift_windows(model=model, feature=name, scope=scope, granularity=granularity,
                              key=key)  # fmt: skip
-    kinds = {"missing_rate": (SketchKind.NUMERICAL, SketchKind.CATEGORICAL)}.get(
-        prefix, (SKETCH_OF[metric],) if metric in SKETCH_OF else ()
-    )
+    if prefix == "missing_rate":
+        return missing_windows(model=model, feature=name, scope=scope, granularity=granularity,
+                               key=key)  # fmt: skip
+    kinds = (SKETCH_OF[metric],) if metric in SKETCH_OF else ()
     rows = []
     for kind in kinds:
         rows += sketches_read(
-            model=model, kind=kind, name=name if prefix == "missing_rate" else "",
+            model=model, kind=kind, name="",
             start=scope["start"], end=scope["end"], version_ids=version_ids(model, scope),
             segment=scope["segment"], hourly=granularity == "hour",
         )  # fmt: skip
@@ -275,16 +277,27 @@ def merge_rows(metric: str, rows: list):
         return sum((score_histogram_decode(d) for d in datas[1:]), score_histogram_decode(datas[0]))
     if metric == "macro_f1":
         return confusion_merge(datas)
-    if metric == "label_delay_p50":
-        return sum(counts_decode(d) for d in datas)
-    # missing_rate: (missing, present) over numerical and categorical rows alike
-    missing = 0
-    for row, data in zip(rows, datas, strict=True):
-        if row.kind == SketchKind.CATEGORICAL:
-            missing += categorical_merge([data])[1]
-        else:
-            missing += int(sparse_decode(data)[1][1])
-    return {"missing": missing, "present": sum(row.n for row in rows)}
+    return sum(counts_decode(d) for d in datas)  # label_delay_p50
+
+
+def missing_windows(*, model, feature, scope, granularity, key) -> dict:
+    """{window: {"missing", "present"}} of a feature, summed by the database, nothing decoded."""
+    rows = Sketch.objects.filter(
+        model=model, kind__in=(SketchKind.NUMERICAL, SketchKind.CATEGORICAL), name=feature
+    )
+    ids = version_ids(model, scope)
+    if ids is not None:
+        rows = rows.filter(version_id__in=ids)
+    if scope["segment"] is not None:
+        rows = rows.filter(segment=scope["segment"])
+    cover = period_cover(scope["start"], scope["end"], hourly=granularity == "hour")
+    per_start = rows.filter(cover).values("start").annotate(m=Sum("missing"), p=Sum("n"))
+    windows: dict = defaultdict(lambda: {"missing": 0, "present": 0})
+    for row in per_start:
+        window = windows[key(row["start"])]
+        window["missing"] += row["m"]
+        window["present"] += row["p"]
+    return dict(windows)
 
 
 def quarantined_windows(model: MLModel, scope: dict, key) -> dict:

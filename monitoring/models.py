@@ -226,6 +226,7 @@ class Sketch(models.Model):
     kind = models.CharField(max_length=12, choices=SketchKind.choices)
     name = models.CharField(max_length=200, blank=True, default="")
     n = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)  # features: rows without a value
     data = models.BinaryField()
 
     class Meta:

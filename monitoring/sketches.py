@@ -55,8 +55,8 @@ def hour_frame(model: MLModel, start: datetime) -> pd.DataFrame:
 
 def group_sketches(
     *, model: MLModel, group: pd.DataFrame, bins: dict[str, Bins], features: pd.DataFrame
-) -> list[tuple[str, str, int, bytes]]:
-    """(kind, name, n, data) of one version and segment in one hour."""
+) -> list[tuple[str, str, int, int, bytes]]:
+    """(kind, name, n, missing, data) of one version and segment in one hour."""
     out = []
     judged = group[group["outcome"].notna()]
     if model.task == Task.BINARY:
@@ -65,29 +65,31 @@ def group_sketches(
             positive = _positive(model)
             actual = (scored["outcome"] == positive).to_numpy()
             histogram = score_histogram(actual, scored["score"].to_numpy(float), positive=True)
-            out.append((SketchKind.SCORE, "", len(scored), score_histogram_encode(histogram)))
+            out.append((SketchKind.SCORE, "", len(scored), 0, score_histogram_encode(histogram)))
     if model.task == Task.MULTICLASS and len(judged):
         pairs = judged.groupby(["outcome", "prediction"]).size()
-        out.append((SketchKind.CONFUSION, "", len(judged), confusion_encode(pairs.to_dict())))
+        out.append((SketchKind.CONFUSION, "", len(judged), 0, confusion_encode(pairs.to_dict())))
     delays = group["delay_s"].dropna().to_numpy(float)
     if delays.size:
-        out.append((SketchKind.DELAY, "", delays.size, counts_encode(delay_counts(delays))))
+        out.append((SketchKind.DELAY, "", delays.size, 0, counts_encode(delay_counts(delays))))
     for name, feature in bins.items():
         column = features[name] if name in features else pd.Series([None] * len(group))
         out.append(feature_sketch(feature, column))
     return out
 
 
-def feature_sketch(bins: Bins, column: pd.Series) -> tuple[str, str, int, bytes]:
+def feature_sketch(bins: Bins, column: pd.Series) -> tuple[str, str, int, int, bytes]:
     if bins.kind == "numerical":
         values = pd.to_numeric(column, errors="coerce").to_numpy(float)
         histogram = numeric_histogram(values, bins.edges)
-        return SketchKind.NUMERICAL, bins.name, histogram.n, histogram_encode(histogram)
+        return (SketchKind.NUMERICAL, bins.name, histogram.n, histogram.missing,
+                histogram_encode(histogram))  # fmt: skip
     present = column[column.notna()]
     keys = present.map(category_key).value_counts() if bins.kind != UNKNOWN else pd.Series()
     counts = {str(k): int(c) for k, c in keys.items()}
     missing = int(len(column) - len(present))
-    return SketchKind.CATEGORICAL, bins.name, len(present), categorical_encode(counts, missing)
+    data = categorical_encode(counts, missing)
+    return SketchKind.CATEGORICAL, bins.name, len(present), missing, data
 
 
 def _positive(model: MLModel) -> str:
@@ -110,13 +112,14 @@ def hour_sketches(
         bins = bins_ensure(
             version=versions[version_id], names=set(features.columns), present=present
         )
-        for kind, name, n, data in group_sketches(
+        for kind, name, n, missing, data in group_sketches(
             model=model, group=group, bins=bins, features=features
         ):
             sketches.append(
                 Sketch(
                     model_id=model.pk, version_id=version_id, segment=segment,
-                    period=Period.HOUR, start=start, kind=kind, name=name, n=n, data=data,
+                    period=Period.HOUR, start=start, kind=kind, name=name, n=n, missing=missing,
+                    data=data,
                 )
             )  # fmt: skip
     return sketches
@@ -127,11 +130,11 @@ def day_sketches(model: MLModel, day: datetime) -> list[Sketch]:
     groups: dict[tuple, list] = {}
     for row in Sketch.objects.filter(
         model=model, period=Period.HOUR, start__gte=day, start__lt=day + DAY
-    ).values_list("version_id", "segment", "kind", "name", "n", "data"):
+    ).values_list("version_id", "segment", "kind", "name", "n", "missing", "data"):
         groups.setdefault(row[:4], []).append(row[4:])
     sketches = []
     for (version_id, segment, kind, name), items in groups.items():
-        datas = [bytes(data) for _, data in items]
+        datas = [bytes(data) for _, _, data in items]
         if kind == SketchKind.CATEGORICAL:
             data = categorical_encode(*categorical_merge(datas))
         elif kind == SketchKind.CONFUSION:
@@ -141,7 +144,8 @@ def day_sketches(model: MLModel, day: datetime) -> list[Sketch]:
         sketches.append(
             Sketch(
                 model=model, version_id=version_id, segment=segment, period=Period.DAY,
-                start=day, kind=kind, name=name, n=sum(n for n, _ in items), data=data,
+                start=day, kind=kind, name=name, n=sum(item[0] for item in items),
+                missing=sum(item[1] for item in items), data=data,
             )
         )  # fmt: skip
     return sketches
