@@ -19,7 +19,18 @@ api_v1 = [
         api.AlertRuleDetailView.as_view(),
         name="alert-rule",
     ),
+    path(
+        "models/<slug:model>/alert-rules/<int:pk>/evaluations",
+        api.AlertEvaluationListView.as_view(),
+        name="alert-rule-evaluations",
+    ),
+    path("models/<slug:model>/webhooks", api.WebhookListView.as_view(), name="webhooks"),
+    path("models/<slug:model>/webhooks/<int:pk>", api.WebhookDetailView.as_view(), name="webhook"),
     path("alerts", api.AlertListView.as_view(), name="alerts"),
+    path(
+        "alerts/<int:pk>/acknowledge", api.AlertAcknowledgeView.as_view(), name="alert-acknowledge"
+    ),
+    path("alerts/<int:pk>/silence", api.AlertSilenceView.as_view(), name="alert-silence"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 from factory.models import MLModel, ModelVersion
 
@@ -286,6 +287,12 @@ class Severity(models.TextChoices):
     CRITICAL = "critical"
 
 
+class Sides(models.TextChoices):
+    BOTH = "both"
+    TOO_LOW = "too_low"
+    TOO_HIGH = "too_high"
+
+
 class AlertRule(models.Model):
     model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="alert_rules")
     metric = models.CharField(max_length=200)
@@ -303,6 +310,17 @@ class AlertRule(models.Model):
     segment = models.CharField(max_length=200, null=True, blank=True)
     severity = models.CharField(max_length=20, choices=Severity.choices, default="warning")
     recipients = models.JSONField(default=list, blank=True)
+    # Which side(s) of a relative or band rule fire; static rules say it with lower/upper.
+    sides = models.CharField(max_length=10, choices=Sides.choices, default="both")
+    # relative: compare with this version's value in the same window instead of a trailing mean
+    baseline_version = models.CharField(max_length=100, null=True, blank=True)
+    # Hysteresis: a firing alert resolves only after this many judged windows back inside.
+    resolve_windows = models.PositiveIntegerField(default=2)
+    # While firing and not acknowledged, remind every this many minutes (0: never).
+    repeat_minutes = models.PositiveIntegerField(default=1440)
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    silence_reason = models.CharField(max_length=500, blank=True, default="")
+    is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -339,6 +357,10 @@ class Alert(models.Model):
     window_end = models.DateTimeField()
     started_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True)
+    # The first breaching window: band and relative baselines stay frozen before it.
+    first_window_start = models.DateTimeField(null=True)
+    acknowledged_at = models.DateTimeField(null=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -354,6 +376,7 @@ class Alert(models.Model):
 
 class NotificationKind(models.TextChoices):
     FIRING = "firing"
+    REMINDER = "reminder"
     RESOLVED = "resolved"
 
 
@@ -363,11 +386,14 @@ class Notification(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=20, choices=NotificationKind.choices)
     channel = models.CharField(max_length=20, default="email")
+    target = models.CharField(max_length=500, blank=True, default="")  # a webhook's URL
+    sequence = models.PositiveIntegerField(default=0)  # reminders count 1, 2, ...
     recipients = models.JSONField(default=list)
     subject = models.CharField(max_length=300, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)  # the evaluation's time
     sent_at = models.DateTimeField(null=True)
     claimed_until = models.DateTimeField(null=True)
+    claim_token = models.UUIDField(null=True)  # who holds it: one sender per group
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
 
@@ -375,6 +401,66 @@ class Notification(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["alert", "kind", "channel"], name="notification_once_per_change"
+                fields=["alert", "kind", "channel", "target", "sequence"],
+                name="notification_once_per_change",
             )
+        ]
+
+
+class Verdict(models.TextChoices):
+    OK = "ok"
+    TOO_LOW = "too_low"
+    TOO_HIGH = "too_high"
+    NO_DATA = "no_data"  # a no_data rule's breach, or no judged window at all
+    TOO_FEW = "too_few"  # the latest window has fewer than min_count observations
+    NO_BASELINE = "no_baseline"  # band/relative without enough earlier windows
+    ERROR = "error"  # the metric could not be computed; recorded, never alerted
+
+
+class AlertEvaluation(models.Model):
+    """One judgement of one rule in one evaluation run: the audit trail of every alert."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="evaluations")
+    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, related_name="+")
+    run_id = models.UUIDField()
+    evaluated_at = models.DateTimeField()
+    window_start = models.DateTimeField(null=True)
+    window_end = models.DateTimeField(null=True)
+    value = models.FloatField(null=True)
+    lower = models.FloatField(null=True)
+    upper = models.FloatField(null=True)
+    n = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    state = models.CharField(max_length=20, blank=True, default="")  # the alert's, after
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [models.Index(fields=["rule", "evaluated_at"], name="evaluation_rule_time")]
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that receives every alert notification of one model (JSON, Slack-compatible)."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "url"], name="webhook_unique_per_model")
+        ]
+
+
+class DefaultRuleApplied(models.Model):
+    """A metric whose default rules were created once, so deleting them is not undone."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "metric"], name="default_rule_once")
         ]
