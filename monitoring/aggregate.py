@@ -15,6 +15,7 @@ from django.db.models.functions import Abs, Greatest, Least, Ln, TruncHour
 from django.utils.dateparse import parse_datetime
 
 from factory.models import MLModel
+from monitoring.bins import bins_stale_reset
 from monitoring.ingest.records import canonical_label
 from monitoring.models import HourlyAggregate, HourlyValue, Prediction
 from monitoring.sketches import sketches_refresh
@@ -185,6 +186,8 @@ def aggregates_refresh(*, model_id: int) -> int:
     total = 0
     for _ in range(MAX_PASSES):
         with transaction.atomic():
+            # In the same transaction as the re-aggregation: no reader sees old-edge histograms.
+            bins_stale_reset(model_id=model_id)
             hours = dirty_hours_take(model_id)
             for start, end in hour_ranges(hours):
                 window = {"model_id": model_id, "hour__gte": start, "hour__lt": end}

@@ -3,7 +3,7 @@
 Where they come from, in order: the version's registered reference (a profile's own edges, or
 the fine quantiles of its raw rows), else the version's first `FREEZE_DAYS` days of
 predictions as stored when the feature is first aggregated (at most `FREEZE_SAMPLE_ROWS` rows).
-Edges never change under stored histograms: when a version's reference appears or changes,
+Edges never change under stored histograms: when a version's reference appears later,
 or a feature first seen all-missing gets values, its bins are frozen anew and every hour of
 the version is marked dirty, so the next pass re-aggregates them on the new edges.
 """
@@ -101,15 +101,11 @@ def bins_ensure(*, version: ModelVersion, names: set[str], present: set[str]) ->
     among them is frozen anew (its stored sketches hold only missing counts).
     """
     stored = bins_load(version.pk)
-    sha = reference_sha256(version)
-    if any(row.reference_sha256 != sha for row in FeatureBins.objects.filter(version=version)):
-        bins_reset(version)
-        stored = {}
     refreeze = {n for n in present if n in stored and stored[n].kind == UNKNOWN}
     todo = (names - stored.keys()) | refreeze
     if not todo:
         return stored
-    frozen = bins_freeze(version=version, names=todo, sha=sha)
+    frozen = bins_freeze(version=version, names=todo, sha=reference_sha256(version))
     if refreeze & {n for n, b in frozen.items() if b.kind != UNKNOWN}:
         version_hours_mark_dirty(version)
     return {**stored, **frozen}
@@ -163,6 +159,24 @@ def features_sample(version: ModelVersion, names: set[str]) -> dict[str, list]:
     )
     rows = [features or {} for features in rows]
     return {name: [features.get(name) for features in rows] for name in names}
+
+
+def bins_stale_reset(*, model_id: int) -> int:
+    """Reset the bins of versions whose reference arrived after their bins were frozen.
+
+    A registered version is immutable, so a reference can only appear (on a version first seen
+    in prediction logs), not change; frozen bins record the reference's hash, empty without one.
+    """
+    stale = ModelVersion.objects.filter(
+        model_id=model_id,
+        reference__isnull=False,
+        pk__in=FeatureBins.objects.filter(model_id=model_id, reference_sha256="").values(
+            "version_id"
+        ),
+    ).defer("reference", "lineage")
+    for version in stale:
+        bins_reset(version)
+    return len(stale)
 
 
 def bins_reset(version: ModelVersion) -> None:

@@ -371,3 +371,27 @@ def test_new_endpoints_are_in_the_openapi_schema(writer, db):
     text = schema.content.decode()
     for path in ("drift", "compare", "sensitivity"):
         assert f"/api/v1/models/{{model}}/{path}" in text
+
+
+def test_a_reference_registered_later_refreezes_the_bins_and_reaggregates(writer, model):
+    current = generated(600, seed=12, shift=2.0)
+    ingest(model, "predictions", predictions_of(current))
+    jobs_run(model_id=model.pk)
+    assert writer.get("/api/v1/models/churn/drift").json()["reference"]["kind"] == "window"
+
+    # given: the version's reference arrives after its predictions were aggregated
+    reference = generated(700, seed=13)
+    ModelVersion.objects.filter(model=model, version="1.0.0").update(
+        reference={"rows": reference_rows(reference)}
+    )
+    # when: the next jobs run sees the new reference
+    jobs_run(model_id=model.pk)
+
+    # then: every stored hour is on the reference's bins, and KS is scipy's on the raw values
+    window = {"start": DAY0.isoformat(), "end": (DAY0 + timedelta(days=2)).isoformat()}
+    body = writer.get("/api/v1/models/churn/drift", window).json()
+    assert body["reference"]["kind"] == "training" and body["reference"]["n"] == 700
+    age = next(f for f in body["features"] if f["name"] == "age")
+    ks = stats.ks_2samp(reference["age"].dropna(), current["age"].dropna())
+    assert age["statistic"] == pytest.approx(ks.statistic, abs=1e-12)
+    assert age["n_current"] == current["age"].notna().sum()
