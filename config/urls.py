@@ -11,6 +11,9 @@ api_v1 = [
     path("models/<slug:model>/predictions", api.PredictionIngestView.as_view(), name="predictions"),
     path("models/<slug:model>/outcomes", api.OutcomeIngestView.as_view(), name="outcomes"),
     path("models/<slug:model>/metrics", api.MetricsView.as_view(), name="metrics"),
+    path("models/<slug:model>/drift", api.DriftView.as_view(), name="drift"),
+    path("models/<slug:model>/compare", api.CompareView.as_view(), name="compare"),
+    path("models/<slug:model>/sensitivity", api.SensitivityView.as_view(), name="sensitivity"),
     path("models/<slug:model>/alert-rules", api.AlertRuleListView.as_view(), name="alert-rules"),
     path(
         "models/<slug:model>/alert-rules/<int:pk>",

@@ -25,6 +25,7 @@ from factory.serializers import ModelCreateSerializer, ModelSerializer, RolloutS
 from factory.services import model_create
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.services import alert_acknowledge, rule_silence
+from monitoring.drift import DriftError, drift_report
 from monitoring.ingest.parsers import MEDIA_TYPES, BodyError, parse_body
 from monitoring.ingest.services import records_ingest
 from monitoring.metrics import MetricError, metric_series
@@ -36,13 +37,17 @@ from monitoring.models import (
     RecordKind,
     WebhookEndpoint,
 )
+from monitoring.results import comparison_report, sensitivity_report
 from monitoring.selectors import models_with_health
 from monitoring.serializers import (
     AcknowledgeSerializer,
     AlertRuleSerializer,
     AlertSerializer,
+    ComparisonSerializer,
+    DriftSerializer,
     EvaluationSerializer,
     ReceiptSerializer,
+    SensitivitySerializer,
     SilenceSerializer,
     WebhookSerializer,
 )
@@ -191,6 +196,124 @@ class MetricsView(APIView):
                 "points": [p.as_dict() for p in points],
             }
         )
+
+
+def query_float(request, name: str, default: float, low: float, high: float) -> float:
+    text = request.query_params.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiProblem(400, f"{name} {text!r} is not a number") from None
+    if not low < value < high:
+        raise ApiProblem(400, f"{name} must be between {low} and {high} (exclusive), not {text}")
+    return value
+
+
+def required(request, name: str, example: str) -> str:
+    value = request.query_params.get(name)
+    if not value:
+        raise ApiProblem(400, f"The {name} parameter is required, e.g. ?{name}={example}.")
+    return value
+
+
+WINDOW_PARAMETERS = [
+    OpenApiParameter("start", OpenApiTypes.DATETIME),
+    OpenApiParameter("end", OpenApiTypes.DATETIME),
+]
+
+
+class DriftView(APIView):
+    @extend_schema(
+        parameters=[
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("reference_start", OpenApiTypes.DATETIME),
+            OpenApiParameter("reference_end", OpenApiTypes.DATETIME),
+            OpenApiParameter("version", str, description="default: the latest version"),
+            OpenApiParameter("segment", str),
+        ],
+        responses=DriftSerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = drift_report(
+                model=model,
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                reference_start=query_time(request, "reference_start"),
+                reference_end=query_time(request, "reference_end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except DriftError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(DriftSerializer(body).data)
+
+
+class CompareView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("baseline", str, required=True),
+            OpenApiParameter("candidate", str, required=True),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("segment", str),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+        ],
+        responses=ComparisonSerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = comparison_report(
+                model=model,
+                metric=required(request, "metric", "accuracy"),
+                baseline=required(request, "baseline", "1.0.0"),
+                candidate=required(request, "candidate", "1.1.0"),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                segment=request.query_params.get("segment"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(ComparisonSerializer(body).data)
+
+
+class SensitivityView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=SensitivitySerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = sensitivity_report(
+                model=model,
+                metric=required(request, "metric", "accuracy"),
+                granularity=request.query_params.get("granularity", "day"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(SensitivitySerializer(body).data)
 
 
 class AlertListView(generics.ListAPIView):
