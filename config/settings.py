@@ -167,6 +167,8 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep trying: a worker waits out a
 CELERY_TIMEZONE = "UTC"
 CANARY_JOBS_INTERVAL_S = env_int("CANARY_JOBS_INTERVAL_S", 60)
 CANARY_SWEEP_INTERVAL_S = env_int("CANARY_SWEEP_INTERVAL_S", 3600)
+# A Celery task name that receives every retrain request's payload (empty: none).
+CANARY_RETRAIN_TASK = env_str("CANARY_RETRAIN_TASK", "")
 
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

@@ -22,11 +22,13 @@ from accounts.models import ApiKey, Scope
 from accounts.permissions import key_allows_model
 from accounts.throttling import KeyRateThrottle
 from config.problems import ApiProblem
-from factory.models import MLModel
-from factory.serializers import ModelCreateSerializer, ModelSerializer
+from factory.api import request_actor
+from factory.models import MLModel, Rollout
+from factory.serializers import ModelCreateSerializer, ModelSerializer, RolloutSerializer
 from factory.services import model_create
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.services import alert_acknowledge, rule_silence
+from monitoring.drift import DriftError, drift_report
 from monitoring.ingest.parsers import (
     MEDIA_TYPES,
     BodyError,
@@ -54,15 +56,19 @@ from monitoring.models import (
     RecordKind,
     WebhookEndpoint,
 )
+from monitoring.results import comparison_report, sensitivity_report
 from monitoring.selectors import models_with_health
 from monitoring.serializers import (
     AcknowledgeSerializer,
     AlertRuleSerializer,
     AlertSerializer,
+    ComparisonSerializer,
+    DriftSerializer,
     EvaluationSerializer,
     QuarantinedRecordSerializer,
     ReceiptSerializer,
     ResubmissionSerializer,
+    SensitivitySerializer,
     SilenceSerializer,
     WebhookSerializer,
 )
@@ -106,7 +112,7 @@ class ModelListView(APIView):
             raise ApiProblem(409, f"A model named {serializer.validated_data['name']!r} exists.")
         try:
             with transaction.atomic():
-                model = model_create(**serializer.validated_data)
+                model = model_create(**serializer.validated_data, actor=request_actor(request))
                 alert_rules_default_create(model=model)
         except IntegrityError:
             raise ApiProblem(409, "A model with this name exists.") from None
@@ -119,7 +125,8 @@ class ModelDetailView(APIView):
     def get(self, request, model):
         (model,) = models_with_health([model_or_404(model)])
         body = ModelSerializer(model).data
-        body["rollouts"] = []
+        history = Rollout.objects.filter(model=model).select_related("version")
+        body["rollouts"] = RolloutSerializer(history, many=True).data
         open_alerts = Alert.objects.filter(model=model).exclude(state=AlertState.RESOLVED)
         body["open_alerts"] = AlertSerializer(
             open_alerts.select_related("rule", "model").prefetch_related("notifications"),
@@ -322,6 +329,124 @@ class MetricsView(APIView):
                 "points": [p.as_dict() for p in points],
             }
         )
+
+
+def query_float(request, name: str, default: float, low: float, high: float) -> float:
+    text = request.query_params.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiProblem(400, f"{name} {text!r} is not a number") from None
+    if not low < value < high:
+        raise ApiProblem(400, f"{name} must be between {low} and {high} (exclusive), not {text}")
+    return value
+
+
+def required(request, name: str, example: str) -> str:
+    value = request.query_params.get(name)
+    if not value:
+        raise ApiProblem(400, f"The {name} parameter is required, e.g. ?{name}={example}.")
+    return value
+
+
+WINDOW_PARAMETERS = [
+    OpenApiParameter("start", OpenApiTypes.DATETIME),
+    OpenApiParameter("end", OpenApiTypes.DATETIME),
+]
+
+
+class DriftView(APIView):
+    @extend_schema(
+        parameters=[
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("reference_start", OpenApiTypes.DATETIME),
+            OpenApiParameter("reference_end", OpenApiTypes.DATETIME),
+            OpenApiParameter("version", str, description="default: the latest version"),
+            OpenApiParameter("segment", str),
+        ],
+        responses=DriftSerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = drift_report(
+                model=model,
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                reference_start=query_time(request, "reference_start"),
+                reference_end=query_time(request, "reference_end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except DriftError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(DriftSerializer(body).data)
+
+
+class CompareView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("baseline", str, required=True),
+            OpenApiParameter("candidate", str, required=True),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("segment", str),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+        ],
+        responses=ComparisonSerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = comparison_report(
+                model=model,
+                metric=required(request, "metric", "accuracy"),
+                baseline=required(request, "baseline", "1.0.0"),
+                candidate=required(request, "candidate", "1.1.0"),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                segment=request.query_params.get("segment"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(ComparisonSerializer(body).data)
+
+
+class SensitivityView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=SensitivitySerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = sensitivity_report(
+                model=model,
+                metric=required(request, "metric", "accuracy"),
+                granularity=request.query_params.get("granularity", "day"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(SensitivitySerializer(body).data)
 
 
 class AlertListView(generics.ListAPIView):

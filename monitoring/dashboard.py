@@ -14,6 +14,7 @@ from factory.models import MLModel, Task
 from monitoring.alerts.services import alert_acknowledge, rule_silence
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.charts import metric_figure
+from monitoring.factory_pages import rollout_annotations
 from monitoring.metrics import metric_series
 from monitoring.models import Alert, AlertRule, RuleKind
 from monitoring.selectors import models_with_health
@@ -44,6 +45,7 @@ def rule_bounds(rules, metric: str) -> list[tuple[str, float]]:
 def model_page(request, name: str):
     (model,) = models_with_health([get_object_or_404(MLModel, name=name)])
     rules = list(AlertRule.objects.filter(model=model))
+    events = rollout_annotations(model)
     for rule in rules:
         rule.warnings = rule_warnings(rule=rule)
     charts = []
@@ -52,7 +54,11 @@ def model_page(request, name: str):
             continue
         points = metric_series(model=model, metric=metric, granularity="day")
         figure = metric_figure(
-            title=title, points=points, y_title=y_title, bounds=rule_bounds(rules, metric)
+            title=title,
+            points=points,
+            y_title=y_title,
+            bounds=rule_bounds(rules, metric),
+            annotations=events,
         )
         charts.append({"metric": metric, "title": title, "figure": figure, "points": points})
     alerts = (

@@ -147,6 +147,32 @@ class HourlyAggregate(models.Model):
     labelled = models.PositiveIntegerField(default=0)
     correct = models.PositiveIntegerField(default=0)
     delay_s_sum = models.FloatField(default=0)
+    # Labels with an outcome (value-only outcomes are labelled but not judged).
+    judged = models.PositiveIntegerField(default=0)
+    # Binary: confusion counts with the model's positive class (tn = judged - tp - fp - fn).
+    tp = models.PositiveIntegerField(default=0)
+    fp = models.PositiveIntegerField(default=0)
+    fn = models.PositiveIntegerField(default=0)
+    predicted_positive = models.PositiveIntegerField(default=0)
+    # Numeric predictions (mean_prediction).
+    predicted_num = models.PositiveIntegerField(default=0)
+    prediction_sum = models.FloatField(default=0)
+    prediction_sq_sum = models.FloatField(default=0)
+    # Judged and scored rows: per-row log loss and Brier terms, summed and squared.
+    probabilistic = models.PositiveIntegerField(default=0)
+    log_loss_sum = models.FloatField(default=0)
+    log_loss_sq_sum = models.FloatField(default=0)
+    brier_sum = models.FloatField(default=0)
+    brier_sq_sum = models.FloatField(default=0)
+    # Regression, error = prediction - outcome: sums of e, e^2, |e|, e^4, and of APE (actual != 0).
+    regressed = models.PositiveIntegerField(default=0)
+    error_sum = models.FloatField(default=0)
+    error_sq_sum = models.FloatField(default=0)
+    abs_error_sum = models.FloatField(default=0)
+    error_fourth_sum = models.FloatField(default=0)
+    ape_n = models.PositiveIntegerField(default=0)
+    ape_sum = models.FloatField(default=0)
+    ape_sq_sum = models.FloatField(default=0)
 
     class Meta:
         constraints = [
@@ -176,6 +202,76 @@ class HourlyValue(models.Model):
             )
         ]
         indexes = [models.Index(fields=["model", "name", "hour"], name="hourly_value_model_hour")]
+
+
+class SketchKind(models.TextChoices):
+    SCORE = "score"  # ScoreHistogram of judged, scored predictions (binary)
+    DELAY = "delay"  # label delays on log bins
+    CONFUSION = "confusion"  # multiclass {(actual, predicted): count}
+    NUMERICAL = "numerical"  # a feature's NumericHistogram on its FeatureBins edges
+    CATEGORICAL = "categorical"  # a feature's category counts and missing count
+
+
+class Period(models.TextChoices):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class Sketch(models.Model):
+    """A histogram or count table of one hour, or of one day (the sum of its hours).
+
+    `data` is compact bytes (monitoring.stats.codec) or zlib'd JSON for category counts; `n`
+    is how many values it holds, so windows can be sized without decoding.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    segment = models.CharField(max_length=200, blank=True, default="")
+    period = models.CharField(max_length=4, choices=Period.choices)
+    start = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=SketchKind.choices)
+    name = models.CharField(max_length=200, blank=True, default="")
+    n = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)  # features: rows without a value
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "version", "segment", "period", "start", "kind", "name"],
+                name="sketch_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["model", "kind", "period", "start"], name="sketch_model_kind"),
+        ]
+
+
+class FeatureBins(models.Model):
+    """A feature's fixed bins for one version, frozen before any histogram uses them.
+
+    Numerical edges come from the version's registered reference, else from its first days of
+    predictions. They never change under stored histograms: a new reference re-freezes them
+    and re-aggregates the version's hours in the same transaction.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12)  # numerical or categorical
+    edges = models.BinaryField()  # float64 little-endian; empty for categorical
+    source = models.CharField(max_length=20)  # reference or predictions
+    reference_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # The registered reference of this feature on these bins, compact, so drift reads no JSON.
+    reference = models.BinaryField(null=True)
+    deciles = models.BinaryField(null=True)  # float64 little-endian
+    reference_rows = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "name"], name="feature_bins_unique")
+        ]
 
 
 class Granularity(models.TextChoices):
@@ -230,6 +326,8 @@ class AlertRule(models.Model):
     silenced_until = models.DateTimeField(null=True, blank=True)
     silence_reason = models.CharField(max_length=500, blank=True, default="")
     is_default = models.BooleanField(default=False)
+    # When this rule's alert fires, the factory is asked to retrain (monitoring/retrain.py).
+    requests_retrain = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -27,7 +27,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "baseline_version", "sides", "min_count", "granularity", "for_windows",
             "resolve_windows", "cooldown_minutes", "repeat_minutes", "version", "segment",
             "severity", "recipients", "silenced_until", "silence_reason", "is_default",
-            "warnings", "created_at",
+            "requests_retrain", "warnings", "created_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "is_default", "warnings"]
 
@@ -152,6 +152,77 @@ class ReceiptSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.DictField())
     errors_truncated = serializers.BooleanField(required=False)
+
+
+class DriftReferenceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["training", "window"])
+    start = serializers.DateTimeField(allow_null=True)
+    end = serializers.DateTimeField(allow_null=True)
+    n = serializers.IntegerField()
+
+
+class DriftCurrentSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    n = serializers.IntegerField()
+
+
+class FeatureDriftSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["numerical", "categorical"])
+    method = serializers.CharField(allow_null=True)
+    statistic = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    drifted = serializers.BooleanField(allow_null=True)
+    psi = serializers.FloatField(allow_null=True)
+    n_reference = serializers.IntegerField()
+    n_current = serializers.IntegerField()
+    missing_current = serializers.IntegerField()
+    unseen_share = serializers.FloatField(allow_null=True)
+    max_error = serializers.FloatField(allow_null=True)
+    note = serializers.CharField(allow_null=True)
+
+
+class DriftSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.CharField()
+    reference = DriftReferenceSerializer()
+    current = DriftCurrentSerializer()
+    features = FeatureDriftSerializer(many=True)
+    share_drifted = serializers.FloatField(allow_null=True)
+    dataset_drifted = serializers.BooleanField(allow_null=True)
+
+
+class CompareSideSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    baseline = CompareSideSerializer()
+    candidate = CompareSideSerializer()
+    difference = serializers.FloatField(allow_null=True)
+    relative_difference = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    mde = serializers.FloatField(allow_null=True)
+    powered = serializers.BooleanField(allow_null=True)
+
+
+class SensitivitySerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    granularity = serializers.CharField()
+    windows = serializers.IntegerField()
+    value = serializers.FloatField(allow_null=True)
+    n_per_window = serializers.FloatField(allow_null=True)
+    std = serializers.FloatField(allow_null=True)
+    mde_absolute = serializers.FloatField(allow_null=True)
+    mde_relative = serializers.FloatField(allow_null=True)
+    windows_to_detect = serializers.DictField(child=serializers.IntegerField(allow_null=True))
 
 
 class QuarantinedRecordSerializer(serializers.ModelSerializer):

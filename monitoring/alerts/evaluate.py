@@ -39,6 +39,7 @@ from monitoring.models import (
     Verdict,
     WebhookEndpoint,
 )
+from monitoring.retrain import retrain_on_firing
 
 log = logging.getLogger(__name__)
 EVALUATION_RETENTION = timedelta(days=30)
@@ -116,6 +117,7 @@ def alert_transition(
         return None
     if alert is not None and alert.state == AlertState.FIRING:
         notifications_due_record(alert, now)
+        retrain_on_firing(alert)  # issue 5: the factory's hook, once per firing alert
     return alert
 
 
