@@ -55,7 +55,7 @@ def test_the_beat_schedule_runs_the_jobs_and_a_sweep(settings):
         def signature(self, name, kwargs=None):
             return (name, kwargs or {})
 
-        def add_periodic_task(self, every_s, signature, name):
+        def add_periodic_task(self, every_s, signature, name=None):
             self.added.append((name, every_s, signature))
 
     sender = Sender()
