@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sklearn.metrics import roc_auc_score
 from django.contrib.auth.models import User
+from sklearn.metrics import roc_auc_score
 
 from factory.models import MLModel
 from factory.rollouts import rollout_create
