@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
 from accounts.permissions import key_allows_model
+from accounts.roles import Role
 from config.problems import ApiProblem
 from factory.models import MLModel
 from factory.serializers import ModelCreateSerializer, ModelSerializer
@@ -203,6 +204,7 @@ class AlertRuleListView(generics.ListCreateAPIView):
     serializer_class = AlertRuleSerializer
     pagination_class = None
     scopes = {"POST": Scope.FACTORY_WRITE}
+    roles = {"POST": Role.EDITOR}
 
     def get_model(self) -> MLModel:
         return model_or_404(self.kwargs["model"])
@@ -220,6 +222,7 @@ class AlertRuleListView(generics.ListCreateAPIView):
 class AlertRuleDetailView(generics.RetrieveUpdateDestroyAPIView):
     serializer_class = AlertRuleSerializer
     scopes = {"PATCH": Scope.FACTORY_WRITE, "PUT": Scope.FACTORY_WRITE}
+    roles = {"PATCH": Role.EDITOR, "DELETE": Role.EDITOR}
     http_method_names = ["get", "patch", "delete"]
 
     def get_object(self):
