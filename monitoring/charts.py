@@ -130,7 +130,8 @@ def sparkline_points(values: Sequence[float | None]) -> str:
     low, high = min(v for _, v in known), max(v for _, v in known)
     span_x = max(len(values) - 1, 1)
     span_y = (high - low) or 1.0
+    height = SPARK_HEIGHT - 4  # 2 px margin above and below
     return " ".join(
-        f"{i / span_x * SPARK_WIDTH:.1f},{SPARK_HEIGHT - 2 - (v - low) / span_y * (SPARK_HEIGHT - 4):.1f}"
+        f"{i / span_x * SPARK_WIDTH:.1f},{SPARK_HEIGHT - 2 - (v - low) / span_y * height:.1f}"
         for i, v in known
     )

@@ -25,7 +25,7 @@ from monitoring.charts import (
     plain,
     sparkline_points,
 )
-from monitoring.metrics import BASE_METRICS, WINDOW, Point, metric_names, metric_series
+from monitoring.metrics import BASE_METRICS, Point, metric_names, metric_series
 from monitoring.models import Alert, AlertRule, AlertState, HourlyAggregate, Label, RuleKind
 from monitoring.selectors import models_with_health
 
@@ -35,15 +35,15 @@ SPARKLINE_DAYS = 14
 # Label delay bins, in seconds, and how they read.
 DELAY_EDGES_S = (0, 3600, 6 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400, 14 * 86400,
                  30 * 86400, 90 * 86400)  # fmt: skip
-DELAY_LABELS = ("< 1 h", "1–6 h", "6–24 h", "1–2 d", "2–4 d", "4–7 d", "7–14 d", "14–30 d",
-                "30–90 d", "≥ 90 d")  # fmt: skip
+DELAY_LABELS = ("< 1 h", "1 to 6 h", "6 to 24 h", "1 to 2 d", "2 to 4 d", "4 to 7 d", "7 to 14 d",
+                "14 to 30 d", "30 to 90 d", "≥ 90 d")  # fmt: skip
 MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
 
 METRIC_TEXT = {
     "accuracy": ("Accuracy", "accuracy (share correct)"),
     "label_coverage": ("Label coverage", "share labelled"),
     "predictions": ("Predictions", "predictions (count)"),
-    "mean_score": ("Mean score", "mean score (0–1)"),
+    "mean_score": ("Mean score", "mean score (0 to 1)"),
 }
 
 
@@ -286,12 +286,7 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
         labels = labels.filter(prediction__segment=scope.segment)
     bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
     counts = labels.aggregate(
-        **{
-            f"b{i}": Count(
-                "pk", filter=Q(delay_s__gte=low) & (Q(delay_s__lt=high) if high else Q())
-            )
-            for i, (low, high) in enumerate(bins)
-        }
+        **{f"b{i}": Count("pk", filter=delay_in(low, high)) for i, (low, high) in enumerate(bins)}
     )
     values = [counts[f"b{i}"] for i in range(len(bins))]
     total = sum(values)
@@ -311,6 +306,10 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
     )
     chart = Chart("label-delay", "label_delay", title, figure, summary)
     return {"chart": chart, "total": total, "mature_after_s": float(upper)}
+
+
+def delay_in(low: float, high: float | None) -> Q:
+    return Q(delay_s__gte=low, delay_s__lt=high) if high else Q(delay_s__gte=low)
 
 
 def quantile_bin(counts: list[int], q: float) -> int:
