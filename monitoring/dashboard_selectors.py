@@ -235,7 +235,7 @@ def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> l
     return [
         Immature(p.start.isoformat(), p.end.isoformat(), p.label_coverage)
         for p in points
-        if p.end > cutoff and p.n > 0
+        if p.end > cutoff and p.label_coverage is not None
     ]
 
 
