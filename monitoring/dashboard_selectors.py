@@ -265,11 +265,11 @@ def cohort_coverage_chart(page: ModelPage) -> Chart | None:
     if not points:
         return None
     now = timezone.now()
-    ages = [round((now - p.end).total_seconds() / 86400, 1) for p in points]
+    ages = [round((now - p.start).total_seconds() / 86400, 1) for p in points]
     coverage = [round(p.value * 100, 2) for p in points]
     title = "Label coverage by cohort age" + plain(scope_suffix(page.scope))
     figure = line_figure(
-        title=title, x=ages, y=coverage, x_title="cohort age (days since the day ended)",
+        title=title, x=ages, y=coverage, x_title="cohort age (days since the day began)",
         y_title="labelled (%)",
     )  # fmt: skip
     summary = f"{title}: the youngest day cohort ({ages[-1]} days) is {coverage[-1]}% labelled"
