@@ -66,8 +66,9 @@ def bound_line(label: str, value: float) -> tuple[dict, dict]:
     line = {"color": BOUND, "dash": "dash", "width": 1.5}
     shape = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value,
              "y1": value, "line": line}  # fmt: skip
+    font = {"size": 10, "color": BOUND}
     note = {"text": label, "xref": "paper", "x": 0, "yref": "y", "y": value, "showarrow": False,
-            "xanchor": "left", "yanchor": "bottom", "font": {"size": 10, "color": BOUND}}  # fmt: skip
+            "xanchor": "left", "yanchor": "bottom", "font": font}  # fmt: skip
     return shape, note
 
 

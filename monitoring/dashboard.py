@@ -16,6 +16,8 @@ from accounts.roles import Role, role_required, user_has_role
 from factory.models import MLModel
 from monitoring import rows as row_exports
 from monitoring.dashboard_selectors import (
+    DAYS_CHOICES,
+    DEFAULT_DAYS,
     HEALTHS,
     Scope,
     business_kpis,
@@ -54,7 +56,18 @@ def scope_from(request, default_granularity: str = "day") -> Scope:
     if granularity not in WINDOW:
         raise BadQuery(f"granularity {granularity!r} must be hour, day or week")
     segment = param(request, "segment")
-    return Scope(granularity, request.GET.get("version") or None, segment)
+    return Scope(
+        granularity, request.GET.get("version") or None, segment, days_param(request, granularity)
+    )
+
+
+def days_param(request, granularity: str) -> int | None:
+    text = request.GET.get("days") or str(DEFAULT_DAYS[granularity])
+    if text == "all":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 3660:
+        raise BadQuery(f"days {text!r} must be a whole number from 1 to 3660, or all")
+    return int(text)
 
 
 def time_param(request, name: str) -> datetime | None:
@@ -107,6 +120,7 @@ def model_page(request, name: str):
         "can_edit": user_has_role(request.user, Role.EDITOR),
         "rule_form": request.session.pop("rule_form", None),
         "granularities": list(WINDOW),
+        "days_choices": DAYS_CHOICES,
     }
     return render(request, "dashboard/model.html", context)
 

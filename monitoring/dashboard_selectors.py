@@ -25,7 +25,14 @@ from monitoring.charts import (
     plain,
     sparkline_points,
 )
-from monitoring.metrics import BASE_METRICS, Point, metric_names, metric_series
+from monitoring.metrics import (
+    BASE_METRICS,
+    WINDOW,
+    Point,
+    metric_names,
+    metric_series,
+    window_start,
+)
 from monitoring.models import Alert, AlertRule, AlertState, HourlyAggregate, Label, RuleKind
 from monitoring.selectors import models_with_health
 
@@ -61,6 +68,12 @@ class Chart:
         return f"{self.dom_id}-data"
 
 
+# How far back the model page looks by default: the page's cost grows with the windows shown,
+# never with the rows stored.
+DEFAULT_DAYS = {"hour": 3, "day": 30, "week": 182}
+DAYS_CHOICES = (3, 7, 30, 90, 182, 365)
+
+
 @dataclass
 class Scope:
     """The page's filters from GET params, passed to `metric_series`."""
@@ -68,12 +81,23 @@ class Scope:
     granularity: str = "day"
     version: str | None = None
     segment: str | None = None
+    days: int | None = None  # the last so many days (to the end of the current window)
 
-    def series_args(self) -> dict:
-        return {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+    def span(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        if self.days is None:
+            return None, None
+        end = window_start(now, self.granularity) + WINDOW[self.granularity]
+        return window_start(end - timedelta(days=self.days), self.granularity), end
+
+    def series_args(self, now: datetime | None = None) -> dict:
+        start, end = self.span(now or timezone.now())
+        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+        return {**args, "start": start, "end": end}
 
     def query(self) -> dict:
-        return {k: v for k, v in self.series_args().items() if v is not None}
+        """The filters as GET params for links (the time span is the link's own)."""
+        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+        return {k: v for k, v in args.items() if v is not None}
 
 
 def metric_text(metric: str) -> tuple[str, str]:
@@ -185,7 +209,7 @@ def rows_url(model: MLModel, scope: Scope, metric: str) -> str:
 
 def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> Chart | None:
     points = metric_series(model=page.model, metric=metric, **page.scope.series_args())
-    if not any(p.value is not None for p in points):
+    if not any(p.value is not None and p.n for p in points):
         return None
     title, y_title = metric_text(metric)
     title = plain(f"{title} per {page.scope.granularity}{scope_suffix(page.scope)}")
@@ -259,7 +283,7 @@ def volume_charts(page: ModelPage) -> list[Chart]:
 
 def cohort_coverage_chart(page: ModelPage) -> Chart | None:
     """Label coverage by cohort age: how complete the labels are, days after prediction."""
-    scope = Scope("day", page.scope.version, page.scope.segment)
+    scope = Scope("day", page.scope.version, page.scope.segment, page.scope.days)
     points = metric_series(model=page.model, metric="label_coverage", **scope.series_args())
     points = [p for p in points if p.value is not None]
     if not points:
@@ -280,6 +304,9 @@ def cohort_coverage_chart(page: ModelPage) -> Chart | None:
 def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict | None:
     """The label delay distribution (one grouped COUNT) and the delay most labels arrive within."""
     labels = Label.objects.filter(model=model)
+    start, _ = scope.span(now)
+    if start:
+        labels = labels.filter(hour__gte=start)
     if scope.version:
         labels = labels.filter(prediction__version__version=scope.version)
     if scope.segment is not None:

@@ -149,7 +149,8 @@ def test_a_viewer_cannot_change_anything(live_server, model_with_data, page):
           const rule = JSON.stringify({metric: "accuracy", kind: "static", lower: 0.5});
           return [
             (await fetch("/models/churn/rules/", {method: "POST", body: form})).status,
-            (await fetch("/api/v1/models/churn/alert-rules", {method: "POST", headers, body: rule})).status,
+            (await fetch("/api/v1/models/churn/alert-rules",
+                         {method: "POST", headers, body: rule})).status,
             (await fetch("/api/v1/models/churn/alert-rules/1", {method: "DELETE", headers})).status,
           ];
         }"""
