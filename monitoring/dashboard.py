@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
@@ -30,6 +32,7 @@ from monitoring.rows import RowFilter, RowFilterError, rows_select
 from monitoring.serializers import AlertRuleSerializer
 
 ROWS_PER_PAGE = 50
+DEFAULT_ROWS_SPAN = timedelta(days=1)
 BUSINESS_COLUMNS = ("value", "window_start", "window_end", "average", "likely_low",
                     "likely_high", "known_results")  # fmt: skip
 
@@ -188,6 +191,10 @@ def row_filter_from(request) -> RowFilter:
 @role_required(Role.VIEWER)
 def rows(request, name: str):
     model = get_object_or_404(MLModel, name=name)
+    if not request.GET:  # the tab itself: the last day, not a count over every row ever stored
+        since = (timezone.now() - DEFAULT_ROWS_SPAN).replace(microsecond=0).isoformat()
+        url = reverse("dashboard:rows", kwargs={"name": model.name})
+        return redirect(f"{url}?{urlencode({'start': since})}")
     try:
         filters = row_filter_from(request)
         matching = rows_select(model=model, filters=filters)

@@ -18,7 +18,7 @@ PAGES = [
     "/models/churn/",
     "/models/churn/business/",
     "/models/churn/business.csv",
-    "/models/churn/rows/",
+    "/models/churn/rows/?labelled=no",
     "/models/churn/rows.csv",
     "/models/churn/rows.parquet",
     "/models/churn/quarantine/",

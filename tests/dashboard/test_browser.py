@@ -42,9 +42,7 @@ def page(live_server):  # so the browser closes before the server stops
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.console_errors = []
-        page.on(
-            "console", lambda m: m.type == "error" and page.console_errors.append(m.text)
-        )
+        page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
         page.on("pageerror", lambda error: page.console_errors.append(str(error)))
         yield page
         browser.close()

@@ -151,3 +151,9 @@ def test_rows_csv_escapes_formula_cells(model, viewer):
     body = b"".join(viewer.get("/models/churn/rows.csv").streaming_content).decode()
     row = next(iter(csv.DictReader(io.StringIO(body))))
     assert row["segment"] == '\'=HYPERLINK("x")' and row["prediction"] == "'@cmd"
+
+
+def test_the_rows_tab_opens_on_the_last_day(many_rows, viewer):
+    response = viewer.get("/models/churn/rows/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/models/churn/rows/?start=")
