@@ -97,10 +97,12 @@ def metric_figure(
     and shaded immature windows. `rows_url` lets a click on a point open the rows behind it."""
     x = [p.start.isoformat() for p in points]
     data = []
-    if any(p.ci_low is not None for p in points):
+    known = [p for p in points if p.ci_low is not None and p.ci_high is not None]
+    if known:  # windows without an interval are left out, so the ribbon has no holes
+        ribbon_x = [p.start.isoformat() for p in known]
         data.append({
-            "type": "scatter", "x": x + x[::-1],
-            "y": [p.ci_high for p in points] + [p.ci_low for p in points][::-1],
+            "type": "scatter", "x": ribbon_x + ribbon_x[::-1],
+            "y": [p.ci_high for p in known] + [p.ci_low for p in known][::-1],
             "fill": "toself", "fillcolor": BAND, "line": {"width": 0}, "mode": "lines",
             "hoverinfo": "skip", "name": "95% interval",
         })  # fmt: skip
