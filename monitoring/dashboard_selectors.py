@@ -176,6 +176,9 @@ class ModelPage:
 
 
 def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None) -> ModelPage:
+    """The model page's sections. A new section (drift, data quality, versions) is one more
+    selector returning its charts, or nothing when its data does not exist, plus its block in
+    templates/dashboard/model.html, which renders only the sections present."""
     now = now or timezone.now()
     (model,) = models_with_health([model])
     page = ModelPage(model, scope, model_versions(model), model_segments(model))
