@@ -7,9 +7,11 @@ grouped COUNT over labels) and the drill-down rows, which are the raw evidence b
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -44,6 +46,7 @@ DELAY_EDGES_S = (0, 3600, 6 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400, 14 *
                  30 * 86400, 90 * 86400)  # fmt: skip
 DELAY_LABELS = ("< 1 h", "1 to 6 h", "6 to 24 h", "1 to 2 d", "2 to 4 d", "4 to 7 d", "7 to 14 d",
                 "14 to 30 d", "30 to 90 d", "≥ 90 d")  # fmt: skip
+DELAY_CACHE_S = 300
 MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
 
 METRIC_TEXT = {
@@ -306,19 +309,9 @@ def cohort_coverage_chart(page: ModelPage) -> Chart | None:
 
 def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict | None:
     """The label delay distribution (one grouped COUNT) and the delay most labels arrive within."""
-    labels = Label.objects.filter(model=model)
     start, _ = scope.span(now)
-    if start:
-        labels = labels.filter(hour__gte=start)
-    if scope.version:
-        labels = labels.filter(prediction__version__version=scope.version)
-    if scope.segment is not None:
-        labels = labels.filter(prediction__segment=scope.segment)
+    values = delay_counts(model=model, scope=scope, start=start)
     bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
-    counts = labels.aggregate(
-        **{f"b{i}": Count("pk", filter=delay_in(low, high)) for i, (low, high) in enumerate(bins)}
-    )
-    values = [counts[f"b{i}"] for i in range(len(bins))]
     total = sum(values)
     if total == 0:
         return None
@@ -336,6 +329,30 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
     )
     chart = Chart("label-delay", "label_delay", title, figure, summary)
     return {"chart": chart, "total": total, "mature_after_s": float(upper)}
+
+
+def delay_counts(*, model: MLModel, scope: Scope, start: datetime | None) -> list[int]:
+    """Labels per delay bin, cached for DELAY_CACHE_S: the one query of the page that reads
+    raw rows (labels, not aggregates), and a distribution that moves slowly."""
+    key = f"canary:delay:{model.pk}:{scope.version}:{scope.segment!r}:{start and start.isoformat()}"
+    key = "canary:delay:" + hashlib.sha256(key.encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    labels = Label.objects.filter(model=model)
+    if start:
+        labels = labels.filter(hour__gte=start)
+    if scope.version:
+        labels = labels.filter(prediction__version__version=scope.version)
+    if scope.segment is not None:
+        labels = labels.filter(prediction__segment=scope.segment)
+    bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
+    counts = labels.aggregate(
+        **{f"b{i}": Count("pk", filter=delay_in(low, high)) for i, (low, high) in enumerate(bins)}
+    )
+    values = [counts[f"b{i}"] for i in range(len(bins))]
+    cache.set(key, values, DELAY_CACHE_S)
+    return values
 
 
 def delay_in(low: float, high: float | None) -> Q:

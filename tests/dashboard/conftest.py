@@ -31,3 +31,13 @@ def viewer(login):
 @pytest.fixture
 def editor(login):
     return login(Role.EDITOR)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The label-delay distribution is cached; each test starts without it."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

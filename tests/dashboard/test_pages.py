@@ -200,3 +200,18 @@ def test_open_alert_counts_only_open_alerts(traffic, viewer):
     html = viewer.get("/").content.decode()
     row = html[html.index('href="/models/churn/"') :].split("</tr>")[0]
     assert "state-firing" not in row
+
+
+def test_the_label_delay_distribution_is_cached_for_a_few_minutes(traffic, viewer):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    viewer.get("/models/churn/")
+    with CaptureQueriesContext(connection) as queries:
+        assert viewer.get("/models/churn/").status_code == 200
+    assert not any('FROM "monitoring_label"' in q["sql"] for q in queries)
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        viewer.get("/models/churn/")
+    assert any('FROM "monitoring_label"' in q["sql"] for q in queries)
