@@ -33,5 +33,10 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Evidently (the drift benchmark's baseline) lives in its own venv: bench/drift.py runs it there
+# as a subprocess, so its pins never touch the app's.
+BENCH_VENV := .venv-bench
 bench-deps: install
-	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt

@@ -18,3 +18,7 @@ def schedule_jobs(sender: Celery, **_kwargs) -> None:
     sender.add_periodic_task(
         settings.CANARY_JOBS_INTERVAL_S, sender.signature("monitoring.tasks.jobs_run_all")
     )
+    sender.add_periodic_task(
+        settings.CANARY_JOBS_INTERVAL_S,
+        sender.signature("factory.tasks.retrain_requests_deliver_all"),
+    )

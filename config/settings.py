@@ -147,6 +147,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CANARY_JOBS_INTERVAL_S = env_int("CANARY_JOBS_INTERVAL_S", 60)
+# A Celery task name that receives every retrain request's payload (empty: none).
+CANARY_RETRAIN_TASK = env_str("CANARY_RETRAIN_TASK", "")
 
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from factory.models import MLModel, ModelVersion, Task
+from factory.models import (
+    AuditEntry,
+    MLModel,
+    ModelVersion,
+    RetrainRequest,
+    Rollout,
+    Task,
+)
 
 
 class ModelCreateSerializer(serializers.Serializer):
@@ -36,3 +43,67 @@ class ModelSerializer(serializers.ModelSerializer):
             "name", "task", "positive_class", "description", "owners", "on_call", "health",
             "versions", "last_prediction_at", "created_at",
         ]  # fmt: skip
+
+
+class VersionDetailSerializer(serializers.ModelSerializer):
+    reference = serializers.JSONField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "version", "has_lineage", "lineage", "reference", "body_sha256", "created_at",
+            "registered_at",
+        ]  # fmt: skip
+
+
+class RolloutCreateSerializer(serializers.Serializer):
+    version = serializers.CharField(max_length=100)
+    traffic_percent = serializers.FloatField(min_value=0.01, max_value=100)
+    segments = serializers.ListField(
+        child=serializers.CharField(max_length=200, allow_blank=True), required=False, default=list
+    )
+    parameters = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RollbackSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    version = serializers.CharField(source="version.version")
+    undoes = serializers.IntegerField(source="undoes_id", allow_null=True)
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id", "kind", "version", "traffic_percent", "segments", "parameters", "note",
+            "actor", "active", "undoes", "created_at",
+        ]  # fmt: skip
+
+
+class GatesSerializer(serializers.Serializer):
+    canary = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
+    production = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "actor", "action", "subject", "before", "after", "created_at"]
+
+
+class RetrainRequestSerializer(serializers.ModelSerializer):
+    version = serializers.CharField(source="version.version", allow_null=True, default=None)
+
+    class Meta:
+        model = RetrainRequest
+        fields = [
+            "id", "version", "alert_id", "rule_id", "metric", "value", "window_start",
+            "window_end", "manifest", "status", "webhook_url", "attempts", "delivered_at",
+            "error", "hooks_error", "created_at",
+        ]  # fmt: skip
+
+
+class RetrainSettingsSerializer(serializers.Serializer):
+    retrain_webhook_url = serializers.URLField(allow_blank=True, max_length=500)

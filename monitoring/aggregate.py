@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Case, Count, F, FloatField, Q, Sum, Value, When
+from django.db.models.functions import Abs, Greatest, Least, Ln, TruncHour
 from django.utils.dateparse import parse_datetime
 
+from factory.models import MLModel
+from monitoring.bins import bins_stale_reset
+from monitoring.ingest.records import canonical_label
 from monitoring.models import HourlyAggregate, HourlyValue, Prediction
+from monitoring.sketches import sketches_refresh
 from monitoring.sql import db_datetime, json_entries, json_number
 
 HOUR = timedelta(hours=1)
+EPS = float(np.finfo(np.float64).eps)  # log loss clips scores as scikit-learn does
+MAX_PASSES = 3
 
 
 def as_utc(value) -> datetime:
@@ -45,9 +52,74 @@ def dirty_hours_take(model_id: int) -> list[datetime]:
         return sorted({as_utc(hour) for (hour,) in cursor.fetchall()})
 
 
-def hourly_counts(model_id: int, start: datetime, end: datetime) -> list[HourlyAggregate]:
+def positive_label(model: MLModel) -> str:
+    """The stored text of the model's positive class (1 when none was given)."""
+    positive = model.positive_class
+    return canonical_label(positive) if positive is not None else "1"
+
+
+def clipped(expression, low: float = EPS, high: float = 1 - EPS):
+    return Greatest(Least(expression, Value(high)), Value(low))
+
+
+def scalar_sums(positive: str) -> dict:
+    """The per-hour sums every scalar metric needs, as SQL aggregates over predictions."""
+    judged = Q(label__outcome__isnull=False)
+    actual_pos, predicted_pos = Q(label__outcome=positive), Q(prediction=positive)
+    probabilistic = judged & Q(score__isnull=False)
+    log_loss = -Case(
+        When(actual_pos, then=Ln(clipped(F("score")))),
+        default=Ln(clipped(Value(1.0) - F("score"))),
+        output_field=FloatField(),
+    )
+    residual = F("score") - Case(
+        When(actual_pos, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
+    )
+    regressed = Q(prediction_num__isnull=False, label__outcome_num__isnull=False)
+    error = F("prediction_num") - F("label__outcome_num")
+    ape = Abs(error) / Abs(F("label__outcome_num"))
+    with_ape = regressed & ~Q(label__outcome_num=0)
+    return dict(
+        n_judged=Count("id", filter=judged),
+        n_tp=Count("id", filter=judged & actual_pos & predicted_pos),
+        n_fp=Count("id", filter=judged & ~actual_pos & predicted_pos),
+        n_fn=Count("id", filter=judged & actual_pos & ~predicted_pos),
+        n_predicted_positive=Count("id", filter=predicted_pos),
+        n_predicted_num=Count("prediction_num"),
+        prediction_total=Sum("prediction_num"),
+        prediction_sq_total=Sum(F("prediction_num") * F("prediction_num")),
+        n_probabilistic=Count("id", filter=probabilistic),
+        log_loss_total=Sum(log_loss, filter=probabilistic),
+        log_loss_sq_total=Sum(log_loss * log_loss, filter=probabilistic),
+        brier_total=Sum(residual * residual, filter=probabilistic),
+        brier_sq_total=Sum(residual * residual * residual * residual, filter=probabilistic),
+        n_regressed=Count("id", filter=regressed),
+        error_total=Sum(error, filter=regressed),
+        error_sq_total=Sum(error * error, filter=regressed),
+        abs_error_total=Sum(Abs(error), filter=regressed),
+        error_fourth_total=Sum(error * error * error * error, filter=regressed),
+        n_ape=Count("id", filter=with_ape),
+        ape_total=Sum(ape, filter=with_ape),
+        ape_sq_total=Sum(ape * ape, filter=with_ape),
+    )
+
+
+SCALAR_FIELDS = {
+    "judged": "n_judged", "tp": "n_tp", "fp": "n_fp", "fn": "n_fn",
+    "predicted_positive": "n_predicted_positive", "predicted_num": "n_predicted_num",
+    "prediction_sum": "prediction_total", "prediction_sq_sum": "prediction_sq_total",
+    "probabilistic": "n_probabilistic", "log_loss_sum": "log_loss_total",
+    "log_loss_sq_sum": "log_loss_sq_total", "brier_sum": "brier_total",
+    "brier_sq_sum": "brier_sq_total", "regressed": "n_regressed", "error_sum": "error_total",
+    "error_sq_sum": "error_sq_total", "abs_error_sum": "abs_error_total",
+    "error_fourth_sum": "error_fourth_total", "ape_n": "n_ape", "ape_sum": "ape_total",
+    "ape_sq_sum": "ape_sq_total",
+}  # fmt: skip
+
+
+def hourly_counts(model: MLModel, start: datetime, end: datetime) -> list[HourlyAggregate]:
     rows = (
-        Prediction.objects.filter(model_id=model_id, timestamp__gte=start, timestamp__lt=end)
+        Prediction.objects.filter(model_id=model.pk, timestamp__gte=start, timestamp__lt=end)
         .annotate(hour=TruncHour("timestamp"))
         .values("version_id", "segment", "hour")
         .annotate(
@@ -58,11 +130,12 @@ def hourly_counts(model_id: int, start: datetime, end: datetime) -> list[HourlyA
             n_labelled=Count("label"),
             n_correct=Count("label", filter=Q(label__correct=True)),
             delay_total=Sum("label__delay_s"),
+            **scalar_sums(positive_label(model)),
         )
     )
     return [
         HourlyAggregate(
-            model_id=model_id,
+            model_id=model.pk,
             version_id=row["version_id"],
             segment=row["segment"],
             hour=row["hour"],
@@ -73,6 +146,7 @@ def hourly_counts(model_id: int, start: datetime, end: datetime) -> list[HourlyA
             labelled=row["n_labelled"],
             correct=row["n_correct"],
             delay_s_sum=row["delay_total"] or 0.0,
+            **{field: row[key] or 0 for field, key in SCALAR_FIELDS.items()},
         )
         for row in rows
     ]
@@ -103,13 +177,26 @@ def hourly_values(model_id: int, start: datetime, end: datetime) -> list[HourlyV
 
 
 def aggregates_refresh(*, model_id: int) -> int:
-    """Recompute the aggregates of every dirty hour of a model; returns how many hours."""
-    with transaction.atomic():
-        hours = dirty_hours_take(model_id)
-        for start, end in hour_ranges(hours):
-            window = {"model_id": model_id, "hour__gte": start, "hour__lt": end}
-            HourlyAggregate.objects.filter(**window).delete()
-            HourlyValue.objects.filter(**window).delete()
-            HourlyAggregate.objects.bulk_create(hourly_counts(model_id, start, end), 1000)
-            HourlyValue.objects.bulk_create(hourly_values(model_id, start, end), 1000)
-    return len(hours)
+    """Recompute the aggregates of every dirty hour of a model; returns how many hours.
+
+    A pass may mark more hours dirty (a version's bins were frozen anew); they are done in a
+    second pass, so when this returns every stored histogram is on its version's current bins.
+    """
+    model = MLModel.objects.get(pk=model_id)
+    total = 0
+    for _ in range(MAX_PASSES):
+        with transaction.atomic():
+            # In the same transaction as the re-aggregation: no reader sees old-edge histograms.
+            bins_stale_reset(model_id=model_id)
+            hours = dirty_hours_take(model_id)
+            for start, end in hour_ranges(hours):
+                window = {"model_id": model_id, "hour__gte": start, "hour__lt": end}
+                HourlyAggregate.objects.filter(**window).delete()
+                HourlyValue.objects.filter(**window).delete()
+                HourlyAggregate.objects.bulk_create(hourly_counts(model, start, end), 1000)
+                HourlyValue.objects.bulk_create(hourly_values(model_id, start, end), 1000)
+            sketches_refresh(model=model, hours=hours)
+        total += len(hours)
+        if not hours:
+            break
+    return total

@@ -7,8 +7,9 @@ from itertools import islice
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -19,15 +20,38 @@ from accounts.models import ApiKey, Scope
 from accounts.permissions import key_allows_model
 from accounts.roles import Role
 from config.problems import ApiProblem
-from factory.models import MLModel
-from factory.serializers import ModelCreateSerializer, ModelSerializer
+from factory.api import request_actor
+from factory.models import MLModel, Rollout
+from factory.serializers import ModelCreateSerializer, ModelSerializer, RolloutSerializer
 from factory.services import model_create
+from monitoring.alerts.defaults import alert_rules_default_create
+from monitoring.alerts.services import alert_acknowledge, rule_silence
+from monitoring.drift import DriftError, drift_report
 from monitoring.ingest.parsers import MEDIA_TYPES, BodyError, parse_body
 from monitoring.ingest.services import records_ingest
 from monitoring.metrics import MetricError, metric_series
-from monitoring.models import Alert, AlertRule, AlertState, RecordKind
+from monitoring.models import (
+    Alert,
+    AlertEvaluation,
+    AlertRule,
+    AlertState,
+    RecordKind,
+    WebhookEndpoint,
+)
+from monitoring.results import comparison_report, sensitivity_report
 from monitoring.selectors import models_with_health
-from monitoring.serializers import AlertRuleSerializer, AlertSerializer, ReceiptSerializer
+from monitoring.serializers import (
+    AcknowledgeSerializer,
+    AlertRuleSerializer,
+    AlertSerializer,
+    ComparisonSerializer,
+    DriftSerializer,
+    EvaluationSerializer,
+    ReceiptSerializer,
+    SensitivitySerializer,
+    SilenceSerializer,
+    WebhookSerializer,
+)
 
 
 def model_or_404(name: str) -> MLModel:
@@ -67,7 +91,9 @@ class ModelListView(APIView):
         if MLModel.objects.filter(name=serializer.validated_data["name"]).exists():
             raise ApiProblem(409, f"A model named {serializer.validated_data['name']!r} exists.")
         try:
-            model = model_create(**serializer.validated_data)
+            with transaction.atomic():
+                model = model_create(**serializer.validated_data, actor=request_actor(request))
+                alert_rules_default_create(model=model)
         except IntegrityError:
             raise ApiProblem(409, "A model with this name exists.") from None
         (model,) = models_with_health([model])
@@ -79,7 +105,8 @@ class ModelDetailView(APIView):
     def get(self, request, model):
         (model,) = models_with_health([model_or_404(model)])
         body = ModelSerializer(model).data
-        body["rollouts"] = []
+        history = Rollout.objects.filter(model=model).select_related("version")
+        body["rollouts"] = RolloutSerializer(history, many=True).data
         open_alerts = Alert.objects.filter(model=model).exclude(state=AlertState.RESOLVED)
         body["open_alerts"] = AlertSerializer(
             open_alerts.select_related("rule", "model").prefetch_related("notifications"),
@@ -172,6 +199,124 @@ class MetricsView(APIView):
         )
 
 
+def query_float(request, name: str, default: float, low: float, high: float) -> float:
+    text = request.query_params.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiProblem(400, f"{name} {text!r} is not a number") from None
+    if not low < value < high:
+        raise ApiProblem(400, f"{name} must be between {low} and {high} (exclusive), not {text}")
+    return value
+
+
+def required(request, name: str, example: str) -> str:
+    value = request.query_params.get(name)
+    if not value:
+        raise ApiProblem(400, f"The {name} parameter is required, e.g. ?{name}={example}.")
+    return value
+
+
+WINDOW_PARAMETERS = [
+    OpenApiParameter("start", OpenApiTypes.DATETIME),
+    OpenApiParameter("end", OpenApiTypes.DATETIME),
+]
+
+
+class DriftView(APIView):
+    @extend_schema(
+        parameters=[
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("reference_start", OpenApiTypes.DATETIME),
+            OpenApiParameter("reference_end", OpenApiTypes.DATETIME),
+            OpenApiParameter("version", str, description="default: the latest version"),
+            OpenApiParameter("segment", str),
+        ],
+        responses=DriftSerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = drift_report(
+                model=model,
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                reference_start=query_time(request, "reference_start"),
+                reference_end=query_time(request, "reference_end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except DriftError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(DriftSerializer(body).data)
+
+
+class CompareView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("baseline", str, required=True),
+            OpenApiParameter("candidate", str, required=True),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("segment", str),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+        ],
+        responses=ComparisonSerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = comparison_report(
+                model=model,
+                metric=required(request, "metric", "accuracy"),
+                baseline=required(request, "baseline", "1.0.0"),
+                candidate=required(request, "candidate", "1.1.0"),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                segment=request.query_params.get("segment"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(ComparisonSerializer(body).data)
+
+
+class SensitivityView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=SensitivitySerializer,
+    )
+    def get(self, request, model):
+        model = model_or_404(model)
+        try:
+            body = sensitivity_report(
+                model=model,
+                metric=required(request, "metric", "accuracy"),
+                granularity=request.query_params.get("granularity", "day"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(SensitivitySerializer(body).data)
+
+
 class AlertListView(generics.ListAPIView):
     serializer_class = AlertSerializer
     pagination_class = None
@@ -232,3 +377,102 @@ class AlertRuleDetailView(generics.RetrieveUpdateDestroyAPIView):
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "model": model_or_404(self.kwargs["model"])}
+
+
+def alert_or_404(request, pk: int) -> Alert:
+    alert = Alert.objects.select_related("rule", "model").filter(pk=pk).first()
+    if alert is None or (
+        isinstance(request.auth, ApiKey) and not key_allows_model(request.auth, alert.model.name)
+    ):
+        raise ApiProblem(404, f"There is no alert {pk}.")
+    return alert
+
+
+class AlertAcknowledgeView(APIView):
+    roles = {"POST": Role.EDITOR}
+    """Acknowledge an open alert: it stays open, but no more reminders are sent."""
+
+    scopes = {"POST": Scope.FACTORY_WRITE}
+
+    @extend_schema(request=AcknowledgeSerializer, responses=AlertSerializer)
+    def post(self, request, pk):
+        alert = alert_or_404(request, pk)
+        body = AcknowledgeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        by = body.validated_data["by"] or getattr(request.auth, "name", "") or str(request.user)
+        if not alert_acknowledge(alert=alert, by=by):
+            raise ApiProblem(409, f"Alert {pk} is resolved; there is nothing to acknowledge.")
+        return alert_response(pk)
+
+
+class AlertSilenceView(APIView):
+    roles = {"POST": Role.EDITOR, "DELETE": Role.EDITOR}
+    """Silence the alert's rule until a time, with a reason: evaluations go on, messages wait."""
+
+    scopes = {"POST": Scope.FACTORY_WRITE, "DELETE": Scope.FACTORY_WRITE}
+
+    @extend_schema(request=SilenceSerializer, responses=AlertRuleSerializer)
+    def post(self, request, pk):
+        alert = alert_or_404(request, pk)
+        body = SilenceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        until = body.validated_data["until"]
+        if until <= timezone.now():
+            raise ApiProblem(400, "until must be in the future", [{"field": "until",
+                             "message": "must be in the future"}])  # fmt: skip
+        rule = rule_silence(rule=alert.rule, until=until, reason=body.validated_data["reason"])
+        return Response(AlertRuleSerializer(rule, context={"model": rule.model}).data)
+
+    @extend_schema(request=None, responses=AlertRuleSerializer)
+    def delete(self, request, pk):
+        alert = alert_or_404(request, pk)
+        rule = rule_silence(rule=alert.rule, until=None, reason="")
+        return Response(AlertRuleSerializer(rule, context={"model": rule.model}).data)
+
+
+def alert_response(pk: int) -> Response:
+    alert = Alert.objects.select_related("rule", "model").prefetch_related("notifications")
+    return Response(AlertSerializer(alert.get(pk=pk)).data)
+
+
+class AlertEvaluationListView(generics.ListAPIView):
+    """The latest evaluations of one rule, newest first (the rule's audit trail)."""
+
+    serializer_class = EvaluationSerializer
+    pagination_class = None
+    limit = 200
+
+    def get_queryset(self):
+        rule = get_object_or_404(
+            AlertRule, model=model_or_404(self.kwargs["model"]), pk=self.kwargs["pk"]
+        )
+        return AlertEvaluation.objects.filter(rule=rule)[: self.limit]
+
+
+class WebhookListView(generics.ListCreateAPIView):
+    roles = {"POST": Role.ADMIN}
+    """The model's webhook URLs; every alert notification is also POSTed to each."""
+
+    serializer_class = WebhookSerializer
+    pagination_class = None
+    scopes = {"POST": Scope.FACTORY_WRITE}
+
+    def get_queryset(self):
+        return WebhookEndpoint.objects.filter(model=model_or_404(self.kwargs["model"]))
+
+    def perform_create(self, serializer):
+        model = model_or_404(self.kwargs["model"])
+        if WebhookEndpoint.objects.filter(model=model, url=serializer.validated_data["url"]):
+            raise ApiProblem(409, "This URL is already a webhook of the model.")
+        serializer.save(model=model)
+
+
+class WebhookDetailView(generics.DestroyAPIView):
+    roles = {"DELETE": Role.ADMIN}
+    serializer_class = WebhookSerializer
+    scopes = {"DELETE": Scope.FACTORY_WRITE}
+
+    def get_object(self):
+        return get_object_or_404(
+            WebhookEndpoint, model=model_or_404(self.kwargs["model"]), pk=self.kwargs["pk"]
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from monitoring.metrics import Point
 
@@ -19,6 +20,7 @@ BOUND = "#dc2626"
 ALERT = "#b91c1c"
 IMMATURE = "rgba(245, 158, 11, 0.14)"
 BAR = "#0f766e"
+EVENT = "#7c3aed"
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
 
 
@@ -83,6 +85,17 @@ def immature_rect(window: Immature) -> tuple[dict, dict]:
     return shape, note
 
 
+def event_line(at: datetime, label: str) -> tuple[dict, dict]:
+    """A vertical mark for an event such as a rollout."""
+    x = at.isoformat()
+    shape = {"type": "line", "xref": "x", "x0": x, "x1": x, "yref": "paper", "y0": 0, "y1": 1,
+             "line": {"color": EVENT, "dash": "dot", "width": 1}}  # fmt: skip
+    note = {"text": plain(label), "xref": "x", "x": x, "yref": "paper", "y": 1, "showarrow": False,
+            "textangle": -90, "xanchor": "right", "yanchor": "top",
+            "font": {"size": 10, "color": EVENT}}  # fmt: skip
+    return shape, note
+
+
 def metric_figure(
     *,
     title: str,
@@ -91,6 +104,7 @@ def metric_figure(
     bounds: Sequence[tuple[str, float]] = (),
     immature: Sequence[Immature] = (),
     markers: Sequence[Marker] = (),
+    events: Sequence[tuple[datetime, str]] = (),
     rows_url: str = "",
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
@@ -123,6 +137,7 @@ def metric_figure(
                            x_type="date")  # fmt: skip
     decorations = [bound_line(label, value) for label, value in bounds]
     decorations += [immature_rect(window) for window in immature]
+    decorations += [event_line(at, label) for at, label in events]
     for shape, note in decorations:
         figure_layout["shapes"].append(shape)
         figure_layout["annotations"].append(note)

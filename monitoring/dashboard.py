@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.roles import Role, role_required, user_has_role
 from factory.models import MLModel
 from monitoring import rows as row_exports
+from monitoring.alerts.services import alert_acknowledge, rule_silence
 from monitoring.dashboard_selectors import (
     DAYS_CHOICES,
     DEFAULT_DAYS,
@@ -27,7 +28,8 @@ from monitoring.dashboard_selectors import (
     model_page_get,
     overview_models,
 )
-from monitoring.metrics import WINDOW
+from monitoring.metrics import WINDOW, MetricError
+from monitoring.models import Alert
 from monitoring.rows import RowFilter, RowFilterError, rows_select
 from monitoring.serializers import AlertRuleSerializer
 
@@ -116,7 +118,10 @@ def model_page(request, name: str):
         scope = scope_from(request)
     except BadQuery as error:
         return bad_request(request, error)
-    page = model_page_get(model=model, scope=scope)
+    try:
+        page = model_page_get(model=model, scope=scope)
+    except MetricError as error:  # e.g. a version the model does not have
+        return bad_request(request, error)
     context = {
         "page": page,
         "model": page.model,
@@ -270,3 +275,27 @@ def quarantine_csv(request, name: str):
         return bad_request(request, error)
     records = row_exports.quarantine_select(model=model, batch=batch, code=code)
     return download(row_exports.quarantine_csv(records), "text/csv", f"{model.name}-quarantine.csv")
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def alert_acknowledge_form(request, name: str, pk: int):
+    alert = get_object_or_404(Alert, model__name=name, pk=pk)
+    alert_acknowledge(alert=alert, by=request.user.get_username())
+    return redirect("dashboard:model", name=name)
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def alert_silence_form(request, name: str, pk: int):
+    """Silence the alert's rule; `until` is read as UTC (the page shows UTC times)."""
+    alert = get_object_or_404(Alert.objects.select_related("rule"), model__name=name, pk=pk)
+    try:
+        until = datetime.fromisoformat(request.POST.get("until", "")).replace(tzinfo=UTC)
+    except ValueError:
+        return HttpResponseBadRequest("until must be a date and time")
+    reason = request.POST.get("reason", "").strip()[:500]
+    if until <= timezone.now() or not reason:
+        return HttpResponseBadRequest("until must be in the future and a reason is required")
+    rule_silence(rule=alert.rule, until=until, reason=reason)
+    return redirect("dashboard:model", name=name)

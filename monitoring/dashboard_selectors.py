@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from factory.models import MLModel, ModelVersion, Task
+from monitoring.alerts.warnings import rule_warnings
 from monitoring.charts import (
     Immature,
     Marker,
@@ -27,6 +28,7 @@ from monitoring.charts import (
     plain,
     sparkline_points,
 )
+from monitoring.factory_pages import rollout_annotations
 from monitoring.metrics import (
     BASE_METRICS,
     WINDOW,
@@ -176,6 +178,7 @@ class ModelPage:
     alerts: list[Alert] = field(default_factory=list)
     rules: list[AlertRule] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)  # (time, label): rollouts
 
 
 def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None) -> ModelPage:
@@ -186,7 +189,11 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     (model,) = models_with_health([model])
     page = ModelPage(model, scope, model_versions(model), model_segments(model))
     page.rules = list(AlertRule.objects.filter(model=model))
-    page.alerts = list(Alert.objects.filter(model=model).select_related("rule")[:50])
+    for rule in page.rules:
+        rule.warnings = rule_warnings(rule=rule)
+    alerts = Alert.objects.filter(model=model).select_related("rule")
+    page.alerts = list(alerts.prefetch_related("notifications")[:50])
+    page.events = rollout_annotations(model)
     page.metrics = metric_names(model)
     page.delay = label_delay_section(model=model, scope=scope, now=now)
     maturity_s = page.delay["mature_after_s"] if page.delay else None
@@ -225,6 +232,7 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
         bounds=rule_bounds(page.rules, metric, page.scope),
         markers=alert_markers(page.alerts, metric, page.scope),
         immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
+        events=page.events,
         rows_url=url,
     )  # fmt: skip
     summary = chart_summary(title, points, page.scope.granularity)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring import dashboard
+from monitoring import dashboard, factory_pages
 
 app_name = "dashboard"
 urlpatterns = [
@@ -19,4 +19,19 @@ urlpatterns = [
     ),
     path("models/<slug:name>/quarantine/", dashboard.quarantine, name="quarantine"),
     path("models/<slug:name>/quarantine.csv", dashboard.quarantine_csv, name="quarantine-csv"),
+    path("models/<slug:name>/versions/", factory_pages.versions_page, name="versions"),
+    path("models/<slug:name>/versions/<str:version>/", factory_pages.version_page, name="version"),
+    path("models/<slug:name>/rollouts/", factory_pages.rollouts_page, name="rollouts"),
+    path("models/<slug:name>/retrain/", factory_pages.retrain_page, name="retrain"),
+    path("models/<slug:name>/audit/", factory_pages.audit_page, name="audit"),
+    path(
+        "models/<slug:name>/alerts/<int:pk>/acknowledge",
+        dashboard.alert_acknowledge_form,
+        name="alert-acknowledge",
+    ),
+    path(
+        "models/<slug:name>/alerts/<int:pk>/silence",
+        dashboard.alert_silence_form,
+        name="alert-silence",
+    ),
 ]

@@ -8,7 +8,11 @@ import numpy as np
 
 from factory.models import MLModel
 from factory.services import model_create
+from monitoring.aggregate import aggregates_refresh
+from monitoring.alerts.defaults import alert_rules_default_create
+from monitoring.alerts.evaluate import rules_evaluate
 from monitoring.ingest.services import records_ingest
+from monitoring.join import outcomes_join
 from monitoring.models import AlertRule
 
 DEMO_MODEL = "churn"
@@ -83,6 +87,7 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
         owners=["data-science@example.com"],
         on_call=["oncall@example.com"],
     )
+    alert_rules_default_create(model=model)
     AlertRule.objects.create(
         model=model, metric="accuracy", kind="static", lower=0.8, min_count=100,
         granularity="day", severity="critical",
@@ -97,4 +102,20 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
         model=model, kind="outcomes", records=demo_outcomes(rng, predictions, now),
         source="demo", enqueue_jobs=False,
     )  # fmt: skip
+    demo_history_evaluate(model=model, now=now)
     return model
+
+
+def demo_history_evaluate(*, model: MLModel, now: datetime) -> None:
+    """Evaluate the rules at the end of every past day, as the beat schedule would have.
+
+    The alerts then open when the change happened (and band baselines freeze before it),
+    instead of a single evaluation today seeing four weeks at once. Messages are left for
+    the next `jobs_run`, which groups them into one e-mail. (The replay sees outcomes that
+    arrived after each day; the demo accepts that shortcut.)
+    """
+    outcomes_join(model_id=model.pk)
+    aggregates_refresh(model_id=model.pk)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for days_ago in range(DEMO_DAYS - 1, 0, -1):
+        rules_evaluate(model_id=model.pk, now=today - timedelta(days=days_ago))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 from factory.models import MLModel, ModelVersion
 
@@ -141,6 +142,32 @@ class HourlyAggregate(models.Model):
     labelled = models.PositiveIntegerField(default=0)
     correct = models.PositiveIntegerField(default=0)
     delay_s_sum = models.FloatField(default=0)
+    # Labels with an outcome (value-only outcomes are labelled but not judged).
+    judged = models.PositiveIntegerField(default=0)
+    # Binary: confusion counts with the model's positive class (tn = judged - tp - fp - fn).
+    tp = models.PositiveIntegerField(default=0)
+    fp = models.PositiveIntegerField(default=0)
+    fn = models.PositiveIntegerField(default=0)
+    predicted_positive = models.PositiveIntegerField(default=0)
+    # Numeric predictions (mean_prediction).
+    predicted_num = models.PositiveIntegerField(default=0)
+    prediction_sum = models.FloatField(default=0)
+    prediction_sq_sum = models.FloatField(default=0)
+    # Judged and scored rows: per-row log loss and Brier terms, summed and squared.
+    probabilistic = models.PositiveIntegerField(default=0)
+    log_loss_sum = models.FloatField(default=0)
+    log_loss_sq_sum = models.FloatField(default=0)
+    brier_sum = models.FloatField(default=0)
+    brier_sq_sum = models.FloatField(default=0)
+    # Regression, error = prediction - outcome: sums of e, e^2, |e|, e^4, and of APE (actual != 0).
+    regressed = models.PositiveIntegerField(default=0)
+    error_sum = models.FloatField(default=0)
+    error_sq_sum = models.FloatField(default=0)
+    abs_error_sum = models.FloatField(default=0)
+    error_fourth_sum = models.FloatField(default=0)
+    ape_n = models.PositiveIntegerField(default=0)
+    ape_sum = models.FloatField(default=0)
+    ape_sq_sum = models.FloatField(default=0)
 
     class Meta:
         constraints = [
@@ -172,6 +199,76 @@ class HourlyValue(models.Model):
         indexes = [models.Index(fields=["model", "name", "hour"], name="hourly_value_model_hour")]
 
 
+class SketchKind(models.TextChoices):
+    SCORE = "score"  # ScoreHistogram of judged, scored predictions (binary)
+    DELAY = "delay"  # label delays on log bins
+    CONFUSION = "confusion"  # multiclass {(actual, predicted): count}
+    NUMERICAL = "numerical"  # a feature's NumericHistogram on its FeatureBins edges
+    CATEGORICAL = "categorical"  # a feature's category counts and missing count
+
+
+class Period(models.TextChoices):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class Sketch(models.Model):
+    """A histogram or count table of one hour, or of one day (the sum of its hours).
+
+    `data` is compact bytes (monitoring.stats.codec) or zlib'd JSON for category counts; `n`
+    is how many values it holds, so windows can be sized without decoding.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    segment = models.CharField(max_length=200, blank=True, default="")
+    period = models.CharField(max_length=4, choices=Period.choices)
+    start = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=SketchKind.choices)
+    name = models.CharField(max_length=200, blank=True, default="")
+    n = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)  # features: rows without a value
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "version", "segment", "period", "start", "kind", "name"],
+                name="sketch_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["model", "kind", "period", "start"], name="sketch_model_kind"),
+        ]
+
+
+class FeatureBins(models.Model):
+    """A feature's fixed bins for one version, frozen before any histogram uses them.
+
+    Numerical edges come from the version's registered reference, else from its first days of
+    predictions. They never change under stored histograms: a new reference re-freezes them
+    and re-aggregates the version's hours in the same transaction.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12)  # numerical or categorical
+    edges = models.BinaryField()  # float64 little-endian; empty for categorical
+    source = models.CharField(max_length=20)  # reference or predictions
+    reference_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # The registered reference of this feature on these bins, compact, so drift reads no JSON.
+    reference = models.BinaryField(null=True)
+    deciles = models.BinaryField(null=True)  # float64 little-endian
+    reference_rows = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "name"], name="feature_bins_unique")
+        ]
+
+
 class Granularity(models.TextChoices):
     HOUR = "hour"
     DAY = "day"
@@ -188,6 +285,12 @@ class RuleKind(models.TextChoices):
 class Severity(models.TextChoices):
     WARNING = "warning"
     CRITICAL = "critical"
+
+
+class Sides(models.TextChoices):
+    BOTH = "both"
+    TOO_LOW = "too_low"
+    TOO_HIGH = "too_high"
 
 
 class AlertRule(models.Model):
@@ -207,6 +310,19 @@ class AlertRule(models.Model):
     segment = models.CharField(max_length=200, null=True, blank=True)
     severity = models.CharField(max_length=20, choices=Severity.choices, default="warning")
     recipients = models.JSONField(default=list, blank=True)
+    # Which side(s) of a relative or band rule fire; static rules say it with lower/upper.
+    sides = models.CharField(max_length=10, choices=Sides.choices, default="both")
+    # relative: compare with this version's value in the same window instead of a trailing mean
+    baseline_version = models.CharField(max_length=100, null=True, blank=True)
+    # Hysteresis: a firing alert resolves only after this many judged windows back inside.
+    resolve_windows = models.PositiveIntegerField(default=2)
+    # While firing and not acknowledged, remind every this many minutes (0: never).
+    repeat_minutes = models.PositiveIntegerField(default=1440)
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    silence_reason = models.CharField(max_length=500, blank=True, default="")
+    is_default = models.BooleanField(default=False)
+    # When this rule's alert fires, the factory is asked to retrain (monitoring/retrain.py).
+    requests_retrain = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -243,6 +359,10 @@ class Alert(models.Model):
     window_end = models.DateTimeField()
     started_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True)
+    # The first breaching window: band and relative baselines stay frozen before it.
+    first_window_start = models.DateTimeField(null=True)
+    acknowledged_at = models.DateTimeField(null=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -258,6 +378,7 @@ class Alert(models.Model):
 
 class NotificationKind(models.TextChoices):
     FIRING = "firing"
+    REMINDER = "reminder"
     RESOLVED = "resolved"
 
 
@@ -267,11 +388,14 @@ class Notification(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=20, choices=NotificationKind.choices)
     channel = models.CharField(max_length=20, default="email")
+    target = models.CharField(max_length=500, blank=True, default="")  # a webhook's URL
+    sequence = models.PositiveIntegerField(default=0)  # reminders count 1, 2, ...
     recipients = models.JSONField(default=list)
     subject = models.CharField(max_length=300, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)  # the evaluation's time
     sent_at = models.DateTimeField(null=True)
     claimed_until = models.DateTimeField(null=True)
+    claim_token = models.UUIDField(null=True)  # who holds it: one sender per group
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
 
@@ -279,6 +403,66 @@ class Notification(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["alert", "kind", "channel"], name="notification_once_per_change"
+                fields=["alert", "kind", "channel", "target", "sequence"],
+                name="notification_once_per_change",
             )
+        ]
+
+
+class Verdict(models.TextChoices):
+    OK = "ok"
+    TOO_LOW = "too_low"
+    TOO_HIGH = "too_high"
+    NO_DATA = "no_data"  # a no_data rule's breach, or no judged window at all
+    TOO_FEW = "too_few"  # the latest window has fewer than min_count observations
+    NO_BASELINE = "no_baseline"  # band/relative without enough earlier windows
+    ERROR = "error"  # the metric could not be computed; recorded, never alerted
+
+
+class AlertEvaluation(models.Model):
+    """One judgement of one rule in one evaluation run: the audit trail of every alert."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="evaluations")
+    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, related_name="+")
+    run_id = models.UUIDField()
+    evaluated_at = models.DateTimeField()
+    window_start = models.DateTimeField(null=True)
+    window_end = models.DateTimeField(null=True)
+    value = models.FloatField(null=True)
+    lower = models.FloatField(null=True)
+    upper = models.FloatField(null=True)
+    n = models.PositiveIntegerField(default=0)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    state = models.CharField(max_length=20, blank=True, default="")  # the alert's, after
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [models.Index(fields=["rule", "evaluated_at"], name="evaluation_rule_time")]
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that receives every alert notification of one model (JSON, Slack-compatible)."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "url"], name="webhook_unique_per_model")
+        ]
+
+
+class DefaultRuleApplied(models.Model):
+    """A metric whose default rules were created once, so deleting them is not undone."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "metric"], name="default_rule_once")
         ]

@@ -2,32 +2,34 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics import MetricError, metric_check
-from monitoring.models import Alert, AlertRule, RuleKind
+from monitoring.models import Alert, AlertEvaluation, AlertRule, RuleKind, WebhookEndpoint
 
-AVAILABLE_KINDS = (RuleKind.STATIC, RuleKind.NO_DATA)
+NO_DATA_METRICS = ("predictions", "outcomes")
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
     recipients = serializers.ListField(child=serializers.EmailField(), required=False)
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = AlertRule
         fields = [
             "id", "metric", "kind", "lower", "upper", "percent", "baseline_windows", "k",
-            "min_count", "granularity", "for_windows", "cooldown_minutes", "version", "segment",
-            "severity", "recipients", "created_at",
+            "baseline_version", "sides", "min_count", "granularity", "for_windows",
+            "resolve_windows", "cooldown_minutes", "repeat_minutes", "version", "segment",
+            "severity", "recipients", "silenced_until", "silence_reason", "is_default",
+            "requests_retrain", "warnings", "created_at",
         ]  # fmt: skip
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "created_at", "is_default", "warnings"]
 
-    def validate_kind(self, kind):
-        if kind not in AVAILABLE_KINDS:
-            raise serializers.ValidationError(
-                f"kind {kind!r} is not available yet; use static or no_data"
-            )
-        return kind
+    def get_warnings(self, rule) -> list[str]:
+        return rule_warnings(rule=rule)
 
     def validate_metric(self, metric):
+        if metric == "outcomes":
+            return metric  # only for no_data rules, checked in validate()
         try:
             metric_check(self.context["model"], metric)
         except MetricError as error:
@@ -39,15 +41,64 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("must be at least 1")
         return value
 
+    def validate_resolve_windows(self, value):
+        if value < 1:
+            raise serializers.ValidationError("must be at least 1")
+        return value
+
     def validate(self, attrs):
         merged = {**self.instance.__dict__, **attrs} if self.instance else attrs
+        kind = merged.get("kind")
         lower, upper = merged.get("lower"), merged.get("upper")
-        if merged.get("kind") == RuleKind.STATIC:
+        if kind == RuleKind.STATIC:
             if lower is None and upper is None:
                 raise serializers.ValidationError({"lower": "static rules need lower or upper"})
             if lower is not None and upper is not None and lower >= upper:
                 raise serializers.ValidationError({"upper": "must be greater than lower"})
+        if kind == RuleKind.RELATIVE and not (merged.get("percent") or 0) > 0:
+            raise serializers.ValidationError({"percent": "relative rules need percent > 0"})
+        if kind == RuleKind.BAND and not (merged.get("k") or 0) > 0:
+            raise serializers.ValidationError({"k": "band rules need k > 0"})
+        if kind in (RuleKind.RELATIVE, RuleKind.BAND) and merged.get("baseline_windows", 14) < 1:
+            raise serializers.ValidationError({"baseline_windows": "must be at least 1"})
+        if kind == RuleKind.NO_DATA and merged.get("metric") not in NO_DATA_METRICS:
+            raise serializers.ValidationError(
+                {"metric": "no_data rules count predictions or outcomes"}
+            )
+        if kind != RuleKind.NO_DATA and merged.get("metric") == "outcomes":
+            raise serializers.ValidationError(
+                {"metric": "outcomes is for no_data rules; use label_coverage for the others"}
+            )
+        if merged.get("baseline_version") and kind != RuleKind.RELATIVE:
+            raise serializers.ValidationError(
+                {"baseline_version": "only relative rules compare with another version"}
+            )
         return attrs
+
+
+class SilenceSerializer(serializers.Serializer):
+    until = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=500)
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    by = serializers.CharField(max_length=200, required=False, default="")
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class EvaluationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertEvaluation
+        fields = [
+            "id", "rule", "alert", "run_id", "evaluated_at", "window_start", "window_end",
+            "value", "lower", "upper", "n", "verdict", "state", "error", "duration_ms",
+        ]  # fmt: skip
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -55,12 +106,21 @@ class AlertSerializer(serializers.ModelSerializer):
     rule = serializers.IntegerField(source="rule_id")
     metric = serializers.CharField(source="rule.metric")
     notified = serializers.SerializerMethodField()
+    notifications = serializers.SerializerMethodField()
 
     class Meta:
         model = Alert
         fields = [
             "id", "model", "rule", "metric", "state", "direction", "value", "n", "lower",
             "upper", "window_start", "window_end", "started_at", "resolved_at", "notified",
+            "acknowledged_at", "acknowledged_by", "notifications",
+        ]  # fmt: skip
+
+    def get_notifications(self, alert) -> list[dict]:
+        return [
+            {"kind": n.kind, "channel": n.channel, "sent_at": n.sent_at, "attempts": n.attempts,
+             "error": n.error}
+            for n in alert.notifications.all()
         ]  # fmt: skip
 
     def get_notified(self, alert) -> bool:
@@ -85,3 +145,74 @@ class ReceiptSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.DictField())
     errors_truncated = serializers.BooleanField(required=False)
+
+
+class DriftReferenceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["training", "window"])
+    start = serializers.DateTimeField(allow_null=True)
+    end = serializers.DateTimeField(allow_null=True)
+    n = serializers.IntegerField()
+
+
+class DriftCurrentSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    n = serializers.IntegerField()
+
+
+class FeatureDriftSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["numerical", "categorical"])
+    method = serializers.CharField(allow_null=True)
+    statistic = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    drifted = serializers.BooleanField(allow_null=True)
+    psi = serializers.FloatField(allow_null=True)
+    n_reference = serializers.IntegerField()
+    n_current = serializers.IntegerField()
+    missing_current = serializers.IntegerField()
+    unseen_share = serializers.FloatField(allow_null=True)
+    max_error = serializers.FloatField(allow_null=True)
+    note = serializers.CharField(allow_null=True)
+
+
+class DriftSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.CharField()
+    reference = DriftReferenceSerializer()
+    current = DriftCurrentSerializer()
+    features = FeatureDriftSerializer(many=True)
+    share_drifted = serializers.FloatField(allow_null=True)
+    dataset_drifted = serializers.BooleanField(allow_null=True)
+
+
+class CompareSideSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    baseline = CompareSideSerializer()
+    candidate = CompareSideSerializer()
+    difference = serializers.FloatField(allow_null=True)
+    relative_difference = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    mde = serializers.FloatField(allow_null=True)
+    powered = serializers.BooleanField(allow_null=True)
+
+
+class SensitivitySerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    granularity = serializers.CharField()
+    windows = serializers.IntegerField()
+    value = serializers.FloatField(allow_null=True)
+    n_per_window = serializers.FloatField(allow_null=True)
+    std = serializers.FloatField(allow_null=True)
+    mde_absolute = serializers.FloatField(allow_null=True)
+    mde_relative = serializers.FloatField(allow_null=True)
+    windows_to_detect = serializers.DictField(child=serializers.IntegerField(allow_null=True))

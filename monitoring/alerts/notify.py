@@ -1,92 +1,112 @@
-"""Delivery of alert notifications, claimed with a conditional update so each goes once."""
+"""Delivery of alert notifications: claimed with a conditional update, grouped, retried.
+
+A sender claims due notifications in one UPDATE (free ones only, marked with its token),
+so two evaluators running at once never send the same one twice. The claimed rows are
+grouped per model, channel and target: five breaches of one model found in one run make
+one e-mail. A failed group is retried with exponential backoff up to MAX_ATTEMPTS times;
+permanent failures stop at once. Every outcome is recorded on the rows.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db.models import F, Q
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
-from monitoring.models import Notification
+from monitoring.alerts.transports import TRANSPORTS, TransportError
+from monitoring.models import Notification, NotificationKind
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 CLAIM_TTL = timedelta(minutes=5)
+CLAIM_BATCH = 500  # notifications per claim; each row is a few hundred bytes in memory
 
 
 def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2**attempts, 3600))
 
 
-def notification_claim(notification_id: int) -> bool:
-    now = timezone.now()
+def notifications_claim(*, model_id: int | None, now: datetime) -> list[Notification]:
+    """Claim up to CLAIM_BATCH due notifications for this caller; returns them."""
     free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    claimed = Notification.objects.filter(
-        free, pk=notification_id, sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS
+    due = Notification.objects.filter(free, sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+    if model_id is not None:
+        due = due.filter(alert__model_id=model_id)
+    token = uuid.uuid4()
+    batch = Subquery(due.order_by("id").values("id")[:CLAIM_BATCH])
+    # The conditions are repeated on the outer UPDATE: PostgreSQL re-checks them on rows
+    # another sender locked first, so a row claimed there is skipped here.
+    Notification.objects.filter(free, pk__in=batch, sent_at__isnull=True).update(
+        claimed_until=now + CLAIM_TTL, claim_token=token, attempts=F("attempts") + 1
     )
-    return claimed.update(claimed_until=now + CLAIM_TTL, attempts=F("attempts") + 1) == 1
+    claimed = Notification.objects.filter(claim_token=token, sent_at__isnull=True)
+    return list(claimed.select_related("alert__rule", "alert__model").order_by("id"))
 
 
-def alert_message(notification: Notification) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of an alert e-mail."""
-    alert = notification.alert
-    rule = alert.rule
-    chart_url = settings.CANARY_BASE_URL + reverse(
-        "dashboard:model", kwargs={"name": alert.model.name}
-    )
-    context = {
-        "alert": alert,
-        "rule": rule,
-        "model": alert.model,
-        "kind": notification.kind,
-        "direction": alert.direction.replace("_", " "),
-        "chart_url": f"{chart_url}?metric={rule.metric}#metric-{rule.metric}",
-    }
-    subject = render_to_string("emails/alert_subject.txt", context).strip()
-    text = render_to_string("emails/alert.txt", context)
-    html = render_to_string("emails/alert.html", context)
-    return " ".join(subject.split()), text, html
+def groups_of(notifications: list[Notification]) -> list[list[Notification]]:
+    groups: dict[tuple, list[Notification]] = defaultdict(list)
+    for n in notifications:
+        key = (n.alert.model_id, n.channel, n.target, json.dumps(sorted(n.recipients)))
+        groups[key].append(n)
+    return list(groups.values())
+
+
+def told(group: list[Notification]) -> list[Notification]:
+    """What the message says: a reminder is dropped when the same alert has another change
+    in the group (its firing or resolved message, still unsent after an outage)."""
+    others = {n.alert_id for n in group if n.kind != NotificationKind.REMINDER}
+    reminders: dict[int, Notification] = {}
+    for n in group:
+        if n.kind == NotificationKind.REMINDER and n.alert_id not in others:
+            reminders[n.alert_id] = n  # the latest reminder of each alert
+    return [n for n in group if n.kind != NotificationKind.REMINDER] + list(reminders.values())
+
+
+def group_send(group: list[Notification], now: datetime) -> int:
+    """Send one message for the group; record the outcome on every row of it."""
+    first = group[0]
+    ids = [n.pk for n in group]
+    rows = Notification.objects.filter(pk__in=ids)
+    transport = TRANSPORTS[first.channel](first.target, first.recipients)
+    try:
+        subject = transport.send(told(group))
+    except TransportError as error:
+        attempts = max(n.attempts for n in group)  # the claim counted this one
+        log.warning("%s notification %s failed: %s", first.channel, ids, error)
+        given_up = error.permanent or attempts >= MAX_ATTEMPTS
+        rows.update(
+            error=f"{error} (attempt {attempts}{', given up' if given_up else ''})",
+            claimed_until=now + retry_delay(attempts),
+            attempts=MAX_ATTEMPTS if error.permanent else F("attempts"),
+        )
+        return 0
+    rows.update(sent_at=timezone.now(), subject=subject[:300], error="")
+    return len(group)
+
+
+def notifications_send(*, model_id: int | None = None, now: datetime | None = None) -> int:
+    """Send every notification still due; returns how many were delivered."""
+    now = now or timezone.now()
+    claimed = notifications_claim(model_id=model_id, now=now)
+    return sum(group_send(group, now) for group in groups_of(claimed))
 
 
 def notification_send(notification_id: int) -> bool:
-    """Deliver one notification if this caller claims it; record the result either way."""
-    if not notification_claim(notification_id):
+    """Deliver one notification now if it is free (for operators and tests)."""
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    token = uuid.uuid4()
+    claimed = Notification.objects.filter(
+        free, pk=notification_id, sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS
+    ).update(claimed_until=now + CLAIM_TTL, claim_token=token, attempts=F("attempts") + 1)
+    if not claimed:
         return False
     notification = Notification.objects.select_related("alert__rule", "alert__model").get(
         pk=notification_id
     )
-    if not notification.recipients:
-        Notification.objects.filter(pk=notification_id).update(
-            error="no recipients: set the model's on-call list or the rule's recipients",
-            attempts=MAX_ATTEMPTS,
-        )
-        return False
-    subject, text, html = alert_message(notification)
-    message = EmailMultiAlternatives(subject, text, to=notification.recipients)
-    message.attach_alternative(html, "text/html")
-    try:
-        message.send()
-    except OSError as error:  # SMTP errors are OSErrors; the claim expires and it is retried
-        log.warning("alert e-mail %s failed: %s", notification_id, error)
-        Notification.objects.filter(pk=notification_id).update(
-            error=f"{type(error).__name__}: {error}",
-            claimed_until=timezone.now() + retry_delay(notification.attempts),
-        )
-        return False
-    Notification.objects.filter(pk=notification_id).update(
-        sent_at=timezone.now(), subject=subject, error=""
-    )
-    return True
-
-
-def notifications_send(*, model_id: int | None = None) -> int:
-    """Send every notification still due; returns how many went out."""
-    due = Notification.objects.filter(sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
-    if model_id is not None:
-        due = due.filter(alert__model_id=model_id)
-    return sum(notification_send(pk) for pk in due.values_list("pk", flat=True))
+    return group_send([notification], now) == 1

@@ -132,3 +132,51 @@ def test_api_keys_keep_their_scopes(model, client_with):
         .status_code
         == 201
     )
+
+
+@pytest.fixture
+def open_alert(model):
+    from django.utils import timezone
+
+    from monitoring.models import Alert
+
+    rule = AlertRule.objects.create(model=model, **RULE)
+    now = timezone.now()
+    return Alert.objects.create(
+        rule=rule, model=model, state="firing", direction="too_low", value=0.5,
+        window_start=now, window_end=now, started_at=now,
+    )  # fmt: skip
+
+
+def test_a_viewer_cannot_acknowledge_or_silence(open_alert, viewer):
+    pk, rule = open_alert.pk, open_alert.rule
+    until = "2999-01-01T00:00"
+    calls = [
+        viewer.post(f"/models/churn/alerts/{pk}/acknowledge"),
+        viewer.post(f"/models/churn/alerts/{pk}/silence", {"until": until, "reason": "x"}),
+        viewer.post(f"/api/v1/alerts/{pk}/acknowledge", {}, content_type="application/json"),
+        viewer.post(
+            f"/api/v1/alerts/{pk}/silence",
+            {"until": "2999-01-01T00:00:00Z", "reason": "x"},
+            content_type="application/json",
+        ),
+        viewer.post("/api/v1/models/churn/versions", {"version": "9"}, "application/json"),
+        viewer.post("/api/v1/models/churn/rollouts", {"version": "9"}, "application/json"),
+    ]
+    assert [c.status_code for c in calls] == [403] * len(calls)
+    open_alert.refresh_from_db()
+    rule.refresh_from_db()
+    assert open_alert.acknowledged_at is None and rule.silenced_until is None
+    assert "Acknowledge</button>" not in viewer.get("/models/churn/").content.decode()
+
+
+def test_an_editor_acknowledges_and_silences_from_the_page(open_alert, editor):
+    pk = open_alert.pk
+    assert "Acknowledge</button>" in editor.get("/models/churn/").content.decode()
+    assert editor.post(f"/models/churn/alerts/{pk}/acknowledge").status_code == 302
+    silence = {"until": "2999-01-01T00:00", "reason": "deploy"}
+    assert editor.post(f"/models/churn/alerts/{pk}/silence", silence).status_code == 302
+    open_alert.refresh_from_db()
+    open_alert.rule.refresh_from_db()
+    assert open_alert.acknowledged_by == "editor"
+    assert open_alert.rule.silence_reason == "deploy"

@@ -119,7 +119,8 @@ def test_version_and_segment_pickers_filter_the_charts(traffic, viewer):
     line = next(t for t in volume["data"] if t.get("mode") == "lines+markers")
     assert sum(v for v in line["y"] if v) == 36  # half of the predictions are on "web"
     assert "segment" in volume["layout"]["title"]["text"]
-    assert viewer.get("/models/churn/", {"version": "9.9"}).status_code == 200
+    unknown = viewer.get("/models/churn/", {"version": "9.9"})
+    assert unknown.status_code == 400 and "no version" in unknown.content.decode()
     assert viewer.get("/models/churn/", {"granularity": "month"}).status_code == 400
 
 

@@ -1,0 +1,79 @@
+"""Warnings on a rule: "this rule will fire on noise" when its band is narrower than the MDE.
+
+The minimum detectable effect (monitoring.stats.mde) is computed from the metric's recent
+windows: their typical size n and the per-observation standard deviation implied by each
+window's interval. A band or relative rule compares a window with a baseline of
+`baseline_windows` windows, a static rule one window with a fixed line (taken as two
+windows of n, as the design's sensitivity does). A half-width below that MDE means the rule
+reacts to changes the data cannot tell from noise.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from django.db.models import Max
+from django.utils import timezone
+
+from monitoring.alerts.judge import Z95, series
+from monitoring.metrics import WINDOW, MetricError, window_start
+from monitoring.models import AlertRule, HourlyAggregate, RuleKind
+from monitoring.stats import mde
+
+RECENT_WINDOWS = 14
+
+
+def metric_noise(rule: AlertRule) -> tuple[float, float, float] | None:
+    """(typical n per window, per-observation std, mean value) over recent windows."""
+    last = HourlyAggregate.objects.filter(model=rule.model).aggregate(last=Max("hour"))["last"]
+    if last is None:
+        return None
+    # The windows up to the latest data: a model that went quiet still has a sensitivity.
+    now = min(timezone.now(), window_start(last, rule.granularity) + WINDOW[rule.granularity])
+    start = now - WINDOW[rule.granularity] * RECENT_WINDOWS
+    try:
+        points = series(rule, start=start, now=now)
+    except MetricError:
+        return None
+    points = [p for p in points if p.value is not None and p.n >= max(rule.min_count, 2)]
+    if not points:
+        return None
+    n = statistics.median(p.n for p in points)
+    mean = statistics.fmean(p.value for p in points)
+    if rule.metric == "predictions":
+        return n, math.sqrt(max(mean, 1)) * math.sqrt(n), mean  # Poisson, per window of n
+    spreads = [
+        (p.ci_high - p.ci_low) / (2 * Z95) * math.sqrt(p.n)
+        for p in points
+        if p.ci_low is not None and p.ci_high is not None
+    ]
+    return (n, statistics.median(spreads), mean) if spreads else None
+
+
+def rule_half_width(rule: AlertRule, n: float, std: float, mean: float) -> float | None:
+    if rule.kind == RuleKind.BAND:
+        return (rule.k or 0) * std / math.sqrt(n)
+    if rule.kind == RuleKind.RELATIVE:
+        return abs(mean) * (rule.percent or 0) / 100
+    distances = [abs(mean - b) for b in (rule.lower, rule.upper) if b is not None]
+    return min(distances) if distances else None
+
+
+def rule_warnings(*, rule: AlertRule) -> list[str]:
+    if rule.kind == RuleKind.NO_DATA:
+        return []
+    noise = metric_noise(rule)
+    if noise is None:
+        return []
+    n, std, mean = noise
+    half_width = rule_half_width(rule, n, std, mean)
+    baseline_n = n if rule.kind == RuleKind.STATIC else n * rule.baseline_windows
+    effect = mde(std=std, n1=n, n2=baseline_n)
+    if half_width is None or half_width >= effect:
+        return []
+    return [
+        f"this rule will fire on noise: it reacts to changes of {half_width:.4g}, smaller than "
+        f"the minimum detectable effect of {rule.metric} ({effect:.4g} with about "
+        f"{n:.0f} observations per {rule.granularity})"
+    ]

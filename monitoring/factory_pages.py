@@ -1,0 +1,119 @@
+"""Pages of the model factory: versions, rollouts, retrain requests, audit log.
+
+They live in monitoring because a version's page sets its held-out metrics beside the metrics
+measured in production (monitoring uses the factory, never the reverse).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from django.shortcuts import get_object_or_404, render
+
+from accounts.roles import Role, role_required
+from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
+from factory.rollouts import plan_current
+from monitoring.metrics import MetricError, metric_check, metric_series
+
+
+def rollout_annotations(model: MLModel) -> list[tuple]:
+    """(time, label) of every plan change, for the model's charts."""
+    history = Rollout.objects.filter(model=model).select_related("version")
+    return [(r.created_at, f"{r.kind} {r.version.version} {r.traffic_percent:g}%") for r in history]
+
+
+def production_value(model: MLModel, version: str, metric: str) -> dict | None:
+    """The version's latest weekly value of a metric in production, with its n."""
+    try:
+        metric_check(model, metric)
+    except MetricError:
+        return None
+    points = metric_series(model=model, metric=metric, granularity="week", version=version)
+    judged = [p for p in points if p.value is not None]
+    return (
+        {"value": judged[-1].value, "n": judged[-1].n, "start": judged[-1].start}
+        if judged
+        else None
+    )
+
+
+def feature_summary(name: str, feature: dict | None) -> dict | None:
+    if not feature:
+        return None
+    if feature["kind"] == "categorical":
+        top = sorted(feature["counts"].items(), key=lambda item: -item[1])[:5]
+        return {"name": name, "kind": "categorical", "missing": feature["missing"],
+                "n": sum(feature["counts"].values()), "top": top}  # fmt: skip
+    n = sum(feature["counts"])
+    mean = sum(feature["sums"]) / n if n else None
+    std = math.sqrt(max(feature["sum_sq"] / n - mean**2, 0)) if n else None
+    return {"name": name, "kind": "numerical", "missing": feature["missing"], "n": n,
+            "mean": mean, "std": std, "deciles": feature["deciles"]}  # fmt: skip
+
+
+def reference_summary(reference: dict | None) -> dict | None:
+    if not reference:
+        return None
+    if "format" not in reference:
+        rows = reference["rows"]
+        names = sorted({name for row in rows for name in (row.get("features") or {})})
+        return {"kind": "rows", "rows": len(rows), "features": [{"name": n} for n in names]}
+    features = [feature_summary(n, f) for n, f in sorted(reference["features"].items())]
+    for special in ("score", "prediction"):
+        if reference.get(special):
+            features.append(feature_summary(special, reference[special]))
+    return {"kind": "profile", "rows": reference["rows"], "features": features}
+
+
+@role_required(Role.VIEWER)
+def versions_page(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    versions = ModelVersion.objects.filter(model=model).order_by("-created_at", "-id")
+    return render(request, "dashboard/versions.html", {"model": model, "versions": versions})
+
+
+@role_required(Role.VIEWER)
+def version_page(request, name: str, version: str):
+    model = get_object_or_404(MLModel, name=name)
+    row = get_object_or_404(ModelVersion, model=model, version=version)
+    held_out = ((row.lineage or {}).get("validation") or {}).get("metrics") or {}
+    comparison = [
+        {
+            "metric": metric,
+            "held_out": value,
+            "production": production_value(model, version, metric),
+        }
+        for metric, value in sorted(held_out.items())
+    ]
+    lineage = row.lineage or {}
+    context = {
+        "model": model, "version": row, "comparison": comparison,
+        "reference": reference_summary(row.reference),
+        "parameters_json": json.dumps(lineage.get("parameters"), sort_keys=True),
+        "compute_json": json.dumps(lineage.get("compute"), sort_keys=True),
+    }  # fmt: skip
+    return render(request, "dashboard/version.html", context)
+
+
+@role_required(Role.VIEWER)
+def rollouts_page(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    history = Rollout.objects.filter(model=model).select_related("version").order_by("-id")
+    plan = sorted(plan_current(model=model).items())
+    context = {"model": model, "history": history, "plan": plan}
+    return render(request, "dashboard/rollouts.html", context)
+
+
+@role_required(Role.VIEWER)
+def retrain_page(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    requests = RetrainRequest.objects.filter(model=model).select_related("version")[:200]
+    return render(request, "dashboard/retrain.html", {"model": model, "requests": requests})
+
+
+@role_required(Role.VIEWER)
+def audit_page(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    entries = AuditEntry.objects.filter(model=model)[:500]
+    return render(request, "dashboard/audit.html", {"model": model, "entries": entries})

@@ -1,0 +1,181 @@
+"""Version comparison and sensitivity (MDE) of a metric, from the same window sums as charts."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from scipy import stats
+
+from factory.models import MLModel, ModelVersion
+from monitoring.metrics import (
+    MEANS,
+    PROPORTIONS,
+    Measure,
+    MetricError,
+    metric_check,
+    metric_series,
+    metric_window,
+)
+from monitoring.stats.auc import hanley_mcneil_variance
+from monitoring.stats.compare import Comparison, compare_means, compare_proportions
+from monitoring.stats.moments import Moments, z_value
+from monitoring.stats.sensitivity import mde, relative_mde, windows_to_detect, z_sum
+
+RELATIVE_CHANGES = (0.01, 0.02, 0.05, 0.1)
+
+
+def comparable(metric: str) -> str:
+    """proportion, mean or auc; MetricError for metrics without a two-sample test here."""
+    if metric in PROPORTIONS or metric.startswith("missing_rate:"):
+        return "proportion"
+    if metric in MEANS or metric.startswith("value:"):
+        return "mean"
+    if metric == "roc_auc":
+        return "auc"
+    raise MetricError(
+        f"{metric} cannot be compared between versions; use a proportion "
+        f"({', '.join(PROPORTIONS)}), a mean ({', '.join(MEANS)}, value:NAME) or roc_auc"
+    )
+
+
+def comparison_report(
+    *,
+    model: MLModel,
+    metric: str,
+    baseline: str,
+    candidate: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    segment: str | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> dict:
+    metric_check(model, metric)
+    kind = comparable(metric)
+    for version in (baseline, candidate):
+        if not ModelVersion.objects.filter(model=model, version=version).exists():
+            raise MetricError(f"{model.name} has no version {version!r}")
+    sides = [
+        metric_window(model=model, metric=metric, start=start, end=end, version=v, segment=segment)
+        for v in (baseline, candidate)
+    ]
+    result = compare_sides(kind, *sides, alpha=alpha, power=power)
+    body = {
+        "metric": metric,
+        "baseline": {"version": baseline, "value": sides[0].value, "n": sides[0].n},
+        "candidate": {"version": candidate, "value": sides[1].value, "n": sides[1].n},
+        **dict.fromkeys(
+            ("difference", "relative_difference", "ci_low", "ci_high", "p_value", "mde", "powered")
+        ),
+    }
+    if result is not None:
+        body.update(
+            difference=result.difference, relative_difference=result.relative_difference,
+            ci_low=result.low, ci_high=result.high, p_value=result.p_value,
+            mde=finite(result.mde), powered=result.powered,
+        )  # fmt: skip
+    return body
+
+
+def compare_sides(
+    kind: str, base: Measure, cand: Measure, *, alpha: float, power: float
+) -> Comparison | None:
+    if kind == "proportion":
+        if base.successes is None or cand.successes is None:
+            return None
+        return compare_proportions(
+            k_base=base.successes, n_base=base.n, k_cand=cand.successes, n_cand=cand.n,
+            alpha=alpha, power=power,
+        )  # fmt: skip
+    if kind == "mean":
+        if base.moments is None or cand.moments is None:
+            return None
+        return compare_means(
+            baseline=base.moments, candidate=cand.moments, alpha=alpha, power=power
+        )
+    return compare_aucs(base, cand, alpha=alpha, power=power)
+
+
+def compare_aucs(base: Measure, cand: Measure, *, alpha: float, power: float) -> Comparison | None:
+    """Two AUCs of independent samples: z-test on the difference, Hanley-McNeil variances."""
+    if base.value is None or cand.value is None or base.auc is None or cand.auc is None:
+        return None
+    variance = sum(hanley_mcneil_variance(m.value, *m.auc) for m in (base, cand))
+    se = math.sqrt(variance)
+    diff = cand.value - base.value
+    p_value = 2 * stats.norm.sf(abs(diff) / se) if se > 0 else float(diff == 0)
+    half = z_value() * se
+    detectable = z_sum(alpha=alpha, power=power) * se
+    return Comparison(
+        baseline=base.value, candidate=cand.value, difference=diff,
+        relative_difference=diff / abs(base.value) if base.value else None,
+        low=diff - half, high=diff + half, p_value=float(p_value), mde=detectable,
+        powered=bool(abs(diff) >= detectable), n_baseline=base.n, n_candidate=cand.n,
+    )  # fmt: skip
+
+
+def sensitivity_report(
+    *,
+    model: MLModel,
+    metric: str,
+    granularity: str = "day",
+    alpha: float = 0.05,
+    power: float = 0.8,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    version: str | None = None,
+    segment: str | None = None,
+) -> dict:
+    """MDE between two windows of the typical size, and windows needed per relative change.
+
+    The per-window n is the mean over windows with data; the standard deviation is that of one
+    observation, pooled over the windows: sqrt(p(1 - p)) for proportions, the sample standard
+    deviation for means.
+    """
+    metric_check(model, metric)
+    kind = comparable(metric)
+    if kind == "auc":
+        raise MetricError("sensitivity is available for proportions and means, not roc_auc")
+    points = metric_series(
+        model=model, metric=metric, granularity=granularity, start=start, end=end,
+        version=version, segment=segment,
+    )  # fmt: skip
+    window = metric_window(
+        model=model, metric=metric, start=start, end=end, version=version, segment=segment
+    )
+    filled = [p for p in points if p.n > 0]
+    body = {
+        "metric": metric, "granularity": granularity, "windows": len(filled), "value": None,
+        "n_per_window": None, "std": None, "mde_absolute": None, "mde_relative": None,
+        "windows_to_detect": {str(c): None for c in RELATIVE_CHANGES},
+    }  # fmt: skip
+    if not filled or window.value is None:
+        return body
+    n = sum(p.n for p in filled) / len(filled)
+    std = unit_std(kind, window)
+    detectable = mde(std=std, n1=n, n2=n, alpha=alpha, power=power)
+    body.update(
+        value=window.value, n_per_window=n, std=std, mde_absolute=detectable,
+        mde_relative=relative_mde(mde_value=detectable, baseline=window.value),
+        windows_to_detect={
+            str(change): windows_to_detect(
+                relative_change=change, n_per_window=n, std=std, baseline_value=window.value,
+                alpha=alpha, power=power,
+            )
+            for change in RELATIVE_CHANGES
+        },
+    )  # fmt: skip
+    return body
+
+
+def unit_std(kind: str, window: Measure) -> float:
+    if kind == "proportion":
+        p = window.value
+        return math.sqrt(p * (1 - p))
+    moments: Moments = window.moments
+    return moments.std if moments.n > 1 else 0.0
+
+
+def finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value

@@ -1,0 +1,247 @@
+"""Lifecycle: no flapping, cooldown, reminders, acknowledge, silences, grouping, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from freezegun import freeze_time
+
+from monitoring.alerts.notify import notifications_send
+from monitoring.ingest.services import records_ingest
+from monitoring.jobs import jobs_run
+from monitoring.models import Alert, AlertRule, Notification
+from monitoring.tasks import jobs_run_model
+from tests.conftest import NOW, need_service, outcome, prediction
+from tests.monitoring.test_alert_kinds import DAY0, end_of_day, rule, traffic
+
+pytestmark = pytest.mark.django_db
+HOUR0 = NOW.replace(hour=0) - timedelta(days=2)
+
+
+def hour_traffic(model, hour: int, *, n: int = 40, correct: int = 36):
+    at = HOUR0 + timedelta(hours=hour, minutes=10)
+    first = 500_000 + hour * 1000
+    records_ingest(
+        model=model, kind="predictions", enqueue_jobs=False,
+        records=[prediction(i, at=at) for i in range(first, first + n)],
+    )  # fmt: skip
+    records_ingest(
+        model=model, kind="outcomes", enqueue_jobs=False,
+        records=[outcome(i, at=at + timedelta(minutes=5), outcome=int(i - first < correct))
+                 for i in range(first, first + n)],
+    )  # fmt: skip
+
+
+def test_a_metric_oscillating_across_the_line_fires_once_and_resolves_once(model, smtp_server):
+    # given: hourly accuracy alternating 0.6 / 0.9 across a 0.8 line for twelve hours,
+    # evaluated every 15 minutes
+    static = rule(model, kind="static", lower=0.8, granularity="hour", cooldown_minutes=240)
+    for hour in range(12):
+        hour_traffic(model, hour, correct=24 if hour % 2 == 0 else 36)
+        for quarter in range(1, 5):
+            jobs_run(model_id=model.pk, now=HOUR0 + timedelta(hours=hour, minutes=15 * quarter))
+    # then: it fired once and never flapped
+    assert Alert.objects.filter(rule=static).count() == 1
+    assert [m["Subject"].startswith("[Canary] churn") for _, m in smtp_server.messages] == [True]
+    # when two good hours in a row follow
+    for hour in (12, 13):
+        hour_traffic(model, hour)
+        jobs_run(model_id=model.pk, now=HOUR0 + timedelta(hours=hour + 1))
+    # then: one resolved message, and only one
+    assert Alert.objects.get(rule=static).state == "resolved"
+    assert len(smtp_server.messages) == 2 and "RESOLVED" in smtp_server.messages[1][1]["Subject"]
+
+
+def test_cooldown_keeps_a_new_breach_pending(model, smtp_server):
+    static = rule(model, kind="static", lower=0.8, resolve_windows=1, cooldown_minutes=48 * 60)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    traffic(model, 1, n=50, correct=45)
+    jobs_run(model_id=model.pk, now=end_of_day(1))
+    assert Alert.objects.get(rule=static).state == "resolved"
+    # when it breaches again one day after resolving
+    traffic(model, 2, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(2))
+    # then it waits; messages so far: fired, resolved
+    assert Alert.objects.filter(rule=static, state="pending").exists()
+    assert len(smtp_server.messages) == 2
+    # and fires once the cooldown is over and the breach goes on
+    traffic(model, 3, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(3))
+    assert Alert.objects.get(rule=static, state="firing")
+    assert len(smtp_server.messages) == 3
+
+
+def test_reminders_repeat_while_firing_until_acknowledged(model, smtp_server, writer):
+    rule(model, kind="static", lower=0.8, repeat_minutes=12 * 60)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(hours=6))  # too soon
+    assert len(smtp_server.messages) == 1
+    jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(hours=12))
+    assert len(smtp_server.messages) == 2
+    assert "STILL FIRING" in smtp_server.messages[1][1]["Subject"]
+    # when on-call acknowledges it
+    alert = Alert.objects.get()
+    answer = writer.post(f"/api/v1/alerts/{alert.pk}/acknowledge", {"by": "ana"}, format="json")
+    assert answer.status_code == 200 and answer.json()["acknowledged_by"] == "ana"
+    jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(hours=36))
+    # then no more reminders, and it is still open
+    assert len(smtp_server.messages) == 2
+    assert Alert.objects.get().state == "firing"
+
+
+def test_a_silence_holds_messages_until_it_ends(model, smtp_server, writer):
+    static = rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    with freeze_time(end_of_day(0)):
+        jobs_run(model_id=model.pk, now=end_of_day(0))
+        alert = Alert.objects.get()
+        until = (end_of_day(0) + timedelta(days=2)).isoformat()
+        answer = writer.post(
+            f"/api/v1/alerts/{alert.pk}/silence",
+            {"until": until, "reason": "migration"},
+            format="json",
+        )
+        assert answer.status_code == 200 and answer.json()["silence_reason"] == "migration"
+    assert len(smtp_server.messages) == 1  # told before the silence
+    # a new breach during the silence: recorded, not told
+    Alert.objects.update(state="resolved", resolved_at=end_of_day(0))
+    jobs_run(model_id=model.pk, now=end_of_day(1))
+    assert Alert.objects.get(rule=static, state="firing")
+    assert len(smtp_server.messages) == 1
+    # after the silence, still firing: told
+    jobs_run(model_id=model.pk, now=end_of_day(3))
+    assert len(smtp_server.messages) == 2
+
+
+def test_silence_rejects_a_past_time_with_a_problem(model, writer):
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    alert = Alert.objects.get()
+    answer = writer.post(
+        f"/api/v1/alerts/{alert.pk}/silence",
+        {"until": "2020-01-01T00:00:00Z", "reason": "x"},
+        format="json",
+    )
+    assert answer.status_code == 400 and answer["Content-Type"] == "application/problem+json"
+    assert writer.post("/api/v1/alerts/999/acknowledge", {}, format="json").status_code == 404
+
+
+def test_five_breaches_in_one_run_make_one_email(model, smtp_server):
+    metrics = ["accuracy", "predictions", "mean_score", "label_coverage", "value:revenue"]
+    for metric in metrics:
+        rule(model, metric=metric, kind="static", lower=1e6)
+    day_at = DAY0 + timedelta(hours=6)
+    records_ingest(
+        model=model, kind="predictions", enqueue_jobs=False,
+        records=[prediction(i, at=day_at) for i in range(30)],
+    )  # fmt: skip
+    records_ingest(
+        model=model, kind="outcomes", enqueue_jobs=False,
+        records=[outcome(i, at=day_at, values={"revenue": 10.0}) for i in range(30)],
+    )  # fmt: skip
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    assert Alert.objects.filter(state="firing").count() == 5
+    assert len(smtp_server.messages) == 1
+    message = smtp_server.messages[0][1]
+    assert "5 alert changes" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    assert all(f"{metric} of churn is too low" in text for metric in metrics)
+    html = message.get_body(("html",)).get_content()
+    assert html.count("<svg") == 5 and "<img" not in html  # inline, no external host
+    assert Notification.objects.filter(sent_at__isnull=False).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_evaluators_running_together_send_one_email(smtp_server):
+    need_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    from factory.services import model_create
+
+    model = model_create(name="churn", task="binary_classification", on_call=["o@example.com"])
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0) - timedelta(days=1))  # join and aggregate
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def evaluator():
+        try:
+            barrier.wait()
+            jobs_run(model_id=model.pk, now=end_of_day(0))
+        except Exception as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluator) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert Alert.objects.count() == 1 and Notification.objects.count() == 1
+    assert len(smtp_server.messages) == 1
+
+
+def test_smtp_failures_are_retried_with_backoff_then_given_up(model, settings):
+    from tests.conftest import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    notification = Notification.objects.get()
+    tries = [notification.claimed_until]
+    for _ in range(6):
+        Notification.objects.update(claimed_until=None)  # as if each backoff had passed
+        notifications_send(model_id=model.pk)
+        tries.append(Notification.objects.get().claimed_until)
+    notification.refresh_from_db()
+    assert notification.attempts == 5 and notification.sent_at is None
+    assert "given up" in notification.error
+
+
+def test_run_jobs_and_the_celery_task_evaluate_rules(model, smtp_server):
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    with freeze_time(end_of_day(0)):
+        call_command("run_jobs", "--model", "churn")
+    assert Alert.objects.get().state == "firing" and len(smtp_server.messages) == 1
+    AlertRule.objects.create(model=model, metric="predictions", kind="static", upper=10,
+                             min_count=1, repeat_minutes=0)  # fmt: skip
+    with freeze_time(end_of_day(0)):
+        jobs_run_model.apply(args=[model.pk])
+    assert Alert.objects.filter(state="firing").count() == 2
+    assert len(smtp_server.messages) == 2
+
+
+def test_the_model_page_acknowledges_and_silences_alerts(model, client, django_user_model):
+    # given: a firing alert, and a person logged in to the dashboard
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    alert = Alert.objects.get()
+    client.force_login(django_user_model.objects.create_user("ana", password="x"))
+    page = client.get("/models/churn/").content.decode()
+    assert "Acknowledge" in page and "Silence" in page
+    # when they acknowledge it and silence its rule
+    client.post(f"/models/churn/alerts/{alert.pk}/acknowledge")
+    answer = client.post(
+        f"/models/churn/alerts/{alert.pk}/silence",
+        {"until": "2099-01-01T08:00", "reason": "deploy window"},
+    )
+    # then
+    assert answer.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "ana" and alert.rule.silence_reason == "deploy window"
+    page = client.get("/models/churn/").content.decode()
+    assert "acknowledged by ana" in page and "silenced until 2099-01-01 08:00" in page
+    bad = client.post(f"/models/churn/alerts/{alert.pk}/silence", {"until": "x", "reason": "y"})
+    assert bad.status_code == 400
