@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import permissions
 
 from accounts.models import ApiKey, Scope
+from accounts.roles import Role, user_has_role, user_role
 
 
 def key_allows_model(key: ApiKey, model_name: str) -> bool:
@@ -13,7 +14,8 @@ def key_allows_model(key: ApiKey, model_name: str) -> bool:
 class HasScope(permissions.BasePermission):
     """API keys need the view's scope for the method (and the model, if limited).
 
-    A logged-in dashboard user may call the GET endpoints.
+    A logged-in dashboard user may call the GET endpoints, and the write methods a view
+    grants to a role in `roles` (e.g. `roles = {"POST": Role.EDITOR}`) when the user holds it.
     """
 
     message = "This API key lacks the scope for this call."
@@ -32,8 +34,17 @@ class HasScope(permissions.BasePermission):
         user = request.user
         if user is None or not user.is_authenticated:
             return False
-        self.message = "Dashboard sessions may only read; use an API key to write."
-        return request.method in permissions.SAFE_METHODS
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        needed = view_role(view, request.method)
+        if needed is None:
+            self.message = "Dashboard sessions may not make this call; use an API key."
+            return False
+        if not user_has_role(user, needed):
+            role = user_role(user)
+            self.message = f"This needs the {needed.label} role; you are a {role.label}."
+            return False
+        return True
 
 
 def view_scope(view, method: str) -> str:
@@ -43,3 +54,8 @@ def view_scope(view, method: str) -> str:
     if method in permissions.SAFE_METHODS:
         return Scope.READ
     return scopes.get("write", Scope.FACTORY_WRITE)
+
+
+def view_role(view, method: str) -> Role | None:
+    """The role a session user needs for a write method; None: sessions may not."""
+    return getattr(view, "roles", {}).get(method)

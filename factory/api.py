@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
+from accounts.roles import Role
 from config.problems import ApiProblem
 from factory import rollouts as plans
 from factory.manifest import VersionRegisterSerializer
@@ -52,6 +53,7 @@ def version_or_404(model: MLModel, version: str) -> ModelVersion:
 
 
 class VersionListView(APIView):
+    roles = {"POST": Role.EDITOR}
     scopes = {"POST": Scope.FACTORY_WRITE}
 
     @extend_schema(responses=VersionSerializer(many=True))
@@ -88,6 +90,7 @@ class VersionDetailView(APIView):
 
 
 class GatesView(APIView):
+    roles = {"PUT": Role.ADMIN}
     scopes = {"PUT": Scope.FACTORY_WRITE}
 
     @extend_schema(responses=GatesSerializer)
@@ -111,6 +114,7 @@ class GatesView(APIView):
 
 
 class RolloutListView(APIView):
+    roles = {"POST": Role.ADMIN}
     scopes = {"POST": Scope.FACTORY_WRITE}
 
     @extend_schema(responses=RolloutSerializer(many=True))
@@ -141,6 +145,7 @@ class RolloutListView(APIView):
 
 
 class RollbackView(APIView):
+    roles = {"POST": Role.ADMIN}
     scopes = {"POST": Scope.FACTORY_WRITE}
 
     @extend_schema(
@@ -209,6 +214,7 @@ class RetrainRequestListView(APIView):
 
 
 class RetrainSettingsView(APIView):
+    roles = {"PUT": Role.ADMIN}
     scopes = {"PUT": Scope.FACTORY_WRITE}
 
     @extend_schema(request=RetrainSettingsSerializer, responses=RetrainSettingsSerializer)

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
 from accounts.permissions import key_allows_model
+from accounts.roles import Role
 from accounts.throttling import KeyRateThrottle
 from config.problems import ApiProblem
 from factory.api import request_actor
@@ -481,6 +482,7 @@ class AlertRuleListView(generics.ListCreateAPIView):
     serializer_class = AlertRuleSerializer
     pagination_class = None
     scopes = {"POST": Scope.FACTORY_WRITE}
+    roles = {"POST": Role.EDITOR}
 
     def get_model(self) -> MLModel:
         return model_or_404(self.kwargs["model"])
@@ -498,6 +500,7 @@ class AlertRuleListView(generics.ListCreateAPIView):
 class AlertRuleDetailView(generics.RetrieveUpdateDestroyAPIView):
     serializer_class = AlertRuleSerializer
     scopes = {"PATCH": Scope.FACTORY_WRITE, "PUT": Scope.FACTORY_WRITE}
+    roles = {"PATCH": Role.EDITOR, "DELETE": Role.EDITOR}
     http_method_names = ["get", "patch", "delete"]
 
     def get_object(self):
@@ -519,6 +522,7 @@ def alert_or_404(request, pk: int) -> Alert:
 
 
 class AlertAcknowledgeView(APIView):
+    roles = {"POST": Role.EDITOR}
     """Acknowledge an open alert: it stays open, but no more reminders are sent."""
 
     scopes = {"POST": Scope.FACTORY_WRITE}
@@ -535,6 +539,7 @@ class AlertAcknowledgeView(APIView):
 
 
 class AlertSilenceView(APIView):
+    roles = {"POST": Role.EDITOR, "DELETE": Role.EDITOR}
     """Silence the alert's rule until a time, with a reason: evaluations go on, messages wait."""
 
     scopes = {"POST": Scope.FACTORY_WRITE, "DELETE": Scope.FACTORY_WRITE}
@@ -578,6 +583,7 @@ class AlertEvaluationListView(generics.ListAPIView):
 
 
 class WebhookListView(generics.ListCreateAPIView):
+    roles = {"POST": Role.ADMIN}
     """The model's webhook URLs; every alert notification is also POSTed to each."""
 
     serializer_class = WebhookSerializer
@@ -595,6 +601,7 @@ class WebhookListView(generics.ListCreateAPIView):
 
 
 class WebhookDetailView(generics.DestroyAPIView):
+    roles = {"DELETE": Role.ADMIN}
     serializer_class = WebhookSerializer
     scopes = {"DELETE": Scope.FACTORY_WRITE}
 

@@ -1,18 +1,99 @@
-"""Plotly figures for the dashboard, built server-side and drawn by the local plotly.js."""
+"""Plotly figures for the dashboard, built server-side and drawn by the local plotly.js.
+
+Plotly reads a little HTML in its text fields, so every user-supplied string (segment, version,
+value and feature names) goes through `plain()` before it reaches a figure.
+"""
 
 from __future__ import annotations
 
-import json
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-
-import plotly.graph_objects as go
 
 from monitoring.metrics import Point
 
+# One palette for every chart: the metric, its interval, bounds, alerts, immature windows.
 LINE = "#2563eb"
 BAND = "rgba(37, 99, 235, 0.15)"
 BOUND = "#dc2626"
+ALERT = "#b91c1c"
+IMMATURE = "rgba(245, 158, 11, 0.14)"
+BAR = "#0f766e"
 EVENT = "#7c3aed"
+SPARK_WIDTH, SPARK_HEIGHT = 120, 28
+
+
+def plain(text: str) -> str:
+    """A user string as text Plotly shows literally (it renders some HTML tags otherwise)."""
+    return html.escape(str(text), quote=True)
+
+
+@dataclass
+class Immature:
+    """A window whose labels are still arriving, with the share labelled so far."""
+
+    start: str
+    end: str
+    coverage: float | None
+
+
+@dataclass
+class Marker:
+    x: str
+    y: float
+    text: str
+
+
+# Figures are plain dicts in Plotly's JSON schema: plotly.graph_objects validates every
+# property on the way in, which cost about a second per page with a few dozen shapes.
+AXIS = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "automargin": True}
+
+
+def layout(*, title: str, x_title: str, y_title: str, x_type: str | None = None) -> dict:
+    x_axis = {**AXIS, "title": {"text": x_title}}
+    if x_type:
+        x_axis["type"] = x_type
+    return {
+        "title": {"text": title, "font": {"size": 15}}, "xaxis": x_axis,
+        "yaxis": {**AXIS, "title": {"text": y_title}},
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 320, "showlegend": False,
+        "hovermode": "closest", "paper_bgcolor": "white", "plot_bgcolor": "white",
+        "font": {"family": "system-ui, sans-serif", "color": "#1f2933"},
+        "shapes": [], "annotations": [],
+    }  # fmt: skip
+
+
+def bound_line(label: str, value: float) -> tuple[dict, dict]:
+    line = {"color": BOUND, "dash": "dash", "width": 1.5}
+    shape = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value,
+             "y1": value, "line": line}  # fmt: skip
+    font = {"size": 10, "color": BOUND}
+    note = {"text": label, "xref": "paper", "x": 0, "yref": "y", "y": value, "showarrow": False,
+            "xanchor": "left", "yanchor": "bottom", "font": font}  # fmt: skip
+    return shape, note
+
+
+def immature_rect(window: Immature) -> tuple[dict, dict]:
+    coverage = "?" if window.coverage is None else f"{window.coverage:.0%}"
+    shape = {"type": "rect", "xref": "x", "yref": "paper", "x0": window.start, "x1": window.end,
+             "y0": 0, "y1": 1, "fillcolor": IMMATURE, "line": {"width": 0},
+             "layer": "below"}  # fmt: skip
+    note = {"text": f"labels {coverage}", "xref": "x", "x": window.start, "yref": "paper", "y": 0,
+            "showarrow": False, "textangle": -90, "xanchor": "left", "yanchor": "bottom",
+            "font": {"size": 9, "color": "#92400e"}}  # fmt: skip
+    return shape, note
+
+
+def event_line(at: datetime, label: str) -> tuple[dict, dict]:
+    """A vertical mark for an event such as a rollout."""
+    x = at.isoformat()
+    shape = {"type": "line", "xref": "x", "x0": x, "x1": x, "yref": "paper", "y0": 0, "y1": 1,
+             "line": {"color": EVENT, "dash": "dot", "width": 1}}  # fmt: skip
+    note = {"text": plain(label), "xref": "x", "x": x, "yref": "paper", "y": 1, "showarrow": False,
+            "textangle": -90, "xanchor": "right", "yanchor": "top",
+            "font": {"size": 10, "color": EVENT}}  # fmt: skip
+    return shape, note
 
 
 def metric_figure(
@@ -20,47 +101,71 @@ def metric_figure(
     title: str,
     points: list[Point],
     y_title: str,
-    bounds: list[tuple[str, float]] = (),
-    annotations: list[tuple[datetime, str]] = (),
+    bounds: Sequence[tuple[str, float]] = (),
+    immature: Sequence[Immature] = (),
+    markers: Sequence[Marker] = (),
+    events: Sequence[tuple[datetime, str]] = (),
+    rows_url: str = "",
 ) -> dict:
-    """A line of window values with its confidence ribbon, the rules' bounds and, as vertical
-    marks, events such as rollouts (time, label)."""
+    """A line of window values with its confidence ribbon, the rules' bounds, alert markers
+    and shaded immature windows. `rows_url` lets a click on a point open the rows behind it."""
     x = [p.start.isoformat() for p in points]
-    fig = go.Figure()
-    if any(p.ci_low is not None for p in points):
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=[p.ci_high for p in points] + [p.ci_low for p in points][::-1],
-                fill="toself", fillcolor=BAND, line={"width": 0}, mode="lines", hoverinfo="skip",
-                name="95% interval",
-            )
-        )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(
-            x=x, y=[p.value for p in points], mode="lines+markers", name=y_title,
-            line={"color": LINE}, customdata=[p.n for p in points],
-            hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y:.4g} (n=%{customdata})<extra></extra>",
-        )
-    )  # fmt: skip
-    for label, value in bounds:
-        fig.add_hline(
-            y=value, line={"color": BOUND, "dash": "dash"}, annotation_text=label,
-            annotation_position="top left",
-        )  # fmt: skip
-    for at, label in annotations:
-        # shape + annotation rather than add_vline, whose text placement fails on date axes
-        fig.add_shape(
-            type="line", x0=at.isoformat(), x1=at.isoformat(), xref="x", y0=0, y1=1,
-            yref="paper", line={"color": EVENT, "dash": "dot", "width": 1},
-        )  # fmt: skip
-        fig.add_annotation(
-            x=at.isoformat(), y=1, xref="x", yref="paper", text=label, showarrow=False,
-            textangle=-90, xanchor="right", yanchor="top", font={"size": 10, "color": EVENT},
-        )  # fmt: skip
-    fig.update_layout(
-        title={"text": title}, xaxis_title="window start (UTC)", yaxis_title=y_title,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=320, showlegend=False,
-        template="plotly_white",
-    )  # fmt: skip
-    return json.loads(fig.to_json())
+    data = []
+    known = [p for p in points if p.ci_low is not None and p.ci_high is not None]
+    if known:  # windows without an interval are left out, so the ribbon has no holes
+        ribbon_x = [p.start.isoformat() for p in known]
+        data.append({
+            "type": "scatter", "x": ribbon_x + ribbon_x[::-1],
+            "y": [p.ci_high for p in known] + [p.ci_low for p in known][::-1],
+            "fill": "toself", "fillcolor": BAND, "line": {"width": 0}, "mode": "lines",
+            "hoverinfo": "skip", "name": "95% interval",
+        })  # fmt: skip
+    data.append({
+        "type": "scatter", "x": x, "y": [p.value for p in points], "mode": "lines+markers",
+        "name": y_title, "line": {"color": LINE}, "marker": {"color": LINE, "size": 6},
+        "customdata": [[p.n, p.end.isoformat()] for p in points],
+        "hovertemplate": "%{x|%Y-%m-%d %H:%M}: %{y:.4g} (n=%{customdata[0]})<extra></extra>",
+    })  # fmt: skip
+    if markers:
+        data.append({
+            "type": "scatter", "x": [m.x for m in markers], "y": [m.y for m in markers],
+            "mode": "markers", "name": "alerts", "text": [m.text for m in markers],
+            "marker": {"color": ALERT, "symbol": "x", "size": 12},
+            "hovertemplate": "%{text}<extra></extra>",
+        })  # fmt: skip
+    figure_layout = layout(title=title, x_title="window start (UTC)", y_title=y_title,
+                           x_type="date")  # fmt: skip
+    decorations = [bound_line(label, value) for label, value in bounds]
+    decorations += [immature_rect(window) for window in immature]
+    decorations += [event_line(at, label) for at, label in events]
+    for shape, note in decorations:
+        figure_layout["shapes"].append(shape)
+        figure_layout["annotations"].append(note)
+    figure_layout["meta"] = {"rows_url": rows_url}
+    return {"data": data, "layout": figure_layout}
+
+
+def bar_figure(*, title: str, labels: list[str], values: list[float], x_title: str, y_title: str):
+    data = [{"type": "bar", "x": labels, "y": values, "marker": {"color": BAR}}]
+    return {"data": data, "layout": layout(title=title, x_title=x_title, y_title=y_title)}
+
+
+def line_figure(*, title: str, x: list, y: list, x_title: str, y_title: str) -> dict:
+    data = [{"type": "scatter", "x": x, "y": y, "mode": "lines+markers", "line": {"color": LINE},
+             "marker": {"color": LINE, "size": 6}}]  # fmt: skip
+    return {"data": data, "layout": layout(title=title, x_title=x_title, y_title=y_title)}
+
+
+def sparkline_points(values: Sequence[float | None]) -> str:
+    """An SVG polyline's `points` for the known values, scaled into the sparkline's box."""
+    known = [(i, v) for i, v in enumerate(values) if v is not None]
+    if not known:
+        return ""
+    low, high = min(v for _, v in known), max(v for _, v in known)
+    span_x = max(len(values) - 1, 1)
+    span_y = (high - low) or 1.0
+    height = SPARK_HEIGHT - 4  # 2 px margin above and below
+    return " ".join(
+        f"{i / span_x * SPARK_WIDTH:.1f},{SPARK_HEIGHT - 2 - (v - low) / span_y * height:.1f}"
+        for i, v in known
+    )

@@ -1,85 +1,292 @@
-"""Server-rendered pages. They read aggregates only."""
+"""Server-rendered pages. Views parse GET/POST and answer; the selectors in
+`monitoring.dashboard_selectors` and `monitoring.rows` decide what is shown."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseBadRequest
+from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
 
-from factory.models import MLModel, Task
+from accounts.roles import Role, role_required, user_has_role
+from factory.models import MLModel
+from monitoring import rows as row_exports
 from monitoring.alerts.services import alert_acknowledge, rule_silence
-from monitoring.alerts.warnings import rule_warnings
-from monitoring.charts import metric_figure
-from monitoring.factory_pages import rollout_annotations
-from monitoring.metrics import metric_series
-from monitoring.models import Alert, AlertRule, RuleKind
-from monitoring.selectors import models_with_health
-
-CHARTS = (
-    ("predictions", "Predictions per day", "predictions"),
-    ("label_coverage", "Label coverage per day", "share labelled"),
-    ("accuracy", "Accuracy per day", "accuracy"),
+from monitoring.dashboard_selectors import (
+    DAYS_CHOICES,
+    DEFAULT_DAYS,
+    HEALTHS,
+    Scope,
+    business_kpis,
+    business_rows,
+    model_page_get,
+    overview_models,
 )
+from monitoring.metrics import WINDOW, MetricError
+from monitoring.models import Alert
+from monitoring.rows import RowFilter, RowFilterError, rows_select
+from monitoring.serializers import AlertRuleSerializer
+
+ROWS_PER_PAGE = 50
+DEFAULT_ROWS_SPAN = timedelta(days=1)
+BUSINESS_COLUMNS = ("value", "window_start", "window_end", "average", "likely_low",
+                    "likely_high", "known_results")  # fmt: skip
 
 
-@login_required
-def overview(request):
-    models = models_with_health(MLModel.objects.all())
-    return render(request, "dashboard/overview.html", {"models": models})
+class BadQuery(ValueError):
+    """A GET parameter the page cannot use; shown to the user with a 400."""
 
 
-def rule_bounds(rules, metric: str) -> list[tuple[str, float]]:
-    bounds = []
-    for rule in rules:
-        if rule.metric == metric and rule.kind == RuleKind.STATIC:
-            bounds += [(f"rule #{rule.pk} lower", rule.lower)] if rule.lower is not None else []
-            bounds += [(f"rule #{rule.pk} upper", rule.upper)] if rule.upper is not None else []
-    return bounds
+def bad_request(request, error: Exception):
+    return render(request, "dashboard/bad_request.html", {"message": str(error)}, status=400)
 
 
-@login_required
-def model_page(request, name: str):
-    (model,) = models_with_health([get_object_or_404(MLModel, name=name)])
-    rules = list(AlertRule.objects.filter(model=model))
-    events = rollout_annotations(model)
-    for rule in rules:
-        rule.warnings = rule_warnings(rule=rule)
-    charts = []
-    for metric, title, y_title in CHARTS:
-        if metric == "accuracy" and model.task == Task.REGRESSION:
-            continue
-        points = metric_series(model=model, metric=metric, granularity="day")
-        figure = metric_figure(
-            title=title,
-            points=points,
-            y_title=y_title,
-            bounds=rule_bounds(rules, metric),
-            annotations=events,
-        )
-        charts.append({"metric": metric, "title": title, "figure": figure, "points": points})
-    alerts = (
-        Alert.objects.filter(model=model)
-        .select_related("rule")
-        .prefetch_related("notifications")[:50]
+ALL = "__all__"  # the pickers' "all" choice: the empty segment is a real segment
+
+
+def param(request, name: str) -> str | None:
+    """A GET parameter; absent (or "all") is None, while an empty segment is a real one."""
+    value = request.GET.get(name)
+    return None if value == ALL else value
+
+
+def scope_from(request, default_granularity: str = "day") -> Scope:
+    granularity = request.GET.get("granularity") or default_granularity
+    if granularity not in WINDOW:
+        raise BadQuery(f"granularity {granularity!r} must be hour, day or week")
+    segment = param(request, "segment")
+    return Scope(
+        granularity, request.GET.get("version") or None, segment, days_param(request, granularity)
     )
-    context = {"model": model, "charts": charts, "alerts": alerts, "rules": rules}
+
+
+def days_param(request, granularity: str) -> int | None:
+    text = request.GET.get("days") or str(DEFAULT_DAYS[granularity])
+    if text == "all":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 3660:
+        raise BadQuery(f"days {text!r} must be a whole number from 1 to 3660, or all")
+    return int(text)
+
+
+def time_param(request, name: str) -> datetime | None:
+    text = request.GET.get(name)
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(f"{name} {text!r} is not an RFC 3339 timestamp") from None
+    if value.tzinfo is None:
+        raise BadQuery(f"{name} {text!r} has no UTC offset (add Z or +00:00)")
+    return value
+
+
+def number_param(request, name: str) -> float | None:
+    text = request.GET.get(name)
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise BadQuery(f"{name} {text!r} is not a number") from None
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def overview(request):
+    health = request.GET.get("health", "")
+    if health and health not in HEALTHS:
+        return bad_request(request, BadQuery(f"health must be one of {', '.join(HEALTHS)}"))
+    search = request.GET.get("q", "").strip()
+    models = overview_models(search=search, health=health)
+    context = {"models": models, "search": search, "health": health, "healths": HEALTHS}
+    return render(request, "dashboard/overview.html", context)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def model_page(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        scope = scope_from(request)
+    except BadQuery as error:
+        return bad_request(request, error)
+    try:
+        page = model_page_get(model=model, scope=scope)
+    except MetricError as error:  # e.g. a version the model does not have
+        return bad_request(request, error)
+    context = {
+        "page": page,
+        "model": page.model,
+        "can_edit": user_has_role(request.user, Role.EDITOR),
+        "rule_form": request.session.pop("rule_form", None),
+        "granularities": list(WINDOW),
+        "days_choices": DAYS_CHOICES,
+    }
     return render(request, "dashboard/model.html", context)
 
 
-@login_required
 @require_POST
+@role_required(Role.EDITOR)
+def rule_create(request, name: str):
+    """A static rule from the model page's form; the API's serializer validates it."""
+    model = get_object_or_404(MLModel, name=name)
+    fields = ("metric", "lower", "upper", "granularity", "min_count", "severity", "segment")
+    data = {f: request.POST[f] for f in fields if request.POST.get(f, "") != ""}
+    data["kind"] = "static"
+    serializer = AlertRuleSerializer(data=data, context={"model": model})
+    url = reverse("dashboard:model", kwargs={"name": model.name})
+    if not serializer.is_valid():
+        errors = {f: [str(e) for e in errs] for f, errs in serializer.errors.items()}
+        request.session["rule_form"] = {"values": data, "errors": errors}
+        return redirect(url + "#rules")
+    rule = serializer.save(model=model)
+    request.session["rule_form"] = {"created": rule.pk}
+    return redirect(url + "#rules")
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def business(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        scope = scope_from(request, "week")
+    except BadQuery as error:
+        return bad_request(request, error)
+    kpis = business_kpis(model=model, granularity=scope.granularity)
+    context = {"model": model, "kpis": kpis, "granularity": scope.granularity}
+    return render(request, "dashboard/business.html", context)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def business_csv(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        scope = scope_from(request, "week")
+    except BadQuery as error:
+        return bad_request(request, error)
+    kpis = business_kpis(model=model, granularity=scope.granularity)
+    lines = row_exports.csv_stream(BUSINESS_COLUMNS, business_rows(kpis))
+    return download(lines, "text/csv", f"{model.name}-business-{scope.granularity}.csv")
+
+
+def row_filter_from(request) -> RowFilter:
+    labelled = {"yes": True, "no": False, "": None, None: None}
+    text = request.GET.get("labelled")
+    if text not in labelled:
+        raise BadQuery("labelled must be yes, no or empty")
+    return RowFilter(
+        start=time_param(request, "start"), end=time_param(request, "end"),
+        version=request.GET.get("version") or None, segment=param(request, "segment"),
+        labelled=labelled[text], feature=request.GET.get("feature", "").strip(),
+        low=number_param(request, "min"), high=number_param(request, "max"),
+        category=request.GET.get("category") or None,
+    )  # fmt: skip
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def rows(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    if not request.GET:  # the tab itself: the last day, not a count over every row ever stored
+        since = (timezone.now() - DEFAULT_ROWS_SPAN).replace(microsecond=0).isoformat()
+        url = reverse("dashboard:rows", kwargs={"name": model.name})
+        return redirect(f"{url}?{urlencode({'start': since})}")
+    try:
+        filters = row_filter_from(request)
+        matching = rows_select(model=model, filters=filters)
+    except (BadQuery, RowFilterError) as error:
+        return bad_request(request, error)
+    paginator = Paginator(matching, ROWS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "model": model, "filters": filters, "page": page, "query": query.urlencode(),
+        "metric": request.GET.get("metric", ""),
+    }  # fmt: skip
+    return render(request, "dashboard/rows.html", context)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def rows_download(request, name: str, fmt: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        matching = rows_select(model=model, filters=row_filter_from(request))
+    except (BadQuery, RowFilterError) as error:
+        return bad_request(request, error)
+    if fmt == "parquet":
+        body = row_exports.rows_parquet(matching)
+        return download(body, "application/vnd.apache.parquet", f"{model.name}-rows.parquet")
+    return download(row_exports.rows_csv(matching), "text/csv", f"{model.name}-rows.csv")
+
+
+def download(chunks, content_type: str, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def quarantine_filters(request) -> tuple[str, str]:
+    batch = request.GET.get("batch", "").strip()
+    if batch:
+        try:
+            UUID(batch)
+        except ValueError:
+            raise BadQuery(f"batch {batch!r} is not a batch id (a UUID)") from None
+    return batch, request.GET.get("code", "").strip()
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def quarantine(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        batch, code = quarantine_filters(request)
+    except BadQuery as error:
+        return bad_request(request, error)
+    records = row_exports.quarantine_select(model=model, batch=batch, code=code)
+    page = Paginator(records, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "model": model, "page": page, "batch": batch, "code": code, "query": query.urlencode(),
+        "codes": row_exports.quarantine_codes(model=model),
+    }  # fmt: skip
+    return render(request, "dashboard/quarantine.html", context)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def quarantine_csv(request, name: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        batch, code = quarantine_filters(request)
+    except BadQuery as error:
+        return bad_request(request, error)
+    records = row_exports.quarantine_select(model=model, batch=batch, code=code)
+    return download(row_exports.quarantine_csv(records), "text/csv", f"{model.name}-quarantine.csv")
+
+
+@require_POST
+@role_required(Role.EDITOR)
 def alert_acknowledge_form(request, name: str, pk: int):
     alert = get_object_or_404(Alert, model__name=name, pk=pk)
     alert_acknowledge(alert=alert, by=request.user.get_username())
     return redirect("dashboard:model", name=name)
 
 
-@login_required
 @require_POST
+@role_required(Role.EDITOR)
 def alert_silence_form(request, name: str, pk: int):
     """Silence the alert's rule; `until` is read as UTC (the page shows UTC times)."""
     alert = get_object_or_404(Alert.objects.select_related("rule"), model__name=name, pk=pk)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
+from accounts.roles import Role, role_required
 from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
 from factory.rollouts import plan_current
 from monitoring.metrics import MetricError, metric_check, metric_series
@@ -66,14 +66,14 @@ def reference_summary(reference: dict | None) -> dict | None:
     return {"kind": "profile", "rows": reference["rows"], "features": features}
 
 
-@login_required
+@role_required(Role.VIEWER)
 def versions_page(request, name: str):
     model = get_object_or_404(MLModel, name=name)
     versions = ModelVersion.objects.filter(model=model).order_by("-created_at", "-id")
     return render(request, "dashboard/versions.html", {"model": model, "versions": versions})
 
 
-@login_required
+@role_required(Role.VIEWER)
 def version_page(request, name: str, version: str):
     model = get_object_or_404(MLModel, name=name)
     row = get_object_or_404(ModelVersion, model=model, version=version)
@@ -96,7 +96,7 @@ def version_page(request, name: str, version: str):
     return render(request, "dashboard/version.html", context)
 
 
-@login_required
+@role_required(Role.VIEWER)
 def rollouts_page(request, name: str):
     model = get_object_or_404(MLModel, name=name)
     history = Rollout.objects.filter(model=model).select_related("version").order_by("-id")
@@ -105,14 +105,14 @@ def rollouts_page(request, name: str):
     return render(request, "dashboard/rollouts.html", context)
 
 
-@login_required
+@role_required(Role.VIEWER)
 def retrain_page(request, name: str):
     model = get_object_or_404(MLModel, name=name)
     requests = RetrainRequest.objects.filter(model=model).select_related("version")[:200]
     return render(request, "dashboard/retrain.html", {"model": model, "requests": requests})
 
 
-@login_required
+@role_required(Role.VIEWER)
 def audit_page(request, name: str):
     model = get_object_or_404(MLModel, name=name)
     entries = AuditEntry.objects.filter(model=model)[:500]

@@ -1,8 +1,11 @@
-"""The dashboard in headless Chromium: log in, open a model, see its charts."""
+"""The dashboard in headless Chromium: every page with data, roles, an alert e-mail's link,
+a rule made on the page that fires. `CANARY_SCREENSHOTS=docs/screenshots` keeps the pictures
+the README shows."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +13,11 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from accounts.roles import Role, user_role_set
+from monitoring.demo import demo_create
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.models import AlertRule
+from monitoring.models import Alert, AlertRule, AlertState
 from tests.conftest import need_service, outcome, prediction
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,6 +27,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+PASSWORD = "a-long-password"
 
 
 @pytest.fixture
@@ -42,6 +48,11 @@ def page(live_server):  # so the browser closes before the server stops
         browser.close()
 
 
+def user_make(name: str, role: Role) -> None:
+    user = get_user_model().objects.create_user(name, password=PASSWORD)
+    user_role_set(user=user, role=role)
+
+
 @pytest.fixture
 def model_with_data(model):
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -51,29 +62,28 @@ def model_with_data(model):
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
     AlertRule.objects.create(model=model, metric="accuracy", kind="static", lower=0.9, min_count=5)
     jobs_run(model_id=model.pk)
-    get_user_model().objects.create_user("ds", password="a-long-password")
+    user_make("ds", Role.EDITOR)
+    user_make("viewer", Role.VIEWER)
     return model
 
 
-def log_in(page, live_server):
-    page.goto(f"{live_server.url}/")
-    page.fill("#id_username", "ds")
-    page.fill("#id_password", "a-long-password")
+def log_in(page, live_server, username: str = "ds"):
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_selector("h1:text('Models')")
 
 
 def test_log_in_open_the_model_and_see_its_charts(live_server, model_with_data, page):
     log_in(page, live_server)
-    page.wait_for_selector("text=churn")
     assert "firing" in page.inner_text("table.grid")
     page.click("a:text('churn')")
     page.wait_for_selector("#metric-accuracy .main-svg")
-    assert page.locator(".plot.js-plotly-plot").count() == 3
-    page.screenshot(path=str(SCREENSHOTS / "model.png"), full_page=True)
     chart = page.inner_text("#metric-accuracy")
     assert "Accuracy per day" in chart
     assert "rule #" in chart  # the rule's bound is drawn
-    assert "too_low" in page.inner_text("body") or "Too Low" in page.inner_text("body")
+    assert "Too Low" in page.inner_text("#alerts")
     assert page.console_errors == []
 
 
@@ -83,3 +93,111 @@ def test_a_wrong_password_is_refused(live_server, model_with_data, page):
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
     assert "didn't match" in page.inner_text("main")
+
+
+def test_every_page_renders_the_demo_without_errors(live_server, db, page):
+    model = demo_create()
+    jobs_run(model_id=model.pk)
+    records_ingest(model=model, kind="predictions", enqueue_jobs=False,
+                   records=[{"prediction_id": "broken", "score": 3}])  # fmt: skip
+    user_make("ds", Role.EDITOR)
+    log_in(page, live_server)
+    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+    assert page.locator("#models svg.sparkline").count() == 1
+    pages = {
+        "model": ("/models/churn/", ".plot .main-svg", 7),
+        "model-segment": ("/models/churn/?segment=mobile&granularity=week", ".plot .main-svg", 7),
+        "business": ("/models/churn/business/", ".plot .main-svg", 1),
+        "rows": ("/models/churn/rows/?labelled=yes&feature=plan&category=premium", "#rows td", 50),
+        "quarantine": ("/models/churn/quarantine/", "#quarantine td", 9),
+    }
+    for name, (path, selector, at_least) in pages.items():
+        page.goto(live_server.url + path)
+        page.wait_for_selector(selector)
+        assert page.locator(selector).count() >= at_least, name
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_a_chart_point_opens_the_rows_behind_it(live_server, model_with_data, page):
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/models/churn/")
+    page.wait_for_selector("#metric-predictions .main-svg")
+    page.click("#metric-predictions .rows-link")
+    page.wait_for_selector("#rows td")
+    assert "the rows behind predictions" in page.inner_text("h1")
+    assert "120 rows" in page.inner_text("main")
+    assert page.console_errors == []
+
+
+def test_a_viewer_cannot_change_anything(live_server, model_with_data, page):
+    log_in(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/models/churn/")
+    page.wait_for_selector("#metric-accuracy .main-svg")
+    assert page.locator("#rule-form").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "viewer.png"))
+    # Even a hand-made request with the session and its CSRF token is refused.
+    statuses = page.evaluate(
+        """async () => {
+          const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
+          const headers = {"X-CSRFToken": token, "Content-Type": "application/json"};
+          const form = new FormData();
+          form.append("csrfmiddlewaretoken", token); form.append("metric", "accuracy");
+          form.append("lower", "0.5");
+          const rule = JSON.stringify({metric: "accuracy", kind: "static", lower: 0.5});
+          const api = await fetch("/api/v1/models/churn/alert-rules",
+                                  {method: "POST", headers, body: rule});
+          return [
+            (await fetch("/models/churn/rules/", {method: "POST", body: form})).status,
+            api.status,
+            (await fetch("/api/v1/models/churn/alert-rules/1", {method: "DELETE", headers})).status,
+            (await api.json()).detail,
+          ];
+        }"""
+    )
+    assert statuses[:3] == [403, 403, 403]
+    assert "needs the editor role" in statuses[3]  # refused for the role, not for CSRF
+    assert AlertRule.objects.count() == 1
+
+
+@pytest.fixture
+def alert_links_here(settings, live_server):
+    settings.CANARY_BASE_URL = live_server.url
+
+
+def test_an_alert_email_link_lands_on_its_chart(
+    live_server, alert_links_here, smtp_server, model_with_data, page
+):
+    (_, message) = smtp_server.messages[0]
+    text = message.get_body(("plain",)).get_content()
+    link = re.search(r"Chart: (\S+)", text).group(1)
+    assert link.startswith(live_server.url) and link.endswith("#metric-accuracy")
+    log_in(page, live_server)
+    page.goto(link)
+    page.wait_for_selector("#metric-accuracy.focused .main-svg")
+    box = page.locator("#metric-accuracy").bounding_box()
+    assert -2 <= box["y"] < 900  # scrolled into view
+    assert "Accuracy per day" in page.inner_text("#metric-accuracy")
+    page.screenshot(path=str(SCREENSHOTS / "alert-link.png"))
+    assert page.console_errors == []
+
+
+def test_a_rule_created_on_the_page_fires(live_server, model_with_data, page):
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/models/churn/")
+    page.select_option("#rule-form select[name=metric]", "predictions")
+    page.fill("#rule-form input[name=upper]", "10")
+    page.fill("#rule-form input[name=min_count]", "5")
+    page.click("#rule-form button[type=submit]")
+    page.wait_for_selector("text=created; it is judged on the next job run")
+    rule = AlertRule.objects.get(metric="predictions")
+    assert (rule.kind, rule.upper, rule.lower) == ("static", 10.0, None)
+    jobs_run(model_id=model_with_data.pk)
+    alert = Alert.objects.get(rule=rule)
+    assert alert.state == AlertState.FIRING and alert.direction == "too_high"
+    page.reload()
+    page.wait_for_selector("#metric-predictions .main-svg")
+    alerts = page.inner_text("#alerts")
+    assert "predictions" in alerts and "Too High" in alerts
+    assert "rule #" in page.inner_text("#metric-predictions")  # its bound is drawn
+    assert page.console_errors == []

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 from freezegun import freeze_time
 
+from accounts.roles import Role, user_role_set
 from monitoring.alerts.notify import notifications_send
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
@@ -228,7 +229,9 @@ def test_the_model_page_acknowledges_and_silences_alerts(model, client, django_u
     traffic(model, 0, n=50, correct=10)
     jobs_run(model_id=model.pk, now=end_of_day(0))
     alert = Alert.objects.get()
-    client.force_login(django_user_model.objects.create_user("ana", password="x"))
+    ana = django_user_model.objects.create_user("ana", password="x")
+    user_role_set(user=ana, role=Role.EDITOR)  # silences are an editor's to set
+    client.force_login(ana)
     page = client.get("/models/churn/").content.decode()
     assert "Acknowledge" in page and "Silence" in page
     # when they acknowledge it and silence its rule

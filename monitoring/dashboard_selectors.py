@@ -1,0 +1,431 @@
+"""What the dashboard pages show, as selectors: one per page section.
+
+A section selector returns None when its data does not exist (yet), and the page leaves the
+section out. Everything here reads aggregates, apart from the label-delay distribution (one
+grouped COUNT over labels) and the drill-down rows, which are the raw evidence by design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from factory.models import MLModel, ModelVersion, Task
+from monitoring.alerts.warnings import rule_warnings
+from monitoring.charts import (
+    Immature,
+    Marker,
+    bar_figure,
+    line_figure,
+    metric_figure,
+    plain,
+    sparkline_points,
+)
+from monitoring.factory_pages import rollout_annotations
+from monitoring.metrics import (
+    BASE_METRICS,
+    WINDOW,
+    Point,
+    metric_names,
+    metric_series,
+    window_start,
+)
+from monitoring.models import Alert, AlertRule, AlertState, HourlyAggregate, Label, RuleKind
+from monitoring.selectors import models_with_health
+
+HEALTHS = ("ok", "warning", "firing", "no_data")
+HEADLINE = {Task.BINARY: "accuracy", Task.MULTICLASS: "accuracy", Task.REGRESSION: "predictions"}
+SPARKLINE_DAYS = 14
+# Label delay bins, in seconds, and how they read.
+DELAY_EDGES_S = (0, 3600, 6 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400, 14 * 86400,
+                 30 * 86400, 90 * 86400)  # fmt: skip
+DELAY_LABELS = ("< 1 h", "1 to 6 h", "6 to 24 h", "1 to 2 d", "2 to 4 d", "4 to 7 d", "7 to 14 d",
+                "14 to 30 d", "30 to 90 d", "≥ 90 d")  # fmt: skip
+DELAY_CACHE_S = 300
+MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
+
+METRIC_TEXT = {
+    "accuracy": ("Accuracy", "accuracy (share correct)"),
+    "label_coverage": ("Label coverage", "share labelled"),
+    "predictions": ("Predictions", "predictions (count)"),
+    "mean_score": ("Mean score", "mean score (0 to 1)"),
+}
+
+
+@dataclass
+class Chart:
+    dom_id: str
+    metric: str
+    title: str
+    figure: dict
+    summary: str
+    rows_url: str = ""
+
+    @property
+    def script_id(self) -> str:
+        return f"{self.dom_id}-data"
+
+
+# How far back the model page looks by default: the page's cost grows with the windows shown,
+# never with the rows stored.
+DEFAULT_DAYS = {"hour": 3, "day": 30, "week": 182}
+DAYS_CHOICES = (3, 7, 30, 90, 182, 365)
+
+
+@dataclass
+class Scope:
+    """The page's filters from GET params, passed to `metric_series`."""
+
+    granularity: str = "day"
+    version: str | None = None
+    segment: str | None = None
+    days: int | None = None  # the last so many days (to the end of the current window)
+
+    def span(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        if self.days is None:
+            return None, None
+        end = window_start(now, self.granularity) + WINDOW[self.granularity]
+        return window_start(end - timedelta(days=self.days), self.granularity), end
+
+    def series_args(self, now: datetime | None = None) -> dict:
+        start, end = self.span(now or timezone.now())
+        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+        return {**args, "start": start, "end": end}
+
+    def query(self) -> dict:
+        """The filters as GET params for links (the time span is the link's own)."""
+        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+        return {k: v for k, v in args.items() if v is not None}
+
+
+def metric_text(metric: str) -> tuple[str, str]:
+    """(title, axis label) of a metric, in words."""
+    if metric.startswith("value:"):
+        name = metric[len("value:") :]
+        return f"{name} per labelled prediction", f"mean {name}"
+    return METRIC_TEXT.get(metric, (metric.replace("_", " ").capitalize(), metric))
+
+
+def chart_summary(title: str, points: list[Point], granularity: str) -> str:
+    """The text alternative of a chart: its span and its latest value."""
+    known = [p for p in points if p.value is not None]
+    if not known:
+        return f"{title}: no value yet."
+    last = known[-1]
+    text = (
+        f"{title}: {len(points)} {granularity} windows; latest ({last.start:%Y-%m-%d %H:%M} UTC) "
+    )
+    text += f"{last.value:.4g} over n = {last.n}"
+    if last.ci_low is not None and last.ci_high is not None:
+        text += f", 95% interval {last.ci_low:.4g} to {last.ci_high:.4g}"
+    return text + "."
+
+
+# --- overview -------------------------------------------------------------------------------
+
+
+def overview_models(*, search: str = "", health: str = "", now: datetime | None = None):
+    """Models with health, last prediction, open alert count and headline sparkline."""
+    models = MLModel.objects.annotate(
+        open_alerts=Count("alerts", filter=~Q(alerts__state=AlertState.RESOLVED), distinct=True),
+        version_count=Count("versions", distinct=True),
+    )
+    if search:
+        models = models.filter(name__icontains=search)
+    models = models_with_health(models)
+    if health:
+        models = [m for m in models if m.health == health]
+    now = now or timezone.now()
+    for model in models:
+        model.sparkline = sparkline(model=model, now=now)
+    return models
+
+
+def sparkline(*, model: MLModel, now: datetime) -> dict:
+    metric = HEADLINE.get(model.task, "predictions")
+    start = (now - timedelta(days=SPARKLINE_DAYS - 1)).replace(hour=0, minute=0, second=0,
+                                                               microsecond=0)  # fmt: skip
+    points = metric_series(model=model, metric=metric, granularity="day", start=start, end=now)
+    values = [p.value for p in points]
+    known = [v for v in values if v is not None]
+    title, _ = metric_text(metric)
+    latest = f"latest {known[-1]:.3g}" if known else "no value yet"
+    return {
+        "metric": metric,
+        "points": sparkline_points(values),
+        "label": f"{title}, last {SPARKLINE_DAYS} days: {latest}",
+    }
+
+
+# --- model page -----------------------------------------------------------------------------
+
+
+@dataclass
+class ModelPage:
+    model: MLModel
+    scope: Scope
+    versions: list[str]
+    segments: list[str]
+    sections: dict[str, list[Chart]] = field(default_factory=dict)
+    delay: dict | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    rules: list[AlertRule] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)  # (time, label): rollouts
+
+
+def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None) -> ModelPage:
+    """The model page's sections. A new section (drift, data quality, versions) is one more
+    selector returning its charts, or nothing when its data does not exist, plus its block in
+    templates/dashboard/model.html, which renders only the sections present."""
+    now = now or timezone.now()
+    (model,) = models_with_health([model])
+    page = ModelPage(model, scope, model_versions(model), model_segments(model))
+    page.rules = list(AlertRule.objects.filter(model=model))
+    for rule in page.rules:
+        rule.warnings = rule_warnings(rule=rule)
+    alerts = Alert.objects.filter(model=model).select_related("rule")
+    page.alerts = list(alerts.prefetch_related("notifications")[:50])
+    page.events = rollout_annotations(model)
+    page.metrics = metric_names(model)
+    page.delay = label_delay_section(model=model, scope=scope, now=now)
+    maturity_s = page.delay["mature_after_s"] if page.delay else None
+    sections = {
+        "performance": performance_charts(page, maturity_s=maturity_s, now=now),
+        "business": business_charts(page),
+        "volume": volume_charts(page),
+    }
+    page.sections = {name: charts for name, charts in sections.items() if charts}
+    return page
+
+
+def model_versions(model: MLModel) -> list[str]:
+    return list(ModelVersion.objects.filter(model=model).values_list("version", flat=True))
+
+
+def model_segments(model: MLModel) -> list[str]:
+    segments = HourlyAggregate.objects.filter(model=model).values_list("segment", flat=True)
+    return sorted(set(segments.distinct()))
+
+
+def rows_url(model: MLModel, scope: Scope, metric: str) -> str:
+    query = urlencode({"metric": metric, **scope.query()})
+    return reverse("dashboard:rows", kwargs={"name": model.name}) + "?" + query
+
+
+def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> Chart | None:
+    points = metric_series(model=page.model, metric=metric, **page.scope.series_args())
+    if not any(p.value is not None and p.n for p in points):
+        return None
+    title, y_title = metric_text(metric)
+    title = plain(f"{title} per {page.scope.granularity}{scope_suffix(page.scope)}")
+    url = rows_url(page.model, page.scope, metric)
+    figure = metric_figure(
+        title=title, points=points, y_title=plain(y_title),
+        bounds=rule_bounds(page.rules, metric, page.scope),
+        markers=alert_markers(page.alerts, metric, page.scope),
+        immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
+        events=page.events,
+        rows_url=url,
+    )  # fmt: skip
+    summary = chart_summary(title, points, page.scope.granularity)
+    return Chart(f"metric-{metric}", metric, title, figure, summary, url)
+
+
+def scope_suffix(scope: Scope) -> str:
+    parts = [f"version {scope.version}"] if scope.version else []
+    parts += [f"segment “{scope.segment}”"] if scope.segment is not None else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def applies(item, scope: Scope) -> bool:
+    """Whether a rule (or an alert's rule) watches the scope the page shows."""
+    return item.version == scope.version and item.segment == scope.segment
+
+
+def rule_bounds(rules, metric: str, scope: Scope) -> list[tuple[str, float]]:
+    bounds = []
+    for rule in rules:
+        if rule.metric == metric and rule.kind == RuleKind.STATIC and applies(rule, scope):
+            bounds += [(f"rule #{rule.pk} lower", rule.lower)] if rule.lower is not None else []
+            bounds += [(f"rule #{rule.pk} upper", rule.upper)] if rule.upper is not None else []
+    return bounds
+
+
+def alert_markers(alerts, metric: str, scope: Scope) -> list[Marker]:
+    return [
+        Marker(a.window_start.isoformat(), a.value, f"alert {a.state}: {a.get_direction_display()}")
+        for a in alerts
+        if a.rule.metric == metric and a.value is not None and applies(a.rule, scope)
+    ]
+
+
+def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> list[Immature]:
+    """Windows whose cohort is younger than the usual label delay: their labels still arrive."""
+    cutoff = now - timedelta(seconds=maturity_s)
+    return [
+        Immature(p.start.isoformat(), p.end.isoformat(), p.label_coverage)
+        for p in points
+        if p.end > cutoff and p.label_coverage is not None
+    ]
+
+
+def performance_charts(page: ModelPage, *, maturity_s, now) -> list[Chart]:
+    metrics = [m for m in page.metrics if m not in BASE_METRICS and not m.startswith("value:")]
+    charts = [series_chart(page, m, maturity_s=maturity_s, now=now) for m in metrics]
+    return [c for c in charts if c]
+
+
+def business_charts(page: ModelPage) -> list[Chart]:
+    charts = [series_chart(page, m) for m in page.metrics if m.startswith("value:")]
+    return [c for c in charts if c]
+
+
+def volume_charts(page: ModelPage) -> list[Chart]:
+    charts = [series_chart(page, m) for m in ("predictions", "label_coverage", "mean_score")]
+    charts = [c for c in charts if c]
+    coverage = cohort_coverage_chart(page)
+    return charts + ([coverage] if coverage else [])
+
+
+def cohort_coverage_chart(page: ModelPage) -> Chart | None:
+    """Label coverage by cohort age: how complete the labels are, days after prediction."""
+    scope = Scope("day", page.scope.version, page.scope.segment, page.scope.days)
+    points = metric_series(model=page.model, metric="label_coverage", **scope.series_args())
+    points = [p for p in points if p.value is not None]
+    if not points:
+        return None
+    now = timezone.now()
+    ages = [round((now - p.start).total_seconds() / 86400, 1) for p in points]
+    coverage = [round(p.value * 100, 2) for p in points]
+    title = "Label coverage by cohort age" + plain(scope_suffix(page.scope))
+    figure = line_figure(
+        title=title, x=ages, y=coverage, x_title="cohort age (days since the day began)",
+        y_title="labelled (%)",
+    )  # fmt: skip
+    summary = f"{title}: the youngest day cohort ({ages[-1]} days) is {coverage[-1]}% labelled"
+    summary += f", the oldest ({ages[0]} days) {coverage[0]}%."
+    return Chart("cohort-coverage", "label_coverage", title, figure, summary)
+
+
+def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict | None:
+    """The label delay distribution (one grouped COUNT) and the delay most labels arrive within."""
+    start, _ = scope.span(now)
+    values = delay_counts(model=model, scope=scope, start=start)
+    bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
+    total = sum(values)
+    if total == 0:
+        return None
+    title = "Label delay" + plain(scope_suffix(scope))
+    figure = bar_figure(
+        title=title, labels=list(DELAY_LABELS), values=values,
+        x_title="delay from prediction to outcome", y_title="labels (count)",
+    )  # fmt: skip
+    median_bin = quantile_bin(values, 0.5)
+    mature_bin = quantile_bin(values, MATURE_QUANTILE)
+    upper = bins[mature_bin][1] or bins[mature_bin][0]
+    summary = (
+        f"{title}: {total} labels; half arrive within {DELAY_LABELS[median_bin]}, "
+        f"{MATURE_QUANTILE:.0%} within {DELAY_LABELS[mature_bin]}."
+    )
+    chart = Chart("label-delay", "label_delay", title, figure, summary)
+    return {"chart": chart, "total": total, "mature_after_s": float(upper)}
+
+
+def delay_counts(*, model: MLModel, scope: Scope, start: datetime | None) -> list[int]:
+    """Labels per delay bin, cached for DELAY_CACHE_S: the one query of the page that reads
+    raw rows (labels, not aggregates), and a distribution that moves slowly."""
+    key = f"canary:delay:{model.pk}:{scope.version}:{scope.segment!r}:{start and start.isoformat()}"
+    key = "canary:delay:" + hashlib.sha256(key.encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    labels = Label.objects.filter(model=model)
+    if start:
+        labels = labels.filter(hour__gte=start)
+    if scope.version:
+        labels = labels.filter(prediction__version__version=scope.version)
+    if scope.segment is not None:
+        labels = labels.filter(prediction__segment=scope.segment)
+    bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
+    counts = labels.aggregate(
+        **{f"b{i}": Count("pk", filter=delay_in(low, high)) for i, (low, high) in enumerate(bins)}
+    )
+    values = [counts[f"b{i}"] for i in range(len(bins))]
+    cache.set(key, values, DELAY_CACHE_S)
+    return values
+
+
+def delay_in(low: float, high: float | None) -> Q:
+    return Q(delay_s__gte=low, delay_s__lt=high) if high else Q(delay_s__gte=low)
+
+
+def quantile_bin(counts: list[int], q: float) -> int:
+    running, target = 0, q * sum(counts)
+    for index, count in enumerate(counts):
+        running += count
+        if running >= target:
+            return index
+    return len(counts) - 1
+
+
+# --- business view --------------------------------------------------------------------------
+
+
+@dataclass
+class Kpi:
+    name: str
+    sentence: str
+    chart: Chart
+    points: list[Point]
+
+
+def business_kpis(*, model: MLModel, granularity: str = "week") -> list[Kpi]:
+    """Each business value over time, told in plain words."""
+    kpis = []
+    for metric in metric_names(model):
+        if not metric.startswith("value:"):
+            continue
+        name = metric[len("value:") :]
+        points = metric_series(model=model, metric=metric, granularity=granularity)
+        known = [p for p in points if p.value is not None]
+        if not known:
+            continue
+        title = plain(f"Average {name} per {granularity}")
+        figure = metric_figure(
+            title=title, points=points, y_title=plain(f"average {name} per known result")
+        )
+        sentence = kpi_sentence(name, known, granularity)
+        kpis.append(Kpi(name, sentence, Chart(f"kpi-{name}", metric, title, figure, sentence),
+                        points))  # fmt: skip
+    return kpis
+
+
+def kpi_sentence(name: str, known: list[Point], granularity: str) -> str:
+    last = known[-1]
+    text = f"The average {name} per customer with a known result was {last.value:,.2f} in the "
+    text += f"{granularity} starting {last.start:%-d %B %Y} ({last.n:,} known results"
+    if last.ci_low is not None and last.ci_high is not None:
+        text += f"; most likely between {last.ci_low:,.2f} and {last.ci_high:,.2f}"
+    text += ")."
+    if len(known) > 1 and known[-2].value:
+        change = (last.value - known[-2].value) / abs(known[-2].value)
+        direction = "up" if change > 0 else "down" if change < 0 else "unchanged"
+        text += f" That is {direction} {abs(change):.1%} on the {granularity} before."
+    return text
+
+
+def business_rows(kpis: list[Kpi]) -> list[list]:
+    """The KPI table behind the CSV export: one row per value and window."""
+    return [
+        [kpi.name, p.start.isoformat(), p.end.isoformat(), p.value, p.ci_low, p.ci_high, p.n]
+        for kpi in kpis
+        for p in kpi.points
+    ]

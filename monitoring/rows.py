@@ -1,0 +1,203 @@
+"""Drill-down to the rows: the predictions and outcomes behind a chart point, filtered,
+paged, and streamed out as CSV or Parquet in bounded chunks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db.models import QuerySet
+
+from factory.models import MLModel
+from monitoring.models import Prediction, QuarantinedRecord
+
+CHUNK_ROWS = 2_000  # rows fetched per round trip and per Parquet row group: memory is O(chunk)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+ROW_FIELDS = (
+    "prediction_id", "timestamp", "version__version", "segment", "prediction", "score",
+    "label__outcome", "label__observed_at", "label__delay_s", "label__correct", "features",
+    "label__values",
+)  # fmt: skip
+ROW_COLUMNS = (
+    "prediction_id", "timestamp", "version", "segment", "prediction", "score", "outcome",
+    "observed_at", "delay_s", "correct", "features", "values",
+)  # fmt: skip
+
+
+class RowFilterError(ValueError):
+    """A drill-down filter that cannot be applied; the message says which and why."""
+
+
+@dataclass
+class RowFilter:
+    start: datetime | None = None
+    end: datetime | None = None
+    version: str | None = None
+    segment: str | None = None
+    labelled: bool | None = None
+    feature: str = ""
+    low: float | None = None
+    high: float | None = None
+    category: str | None = None
+
+
+def rows_select(*, model: MLModel, filters: RowFilter) -> QuerySet:
+    """The matching predictions with their labels, oldest first, as dicts of ROW_FIELDS."""
+    rows = Prediction.objects.filter(model=model)
+    if filters.start:
+        rows = rows.filter(timestamp__gte=filters.start)
+    if filters.end:
+        rows = rows.filter(timestamp__lt=filters.end)
+    if filters.version:
+        rows = rows.filter(version__version=filters.version)
+    if filters.segment is not None:
+        rows = rows.filter(segment=filters.segment)
+    if filters.labelled is not None:
+        rows = rows.filter(label__isnull=not filters.labelled)
+    rows = feature_filtered(rows, filters)
+    return rows.order_by("timestamp", "id").values(*ROW_FIELDS)
+
+
+def feature_filtered(rows: QuerySet, filters: RowFilter) -> QuerySet:
+    has_condition = filters.low is not None or filters.high is not None or filters.category
+    if not filters.feature:
+        if has_condition:
+            raise RowFilterError("a feature range or category needs the feature's name")
+        return rows
+    key = f"features__{filters.feature}"
+    if filters.category is not None and filters.category != "":
+        return rows.filter(**{key: filters.category})
+    if filters.low is not None:
+        rows = rows.filter(**{f"{key}__gte": filters.low})
+    if filters.high is not None:
+        rows = rows.filter(**{f"{key}__lt": filters.high})
+    return rows
+
+
+def row_values(row: dict) -> list:
+    """One row as export cells: JSON objects as text, times in RFC 3339."""
+    cells = [row[f] for f in ROW_FIELDS]
+    for index, cell in enumerate(cells):
+        if isinstance(cell, datetime):
+            cells[index] = cell.isoformat()
+        elif isinstance(cell, dict | list):
+            cells[index] = json.dumps(cell, ensure_ascii=False, sort_keys=True)
+    return cells
+
+
+def csv_cell(value):
+    """Spreadsheets run a text cell that starts like a formula; a leading quote disarms it."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class Echo:
+    """A file-like whose write() returns the line, for csv.writer in a generator."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_stream(header: Iterable[str], rows: Iterable[list]) -> Iterator[str]:
+    writer = csv.writer(Echo())
+    yield writer.writerow([csv_cell(h) for h in header])
+    for row in rows:
+        yield writer.writerow([csv_cell(cell) for cell in row])
+
+
+def rows_csv(rows: QuerySet) -> Iterator[str]:
+    return csv_stream(ROW_COLUMNS, (row_values(r) for r in rows.iterator(chunk_size=CHUNK_ROWS)))
+
+
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("prediction_id", pa.string()), ("timestamp", pa.string()), ("version", pa.string()),
+        ("segment", pa.string()), ("prediction", pa.string()), ("score", pa.float64()),
+        ("outcome", pa.string()), ("observed_at", pa.string()), ("delay_s", pa.float64()),
+        ("correct", pa.bool_()), ("features", pa.string()), ("values", pa.string()),
+    ]
+)  # fmt: skip
+
+
+class ChunkSink(io.RawIOBase):
+    """A write-only file whose bytes are taken away after each row group."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def rows_parquet(rows: QuerySet) -> Iterator[bytes]:
+    """Parquet written one row group per chunk, each yielded as soon as it is written."""
+    sink = ChunkSink()
+    writer = pq.ParquetWriter(sink, PARQUET_SCHEMA)
+    chunk: list[list] = []
+    for row in rows.iterator(chunk_size=CHUNK_ROWS):
+        chunk.append(row_values(row))
+        if len(chunk) == CHUNK_ROWS:
+            writer.write_table(parquet_table(chunk))
+            chunk = []
+            yield sink.take()
+    if chunk:
+        writer.write_table(parquet_table(chunk))
+    writer.close()
+    yield sink.take()
+
+
+def parquet_table(chunk: list[list]) -> pa.Table:
+    columns = list(zip(*chunk, strict=True))
+    arrays = {name: list(columns[i]) for i, name in enumerate(PARQUET_SCHEMA.names)}
+    return pa.Table.from_pydict(arrays, schema=PARQUET_SCHEMA)
+
+
+# --- quarantine -----------------------------------------------------------------------------
+
+QUARANTINE_FIELDS = ("batch__public_id", "kind", "index", "prediction_id", "code", "field",
+                     "message", "raw", "created_at")  # fmt: skip
+QUARANTINE_COLUMNS = ("batch", "kind", "index", "prediction_id", "code", "field", "message",
+                      "raw", "created_at")  # fmt: skip
+
+
+def quarantine_select(*, model: MLModel, batch: str = "", code: str = "") -> QuerySet:
+    records = QuarantinedRecord.objects.filter(model=model)
+    if batch:
+        records = records.filter(batch__public_id=batch)
+    if code:
+        records = records.filter(code=code)
+    return records.select_related("batch")
+
+
+def quarantine_codes(*, model: MLModel) -> list[str]:
+    codes = QuarantinedRecord.objects.filter(model=model).values_list("code", flat=True)
+    return sorted(set(codes.distinct()))
+
+
+def quarantine_csv(records: QuerySet) -> Iterator[str]:
+    rows = records.values_list(*QUARANTINE_FIELDS).iterator(chunk_size=CHUNK_ROWS)
+    return csv_stream(
+        QUARANTINE_COLUMNS,
+        ([str(c) if i == 0 else c.isoformat() if i == 8 else c for i, c in enumerate(r)]
+         for r in rows),
+    )  # fmt: skip
