@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from accounts.roles import Role, role_required
 from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
 from factory.rollouts import plan_current
+from monitoring.drift import DriftError, drift_report
 from monitoring.metrics import MetricError, metric_check, metric_series
 
 
@@ -90,10 +91,19 @@ def version_page(request, name: str, version: str):
     context = {
         "model": model, "version": row, "comparison": comparison,
         "reference": reference_summary(row.reference),
+        "drift": version_drift(model, row),
         "parameters_json": json.dumps(lineage.get("parameters"), sort_keys=True),
         "compute_json": json.dumps(lineage.get("compute"), sort_keys=True),
     }  # fmt: skip
     return render(request, "dashboard/version.html", context)
+
+
+def version_drift(model: MLModel, version: ModelVersion) -> dict | None:
+    """The version's latest 7 days against its baseline (the registered reference first)."""
+    try:
+        return drift_report(model=model, version=version.version)
+    except DriftError:
+        return None
 
 
 @role_required(Role.VIEWER)

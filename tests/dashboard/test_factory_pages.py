@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
 from factory.models import MLModel
@@ -79,3 +80,23 @@ def test_model_charts_carry_rollout_annotations(browser, deployed):
     page = browser.get("/models/churn/").content.decode()
     assert "rollout 2.0.0 20%" in page and "rollout 1.0.0 100%" in page
     assert MLModel.objects.count() == 1
+
+
+def test_version_page_shows_current_data_against_the_registered_reference(browser, deployed):
+    # given: 2.0.0 registered with a reference (ages 20, 30, 40, 40, 55; plan basic 3, pro 2),
+    # and ten predictions, all aged 40 on the basic plan
+    records_ingest(
+        model=deployed, kind="predictions", enqueue_jobs=False,
+        records=[prediction(i, model_version="2.0.0") for i in range(10)],
+    )  # fmt: skip
+    jobs_run(model_id=deployed.pk, now=NOW)
+    # when
+    page = browser.get("/models/churn/versions/2.0.0/").content.decode()
+    # then: a small reference is tested with KS, as scipy computes it on the same values
+    drift = page[page.index('id="drift"') : page.index("</table>", page.index('id="drift"'))]
+    ks = ks_2samp([20, 30, 40, 40, 55], [40] * 10)
+    age = drift[drift.index("<td>age</td>") : drift.index("</tr>", drift.index("<td>age</td>"))]
+    assert "<td>ks</td>" in age and f"<td>{ks.statistic:.4f}</td>" in age
+    assert f"<td>{ks.pvalue:.4f}</td>" in age
+    assert "the registered reference" in page and "(5 rows)" in page
+    assert "<td>plan</td>" in drift
