@@ -248,3 +248,22 @@ def test_the_model_page_acknowledges_and_silences_alerts(model, client, django_u
     assert "acknowledged by ana" in page and "silenced until 2099-01-01 08:00" in page
     bad = client.post(f"/models/churn/alerts/{alert.pk}/silence", {"until": "x", "reason": "y"})
     assert bad.status_code == 400
+
+
+def test_the_model_page_lists_an_alerts_latest_messages_and_counts_the_rest(
+    model, smtp_server, client, django_user_model
+):
+    # given: an alert firing for five days, told once and then reminded every day
+    rule(model, kind="static", lower=0.8, repeat_minutes=1440)
+    for day in range(5):
+        traffic(model, day, n=50, correct=10)
+        jobs_run(model_id=model.pk, now=end_of_day(day))
+    told = Alert.objects.get().notifications.count()
+    assert told == 5
+    # when someone opens the model page
+    client.force_login(django_user_model.objects.create_user("ana", password="x"))
+    page = client.get("/models/churn/").content.decode()
+    # then the latest three are listed and the rest counted, not every message
+    assert page.count("reminder by email: sent") == 3
+    assert "firing by email" not in page
+    assert f"{told} messages in all" in page
