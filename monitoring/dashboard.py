@@ -155,27 +155,30 @@ def rule_create(request, name: str):
 @require_GET
 @role_required(Role.VIEWER)
 def business(request, name: str):
-    model = get_object_or_404(MLModel, name=name)
     try:
-        scope = scope_from(request, "week")
+        model, kpis, granularity = business_request(request, name)
     except BadQuery as error:
         return bad_request(request, error)
-    kpis = business_kpis(model=model, granularity=scope.granularity)
-    context = {"model": model, "kpis": kpis, "granularity": scope.granularity}
+    context = {"model": model, "kpis": kpis, "granularity": granularity}
     return render(request, "dashboard/business.html", context)
 
 
 @require_GET
 @role_required(Role.VIEWER)
 def business_csv(request, name: str):
-    model = get_object_or_404(MLModel, name=name)
     try:
-        scope = scope_from(request, "week")
+        model, kpis, granularity = business_request(request, name)
     except BadQuery as error:
         return bad_request(request, error)
-    kpis = business_kpis(model=model, granularity=scope.granularity)
     lines = row_exports.csv_stream(BUSINESS_COLUMNS, business_rows(kpis))
-    return download(lines, "text/csv", f"{model.name}-business-{scope.granularity}.csv")
+    return download(lines, "text/csv", f"{model.name}-business-{granularity}.csv")
+
+
+def business_request(request, name: str):
+    """The model, its KPIs and the window granularity a business page asks for."""
+    model = get_object_or_404(MLModel, name=name)
+    granularity = scope_from(request, "week").granularity
+    return model, business_kpis(model=model, granularity=granularity), granularity
 
 
 def row_filter_from(request) -> RowFilter:

@@ -92,6 +92,19 @@ def is_drifted(*, method: str, statistic: float, p_value: float | None, threshol
 Outcome = tuple[float, float | None, float | None]
 
 
+def decile_tests(ref_deciles, cur_deciles) -> dict[str, Callable[[], Outcome]]:
+    """The tests on the reference's decile bins, alike for raw values and aggregates."""
+    return {
+        "psi": lambda: (d.psi_from_counts(ref_deciles, cur_deciles), None, None),
+        "jensenshannon": lambda: (
+            d.jensenshannon_from_counts(ref_deciles, cur_deciles),
+            None,
+            None,
+        ),
+        "hellinger": lambda: (d.hellinger_from_counts(ref_deciles, cur_deciles), None, None),
+    }
+
+
 def numeric_feature_drift(
     *,
     name: str,
@@ -107,13 +120,7 @@ def numeric_feature_drift(
     tests: dict[str, Callable[[], Outcome]] = {
         "ks": lambda: _ks_outcome(d.ks_from_histograms(ref, current)),
         "wasserstein": lambda: (d.wasserstein_normed_from_histograms(ref, current), None, None),
-        "psi": lambda: (d.psi_from_counts(ref_deciles, cur_deciles), None, None),
-        "jensenshannon": lambda: (
-            d.jensenshannon_from_counts(ref_deciles, cur_deciles),
-            None,
-            None,
-        ),
-        "hellinger": lambda: (d.hellinger_from_counts(ref_deciles, cur_deciles), None, None),
+        **decile_tests(ref_deciles, cur_deciles),
     }
     return _decide(
         name=name,
@@ -142,13 +149,7 @@ def numeric_feature_drift_raw(
     tests: dict[str, Callable[[], Outcome]] = {
         "ks": lambda: _ks_outcome(d.ks_test(ref, cur)),
         "wasserstein": lambda: (d.wasserstein_normed(ref, cur), None, None),
-        "psi": lambda: (d.psi_from_counts(ref_deciles, cur_deciles), None, None),
-        "jensenshannon": lambda: (
-            d.jensenshannon_from_counts(ref_deciles, cur_deciles),
-            None,
-            None,
-        ),
-        "hellinger": lambda: (d.hellinger_from_counts(ref_deciles, cur_deciles), None, None),
+        **decile_tests(ref_deciles, cur_deciles),
     }
     return _decide(
         name=name,

@@ -77,3 +77,6 @@ def test_openapi_schema_is_served(writer, db):
     response = writer.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert "/api/v1/models/{model}/predictions" in response.content.decode()
+    schema = response.json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert {"apiKey": []} in schema["paths"]["/api/v1/models"]["get"]["security"]
