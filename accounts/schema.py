@@ -11,5 +11,5 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A key from `manage.py create_api_key`; its scopes limit what it may do.",
+            "description": "A key from `manage.py create_api_key`; its scopes limit its calls.",
         }
