@@ -16,7 +16,10 @@ from monitoring.models import AlertRule, DefaultRuleApplied, HourlyValue
 
 HEADLINE_METRICS = {
     Task.BINARY: ("roc_auc", "accuracy", "positive_rate"),
-    Task.MULTICLASS: ("accuracy", "macro_f1"),
+    # No positive class, and class labels have no mean: the output's analogue of positive_rate
+    # is the mean score, the model's confidence in the class it predicted (judged once the
+    # client logs scores).
+    Task.MULTICLASS: ("accuracy", "macro_f1", "mean_score"),
     Task.REGRESSION: ("mae", "mean_prediction"),
 }
 DEFAULT_BAND = {

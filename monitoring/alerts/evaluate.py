@@ -22,6 +22,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.alerts.defaults import value_rules_ensure
@@ -107,9 +108,12 @@ def alert_transition(
     rule: AlertRule, alert: Alert | None, judged: list[Judgement], now: datetime
 ) -> Alert | None:
     latest = judged[-1]
+    was_firing = alert.direction if alert is not None and alert.state == AlertState.FIRING else None
     if latest.breach:
         may_fire = tail_length(judged, breached) >= rule.for_windows and cooled_down(rule, now)
         alert = alert_open_or_update(rule, alert, judged, may_fire, now)
+        if was_firing and alert is not None and alert.direction != was_firing:
+            direction_change_record(alert, now)
     elif alert is not None and (
         alert.state == AlertState.PENDING or tail_length(judged, recovered) >= rule.resolve_windows
     ):
@@ -173,20 +177,32 @@ def silenced(rule: AlertRule, now: datetime) -> bool:
     return rule.silenced_until is not None and rule.silenced_until > now
 
 
+def direction_change_record(alert: Alert, now: datetime) -> None:
+    """A firing alert that crossed to the other side (too_low -> too_high) is told again:
+    a new firing message, numbered after the previous ones so the unique key keeps it once."""
+    if silenced(alert.rule, now):
+        return
+    firings = alert.notifications.filter(kind=NotificationKind.FIRING)
+    previous = firings.aggregate(last=Max("sequence"))["last"]
+    if previous is not None:  # never told it fired (silenced then): the firing message will
+        channels_notify(alert, NotificationKind.FIRING, sequence=previous + 1, now=now)
+
+
 def notifications_due_record(alert: Alert, now: datetime) -> None:
     """The firing message (once), then reminders every repeat_minutes until acknowledged."""
     rule = alert.rule
     if silenced(rule, now):
         return
     sent = alert.notifications.filter(kind__in=[NotificationKind.FIRING, NotificationKind.REMINDER])
-    last = sent.order_by("-created_at").values_list("created_at", "sequence", "kind").first()
+    last = sent.order_by("-created_at").values_list("created_at", flat=True).first()
     if last is None:
         channels_notify(alert, NotificationKind.FIRING, sequence=0, now=now)
         return
     if alert.acknowledged_at or not rule.repeat_minutes:
         return
-    if now - last[0] >= timedelta(minutes=rule.repeat_minutes):
-        sequence = last[1] + 1 if last[2] == NotificationKind.REMINDER else 1
+    if now - last >= timedelta(minutes=rule.repeat_minutes):
+        reminders = sent.filter(kind=NotificationKind.REMINDER)
+        sequence = (reminders.aggregate(last=Max("sequence"))["last"] or 0) + 1
         channels_notify(alert, NotificationKind.REMINDER, sequence=sequence, now=now)
 
 

@@ -15,7 +15,14 @@ from datetime import datetime
 
 from django.db.models import Min
 
-from monitoring.metrics import WINDOW, MetricError, Point, metric_series, window_start
+from monitoring.metrics import (
+    PROPORTIONS,
+    WINDOW,
+    MetricError,
+    Point,
+    metric_series,
+    window_start,
+)
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind, Sides, Verdict
 
 EXTRA_LOOKBACK_WINDOWS = 14  # how far back to look for judged windows when recent ones are thin
@@ -26,6 +33,11 @@ OUTCOMES = "outcomes"  # no_data rules only: labelled predictions per window
 # A firing band or relative alert resolves only on windows inside the inner 75% of the band
 # (for k = 4: within 3 standard errors), so a value hovering at the line does not resolve it.
 RECOVERY_MARGIN = 0.25
+# Metrics whose values lie in [0, 1] (scores are probabilities), or are never negative.
+UNIT_METRICS = frozenset((*PROPORTIONS, "f1", "macro_f1", "roc_auc", "brier", "mean_score"))
+NON_NEGATIVE_METRICS = frozenset(
+    ("predictions", "quarantined", "log_loss", "mae", "rmse", "mape", "label_delay_p50")
+)
 
 
 @dataclass
@@ -142,7 +154,34 @@ def judge_against(rule: AlertRule, p: Point, history: list[float]) -> Judgement:
         return Judgement(p.start, p.end, p.value, p.n, None, None, Verdict.NO_BASELINE)
     lower = None if rule.sides == Sides.TOO_HIGH else baseline - half_width
     upper = None if rule.sides == Sides.TOO_LOW else baseline + half_width
-    return judge(rule, p, lower, upper, margin=RECOVERY_MARGIN * half_width)
+    judgement = judge(rule, p, lower, upper, margin=RECOVERY_MARGIN * half_width)
+    judgement.lower, judgement.upper = bounds_clip(rule.metric, lower, upper)
+    return judgement
+
+
+def bounds_clip(
+    metric: str, lower: float | None, upper: float | None
+) -> tuple[float | None, float | None]:
+    """Bounds as shown: a proportion's band ends at 0 and 1, a count's or error's at 0.
+
+    Only what is shown and stored is clipped; the verdict and the hysteresis margin use the
+    band as computed, so clipping never changes whether an alert fires or resolves.
+    """
+    low_end, high_end = metric_range(metric)
+    if lower is not None and low_end is not None:
+        lower = max(lower, low_end)
+    if upper is not None and high_end is not None:
+        upper = min(upper, high_end)
+    return lower, upper
+
+
+def metric_range(metric: str) -> tuple[float | None, float | None]:
+    """The values a metric can take: [0, 1] for proportions and AUC, [0, inf) for counts."""
+    if metric in UNIT_METRICS or metric.startswith("missing_rate:"):
+        return 0.0, 1.0
+    if metric in NON_NEGATIVE_METRICS:
+        return 0.0, None
+    return None, None
 
 
 def window_standard_error(metric: str, p: Point) -> float | None:

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from monitoring.alerts.judge import series
 from monitoring.metrics import WINDOW, MetricError
-from monitoring.models import Alert, Notification
+from monitoring.models import Alert, Notification, NotificationKind
 
 SPARKLINE_WINDOWS = 30
 SPARK_W, SPARK_H = 240, 48
@@ -23,6 +23,7 @@ class Item:
     alert: Alert
     kind: str
     direction: str
+    changed: bool  # a firing alert that crossed to the other side of its bounds
     chart_url: str
     sparkline_svg: str
 
@@ -74,6 +75,7 @@ def items_of(notifications: list[Notification]) -> list[Item]:
             alert=n.alert,
             kind=n.kind,
             direction=n.alert.direction.replace("_", " "),
+            changed=n.kind == NotificationKind.FIRING and n.sequence > 0,
             chart_url=chart_url(n.alert),
             sparkline_svg=sparkline_svg(n.alert),
         )
@@ -97,6 +99,7 @@ def payload_render(notifications: list[Notification]) -> dict:
     alerts = [
         {
             "id": n.alert.pk, "kind": n.kind, "state": n.alert.state,
+            "changed_direction": n.kind == NotificationKind.FIRING and n.sequence > 0,
             "metric": n.alert.rule.metric, "direction": n.alert.direction,
             "value": n.alert.value, "lower": n.alert.lower, "upper": n.alert.upper,
             "n": n.alert.n, "window_start": n.alert.window_start.isoformat(),

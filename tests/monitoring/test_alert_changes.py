@@ -1,0 +1,148 @@
+"""A firing alert that changes direction, bounds clipped to what a metric can take, and the
+default rules of each task."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from factory.models import MLModel
+from monitoring.alerts.defaults import alert_rules_default_create
+from monitoring.ingest.services import records_ingest
+from monitoring.jobs import jobs_run
+from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
+from tests.monitoring.test_alert_kinds import DAY0, end_of_day, rule, traffic, wilson_se
+
+pytestmark = pytest.mark.django_db
+
+
+def bodies(message) -> tuple[str, str]:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
+def test_a_firing_alert_that_turns_too_high_is_told_once_with_its_run(model, smtp_server):
+    # given: accuracy must stay within [0.5, 0.9]; day 0 is far below
+    both = rule(model, kind="static", lower=0.5, upper=0.9, resolve_windows=2)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    assert len(smtp_server.messages) == 1
+    assert "too low" in smtp_server.messages[0][1]["Subject"]
+    # and a second rule that first breaches on day 1
+    ceiling = rule(model, kind="static", upper=0.95)
+    # when: day 1 jumps above the upper bound
+    traffic(model, 1, n=50, correct=49)
+    jobs_run(model_id=model.pk, now=end_of_day(1))
+    # then: the alert stays the same open alert, now too high
+    alert = Alert.objects.get(rule=both)
+    assert (alert.state, alert.direction, alert.value) == ("firing", "too_high", 0.98)
+    # and one message tells both changes of that run: the flip and the new alert
+    assert len(smtp_server.messages) == 2
+    _, message = smtp_server.messages[1]
+    text, html = bodies(message)
+    assert "2 alert changes" in message["Subject"]
+    assert "Changed direction (warning): accuracy of churn is now too high" in text
+    assert "Changed direction: churn: accuracy now too high" in html
+    assert Alert.objects.get(rule=ceiling).state == "firing"
+    # when the same day is evaluated again, nothing more is sent
+    jobs_run(model_id=model.pk, now=end_of_day(1) + timedelta(minutes=15))
+    assert len(smtp_server.messages) == 2
+    firing = Notification.objects.filter(alert=alert, kind="firing", channel="email")
+    assert sorted(firing.values_list("sequence", flat=True)) == [0, 1]
+    # and when it goes back inside for two days, one resolved message follows
+    for day in (2, 3):
+        traffic(model, day, n=50, correct=35)
+        jobs_run(model_id=model.pk, now=end_of_day(day))
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    told = Notification.objects.filter(alert=alert, kind="resolved", sent_at__isnull=False)
+    assert told.count() == 1
+    assert len(smtp_server.messages) == 3  # both rules' resolutions in one message
+    assert "Resolved: accuracy of churn" in bodies(smtp_server.messages[2][1])[0]
+
+
+def test_a_band_on_a_proportion_is_clipped_to_one_in_records_and_e_mail(model, smtp_server):
+    # given: accuracy near 0.975 over small windows, so baseline + 4 standard errors > 1
+    band = rule(model, kind="band", k=4, baseline_windows=5)
+    for day in range(5):
+        traffic(model, day, n=40, correct=39)
+    traffic(model, 5, n=40, correct=20)
+    # when
+    jobs_run(model_id=model.pk, now=end_of_day(5))
+    # then: the upper bound is 1 (not 0.975 + 4 * 0.077), the lower one as computed
+    alert = Alert.objects.get(rule=band)
+    assert alert.direction == "too_low" and alert.upper == 1.0
+    assert alert.lower == pytest.approx(0.975 - 4 * wilson_se(20, 40), rel=1e-9)
+    assert 0.975 + 4 * wilson_se(20, 40) > 1  # the band as computed did overshoot
+    evaluation = AlertEvaluation.objects.filter(rule=band).latest("evaluated_at")
+    assert evaluation.upper == 1.0
+    text, html = bodies(smtp_server.messages[0][1])
+    assert "upper 1.0000" in text and "upper 1.0000" in html
+    # the sparkline's dashed lines lie within the drawing
+    assert html.count('stroke-dasharray="4 3"') == 2
+
+
+def test_a_band_on_a_count_never_shows_a_negative_lower_bound(model, smtp_server):
+    # given: a band on the daily number of predictions, with a wide k
+    band = rule(model, metric="predictions", kind="band", k=4, baseline_windows=5, min_count=1)
+    for day in range(5):
+        traffic(model, day, n=20, correct=10)
+    traffic(model, 5, n=400, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(5))
+    alert = Alert.objects.get(rule=band)
+    # 20 - 4 * sqrt(400) is below zero: shown as 0
+    assert alert.direction == "too_high" and alert.lower == 0.0
+
+
+EXPECTED_DEFAULTS = {
+    "binary_classification": {"roc_auc", "accuracy", "positive_rate"},
+    "multiclass_classification": {"accuracy", "macro_f1", "mean_score"},
+    "regression": {"mae", "mean_prediction"},
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED_DEFAULTS))
+def test_every_task_gets_two_sided_bands_on_its_headline_metrics(writer, task):
+    answer = writer.post("/api/v1/models", {"name": "m", "task": task}, format="json")
+    assert answer.status_code == 201, answer.json()
+    rules = writer.get("/api/v1/models/m/alert-rules").json()
+    bands = {r["metric"] for r in rules if r["kind"] == "band"}
+    assert bands == EXPECTED_DEFAULTS[task]
+    assert all(r["sides"] == "both" and r["k"] == 4 for r in rules if r["kind"] == "band")
+    no_data = [(r["metric"], r["kind"]) for r in rules if r["kind"] != "band"]
+    assert no_data == [("predictions", "no_data")]
+    assert all(r["is_default"] for r in rules)
+
+
+def test_a_multiclass_models_default_fires_when_its_confidence_falls(smtp_server):
+    # given: a three-class model whose mean confidence falls from 0.85 to 0.55 on day 5
+    model = MLModel.objects.create(
+        name="topics", task="multiclass_classification", on_call=["oncall@example.com"]
+    )
+    alert_rules_default_create(model=model)
+    rng = np.random.default_rng(3)
+    days = {day: rng.uniform(0.75, 0.95, 150) for day in range(5)}
+    days[5] = rng.uniform(0.45, 0.65, 150)
+    for day, scores in days.items():
+        at = DAY0 + timedelta(days=day, hours=6)
+        records_ingest(
+            model=model, kind="predictions", enqueue_jobs=False,
+            records=[{"prediction_id": f"{day}-{i}", "timestamp": at.isoformat(),
+                      "model_version": "1", "prediction": "abc"[i % 3], "score": float(s)}
+                     for i, s in enumerate(scores)],
+        )  # fmt: skip
+    # when
+    jobs_run(model_id=model.pk, now=end_of_day(5))
+    # then: the mean_score band fires too low, with bounds from the window's standard error
+    alert = Alert.objects.get(rule__metric="mean_score")
+    assert (alert.state, alert.direction) == ("firing", "too_low")
+    assert alert.value == pytest.approx(np.mean(days[5]))
+    baseline = np.mean([np.mean(days[d]) for d in range(5)])
+    standard_error = stats.sem(days[5])
+    assert alert.lower == pytest.approx(baseline - 4 * standard_error, rel=1e-3)
+    assert AlertRule.objects.get(model=model, metric="mean_score").is_default
+    assert "topics: mean_score too low" in smtp_server.messages[0][1]["Subject"]
