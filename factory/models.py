@@ -95,10 +95,15 @@ class Rollout(models.Model):
     undoes = models.OneToOneField(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="undone_by"
     )
+    # The plan this rollout produced (factory/rollouts.py): routing reads the latest active one.
+    plan = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["model", "id"]
+        indexes = [
+            models.Index(fields=["model", "kind", "active", "-id"], name="rollout_plan_in_force")
+        ]
 
 
 class AuditEntry(models.Model):

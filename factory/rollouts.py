@@ -1,15 +1,22 @@
 """Promotion gates, rollout plans and routing.
 
-The plan of a model maps each segment to routes (version, share, parameters). It is the fold of the
-active rollouts in order: a rollout of p% on some segments scales those segments' current routes by
-(1 - p/100) and gives p% to its version. A segment never named has the plan of "every segment"
-(the `ALL` key). A rollback deactivates the latest active rollout, so the plan is the previous one.
+The plan of a model maps each segment to routes (version, parameters, and the hash buckets it
+serves). A prediction id falls in one of BUCKETS buckets by a hash of segment and id, and the
+route holding that bucket serves it. A rollout of p% gives its version p% of the buckets of its
+segments: when the share grows, the version takes buckets from the others (each in proportion
+to its share) and nobody else moves; when it shrinks, it hands buckets back the same way. So
+raising a canary from 10% to 20% moves ids into the canary only. A segment never named has the
+plan of "every segment" (the `ALL` key).
+
+Each rollout stores the plan it produced, so routing reads one row whatever the history, and a
+rollback (which deactivates the latest active rollout) restores the previous plan exactly, the
+same ids on the same versions.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -17,7 +24,7 @@ from factory.models import MLModel, ModelVersion, PromotionGate, Rollout, Rollou
 from factory.services import audit_record
 
 ALL = "*"  # the plan key of "every segment"
-SHARE_EPSILON = 1e-9
+BUCKETS = 10_000  # a share is a whole number of buckets: 0.01% steps
 
 
 class PromotionRefused(Exception):
@@ -31,11 +38,26 @@ class PromotionRefused(Exception):
 @dataclass
 class Route:
     version: str
-    share: float  # of the segment's traffic, 0..1
     parameters: dict
+    buckets: list[list[int]] = field(default_factory=list)  # [start, end) ranges, sorted
+
+    @property
+    def size(self) -> int:
+        return sum(end - start for start, end in self.buckets)
+
+    @property
+    def share(self) -> float:
+        """Of the segment's traffic, 0..1."""
+        return self.size / BUCKETS
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"version": self.version, "share": self.share, "parameters": self.parameters}
+
+    def stored(self) -> dict:
+        return {"version": self.version, "parameters": self.parameters, "buckets": self.buckets}
+
+
+Plan = dict[str, list[Route]]
 
 
 def rollout_stage(traffic_percent: float) -> str:
@@ -87,38 +109,109 @@ def gates_set(*, model: MLModel, gates: dict[str, dict[str, float]], actor: str 
     return after
 
 
-def plan_apply(plan: dict[str, list[Route]], rollout: Rollout) -> None:
-    """Fold one rollout into the plan, in place."""
-    share = rollout.traffic_percent / 100
+def buckets_take(ranges: list[list[int]], count: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Split off the highest `count` buckets: (kept, taken)."""
+    kept = [list(r) for r in ranges]
+    taken: list[list[int]] = []
+    while count > 0:
+        start, end = kept[-1]
+        width = min(count, end - start)
+        taken.insert(0, [end - width, end])
+        count -= width
+        if width == end - start:
+            kept.pop()
+        else:
+            kept[-1][1] = end - width
+    return kept, taken
+
+
+def buckets_merge(ranges: list[list[int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and merged[-1][1] == start:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def proportional(total: int, sizes: list[int]) -> list[int]:
+    """`total` split in proportion to `sizes`, in whole numbers (largest remainders)."""
+    whole = sum(sizes)
+    exact = [total * size / whole for size in sizes]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: exact[i] - counts[i], reverse=True)
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def routes_reshare(routes: list[Route], version: str, percent: float, parameters: dict):
+    """The segment's routes after `version` gets `percent` of its buckets (see the module)."""
+    target = round(percent / 100 * BUCKETS)
+    mine = next((r for r in routes if r.version == version), None)
+    others = [Route(r.version, r.parameters, r.buckets) for r in routes if r.version != version]
+    have = mine.buckets if mine else []
+    size = sum(end - start for start, end in have)
+    sizes = [o.size for o in others]
+    if not others and not size:  # the segment's first version (at 100%: plan_uncovered)
+        have = [[0, target]]
+    elif target > size:
+        for other, count in zip(others, proportional(target - size, sizes), strict=True):
+            other.buckets, taken = buckets_take(other.buckets, count)
+            have = have + taken
+    elif target < size:
+        have, handed = buckets_take(buckets_merge(have), size - target)
+        for other, count in zip(others, proportional(size - target, sizes), strict=True):
+            handed, given = buckets_take(handed, count)
+            other.buckets = buckets_merge(other.buckets + given)
+    mine = Route(version, parameters, buckets_merge(have))
+    kept = [o for o in others if o.size]
+    position = next((i for i, r in enumerate(routes) if r.version == version), len(routes))
+    return [*kept[:position], mine, *kept[position:]] if mine.size else kept
+
+
+def plan_apply(plan: Plan, rollout: Rollout) -> Plan:
+    """The plan after one rollout (a new plan; the given one is left as it is)."""
+    after = dict(plan)
     targets = rollout.segments or [ALL, *(key for key in plan if key != ALL)]
     for segment in targets:
         current = plan.get(segment, plan.get(ALL, []))
-        routes = [
-            Route(r.version, r.share * (1 - share), r.parameters)
-            for r in current
-            if r.version != rollout.version.version and r.share * (1 - share) > SHARE_EPSILON
-        ]
-        kept = sum(r.share for r in current if r.version == rollout.version.version)
-        routes.append(
-            Route(rollout.version.version, share + kept * (1 - share), rollout.parameters)
+        after[segment] = routes_reshare(
+            current, rollout.version.version, rollout.traffic_percent, rollout.parameters
         )
-        plan[segment] = routes
+    return after
 
 
-def plan_current(*, model: MLModel) -> dict[str, list[Route]]:
-    plan: dict[str, list[Route]] = {}
+def plan_load(stored: dict) -> Plan:
+    return {
+        segment: [Route(r["version"], r["parameters"], r["buckets"]) for r in routes]
+        for segment, routes in (stored or {}).items()
+    }
+
+
+def plan_store(plan: Plan) -> dict:
+    return {segment: [r.stored() for r in routes] for segment, routes in plan.items()}
+
+
+def plan_current(*, model: MLModel) -> Plan:
+    """The plan in force: the one stored with the latest active rollout (one query)."""
     active = Rollout.objects.filter(model=model, kind=RolloutKind.ROLLOUT, active=True)
-    for rollout in active.select_related("version").order_by("id"):
-        plan_apply(plan, rollout)
-    return plan
+    stored = active.order_by("-id").values_list("plan", flat=True).first()
+    return plan_load(stored)
 
 
-def plan_uncovered(plan: dict[str, list[Route]], rollout: Rollout) -> list[str]:
-    """Segments that would be left with traffic nobody serves (a first rollout below 100%)."""
+def plan_uncovered(plan: Plan, rollout: Rollout) -> list[str]:
+    """Segments that would be left with traffic nobody serves: below 100% with no other
+    version there (a first rollout, or shrinking the only version)."""
     if rollout.traffic_percent >= 100:
         return []
     targets = rollout.segments or [ALL]
-    return [s for s in targets if not plan.get(s, plan.get(ALL))]
+    version = rollout.version.version
+    return [
+        s for s in targets
+        if not any(r.version != version for r in plan.get(s, plan.get(ALL, [])))
+    ]  # fmt: skip
 
 
 def rollout_snapshot(rollout: Rollout) -> dict:
@@ -129,7 +222,7 @@ def rollout_snapshot(rollout: Rollout) -> dict:
     }  # fmt: skip
 
 
-def plan_snapshot(plan: dict[str, list[Route]]) -> dict:
+def plan_snapshot(plan: Plan) -> dict:
     return {segment: [r.as_dict() for r in routes] for segment, routes in plan.items()}
 
 
@@ -167,8 +260,9 @@ def rollout_create(
             [{"field": "traffic_percent", "segments": uncovered,
               "message": "nothing serves the rest of these segments' traffic"}],
         )  # fmt: skip
+    after = plan_apply(before, rollout)
+    rollout.plan = plan_store(after)
     rollout.save()
-    after = plan_current(model=model)
     audit_record(
         model=model, actor=actor, action="rollout.create", subject=version.version,
         before=plan_snapshot(before),
@@ -195,12 +289,13 @@ def rollout_rollback(*, model: MLModel, note: str = "", actor: str = "") -> Roll
         raise NothingToRollBack(f"{model.name} has no rollout to roll back.")
     before = plan_current(model=model)
     Rollout.objects.filter(pk=latest.pk).update(active=False)
+    after = plan_current(model=model)
     rollback = Rollout.objects.create(
         model=model, kind=RolloutKind.ROLLBACK, version=latest.version,
         traffic_percent=latest.traffic_percent, segments=latest.segments,
         parameters=latest.parameters, note=note, actor=actor, undoes=latest,
+        plan=plan_store(after),
     )  # fmt: skip
-    after = plan_current(model=model)
     audit_record(
         model=model, actor=actor, action="rollout.rollback", subject=latest.version.version,
         before=plan_snapshot(before),
@@ -215,14 +310,14 @@ def routing_fraction(segment: str, prediction_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def routes_for(plan: dict[str, list[Route]], segment: str) -> list[Route]:
+def routes_for(plan: Plan, segment: str) -> list[Route]:
     return plan.get(segment) or plan.get(ALL) or []
 
 
 def route_pick(routes: list[Route], fraction: float) -> Route:
-    cumulative = 0.0
+    """The route holding the bucket this fraction falls in."""
+    bucket = int(fraction * BUCKETS)
     for route in routes:
-        cumulative += route.share
-        if fraction < cumulative:
+        if any(start <= bucket < end for start, end in route.buckets):
             return route
-    return routes[-1]  # rounding: the shares sum to 1 within float error
+    raise ValueError(f"bucket {bucket} is in no route: the plan does not cover the segment")

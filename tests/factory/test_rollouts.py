@@ -161,3 +161,69 @@ def test_every_factory_change_is_in_the_audit_log(two_versions):
     gates = next(a for a in audit if a["action"] == "gates.set")
     assert gates["before"]["canary"] == {} and gates["after"]["canary"] == {"roc_auc": 0.7}
     assert {a["actor"] for a in audit[:-1]} == {"key:test"}
+
+
+def routed(model_name: str, segment: str, ids: range) -> dict[str, str]:
+    plan = plans.plan_current(model=MLModel.objects.get(name=model_name))
+    routes = plans.routes_for(plan, segment)
+    return {
+        f"id-{i}": plans.route_pick(routes, plans.routing_fraction(segment, f"id-{i}")).version
+        for i in ids
+    }
+
+
+def test_raising_a_canary_moves_ids_into_it_only_and_rollback_moves_them_back(two_versions):
+    client = two_versions
+    assert register(client, "3.0.0", lineage(roc_auc=0.85)).status_code == 201
+    rollout(client, "1.0.0", 100)
+    rollout(client, "2.0.0", 30, ["web-1"])  # web-1: 70% on 1.0.0, 30% on 2.0.0
+    n = 20000
+    before = routed("churn", "web-1", range(n))
+    # when: a 10% canary of 3.0.0, then raised to 20%
+    rollout(client, "3.0.0", 10, ["web-1"])
+    at_10 = routed("churn", "web-1", range(n))
+    rollout(client, "3.0.0", 20, ["web-1"])
+    at_20 = routed("churn", "web-1", range(n))
+    # then: every id that moved went into the canary, and the shares are as configured
+    for earlier, later in ((before, at_10), (at_10, at_20)):
+        moved = {i for i in earlier if earlier[i] != later[i]}
+        assert moved and all(later[i] == "3.0.0" for i in moved)
+    picked = Counter(at_20.values())
+    for version, share in (("3.0.0", 0.2), ("2.0.0", 0.3 * 0.8), ("1.0.0", 0.7 * 0.8)):
+        low, high = binom.interval(0.999, n, share)
+        assert low <= picked[version] <= high, picked
+    # when the canary shrinks back to 10%, only canary ids move
+    rollout(client, "3.0.0", 10, ["web-1"])
+    shrunk = routed("churn", "web-1", range(n))
+    moved = {i for i in at_20 if at_20[i] != shrunk[i]}
+    assert moved and all(at_20[i] == "3.0.0" for i in moved)
+    # a rollback restores the previous plan exactly: the same ids on the same versions
+    assert client.post("/api/v1/models/churn/rollouts/rollback", {}, format="json").status_code == 201
+    assert routed("churn", "web-1", range(n)) == at_20
+
+
+def test_routing_costs_the_same_queries_whatever_the_history(two_versions):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = two_versions
+    rollout(client, "1.0.0", 100)
+    rollout(client, "2.0.0", 10, ["web-1"])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert route(client, "web-1", "abc").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for percent in range(11, 51):  # forty more plan changes, and rollbacks
+        rollout(client, "2.0.0", percent, ["web-1", f"web-{percent}"])
+    client.post("/api/v1/models/churn/rollouts/rollback", {}, format="json")
+    assert queries() == few
+    assert route(client, "web-1", "abc").json()["routes"][1]["share"] == pytest.approx(0.49)
+
+
+def test_shrinking_the_only_version_of_a_segment_is_refused(two_versions):
+    rollout(two_versions, "1.0.0", 100)
+    refused = rollout(two_versions, "1.0.0", 50, ["web-1"])
+    assert refused.status_code == 409 and "web-1" in refused.json()["detail"]
