@@ -198,7 +198,8 @@ def test_raising_a_canary_moves_ids_into_it_only_and_rollback_moves_them_back(tw
     moved = {i for i in at_20 if at_20[i] != shrunk[i]}
     assert moved and all(at_20[i] == "3.0.0" for i in moved)
     # a rollback restores the previous plan exactly: the same ids on the same versions
-    assert client.post("/api/v1/models/churn/rollouts/rollback", {}, format="json").status_code == 201
+    back = client.post("/api/v1/models/churn/rollouts/rollback", {}, format="json")
+    assert back.status_code == 201
     assert routed("churn", "web-1", range(n)) == at_20
 
 
