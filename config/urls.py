@@ -46,7 +46,8 @@ api_v1 = [
     path("alerts", api.AlertListView.as_view(), name="alerts"),
     path("models/<slug:model>/versions", factory_api.VersionListView.as_view(), name="versions"),
     path(
-        "models/<slug:model>/versions/<str:version>",
+        # `path`: a version name may hold "/" (such as "2026/03").
+        "models/<slug:model>/versions/<path:version>",
         factory_api.VersionDetailView.as_view(),
         name="version",
     ),

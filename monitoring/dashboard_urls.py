@@ -20,7 +20,8 @@ urlpatterns = [
     path("models/<slug:name>/quarantine/", dashboard.quarantine, name="quarantine"),
     path("models/<slug:name>/quarantine.csv", dashboard.quarantine_csv, name="quarantine-csv"),
     path("models/<slug:name>/versions/", factory_pages.versions_page, name="versions"),
-    path("models/<slug:name>/versions/<str:version>/", factory_pages.version_page, name="version"),
+    # `path`: a version name may hold "/" (such as "2026/03").
+    path("models/<slug:name>/versions/<path:version>/", factory_pages.version_page, name="version"),
     path("models/<slug:name>/rollouts/", factory_pages.rollouts_page, name="rollouts"),
     path("models/<slug:name>/retrain/", factory_pages.retrain_page, name="retrain"),
     path("models/<slug:name>/audit/", factory_pages.audit_page, name="audit"),

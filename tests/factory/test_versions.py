@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils.html import escape
 
 from factory.models import AuditEntry, ModelVersion
 from tests.conftest import need_service, prediction
@@ -128,3 +129,34 @@ def test_concurrent_registrations_of_one_version_leave_one_body(client_with):
     assert sorted(answers).count(200) == 1
     assert sorted(answers).count(409) == 6
     assert ModelVersion.objects.filter(version="3.0.0").count() == 1
+
+
+@pytest.mark.parametrize("name", ["2026/03", "nightly/2026-03-01/rc 1", "v2?beta#3"])
+def test_a_version_name_with_slashes_or_reserved_characters_has_working_urls(factory_writer, name):
+    from urllib.parse import quote
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.roles import Role, user_role_set
+
+    # given: a version registered under a name a URL would split or cut
+    assert register(factory_writer, name).status_code == 201
+    # then: the API addresses it, percent-encoded as any client would
+    detail = factory_writer.get(f"/api/v1/models/churn/versions/{quote(name, safe='/')}")
+    assert detail.status_code == 200 and detail.json()["version"] == name
+    assert factory_writer.get(reverse("api:version", args=["churn", name])).status_code == 200
+    missing = factory_writer.get(f"/api/v1/models/churn/versions/{quote(name + '/x', safe='/')}")
+    assert missing.status_code == 404
+    # and the pages: the versions list links to the version page, which shows it
+    user = get_user_model().objects.create_user("viewer", password="a-long-password")
+    user_role_set(user=user, role=Role.VIEWER)
+    browser = Client()
+    browser.force_login(user)
+    page_url = reverse("dashboard:version", args=["churn", name])
+    listing = browser.get(reverse("dashboard:versions", args=["churn"])).content.decode()
+    assert f'href="{page_url}"' in listing
+    page = browser.get(page_url)
+    assert page.status_code == 200
+    assert escape(name) in page.content.decode()
