@@ -103,6 +103,18 @@ class CanaryClient:
             query["prediction_id"] = prediction_id
         return self.request("GET", f"/api/v1/models/{model}/routing", query=query)
 
+    def version(self, model: str, version: str) -> dict:
+        """A registered version with its lineage; names holding "/" (such as "2026/03") work."""
+        quoted = urllib.parse.quote(version, safe="/")
+        return self.request("GET", f"/api/v1/models/{model}/versions/{quoted}")
+
+    def compare(self, model: str, metric: str, baseline: str, candidate: str, **query) -> dict:
+        """The candidate version against the baseline on one metric: difference, its interval,
+        p-value and minimum detectable effect. Optional query: start, end (RFC 3339), segment,
+        alpha, power."""
+        query = {"metric": metric, "baseline": baseline, "candidate": candidate, **query}
+        return self.request("GET", f"/api/v1/models/{model}/compare", query=query)
+
     def _log(self, path: str, records: Iterable[dict]) -> dict:
         """Send records in batches; the receipts are summed (errors re-indexed to the input)."""
         total = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "errors": []}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from canary_client import CanaryClient, reference_profile
+from scipy import stats
 
 from accounts.services import api_key_create
 from factory.models import RetrainRequest
@@ -42,6 +45,8 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
         "churn", "2.0.0", lineage(roc_auc=0.86), reference=reference_profile(train)
     )
     assert registered["reference"]["format"] == "canary-profile/1"
+    canary.register_version("churn", "2026/03", lineage(roc_auc=0.70))  # a "/" in the name
+    assert canary.version("churn", "2026/03")["lineage"]["validation"]["metrics"]["roc_auc"] == 0.7
 
     # promote through the gates: production for 1.0.0, then a 20% canary of 2.0.0 on two segments
     gates = {"canary": {"roc_auc": 0.85}, "production": {"roc_auc": 0.78}}
@@ -73,23 +78,33 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
     share = len(truth["2.0.0"]) / 400  # of web-1 and web-2
     assert 0.12 < share < 0.28
 
-    # the canary compared with production, per version, over the same window
+    # the canary compared with production through the compare endpoint, over the same window
     from factory.models import MLModel
 
     model = MLModel.objects.get(name="churn")
     jobs_run(model_id=model.pk, now=DAY + timedelta(days=3))
-    accuracy = {}
-    for version in ("1.0.0", "2.0.0"):
-        answer = canary.request(
-            "GET", "/api/v1/models/churn/metrics",
-            query={"metric": "accuracy", "version": version, "granularity": "day",
-                   "start": DAY.isoformat(), "end": (DAY + timedelta(days=1)).isoformat()},
-        )  # fmt: skip
-        (point,) = answer["points"]
-        assert point["n"] == len(truth[version])
-        assert point["value"] == sum(truth[version]) / len(truth[version])
-        accuracy[version] = point["value"]
-    assert accuracy["2.0.0"] > accuracy["1.0.0"]
+    compared = canary.compare(
+        "churn", "accuracy", baseline="1.0.0", candidate="2.0.0",
+        start=DAY.isoformat(), end=(DAY + timedelta(days=1)).isoformat(),
+    )  # fmt: skip
+    # checked against SciPy on the same rows: the 2x2 table of version by correct/wrong
+    k = {v: sum(truth[v]) for v in truth}
+    n = {v: len(truth[v]) for v in truth}
+    p = {v: k[v] / n[v] for v in truth}
+    assert compared["baseline"]["n"] == n["1.0.0"] and compared["candidate"]["n"] == n["2.0.0"]
+    assert compared["baseline"]["value"] == pytest.approx(p["1.0.0"], rel=1e-12)
+    assert compared["candidate"]["value"] == pytest.approx(p["2.0.0"], rel=1e-12)
+    difference = p["2.0.0"] - p["1.0.0"]
+    assert compared["difference"] == pytest.approx(difference, rel=1e-12)
+    z = stats.norm.ppf(0.975)
+    se = math.sqrt(sum(p[v] * (1 - p[v]) / n[v] for v in truth))  # Wald, unpooled
+    assert compared["ci_low"] == pytest.approx(difference - z * se, rel=1e-9)
+    assert compared["ci_high"] == pytest.approx(difference + z * se, rel=1e-9)
+    table = [[k[v], n[v] - k[v]] for v in ("1.0.0", "2.0.0")]
+    _, p_value, _, _ = stats.chi2_contingency(table, correction=False)
+    assert compared["p_value"] == pytest.approx(p_value, rel=1e-6)
+    # 0.9 against 0.7 over ~80 canary rows: a real improvement, bigger than the noise
+    assert compared["ci_low"] > 0 and compared["powered"] is True
 
     # a static rule that requests retraining fires on the production version's accuracy
     rule = canary.request(
