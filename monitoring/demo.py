@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from factory.manifest import VersionRegisterSerializer
 from factory.models import MLModel
-from factory.services import model_create
+from factory.services import model_create, version_register
 from monitoring.aggregate import aggregates_refresh
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.evaluate import rules_evaluate
@@ -21,15 +22,55 @@ PREDICTIONS_PER_DAY = 600
 PLANS = np.array(["basic", "standard", "premium"])
 
 
+TRAINING_ROWS = 5000
+DRIFT_THRESHOLD = 0.1  # DESIGN.md: the default tests' threshold for references over 1000 rows
+
+
+def demo_features(rng: np.random.Generator, n: int, changed) -> dict[str, np.ndarray]:
+    """Tenure drifts to newer customers where `changed`; plan and charges never move."""
+    return {
+        "tenure_months": np.where(changed, rng.gamma(2.0, 6.0, n), rng.gamma(3.0, 8.0, n)).round(1),
+        "plan": rng.choice(PLANS, n, p=[0.5, 0.3, 0.2]),
+        "monthly_charges": rng.normal(60, 15, n).round(2),
+    }
+
+
+def demo_lineage(rng: np.random.Generator, now: datetime, version: str) -> dict:
+    """Lineage and reference rows of a version trained on the month before the demo starts.
+
+    Both versions are trained on data before the drift, so their reference is the old
+    customer mix: drift is measured against what the model learned from.
+    """
+    features = demo_features(rng, TRAINING_ROWS, changed=np.zeros(TRAINING_ROWS, dtype=bool))
+    score = 1 / (1 + np.exp(-(1.5 - 0.08 * features["tenure_months"])))
+    rows = [
+        {"features": {name: values[i].item() for name, values in features.items()},
+         "prediction": int(score[i] >= 0.5), "score": round(float(score[i]), 4)}
+        for i in range(TRAINING_ROWS)
+    ]  # fmt: skip
+    trained_until = now - timedelta(days=DEMO_DAYS)
+    lineage = {
+        "training_data": {
+            "uri": f"s3://demo/churn/train-{version}.parquet", "sha256": "0" * 64,
+            "rows": TRAINING_ROWS * 60, "start": (trained_until - timedelta(days=60)).isoformat(),
+            "end": trained_until.isoformat(),
+        },
+        "code_version": f"git:demo-{version}",
+        "parameters": {"model": "logistic regression", "C": 1.0},
+        "validation": {"scheme": "kfold", "k": 5, "metrics": {"roc_auc": 0.86, "accuracy": 0.87}},
+        "compute": {"instance": "demo", "duration_s": 60},
+    }  # fmt: skip
+    return {"version": version, "lineage": lineage, "reference": {"rows": rows}}
+
+
 def demo_predictions(rng: np.random.Generator, now: datetime) -> list[dict]:
     """Predictions over the last DEMO_DAYS days; from halfway, tenure drifts and accuracy drops."""
     n = DEMO_DAYS * PREDICTIONS_PER_DAY
     start = now - timedelta(days=DEMO_DAYS)
     offsets = np.sort(rng.uniform(0, DEMO_DAYS * 86400, n))
     changed = offsets > DEMO_DAYS * 86400 / 2
-    tenure = np.where(changed, rng.gamma(2.0, 6.0, n), rng.gamma(3.0, 8.0, n)).round(1)
-    plan = rng.choice(PLANS, n, p=[0.5, 0.3, 0.2])
-    charges = rng.normal(60, 15, n).round(2)
+    features = demo_features(rng, n, changed)
+    tenure, plan, charges = features["tenure_months"], features["plan"], features["monthly_charges"]
     score = 1 / (1 + np.exp(-(1.5 - 0.08 * tenure + rng.normal(0, 0.8, n))))
     records = []
     for i in range(n):
@@ -88,10 +129,24 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
         on_call=["oncall@example.com"],
     )
     alert_rules_default_create(model=model)
+    training = np.random.default_rng(seed + 1)  # apart, so the traffic is the same as before
+    for version in ("1.0.0", "1.1.0"):
+        body = VersionRegisterSerializer(data=demo_lineage(training, now, version))
+        body.is_valid(raise_exception=True)
+        version_register(model=model, actor="demo", **body.validated_data)
     AlertRule.objects.create(
         model=model, metric="accuracy", kind="static", lower=0.8, min_count=100,
         granularity="day", severity="critical",
     )  # fmt: skip
+    # One drift rule per feature at the default test's threshold (normed Wasserstein or
+    # Jensen-Shannon >= 0.1 against the training reference): only tenure should fire. Weekly,
+    # as drift is usually watched: a day's ~600 rows put the normed Wasserstein distance of an
+    # unchanged feature at 0.05-0.12, so a daily rule at 0.1 would fire on noise.
+    for feature in ("tenure_months", "plan", "monthly_charges"):
+        AlertRule.objects.create(
+            model=model, metric=f"drift:{feature}", kind="static", upper=DRIFT_THRESHOLD,
+            min_count=100, granularity="week",
+        )  # fmt: skip
     predictions = demo_predictions(rng, now)
     for start in range(0, len(predictions), 5000):
         records_ingest(

@@ -6,7 +6,7 @@ Lifecycle of one rule's alert:
   previous alert resolved has passed;
 - hysteresis: a firing alert resolves only after `resolve_windows` consecutive judged
   windows back inside by a margin (static: one standard error of the window; band and
-  relative: the inner 75% of the band), so a metric hovering at the line fires once and
+  relative: the inner half of the band), so a metric hovering at the line fires once and
   stays firing instead of flapping; a pending alert that never fired closes on the first
   window inside;
 - windows are re-read from the aggregates on every run, so late outcomes re-judge them.
