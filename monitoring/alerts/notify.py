@@ -4,7 +4,8 @@ A sender claims due notifications in one UPDATE (free ones only, marked with its
 so two evaluators running at once never send the same one twice. The claimed rows are
 grouped per model, channel and target: five breaches of one model found in one run make
 one e-mail. A failed group is retried with exponential backoff up to MAX_ATTEMPTS times;
-permanent failures stop at once. Every outcome is recorded on the rows.
+permanent failures stop at once. Every outcome is recorded on the rows. Once the same peer
+accepts a message again, what was given up for it is tried again.
 """
 
 from __future__ import annotations
@@ -86,7 +87,19 @@ def group_send(group: list[Notification], now: datetime) -> int:
         )
         return 0
     rows.update(sent_at=timezone.now(), subject=subject[:300], error="")
+    given_up_rearm(first)
     return len(group)
+
+
+def given_up_rearm(sent: Notification) -> int:
+    """The peer answered again: what was given up during its outage gets a fresh set of
+    attempts, so it is delivered on the next send instead of being lost. (Nothing else
+    to send? A firing alert's reminder is the next message, at most repeat_minutes on.)"""
+    stranded = Notification.objects.filter(
+        channel=sent.channel, target=sent.target, recipients=sent.recipients,
+        sent_at__isnull=True, attempts__gte=MAX_ATTEMPTS,
+    )  # fmt: skip
+    return stranded.update(attempts=0, claimed_until=None)
 
 
 def notifications_send(*, model_id: int | None = None, now: datetime | None = None) -> int:

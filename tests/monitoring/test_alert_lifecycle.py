@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from freezegun import freeze_time
 
 from accounts.roles import Role, user_role_set
@@ -199,14 +200,53 @@ def test_smtp_failures_are_retried_with_backoff_then_given_up(model, settings):
     traffic(model, 0, n=50, correct=10)
     jobs_run(model_id=model.pk, now=end_of_day(0))
     notification = Notification.objects.get()
-    tries = [notification.claimed_until]
-    for _ in range(6):
+    delays = [(notification.claimed_until - timezone.now()).total_seconds()]
+    for _ in range(4):
         Notification.objects.update(claimed_until=None)  # as if each backoff had passed
         notifications_send(model_id=model.pk)
-        tries.append(Notification.objects.get().claimed_until)
+        retry_at = Notification.objects.get().claimed_until
+        delays.append((retry_at - timezone.now()).total_seconds())
+    Notification.objects.update(claimed_until=None)
+    assert notifications_send(model_id=model.pk) == 0  # no sixth attempt
     notification.refresh_from_db()
     assert notification.attempts == 5 and notification.sent_at is None
-    assert "given up" in notification.error
+    assert "given up" in notification.error and "attempt 5" in notification.error
+    # the wait doubles after each failure: 60 s, 120 s, 240 s, 480 s, 960 s
+    assert [round(d / 60) for d in delays] == [1, 2, 4, 8, 16]
+
+
+def test_a_message_given_up_during_an_outage_is_delivered_when_the_server_is_back(model, settings):
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import Inbox, free_port
+
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port  # down: nobody listens
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    for _ in range(5):  # a long outage: every retry fails, the message is given up
+        Notification.objects.update(claimed_until=None)
+        notifications_send(model_id=model.pk)
+    stranded = Notification.objects.get()
+    assert stranded.attempts == 5 and "given up" in stranded.error
+    # when the server is back and the next message (another rule's alert) goes through
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        rule(model, kind="static", upper=0.1)
+        jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(minutes=5))
+        assert len(inbox.messages) == 1
+        notifications_send(model_id=model.pk)  # the next send, a minute later under beat
+    finally:
+        controller.stop()
+    # then: the given-up message is delivered too, and only once
+    stranded.refresh_from_db()
+    assert stranded.sent_at is not None and stranded.error == ""
+    assert len(inbox.messages) == 2
+    assert "accuracy too low" in inbox.messages[1][1]["Subject"]
 
 
 def test_run_jobs_and_the_celery_task_evaluate_rules(model, smtp_server):
