@@ -146,3 +146,31 @@ def test_a_multiclass_models_default_fires_when_its_confidence_falls(smtp_server
     assert alert.lower == pytest.approx(baseline - 4 * standard_error, rel=1e-3)
     assert AlertRule.objects.get(model=model, metric="mean_score").is_default
     assert "topics: mean_score too low" in smtp_server.messages[0][1]["Subject"]
+
+
+def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(model, smtp_server):
+    # given: five good days of accuracy, then a bad one
+    static = rule(model, kind="static", lower=0.8)
+    for day in range(5):
+        traffic(model, day, n=50, correct=45)
+    traffic(model, 5, n=50, correct=20)
+    # when
+    jobs_run(model_id=model.pk, now=end_of_day(5))
+    # then both parts say model, metric, direction, value against bounds, n, window, rule
+    ((recipients, message),) = smtp_server.messages
+    text, html = bodies(message)
+    window = f"{end_of_day(4):%Y-%m-%d %H:%M} to {end_of_day(5):%Y-%m-%d %H:%M} UTC (day)"
+    for part in (text, html):
+        assert "churn" in part and "accuracy" in part and "too low" in part
+        assert "0.4000" in part and "lower 0.8000" in part and "n = 50" in part
+        assert window in part and f"static #{static.pk}" in part
+    link = "http://127.0.0.1:8000/models/churn/?metric=accuracy#metric-accuracy"
+    assert f"Chart: {link}" in text and f'href="{link}"' in html
+    # the sparkline: an inline SVG with one point per day and the bound dashed, no image host
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    points = svg.split('points="')[1].split('"')[0].split()
+    assert len(points) == 6 and svg.count("stroke-dasharray") == 1
+    assert 'aria-label="accuracy sparkline"' in svg and "<img" not in html
+    # the lowest point is the bad day, drawn at the bottom of the picture
+    heights = [float(p.split(",")[1]) for p in points]
+    assert heights.index(max(heights)) == 5
