@@ -157,7 +157,7 @@ def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(
     # when
     jobs_run(model_id=model.pk, now=end_of_day(5))
     # then both parts say model, metric, direction, value against bounds, n, window, rule
-    ((recipients, message),) = smtp_server.messages
+    ((_, message),) = smtp_server.messages
     text, html = bodies(message)
     window = f"{end_of_day(4):%Y-%m-%d %H:%M} to {end_of_day(5):%Y-%m-%d %H:%M} UTC (day)"
     for part in (text, html):
