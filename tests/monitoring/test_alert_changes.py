@@ -174,3 +174,25 @@ def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(
     # the lowest point is the bad day, drawn at the bottom of the picture
     heights = [float(p.split(",")[1]) for p in points]
     assert heights.index(max(heights)) == 5
+
+
+def test_a_change_of_direction_reaches_the_webhook_as_slack_text(model, smtp_server):
+    from monitoring.models import WebhookEndpoint
+    from tests.monitoring.test_alert_channels import Receiver
+
+    receiver = Receiver()
+    try:
+        WebhookEndpoint.objects.create(model=model, url=receiver.url)
+        rule(model, kind="static", lower=0.5, upper=0.9)
+        traffic(model, 0, n=50, correct=10)
+        jobs_run(model_id=model.pk, now=end_of_day(0))
+        traffic(model, 1, n=50, correct=49)
+        jobs_run(model_id=model.pk, now=end_of_day(1))
+    finally:
+        receiver.stop()
+    fired, changed = receiver.bodies
+    assert fired["alerts"][0]["direction"] == "too_low"
+    assert not fired["alerts"][0]["changed_direction"]
+    assert changed["alerts"][0]["direction"] == "too_high"
+    assert changed["alerts"][0]["changed_direction"] is True
+    assert "Changed direction (warning): accuracy of churn is now too high" in changed["text"]
