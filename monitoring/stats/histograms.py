@@ -150,6 +150,10 @@ def is_missing(value: object) -> bool:
 
 def category_counts(values: Iterable[Hashable]) -> tuple[dict[Hashable, int], int]:
     """Count categories, keeping None and NaN apart as missing."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        fast = _string_category_counts(values)
+        if fast is not None:
+            return fast
     counts: Counter[Hashable] = Counter()
     missing = 0
     for value in values:
@@ -158,6 +162,26 @@ def category_counts(values: Iterable[Hashable]) -> tuple[dict[Hashable, int], in
         else:
             counts[value] += 1
     return dict(counts), missing
+
+
+def _string_category_counts(values: np.ndarray) -> tuple[dict[Hashable, int], int] | None:
+    """Counts of an array of strings (and missing values) by NumPy; None for other contents.
+
+    A Python loop over a million values takes seconds; sorting them as fixed-width strings
+    takes a tenth of one. Only arrays whose present values are all ``str`` take this path, so
+    the keys are the same as the loop's.
+    """
+    if values.dtype.kind == "U":
+        keys, counts = np.unique(values, return_counts=True)
+        return {str(k): int(c) for k, c in zip(keys, counts, strict=True)}, 0
+    if values.dtype != object:
+        return None
+    missing = (values == None) | (values != values)  # noqa: E711 (elementwise); NaN != NaN
+    present = values[~missing]
+    if set(map(type, present)) - {str}:
+        return None
+    keys, counts = np.unique(present.astype(str), return_counts=True)
+    return {str(k): int(c) for k, c in zip(keys, counts, strict=True)}, int(missing.sum())
 
 
 def merge_category_counts(counts: Iterable[Mapping[Hashable, int]]) -> dict[Hashable, int]:
