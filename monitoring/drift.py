@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Max, Min, Sum
 
 from factory.models import MLModel, ModelVersion
@@ -20,9 +21,12 @@ from monitoring.models import HourlyAggregate, SketchKind
 from monitoring.sketches import categorical_merge, sketches_read
 from monitoring.stats.codec import histogram_decode
 from monitoring.stats.drift import (
+    NO_SETTINGS,
+    DriftSettings,
     FeatureDrift,
     categorical_feature_drift,
     dataset_drift,
+    drift_settings_parse,
     numeric_feature_drift,
 )
 from monitoring.stats.histograms import NumericHistogram, NumericReference, merge_histograms
@@ -159,22 +163,56 @@ def window_baseline(version, bins, start, end) -> Baseline:
     return Baseline("window", start, end, predictions_count(version, start, end), features)
 
 
-def feature_drift(name: str, reference, current) -> FeatureDrift | None:
-    """One feature's test; None when the two sides are not on the same bins."""
+def drift_settings_set(*, model: MLModel, settings: dict, actor: str = "") -> MLModel:
+    """Store a model's drift overrides (already validated), audited with before and after."""
+    from factory.services import audit_record
+
+    before = model.drift_settings
+    model.drift_settings = settings
+    with transaction.atomic():
+        model.save(update_fields=["drift_settings"])
+        audit_record(
+            model=model, actor=actor, action="model.drift_settings", subject=model.name,
+            before=before, after=settings,
+        )  # fmt: skip
+    return model
+
+
+def model_drift_settings(model: MLModel) -> DriftSettings:
+    """The model's stored overrides (validated when they were set)."""
+    return drift_settings_parse(model.drift_settings) if model.drift_settings else NO_SETTINGS
+
+
+def feature_drift(
+    name: str, reference, current, *, settings: DriftSettings = NO_SETTINGS
+) -> FeatureDrift | None:
+    """One feature's test, with the model's override if any; None when the two sides are not
+    on the same bins."""
     if isinstance(current, NumericHistogram):
         if not isinstance(reference, NumericReference):
             return None
         if reference.edges.shape != current.edges.shape or (reference.edges != current.edges).any():
             return None  # a new reference whose hours are not re-aggregated yet
-        return numeric_feature_drift(name=name, reference=reference, current=current)
+        override = settings.override_for(name, "numerical")
+        return numeric_feature_drift(
+            name=name, reference=reference, current=current, **_chosen(override)
+        )
     if not isinstance(reference, CategoricalReference):
         return None
+    override = settings.override_for(name, "categorical")
     return categorical_feature_drift(
         name=name,
         ref_counts=reference.counts,
         cur_counts=current.counts,
         missing_cur=current.missing,
+        **_chosen(override),
     )
+
+
+def _chosen(override) -> dict:
+    if override is None:
+        return {"method": None, "threshold": None}
+    return {"method": override.method, "threshold": override.threshold}
 
 
 def current_window(version: ModelVersion, start, end) -> tuple[datetime, datetime]:
@@ -208,12 +246,13 @@ def drift_report(
     )  # fmt: skip
     start, end = current_window(chosen, start, end)
     current = window_features(version=chosen, bins=bins, start=start, end=end, segment=segment)
+    settings = model_drift_settings(model)
     results = []
     for name in sorted(current):
-        result = feature_drift(name, baseline.features.get(name), current[name])
+        result = feature_drift(name, baseline.features.get(name), current[name], settings=settings)
         results.append((name, current[name], result))
     tested = [r for _, _, r in results if r is not None]
-    dataset = dataset_drift(tested)
+    dataset = dataset_drift(tested, share_threshold=settings.share_threshold)
     return {
         "model": model.name,
         "version": chosen.version,
@@ -223,13 +262,16 @@ def drift_report(
         "current": {
             "start": start, "end": end, "n": predictions_count(chosen, start, end, segment),
         },
-        "features": [feature_json(name, cur, r) for name, cur, r in results],
+        "features": [feature_json(name, cur, r, settings) for name, cur, r in results],
         "share_drifted": dataset.share_drifted,
+        "share_threshold": dataset.share_threshold,
         "dataset_drifted": dataset.drifted,
     }  # fmt: skip
 
 
-def feature_json(name: str, current, result: FeatureDrift | None) -> dict:
+def feature_json(
+    name: str, current, result: FeatureDrift | None, settings: DriftSettings = NO_SETTINGS
+) -> dict:
     kind = "numerical" if isinstance(current, NumericHistogram) else "categorical"
     missing = current.missing
     present = current.n
@@ -246,6 +288,7 @@ def feature_json(name: str, current, result: FeatureDrift | None) -> dict:
             drifted=result.drifted, psi=result.psi, n_reference=result.n_ref,
             unseen_share=result.unseen_share, max_error=result.max_error,
         )  # fmt: skip
+        body["note"] = settings.misfit(name, kind)
         if result.statistic is None:
             body["note"] = "no values on one side"
         elif math.isinf(result.statistic):

@@ -322,12 +322,13 @@ def quarantined_windows(model: MLModel, scope: dict, key) -> dict:
 
 
 def drift_windows(*, model, feature, scope, granularity, key) -> dict:
-    """The feature's default drift statistic per window, against the version's baseline."""
+    """The feature's drift statistic per window (the model's override or the default test)."""
     from monitoring.drift import (
         DriftError,
         baseline_resolve,
         feature_drift,
         merge_feature,
+        model_drift_settings,
         version_pick,
     )
 
@@ -351,8 +352,11 @@ def drift_windows(*, model, feature, scope, granularity, key) -> dict:
     for row in rows:
         grouped[key(row.start)].append(row.data)
     reference = baseline.features.get(feature)
+    settings = model_drift_settings(model)
     return {
-        moment: feature_drift(feature, reference, merge_feature(bins[feature], datas))
+        moment: feature_drift(
+            feature, reference, merge_feature(bins[feature], datas), settings=settings
+        )
         for moment, datas in grouped.items()
     }
 

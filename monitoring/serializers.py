@@ -191,6 +191,9 @@ class DriftSerializer(serializers.Serializer):
     current = DriftCurrentSerializer()
     features = FeatureDriftSerializer(many=True)
     share_drifted = serializers.FloatField(allow_null=True)
+    share_threshold = serializers.FloatField(
+        help_text="the dataset drifts when share_drifted reaches this (model setting, default 0.5)"
+    )
     dataset_drifted = serializers.BooleanField(allow_null=True)
 
 

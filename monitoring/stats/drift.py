@@ -9,7 +9,7 @@ unseen bin) is reported beside every test. Method and threshold can be overridde
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -276,3 +276,119 @@ def _decide(
         psi=psi(),
         max_error=max_error,
     )
+
+
+# --- per-model overrides ---
+
+
+@dataclass(frozen=True)
+class Override:
+    """A drift method and, optionally, its threshold (None: the method's default)."""
+
+    method: str
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """A model's drift overrides: per kind of feature, per feature, and the dataset share.
+
+    A feature's own override wins over its kind's; without either the default test applies.
+    """
+
+    numerical: Override | None = None
+    categorical: Override | None = None
+    features: Mapping[str, Override] = field(default_factory=dict)
+    share_threshold: float = DATASET_DRIFT_SHARE
+
+    def override_for(self, name: str, kind: Kind) -> Override | None:
+        """The override for this feature; a feature override whose method does not fit the
+        feature's kind is skipped (the kind's override or the default applies; see ``misfit``).
+        """
+        own = self.features.get(name)
+        if own is not None and own.method in _methods_for(kind):
+            return own
+        return self.numerical if kind == "numerical" else self.categorical
+
+    def misfit(self, name: str, kind: Kind) -> str | None:
+        """Why the feature's own override was not used, if it was not."""
+        own = self.features.get(name)
+        if own is None or own.method in _methods_for(kind):
+            return None
+        return f"override method {own.method!r} does not apply to a {kind} feature"
+
+
+NO_SETTINGS = DriftSettings()
+
+
+def drift_settings_parse(data: Mapping | None) -> DriftSettings:
+    """Validate the stored or posted form of the settings; ValueError names the bad field.
+
+    ``{"numerical": {"method": "psi", "threshold": 0.2}, "categorical": {...},
+    "features": {"age": {"method": "ks", "threshold": 0.01}}, "share_threshold": 0.5}``,
+    every key optional.
+    """
+    if not data:
+        return NO_SETTINGS
+    if not isinstance(data, Mapping):
+        raise ValueError("drift: must be an object")
+    unknown = set(data) - {"numerical", "categorical", "features", "share_threshold"}
+    if unknown:
+        raise ValueError(f"drift: unknown keys {sorted(unknown)}")
+    features = data.get("features") or {}
+    if not isinstance(features, Mapping):
+        raise ValueError("drift.features: must be an object of feature name to override")
+    share = data.get("share_threshold", DATASET_DRIFT_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ValueError("drift.share_threshold: must be a number in (0, 1]")
+    return DriftSettings(
+        numerical=_override_parse(data.get("numerical"), "drift.numerical", NUMERICAL_METHODS),
+        categorical=_override_parse(
+            data.get("categorical"), "drift.categorical", CATEGORICAL_METHODS
+        ),
+        features={
+            str(name): _override_parse(
+                value, f"drift.features.{name}", NUMERICAL_METHODS | CATEGORICAL_METHODS
+            )
+            for name, value in features.items()
+        },
+        share_threshold=float(share),
+    )
+
+
+def drift_settings_json(settings: DriftSettings) -> dict:
+    """The stored form: what ``drift_settings_parse`` reads back."""
+    body: dict = {"share_threshold": settings.share_threshold}
+    for key in ("numerical", "categorical"):
+        value = getattr(settings, key)
+        if value is not None:
+            body[key] = asdict(value)
+    body["features"] = {name: asdict(value) for name, value in settings.features.items()}
+    return body
+
+
+def _override_parse(value, where: str, methods: frozenset[str]) -> Override | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: must be an object with method and threshold")
+    unknown = set(value) - {"method", "threshold"}
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    method = value.get("method")
+    if method not in methods:
+        raise ValueError(f"{where}.method: one of {sorted(methods)} (a threshold needs its method)")
+    threshold = value.get("threshold")
+    if threshold is None:
+        return Override(method)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ValueError(f"{where}.threshold: must be a number")
+    if method in P_VALUE_METHODS and not 0 < threshold < 1:
+        raise ValueError(f"{where}.threshold: a p-value threshold lies in (0, 1)")
+    if threshold < 0 or not np.isfinite(threshold):
+        raise ValueError(f"{where}.threshold: must be a finite number >= 0")
+    return Override(method, float(threshold))
+
+
+def _methods_for(kind: Kind) -> frozenset[str]:
+    return NUMERICAL_METHODS if kind == "numerical" else CATEGORICAL_METHODS
