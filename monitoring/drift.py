@@ -20,6 +20,7 @@ from monitoring.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profi
 from monitoring.models import HourlyAggregate, SketchKind
 from monitoring.sketches import categorical_merge, sketches_read
 from monitoring.stats.codec import histogram_decode
+from monitoring.stats.compare import bootstrap_variance
 from monitoring.stats.drift import (
     NO_SETTINGS,
     DriftSettings,
@@ -29,7 +30,13 @@ from monitoring.stats.drift import (
     drift_settings_parse,
     numeric_feature_drift,
 )
-from monitoring.stats.histograms import NumericHistogram, NumericReference, merge_histograms
+from monitoring.stats.histograms import (
+    NumericHistogram,
+    NumericReference,
+    counts_resample,
+    histogram_resample,
+    merge_histograms,
+)
 from monitoring.stats.profile import CategoricalReference, FeatureReference, deciles_from_histogram
 
 DEFAULT_CURRENT = timedelta(days=7)
@@ -295,3 +302,40 @@ def feature_json(
             body["statistic"] = None  # JSON has no infinity
             body["note"] = "categories the reference never had: the statistic is infinite"
     return body
+
+
+def drift_side(
+    *,
+    model: MLModel,
+    feature: str,
+    version: str,
+    start: datetime | None,
+    end: datetime | None,
+    segment: str | None,
+) -> tuple[FeatureDrift | None, float | None]:
+    """One version's drift test of a feature over [start, end) and the bootstrap variance of
+    its statistic (the current window's bin counts resampled, the baseline held fixed)."""
+    chosen = version_pick(model, version)
+    bins = bins_load(chosen.pk)
+    if feature not in bins:
+        raise DriftError(f"version {chosen.version} has no feature {feature!r}")
+    baseline = baseline_resolve(model=model, version=chosen, bins=bins)
+    current = window_features(
+        version=chosen, bins={feature: bins[feature]}, start=start, end=end, segment=segment
+    )[feature]
+    reference = baseline.features.get(feature)
+    settings = model_drift_settings(model)
+    result = feature_drift(feature, reference, current, settings=settings)
+    if result is None or result.statistic is None or not math.isfinite(result.statistic):
+        return result, None
+
+    def replicate(rng) -> float | None:
+        resampled = (
+            histogram_resample(current, rng)
+            if isinstance(current, NumericHistogram)
+            else CategoricalReference(counts_resample(current.counts, rng), current.missing)
+        )
+        again = feature_drift(feature, reference, resampled, settings=settings)
+        return None if again is None else again.statistic
+
+    return result, bootstrap_variance(replicate)

@@ -60,6 +60,37 @@ class NumericHistogram:
             return np.where(self.counts > 0, self.sums / np.maximum(self.counts, 1), np.nan)
 
 
+def histogram_resample(histogram: NumericHistogram, rng: np.random.Generator) -> NumericHistogram:
+    """A bootstrap replicate of the sample behind a histogram: counts drawn multinomially.
+
+    Values keep their bin's mean, and the share of a bin's values that sit on its edge is kept
+    by a binomial draw, so every statistic computed from histograms can be recomputed on it.
+    """
+    n = histogram.n
+    if n == 0:
+        return histogram
+    counts = rng.multinomial(n, histogram.counts / n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        on_edge = np.where(histogram.counts[:-1] > 0, histogram.at_edges / histogram.counts[:-1], 0)
+    at_edges = rng.binomial(counts[:-1], np.clip(on_edge, 0, 1))
+    means = np.nan_to_num(histogram.bin_means())
+    return NumericHistogram(
+        histogram.edges, counts, at_edges, means * counts, histogram.sum_sq, histogram.missing
+    )
+
+
+def counts_resample(
+    counts: Mapping[Hashable, int], rng: np.random.Generator
+) -> dict[Hashable, int]:
+    """A bootstrap replicate of category counts (multinomial on the observed shares)."""
+    keys = list(counts)
+    total = sum(counts.values())
+    if total == 0:
+        return dict(counts)
+    drawn = rng.multinomial(total, np.array([counts[k] for k in keys], dtype=float) / total)
+    return {k: int(c) for k, c in zip(keys, drawn, strict=True)}
+
+
 def split_missing(values: ArrayLike) -> tuple[np.ndarray, int]:
     """Return the non-NaN values as floats and how many were NaN (or None)."""
     array = np.asarray(values, dtype=float).ravel()
