@@ -28,6 +28,7 @@ from monitoring.stats.drift import (
     categorical_feature_drift,
     dataset_drift,
     drift_settings_parse,
+    mean_shift_drift,
     numeric_feature_drift,
 )
 from monitoring.stats.histograms import (
@@ -37,7 +38,15 @@ from monitoring.stats.histograms import (
     histogram_resample,
     merge_histograms,
 )
-from monitoring.stats.profile import CategoricalReference, FeatureReference, deciles_from_histogram
+from monitoring.stats.moments import Moments
+from monitoring.stats.profile import (
+    CategoricalReference,
+    FeatureReference,
+    ProfileError,
+    category_key,
+    deciles_from_histogram,
+    profile_outputs,
+)
 
 DEFAULT_CURRENT = timedelta(days=7)
 HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
@@ -270,6 +279,9 @@ def drift_report(
             "start": start, "end": end, "n": predictions_count(chosen, start, end, segment),
         },
         "features": [feature_json(name, cur, r, settings) for name, cur, r in results],
+        "outputs": outputs_drift(
+            model=model, version=chosen, baseline=baseline, window=(start, end, segment)
+        ),
         "share_drifted": dataset.share_drifted,
         "share_threshold": dataset.share_threshold,
         "dataset_drifted": dataset.drifted,
@@ -339,3 +351,116 @@ def drift_side(
         return None if again is None else again.statistic
 
     return result, bootstrap_variance(replicate)
+
+
+# --- model outputs: score and prediction ---
+
+MULTICLASS_NOTE = (
+    "class counts of all predictions are not aggregated (only those with outcomes, in the "
+    "confusion counts), so multiclass prediction drift is not computed"
+)
+OUTPUT_METRICS = {"score": "mean_score", "prediction": "mean_prediction"}
+
+
+def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, window) -> list:
+    """Score and prediction drift against the reference's ``score``/``prediction`` entries (or
+    the baseline window's), from the hourly sums the metrics use.
+
+    Binary: the positive share of predictions (the categorical default test on positive/other,
+    exact) and the score's mean shift; regression: the prediction's mean shift; multiclass: a
+    note saying why not.
+    """
+    if model.task == "multiclass_classification":
+        return [_output_json("prediction", "categorical", None, MULTICLASS_NOTE)]
+    names = ("score", "prediction") if model.task == "binary_classification" else ("prediction",)
+    start, end, segment = window
+    references = _output_references(model, version, baseline, names)
+    out = []
+    for name in names:
+        reference = references.get(name)
+        if model.task == "binary_classification" and name == "prediction":
+            current = _window_measure(model, version, "positive_rate", start, end, segment)
+            k, n = current.successes or 0, current.n
+            out.append(_positive_share_drift(model, reference, k, n))
+            continue
+        current = _window_measure(model, version, OUTPUT_METRICS[name], start, end, segment)
+        out.append(_mean_shift_json(name, reference, current.moments))
+    return out
+
+
+def _window_measure(model, version, metric, start, end, segment):
+    from monitoring.metrics import metric_window
+
+    return metric_window(
+        model=model, metric=metric, start=start, end=end, version=version.version,
+        segment=segment,
+    )  # fmt: skip
+
+
+def _output_references(model, version, baseline: Baseline, names) -> dict:
+    """Per output: Moments (numbers) or (positives, n) for a binary prediction; absent if the
+    baseline has no such entry."""
+    binary = model.task == "binary_classification"
+    if baseline.kind == "window":
+        refs: dict = {}
+        for name in names:
+            metric = "positive_rate" if binary and name == "prediction" else OUTPUT_METRICS[name]
+            window = _window_measure(model, version, metric, baseline.start, baseline.end, None)
+            refs[name] = (
+                (window.successes or 0, window.n) if metric == "positive_rate" else (window.moments)
+            )
+        return refs
+    data = ModelVersion.objects.filter(pk=version.pk).values_list("reference", flat=True).first()
+    try:
+        parsed = profile_outputs(
+            data or {}, prediction_kind="categorical" if binary else "numerical"
+        )
+    except ProfileError:
+        return {}
+    refs = {}
+    for name, reference in parsed.items():
+        if isinstance(reference, NumericReference):
+            histogram = reference.histogram
+            refs[name] = Moments(histogram.n, float(histogram.sums.sum()), histogram.sum_sq)
+        elif binary and name == "prediction":
+            positive = category_key(model.positive_class)
+            refs[name] = (reference.counts.get(positive, 0), reference.n)
+    return refs
+
+
+def _positive_share_drift(model, reference, k: int, n: int) -> dict:
+    if not isinstance(reference, tuple):
+        return _output_json("prediction", "categorical", None, "the reference has no predictions")
+    k_ref, n_ref = reference
+    if n == 0:
+        return _output_json("prediction", "categorical", None, "no predictions in the window")
+    positive = category_key(model.positive_class)
+    result = categorical_feature_drift(
+        name="prediction",
+        ref_counts={positive: k_ref, "other": n_ref - k_ref},
+        cur_counts={positive: k, "other": n - k},
+    )
+    return _output_json("prediction", "categorical", result, None)
+
+
+def _mean_shift_json(name: str, reference, current: Moments | None) -> dict:
+    if not isinstance(reference, Moments) or reference.n == 0:
+        return _output_json(name, "numerical", None, f"the reference has no {name}")
+    result = mean_shift_drift(name=name, reference=reference, current=current or Moments())
+    note = "no values in the window" if result.statistic is None else None
+    return _output_json(name, "numerical", result, note)
+
+
+def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | None) -> dict:
+    body = {
+        "name": name, "kind": kind, "method": None, "statistic": None, "p_value": None,
+        "threshold": None, "drifted": None, "psi": None, "n_reference": 0, "n_current": 0,
+        "missing_current": 0, "unseen_share": None, "max_error": None, "note": note,
+    }  # fmt: skip
+    if result is not None:
+        body.update(
+            method=result.method, statistic=result.statistic, p_value=result.p_value,
+            threshold=result.threshold, drifted=result.drifted, psi=result.psi,
+            n_reference=result.n_ref, n_current=result.n_cur,
+        )  # fmt: skip
+    return body

@@ -190,6 +190,11 @@ class DriftSerializer(serializers.Serializer):
     reference = DriftReferenceSerializer()
     current = DriftCurrentSerializer()
     features = FeatureDriftSerializer(many=True)
+    outputs = FeatureDriftSerializer(
+        many=True,
+        help_text="score and prediction against the reference's score/prediction entries "
+        "(or the baseline window); not counted in share_drifted",
+    )
     share_drifted = serializers.FloatField(allow_null=True)
     share_threshold = serializers.FloatField(
         help_text="the dataset drifts when share_drifted reaches this (model setting, default 0.5)"

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats
 
 from monitoring.stats import distances as d
 from monitoring.stats.histograms import (
@@ -22,6 +23,7 @@ from monitoring.stats.histograms import (
     NumericReference,
     category_counts,
 )
+from monitoring.stats.moments import Moments
 
 Kind = Literal["numerical", "categorical"]
 SMALL_REFERENCE_ROWS = 1000
@@ -276,6 +278,43 @@ def _decide(
         psi=psi(),
         max_error=max_error,
     )
+
+
+# --- model outputs: score and prediction against the reference's ---
+
+MEAN_SHIFT_THRESHOLD = 0.1
+
+
+def mean_shift_drift(
+    *, name: str, reference: Moments, current: Moments, threshold: float = MEAN_SHIFT_THRESHOLD
+) -> FeatureDrift:
+    """Drift of a numerical output (score, regression prediction) from its moments alone.
+
+    The statistic is |mean_cur - mean_ref| / std_ref (population std, floored as Wasserstein's
+    norm). It is a lower bound of the normed Wasserstein distance (W1 >= |mean difference|),
+    so at the same 0.1 threshold a shift it flags, Wasserstein would flag too; a change of
+    shape that keeps the mean is not seen. The p-value is Welch's t-test, for reference.
+    """
+    common = dict(
+        name=name, kind="numerical", method="mean_shift", threshold=threshold, psi=None,
+        n_ref=reference.n, n_cur=current.n, missing_cur=0,
+    )  # fmt: skip
+    if reference.n == 0 or current.n == 0:
+        return FeatureDrift(**common, statistic=None, p_value=None, drifted=None)
+    population_std = np.sqrt(max(reference.total_sq / reference.n - reference.mean**2, 0.0))
+    statistic = abs(current.mean - reference.mean) / max(population_std, d.MIN_NORM_STD)
+    p_value = None
+    if reference.n > 1 and current.n > 1 and reference.variance + current.variance > 0:
+        p_value = float(
+            stats.ttest_ind_from_stats(
+                current.mean, current.std, current.n, reference.mean, reference.std,
+                reference.n, equal_var=False,
+            ).pvalue
+        )  # fmt: skip
+    return FeatureDrift(
+        **common, statistic=float(statistic), p_value=p_value,
+        drifted=bool(statistic >= threshold),
+    )  # fmt: skip
 
 
 # --- per-model overrides ---
