@@ -200,7 +200,12 @@ def model_drift_settings(model: MLModel) -> DriftSettings:
 
 
 def feature_drift(
-    name: str, reference, current, *, settings: DriftSettings = NO_SETTINGS
+    name: str,
+    reference,
+    current,
+    *,
+    settings: DriftSettings = NO_SETTINGS,
+    with_p_value: bool = True,
 ) -> FeatureDrift | None:
     """One feature's test, with the model's override if any; None when the two sides are not
     on the same bins."""
@@ -211,8 +216,9 @@ def feature_drift(
             return None  # a new reference whose hours are not re-aggregated yet
         override = settings.override_for(name, "numerical")
         return numeric_feature_drift(
-            name=name, reference=reference, current=current, **_chosen(override)
-        )
+            name=name, reference=reference, current=current, with_p_value=with_p_value,
+            **_chosen(override),
+        )  # fmt: skip
     if not isinstance(reference, CategoricalReference):
         return None
     override = settings.override_for(name, "categorical")
@@ -347,7 +353,7 @@ def drift_side(
             if isinstance(current, NumericHistogram)
             else CategoricalReference(counts_resample(current.counts, rng), current.missing)
         )
-        again = feature_drift(feature, reference, resampled, settings=settings)
+        again = feature_drift(feature, reference, resampled, settings=settings, with_p_value=False)
         return None if again is None else again.statistic
 
     return result, bootstrap_variance(replicate)

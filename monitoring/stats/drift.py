@@ -113,13 +113,18 @@ def numeric_feature_drift(
     current: NumericHistogram,
     method: str | None = None,
     threshold: float | None = None,
+    with_p_value: bool = True,
 ) -> FeatureDrift:
-    """Drift of a numerical feature from stored aggregates (the app's path)."""
+    """Drift of a numerical feature from stored aggregates (the app's path).
+
+    ``with_p_value=False`` leaves KS's p-value NaN (and the verdict with it): for bootstraps of
+    the statistic, where the exact p-value would dominate the cost.
+    """
     ref = reference.histogram
     ref_deciles = d.decile_counts_from_histogram(ref, reference.deciles)
     cur_deciles = d.decile_counts_from_histogram(current, reference.deciles)
     tests: dict[str, Callable[[], Outcome]] = {
-        "ks": lambda: _ks_outcome(d.ks_from_histograms(ref, current)),
+        "ks": lambda: _ks_outcome(d.ks_from_histograms(ref, current, with_p_value=with_p_value)),
         "wasserstein": lambda: (d.wasserstein_normed_from_histograms(ref, current), None, None),
         **decile_tests(ref_deciles, cur_deciles),
     }
