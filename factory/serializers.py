@@ -10,56 +10,6 @@ from factory.models import (
     Rollout,
     Task,
 )
-from monitoring.stats.drift import (
-    CATEGORICAL_METHODS,
-    NUMERICAL_METHODS,
-    drift_settings_json,
-    drift_settings_parse,
-)
-
-
-class DriftOverrideSerializer(serializers.Serializer):
-    method = serializers.ChoiceField(
-        choices=sorted(NUMERICAL_METHODS | CATEGORICAL_METHODS),
-        help_text="numerical: ks, wasserstein, psi, jensenshannon, hellinger; "
-        "categorical: chisquare, psi, jensenshannon, hellinger",
-    )
-    threshold = serializers.FloatField(
-        required=False,
-        allow_null=True,
-        help_text="p-value methods (ks, chisquare): drifted below it; others: at or above it. "
-        "Absent or null: the method's default",
-    )
-
-
-class DriftSettingsSerializer(serializers.Serializer):
-    """Per-model drift overrides; every key optional (API.md, models)."""
-
-    numerical = DriftOverrideSerializer(
-        required=False, allow_null=True, help_text="for every numerical feature"
-    )
-    categorical = DriftOverrideSerializer(
-        required=False, allow_null=True, help_text="for every categorical feature"
-    )
-    features = serializers.DictField(
-        child=DriftOverrideSerializer(),
-        required=False,
-        help_text="per feature name; wins over numerical/categorical",
-    )
-    share_threshold = serializers.FloatField(
-        required=False,
-        help_text="the dataset drifts when at least this share of tested features drift "
-        "(default 0.5)",
-    )
-
-    def to_internal_value(self, data):
-        try:
-            return drift_settings_json(drift_settings_parse(data))
-        except ValueError as error:
-            raise serializers.ValidationError(str(error)) from None
-
-    def to_representation(self, instance):
-        return drift_settings_json(drift_settings_parse(instance))
 
 
 class ModelCreateSerializer(serializers.Serializer):
@@ -69,7 +19,6 @@ class ModelCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     owners = serializers.ListField(child=serializers.EmailField(), required=False, default=list)
     on_call = serializers.ListField(child=serializers.EmailField(), required=False, default=list)
-    drift = DriftSettingsSerializer(required=False, source="drift_settings")
 
     def validate_positive_class(self, value):
         if isinstance(value, (dict, list)):
@@ -83,24 +32,8 @@ class VersionSerializer(serializers.ModelSerializer):
         fields = ["version", "has_lineage", "lineage", "created_at"]
 
 
-class ModelUpdateSerializer(serializers.Serializer):
-    """What PATCH on a model may change (the rest is fixed at creation)."""
-
-    drift = DriftSettingsSerializer(source="drift_settings")
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = set(data) - {"drift"}
-            if unknown:
-                raise serializers.ValidationError(
-                    {key: ["cannot be changed here; only drift can"] for key in sorted(unknown)}
-                )
-        return super().to_internal_value(data)
-
-
 class ModelSerializer(serializers.ModelSerializer):
     versions = VersionSerializer(many=True, read_only=True)
-    drift = DriftSettingsSerializer(source="drift_settings", read_only=True)
     health = serializers.CharField(read_only=True)
     last_prediction_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
@@ -108,7 +41,7 @@ class ModelSerializer(serializers.ModelSerializer):
         model = MLModel
         fields = [
             "name", "task", "positive_class", "description", "owners", "on_call", "health",
-            "versions", "last_prediction_at", "created_at", "drift",
+            "versions", "last_prediction_at", "created_at",
         ]  # fmt: skip
 
 

@@ -25,12 +25,7 @@ from accounts.throttling import KeyRateThrottle
 from config.problems import ApiProblem
 from factory.api import request_actor
 from factory.models import MLModel, Rollout
-from factory.serializers import (
-    ModelCreateSerializer,
-    ModelSerializer,
-    ModelUpdateSerializer,
-    RolloutSerializer,
-)
+from factory.serializers import RolloutSerializer
 from factory.services import model_create
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.services import alert_acknowledge, rule_silence
@@ -71,6 +66,9 @@ from monitoring.serializers import (
     ComparisonSerializer,
     DriftSerializer,
     EvaluationSerializer,
+    ModelCreateSerializer,
+    ModelSerializer,
+    ModelUpdateSerializer,
     QuarantinedRecordSerializer,
     ReceiptSerializer,
     ResubmissionSerializer,
