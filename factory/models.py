@@ -20,6 +20,8 @@ class MLModel(models.Model):
     on_call = models.JSONField(default=list)
     # Where retrain requests are POSTed (JSON); empty: recorded and signalled only.
     retrain_webhook_url = models.URLField(max_length=500, blank=True, default="")
+    # Drift method/threshold overrides (monitoring.stats.drift.drift_settings_parse reads them).
+    drift_settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

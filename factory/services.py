@@ -21,6 +21,7 @@ def model_create(
     owners: list[str] = (),
     on_call: list[str] = (),
     actor: str = "",
+    drift_settings: dict | None = None,
 ) -> MLModel:
     with transaction.atomic():
         model = MLModel.objects.create(
@@ -30,6 +31,7 @@ def model_create(
             description=description,
             owners=list(owners),
             on_call=list(on_call),
+            drift_settings=drift_settings or {},
         )
         audit_record(
             model=model, actor=actor, action="model.create", subject=name,

@@ -25,11 +25,11 @@ from accounts.throttling import KeyRateThrottle
 from config.problems import ApiProblem
 from factory.api import request_actor
 from factory.models import MLModel, Rollout
-from factory.serializers import ModelCreateSerializer, ModelSerializer, RolloutSerializer
+from factory.serializers import RolloutSerializer
 from factory.services import model_create
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.services import alert_acknowledge, rule_silence
-from monitoring.drift import DriftError, drift_report
+from monitoring.drift import DriftError, drift_report, drift_settings_set
 from monitoring.ingest.parsers import (
     MEDIA_TYPES,
     BodyError,
@@ -66,6 +66,9 @@ from monitoring.serializers import (
     ComparisonSerializer,
     DriftSerializer,
     EvaluationSerializer,
+    ModelCreateSerializer,
+    ModelSerializer,
+    ModelUpdateSerializer,
     QuarantinedRecordSerializer,
     ReceiptSerializer,
     ResubmissionSerializer,
@@ -122,6 +125,9 @@ class ModelListView(APIView):
 
 
 class ModelDetailView(APIView):
+    scopes = {"PATCH": Scope.FACTORY_WRITE}
+    roles = {"PATCH": Role.EDITOR}
+
     @extend_schema(responses=ModelSerializer)
     def get(self, request, model):
         (model,) = models_with_health([model_or_404(model)])
@@ -134,6 +140,17 @@ class ModelDetailView(APIView):
             many=True,
         ).data
         return Response(body)
+
+    @extend_schema(request=ModelUpdateSerializer, responses=ModelSerializer)
+    def patch(self, request, model):
+        """Change a model's drift overrides (method and threshold per feature or kind)."""
+        found = model_or_404(model)
+        serializer = ModelUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        settings = serializer.validated_data.get("drift_settings")
+        if settings is not None:
+            drift_settings_set(model=found, settings=settings, actor=request_actor(request))
+        return self.get(request, model)
 
 
 class IngestView(APIView):

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Max, Min, Sum
 
 from factory.models import MLModel, ModelVersion
@@ -19,14 +20,33 @@ from monitoring.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profi
 from monitoring.models import HourlyAggregate, SketchKind
 from monitoring.sketches import categorical_merge, sketches_read
 from monitoring.stats.codec import histogram_decode
+from monitoring.stats.compare import bootstrap_variance
 from monitoring.stats.drift import (
+    NO_SETTINGS,
+    DriftSettings,
     FeatureDrift,
     categorical_feature_drift,
     dataset_drift,
+    drift_settings_parse,
+    mean_shift_drift,
     numeric_feature_drift,
 )
-from monitoring.stats.histograms import NumericHistogram, NumericReference, merge_histograms
-from monitoring.stats.profile import CategoricalReference, FeatureReference, deciles_from_histogram
+from monitoring.stats.histograms import (
+    NumericHistogram,
+    NumericReference,
+    counts_resample,
+    histogram_resample,
+    merge_histograms,
+)
+from monitoring.stats.moments import Moments
+from monitoring.stats.profile import (
+    CategoricalReference,
+    FeatureReference,
+    ProfileError,
+    category_key,
+    deciles_from_histogram,
+    profile_outputs,
+)
 
 DEFAULT_CURRENT = timedelta(days=7)
 HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
@@ -159,22 +179,62 @@ def window_baseline(version, bins, start, end) -> Baseline:
     return Baseline("window", start, end, predictions_count(version, start, end), features)
 
 
-def feature_drift(name: str, reference, current) -> FeatureDrift | None:
-    """One feature's test; None when the two sides are not on the same bins."""
+def drift_settings_set(*, model: MLModel, settings: dict, actor: str = "") -> MLModel:
+    """Store a model's drift overrides (already validated), audited with before and after."""
+    from factory.services import audit_record
+
+    before = model.drift_settings
+    model.drift_settings = settings
+    with transaction.atomic():
+        model.save(update_fields=["drift_settings"])
+        audit_record(
+            model=model, actor=actor, action="model.drift_settings", subject=model.name,
+            before=before, after=settings,
+        )  # fmt: skip
+    return model
+
+
+def model_drift_settings(model: MLModel) -> DriftSettings:
+    """The model's stored overrides (validated when they were set)."""
+    return drift_settings_parse(model.drift_settings) if model.drift_settings else NO_SETTINGS
+
+
+def feature_drift(
+    name: str,
+    reference,
+    current,
+    *,
+    settings: DriftSettings = NO_SETTINGS,
+    with_p_value: bool = True,
+) -> FeatureDrift | None:
+    """One feature's test, with the model's override if any; None when the two sides are not
+    on the same bins."""
     if isinstance(current, NumericHistogram):
         if not isinstance(reference, NumericReference):
             return None
         if reference.edges.shape != current.edges.shape or (reference.edges != current.edges).any():
             return None  # a new reference whose hours are not re-aggregated yet
-        return numeric_feature_drift(name=name, reference=reference, current=current)
+        override = settings.override_for(name, "numerical")
+        return numeric_feature_drift(
+            name=name, reference=reference, current=current, with_p_value=with_p_value,
+            **_chosen(override),
+        )  # fmt: skip
     if not isinstance(reference, CategoricalReference):
         return None
+    override = settings.override_for(name, "categorical")
     return categorical_feature_drift(
         name=name,
         ref_counts=reference.counts,
         cur_counts=current.counts,
         missing_cur=current.missing,
+        **_chosen(override),
     )
+
+
+def _chosen(override) -> dict:
+    if override is None:
+        return {"method": None, "threshold": None}
+    return {"method": override.method, "threshold": override.threshold}
 
 
 def current_window(version: ModelVersion, start, end) -> tuple[datetime, datetime]:
@@ -208,12 +268,13 @@ def drift_report(
     )  # fmt: skip
     start, end = current_window(chosen, start, end)
     current = window_features(version=chosen, bins=bins, start=start, end=end, segment=segment)
+    settings = model_drift_settings(model)
     results = []
     for name in sorted(current):
-        result = feature_drift(name, baseline.features.get(name), current[name])
+        result = feature_drift(name, baseline.features.get(name), current[name], settings=settings)
         results.append((name, current[name], result))
     tested = [r for _, _, r in results if r is not None]
-    dataset = dataset_drift(tested)
+    dataset = dataset_drift(tested, share_threshold=settings.share_threshold)
     return {
         "model": model.name,
         "version": chosen.version,
@@ -223,13 +284,19 @@ def drift_report(
         "current": {
             "start": start, "end": end, "n": predictions_count(chosen, start, end, segment),
         },
-        "features": [feature_json(name, cur, r) for name, cur, r in results],
+        "features": [feature_json(name, cur, r, settings) for name, cur, r in results],
+        "outputs": outputs_drift(
+            model=model, version=chosen, baseline=baseline, window=(start, end, segment)
+        ),
         "share_drifted": dataset.share_drifted,
+        "share_threshold": dataset.share_threshold,
         "dataset_drifted": dataset.drifted,
     }  # fmt: skip
 
 
-def feature_json(name: str, current, result: FeatureDrift | None) -> dict:
+def feature_json(
+    name: str, current, result: FeatureDrift | None, settings: DriftSettings = NO_SETTINGS
+) -> dict:
     kind = "numerical" if isinstance(current, NumericHistogram) else "categorical"
     missing = current.missing
     present = current.n
@@ -246,9 +313,160 @@ def feature_json(name: str, current, result: FeatureDrift | None) -> dict:
             drifted=result.drifted, psi=result.psi, n_reference=result.n_ref,
             unseen_share=result.unseen_share, max_error=result.max_error,
         )  # fmt: skip
+        body["note"] = settings.misfit(name, kind)
         if result.statistic is None:
             body["note"] = "no values on one side"
         elif math.isinf(result.statistic):
             body["statistic"] = None  # JSON has no infinity
             body["note"] = "categories the reference never had: the statistic is infinite"
+    return body
+
+
+def drift_side(
+    *,
+    model: MLModel,
+    feature: str,
+    version: str,
+    start: datetime | None,
+    end: datetime | None,
+    segment: str | None,
+) -> tuple[FeatureDrift | None, float | None]:
+    """One version's drift test of a feature over [start, end) and the bootstrap variance of
+    its statistic (the current window's bin counts resampled, the baseline held fixed)."""
+    chosen = version_pick(model, version)
+    bins = bins_load(chosen.pk)
+    if feature not in bins:
+        raise DriftError(f"version {chosen.version} has no feature {feature!r}")
+    baseline = baseline_resolve(model=model, version=chosen, bins=bins)
+    current = window_features(
+        version=chosen, bins={feature: bins[feature]}, start=start, end=end, segment=segment
+    )[feature]
+    reference = baseline.features.get(feature)
+    settings = model_drift_settings(model)
+    result = feature_drift(feature, reference, current, settings=settings)
+    if result is None or result.statistic is None or not math.isfinite(result.statistic):
+        return result, None
+
+    def replicate(rng) -> float | None:
+        resampled = (
+            histogram_resample(current, rng)
+            if isinstance(current, NumericHistogram)
+            else CategoricalReference(counts_resample(current.counts, rng), current.missing)
+        )
+        again = feature_drift(feature, reference, resampled, settings=settings, with_p_value=False)
+        return None if again is None else again.statistic
+
+    return result, bootstrap_variance(replicate)
+
+
+# --- model outputs: score and prediction ---
+
+MULTICLASS_NOTE = (
+    "class counts of all predictions are not aggregated (only those with outcomes, in the "
+    "confusion counts), so multiclass prediction drift is not computed"
+)
+OUTPUT_METRICS = {"score": "mean_score", "prediction": "mean_prediction"}
+
+
+def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, window) -> list:
+    """Score and prediction drift against the reference's ``score``/``prediction`` entries (or
+    the baseline window's), from the hourly sums the metrics use.
+
+    Binary: the positive share of predictions (the categorical default test on positive/other,
+    exact) and the score's mean shift; regression: the prediction's mean shift; multiclass: a
+    note saying why not.
+    """
+    if model.task == "multiclass_classification":
+        return [_output_json("prediction", "categorical", None, MULTICLASS_NOTE)]
+    names = ("score", "prediction") if model.task == "binary_classification" else ("prediction",)
+    start, end, segment = window
+    references = _output_references(model, version, baseline, names)
+    out = []
+    for name in names:
+        reference = references.get(name)
+        if model.task == "binary_classification" and name == "prediction":
+            current = _window_measure(model, version, "positive_rate", start, end, segment)
+            k, n = current.successes or 0, current.n
+            out.append(_positive_share_drift(model, reference, k, n))
+            continue
+        current = _window_measure(model, version, OUTPUT_METRICS[name], start, end, segment)
+        out.append(_mean_shift_json(name, reference, current.moments))
+    return out
+
+
+def _window_measure(model, version, metric, start, end, segment):
+    from monitoring.metrics import metric_window
+
+    return metric_window(
+        model=model, metric=metric, start=start, end=end, version=version.version,
+        segment=segment,
+    )  # fmt: skip
+
+
+def _output_references(model, version, baseline: Baseline, names) -> dict:
+    """Per output: Moments (numbers) or (positives, n) for a binary prediction; absent if the
+    baseline has no such entry."""
+    binary = model.task == "binary_classification"
+    if baseline.kind == "window":
+        refs: dict = {}
+        for name in names:
+            metric = "positive_rate" if binary and name == "prediction" else OUTPUT_METRICS[name]
+            window = _window_measure(model, version, metric, baseline.start, baseline.end, None)
+            refs[name] = (
+                (window.successes or 0, window.n) if metric == "positive_rate" else (window.moments)
+            )
+        return refs
+    data = ModelVersion.objects.filter(pk=version.pk).values_list("reference", flat=True).first()
+    try:
+        parsed = profile_outputs(
+            data or {}, prediction_kind="categorical" if binary else "numerical"
+        )
+    except ProfileError:
+        return {}
+    refs = {}
+    for name, reference in parsed.items():
+        if isinstance(reference, NumericReference):
+            histogram = reference.histogram
+            refs[name] = Moments(histogram.n, float(histogram.sums.sum()), histogram.sum_sq)
+        elif binary and name == "prediction":
+            positive = category_key(model.positive_class)
+            refs[name] = (reference.counts.get(positive, 0), reference.n)
+    return refs
+
+
+def _positive_share_drift(model, reference, k: int, n: int) -> dict:
+    if not isinstance(reference, tuple):
+        return _output_json("prediction", "categorical", None, "the reference has no predictions")
+    k_ref, n_ref = reference
+    if n == 0:
+        return _output_json("prediction", "categorical", None, "no predictions in the window")
+    positive = category_key(model.positive_class)
+    result = categorical_feature_drift(
+        name="prediction",
+        ref_counts={positive: k_ref, "other": n_ref - k_ref},
+        cur_counts={positive: k, "other": n - k},
+    )
+    return _output_json("prediction", "categorical", result, None)
+
+
+def _mean_shift_json(name: str, reference, current: Moments | None) -> dict:
+    if not isinstance(reference, Moments) or reference.n == 0:
+        return _output_json(name, "numerical", None, f"the reference has no {name}")
+    result = mean_shift_drift(name=name, reference=reference, current=current or Moments())
+    note = "no values in the window" if result.statistic is None else None
+    return _output_json(name, "numerical", result, note)
+
+
+def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | None) -> dict:
+    body = {
+        "name": name, "kind": kind, "method": None, "statistic": None, "p_value": None,
+        "threshold": None, "drifted": None, "psi": None, "n_reference": 0, "n_current": 0,
+        "missing_current": 0, "unseen_share": None, "max_error": None, "note": note,
+    }  # fmt: skip
+    if result is not None:
+        body.update(
+            method=result.method, statistic=result.statistic, p_value=result.p_value,
+            threshold=result.threshold, drifted=result.drifted, psi=result.psi,
+            n_reference=result.n_ref, n_current=result.n_cur,
+        )  # fmt: skip
     return body

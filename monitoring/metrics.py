@@ -27,10 +27,12 @@ from monitoring.sketches import confusion_merge, period_cover, sketches_read
 from monitoring.sql import hour_of
 from monitoring.stats.auc import auc_from_histogram
 from monitoring.stats.codec import counts_decode, score_histogram_decode
-from monitoring.stats.delay import delay_quantile
+from monitoring.stats.compare import f1_variance, macro_f1_variance, rmse_variance
+from monitoring.stats.delay import delay_median_variance, delay_quantile
 from monitoring.stats.moments import Estimate, Moments, mean_estimate
 from monitoring.stats.performance import (
     BinaryCounts,
+    confusion_matrix_from_counts,
     f1_estimate,
     multiclass_metrics,
     wilson_interval,
@@ -89,6 +91,7 @@ class Measure:
     successes: int | None = None
     moments: Moments | None = None
     auc: tuple[int, int] | None = None  # roc_auc: (positives, negatives)
+    variance: float | None = None  # delta-method variance of the value (compare)
 
 
 def metric_names(model: MLModel) -> list[str]:
@@ -322,12 +325,13 @@ def quarantined_windows(model: MLModel, scope: dict, key) -> dict:
 
 
 def drift_windows(*, model, feature, scope, granularity, key) -> dict:
-    """The feature's default drift statistic per window, against the version's baseline."""
+    """The feature's drift statistic per window (the model's override or the default test)."""
     from monitoring.drift import (
         DriftError,
         baseline_resolve,
         feature_drift,
         merge_feature,
+        model_drift_settings,
         version_pick,
     )
 
@@ -351,8 +355,11 @@ def drift_windows(*, model, feature, scope, granularity, key) -> dict:
     for row in rows:
         grouped[key(row.start)].append(row.data)
     reference = baseline.features.get(feature)
+    settings = model_drift_settings(model)
     return {
-        moment: feature_drift(feature, reference, merge_feature(bins[feature], datas))
+        moment: feature_drift(
+            feature, reference, merge_feature(bins[feature], datas), settings=settings
+        )
         for moment, datas in grouped.items()
     }
 
@@ -382,7 +389,9 @@ def metric_value(metric: str, sums: dict, extra) -> Measure:
         return proportion(sums["predicted_positive"], sums["predictions"])
     if metric == "f1":
         counts = BinaryCounts(sums["tp"], sums["fp"], tn, sums["fn"])
-        return from_estimate(f1_estimate(counts))
+        measure = from_estimate(f1_estimate(counts))
+        measure.variance = f1_variance(counts)
+        return measure
     if metric in MOMENTS:
         return mean(moments_of(metric, sums))
     if metric == "rmse":
@@ -392,10 +401,15 @@ def metric_value(metric: str, sums: dict, extra) -> Measure:
     if metric == "macro_f1":
         result = multiclass_metrics(extra) if extra else None
         value = result.macro_f1 if result else None
-        return Measure(value, result.n if result else 0)
+        measure = Measure(value, result.n if result else 0)
+        if extra:
+            measure.variance = macro_f1_variance(confusion_matrix_from_counts(extra)[0])
+        return measure
     if metric == "label_delay_p50":
         n = int(extra.sum()) if extra is not None else 0
-        return Measure(delay_quantile(extra) if n else None, n)
+        measure = Measure(delay_quantile(extra) if n else None, n)
+        measure.variance = delay_median_variance(extra) if n else None
+        return measure
     if prefix in ("value", "value_sum"):
         return value_measure(prefix, extra)
     if prefix == "missing_rate":
@@ -432,6 +446,7 @@ def rmse(sums: dict) -> Measure:
         mse.n,
         finite(math.sqrt(max(mse.low, 0.0))),
         finite(math.sqrt(mse.high)),
+        variance=rmse_variance(moments_of("mse", sums)),
     )
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from scipy import stats
-
 from factory.models import MLModel, ModelVersion
+from monitoring.drift import DriftError, drift_side
 from monitoring.metrics import (
     MEANS,
     PROPORTIONS,
@@ -18,24 +17,37 @@ from monitoring.metrics import (
     metric_window,
 )
 from monitoring.stats.auc import hanley_mcneil_variance
-from monitoring.stats.compare import Comparison, compare_means, compare_proportions
-from monitoring.stats.moments import Moments, z_value
-from monitoring.stats.sensitivity import mde, relative_mde, windows_to_detect, z_sum
+from monitoring.stats.compare import (
+    Comparison,
+    compare_means,
+    compare_normal,
+    compare_proportions,
+)
+from monitoring.stats.moments import Moments
+from monitoring.stats.sensitivity import mde, relative_mde, windows_to_detect
 
 RELATIVE_CHANGES = (0.01, 0.02, 0.05, 0.1)
+# Compared with a delta-method (or quantile-based, for the median) variance of each side.
+DELTA_METRICS = ("f1", "macro_f1", "rmse", "label_delay_p50")
+COUNTS = ("predictions", "quarantined", "unmatched_outcomes")
 
 
 def comparable(metric: str) -> str:
-    """proportion, mean or auc; MetricError for metrics without a two-sample test here."""
+    """proportion, mean, delta, auc or drift; MetricError for counts, which are not estimates."""
     if metric in PROPORTIONS or metric.startswith("missing_rate:"):
         return "proportion"
     if metric in MEANS or metric.startswith("value:"):
         return "mean"
+    if metric in DELTA_METRICS:
+        return "delta"
     if metric == "roc_auc":
         return "auc"
+    if metric.startswith("drift:"):
+        return "drift"
     raise MetricError(
-        f"{metric} cannot be compared between versions; use a proportion "
-        f"({', '.join(PROPORTIONS)}), a mean ({', '.join(MEANS)}, value:NAME) or roc_auc"
+        f"{metric} cannot be compared between versions: it is a count or total, not an estimate "
+        f"with a sampling error; use a proportion ({', '.join(PROPORTIONS)}, missing_rate:F), a "
+        f"mean ({', '.join(MEANS)}, value:NAME), {', '.join(DELTA_METRICS)}, roc_auc or drift:F"
     )
 
 
@@ -56,11 +68,19 @@ def comparison_report(
     for version in (baseline, candidate):
         if not ModelVersion.objects.filter(model=model, version=version).exists():
             raise MetricError(f"{model.name} has no version {version!r}")
-    sides = [
-        metric_window(model=model, metric=metric, start=start, end=end, version=v, segment=segment)
-        for v in (baseline, candidate)
-    ]
-    result = compare_sides(kind, *sides, alpha=alpha, power=power)
+    if kind == "drift":
+        sides, result = compare_drift(
+            model=model, feature=metric.partition(":")[2], versions=(baseline, candidate),
+            window=(start, end, segment), alpha=alpha, power=power,
+        )  # fmt: skip
+    else:
+        sides = [
+            metric_window(
+                model=model, metric=metric, start=start, end=end, version=v, segment=segment
+            )
+            for v in (baseline, candidate)
+        ]
+        result = compare_sides(kind, *sides, alpha=alpha, power=power)
     body = {
         "metric": metric,
         "baseline": {"version": baseline, "value": sides[0].value, "n": sides[0].n},
@@ -94,24 +114,61 @@ def compare_sides(
         return compare_means(
             baseline=base.moments, candidate=cand.moments, alpha=alpha, power=power
         )
+    if kind == "delta":
+        return compare_variances(base, cand, alpha=alpha, power=power)
     return compare_aucs(base, cand, alpha=alpha, power=power)
+
+
+def compare_variances(
+    base: Measure, cand: Measure, *, alpha: float, power: float
+) -> Comparison | None:
+    if None in (base.value, cand.value, base.variance, cand.variance):
+        return None
+    return compare_normal(
+        baseline=base.value, baseline_variance=base.variance,
+        candidate=cand.value, candidate_variance=cand.variance,
+        sizes=(base.n, cand.n), alpha=alpha, power=power,
+    )  # fmt: skip
+
+
+def compare_drift(
+    *, model: MLModel, feature: str, versions: tuple[str, str], window: tuple, alpha, power
+) -> tuple[list[Measure], Comparison | None]:
+    """Each version's drift statistic against its own baseline, over the same window.
+
+    Both sides must use the same test (a KS p-value and a Wasserstein distance do not
+    compare): a model override for the feature makes sure of it.
+    """
+    start, end, segment = window
+    sides, results = [], []
+    for version in versions:
+        try:
+            result, variance = drift_side(
+                model=model, feature=feature, version=version, start=start, end=end,
+                segment=segment,
+            )  # fmt: skip
+        except DriftError as error:
+            raise MetricError(str(error)) from None
+        statistic = None if result is None else finite(result.statistic)
+        sides.append(Measure(statistic, result.n_cur if result else 0, variance=variance))
+        results.append(result)
+    methods = {r.method for r in results if r is not None}
+    if len(methods) > 1:
+        raise MetricError(
+            f"the versions test {feature} with different methods ({' and '.join(sorted(methods))})"
+            f"; set a drift override for {feature} on the model so both use one"
+        )
+    return sides, compare_variances(*sides, alpha=alpha, power=power)
 
 
 def compare_aucs(base: Measure, cand: Measure, *, alpha: float, power: float) -> Comparison | None:
     """Two AUCs of independent samples: z-test on the difference, Hanley-McNeil variances."""
     if base.value is None or cand.value is None or base.auc is None or cand.auc is None:
         return None
-    variance = sum(hanley_mcneil_variance(m.value, *m.auc) for m in (base, cand))
-    se = math.sqrt(variance)
-    diff = cand.value - base.value
-    p_value = 2 * stats.norm.sf(abs(diff) / se) if se > 0 else float(diff == 0)
-    half = z_value() * se
-    detectable = z_sum(alpha=alpha, power=power) * se
-    return Comparison(
-        baseline=base.value, candidate=cand.value, difference=diff,
-        relative_difference=diff / abs(base.value) if base.value else None,
-        low=diff - half, high=diff + half, p_value=float(p_value), mde=detectable,
-        powered=bool(abs(diff) >= detectable), n_baseline=base.n, n_candidate=cand.n,
+    return compare_normal(
+        baseline=base.value, baseline_variance=hanley_mcneil_variance(base.value, *base.auc),
+        candidate=cand.value, candidate_variance=hanley_mcneil_variance(cand.value, *cand.auc),
+        sizes=(base.n, cand.n), alpha=alpha, power=power,
     )  # fmt: skip
 
 
@@ -135,8 +192,11 @@ def sensitivity_report(
     """
     metric_check(model, metric)
     kind = comparable(metric)
-    if kind == "auc":
-        raise MetricError("sensitivity is available for proportions and means, not roc_auc")
+    if kind in ("auc", "drift"):
+        raise MetricError(
+            f"sensitivity is available for proportions, means and {', '.join(DELTA_METRICS)}, "
+            f"not {metric}"
+        )
     points = metric_series(
         model=model, metric=metric, granularity=granularity, start=start, end=end,
         version=version, segment=segment,
@@ -173,6 +233,8 @@ def unit_std(kind: str, window: Measure) -> float:
     if kind == "proportion":
         p = window.value
         return math.sqrt(p * (1 - p))
+    if kind == "delta":  # one observation's share of the estimate's variance
+        return math.sqrt(window.variance * window.n) if window.variance is not None else 0.0
     moments: Moments = window.moments
     return moments.std if moments.n > 1 else 0.0
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from factory import serializers as factory_serializers
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics import MetricError, metric_check
 from monitoring.models import (
@@ -11,6 +12,12 @@ from monitoring.models import (
     QuarantinedRecord,
     RuleKind,
     WebhookEndpoint,
+)
+from monitoring.stats.drift import (
+    CATEGORICAL_METHODS,
+    NUMERICAL_METHODS,
+    drift_settings_json,
+    drift_settings_parse,
 )
 
 NO_DATA_METRICS = ("predictions", "outcomes")
@@ -190,7 +197,15 @@ class DriftSerializer(serializers.Serializer):
     reference = DriftReferenceSerializer()
     current = DriftCurrentSerializer()
     features = FeatureDriftSerializer(many=True)
+    outputs = FeatureDriftSerializer(
+        many=True,
+        help_text="score and prediction against the reference's score/prediction entries "
+        "(or the baseline window); not counted in share_drifted",
+    )
     share_drifted = serializers.FloatField(allow_null=True)
+    share_threshold = serializers.FloatField(
+        help_text="the dataset drifts when share_drifted reaches this (model setting, default 0.5)"
+    )
     dataset_drifted = serializers.BooleanField(allow_null=True)
 
 
@@ -238,3 +253,76 @@ class QuarantinedRecordSerializer(serializers.ModelSerializer):
 
 class ResubmissionSerializer(ReceiptSerializer):
     resolved = serializers.BooleanField()
+
+
+# --- models with their drift settings (the factory's serializers know nothing of drift) ---
+
+
+class DriftOverrideSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(
+        choices=sorted(NUMERICAL_METHODS | CATEGORICAL_METHODS),
+        help_text="numerical: ks, wasserstein, psi, jensenshannon, hellinger; "
+        "categorical: chisquare, psi, jensenshannon, hellinger",
+    )
+    threshold = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="p-value methods (ks, chisquare): drifted below it; others: at or above it. "
+        "Absent or null: the method's default",
+    )
+
+
+class DriftSettingsSerializer(serializers.Serializer):
+    """Per-model drift overrides; every key optional (docs/api.md, models)."""
+
+    numerical = DriftOverrideSerializer(
+        required=False, allow_null=True, help_text="for every numerical feature"
+    )
+    categorical = DriftOverrideSerializer(
+        required=False, allow_null=True, help_text="for every categorical feature"
+    )
+    features = serializers.DictField(
+        child=DriftOverrideSerializer(),
+        required=False,
+        help_text="per feature name; wins over numerical/categorical",
+    )
+    share_threshold = serializers.FloatField(
+        required=False,
+        help_text="the dataset drifts when at least this share of tested features drift "
+        "(default 0.5)",
+    )
+
+    def to_internal_value(self, data):
+        try:
+            return drift_settings_json(drift_settings_parse(data))
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def to_representation(self, instance):
+        return drift_settings_json(drift_settings_parse(instance))
+
+
+class ModelCreateSerializer(factory_serializers.ModelCreateSerializer):
+    drift = DriftSettingsSerializer(required=False, source="drift_settings")
+
+
+class ModelSerializer(factory_serializers.ModelSerializer):
+    drift = DriftSettingsSerializer(source="drift_settings", read_only=True)
+
+    class Meta(factory_serializers.ModelSerializer.Meta):
+        fields = [*factory_serializers.ModelSerializer.Meta.fields, "drift"]
+
+
+class ModelUpdateSerializer(serializers.Serializer):
+    """What PATCH on a model may change (the rest is fixed at creation)."""
+
+    drift = DriftSettingsSerializer(source="drift_settings")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - {"drift"}
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["cannot be changed here; only drift can"] for key in sorted(unknown)}
+                )
+        return super().to_internal_value(data)

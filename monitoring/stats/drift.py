@@ -9,20 +9,21 @@ unseen bin) is reported beside every test. Method and threshold can be overridde
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats
 
 from monitoring.stats import distances as d
 from monitoring.stats.histograms import (
+    DECILES,
     NumericHistogram,
     NumericReference,
     category_counts,
-    decile_edges,
-    split_missing,
 )
+from monitoring.stats.moments import Moments
 
 Kind = Literal["numerical", "categorical"]
 SMALL_REFERENCE_ROWS = 1000
@@ -112,13 +113,18 @@ def numeric_feature_drift(
     current: NumericHistogram,
     method: str | None = None,
     threshold: float | None = None,
+    with_p_value: bool = True,
 ) -> FeatureDrift:
-    """Drift of a numerical feature from stored aggregates (the app's path)."""
+    """Drift of a numerical feature from stored aggregates (the app's path).
+
+    ``with_p_value=False`` leaves KS's p-value NaN (and the verdict with it): for bootstraps of
+    the statistic, where the exact p-value would dominate the cost.
+    """
     ref = reference.histogram
     ref_deciles = d.decile_counts_from_histogram(ref, reference.deciles)
     cur_deciles = d.decile_counts_from_histogram(current, reference.deciles)
     tests: dict[str, Callable[[], Outcome]] = {
-        "ks": lambda: _ks_outcome(d.ks_from_histograms(ref, current)),
+        "ks": lambda: _ks_outcome(d.ks_from_histograms(ref, current, with_p_value=with_p_value)),
         "wasserstein": lambda: (d.wasserstein_normed_from_histograms(ref, current), None, None),
         **decile_tests(ref_deciles, cur_deciles),
     }
@@ -142,13 +148,16 @@ def numeric_feature_drift_raw(
     threshold: float | None = None,
 ) -> FeatureDrift:
     """Drift of a numerical feature from raw values, with exact KS and Wasserstein."""
-    ref, _ = split_missing(ref_values)
-    cur, missing_cur = split_missing(cur_values)
-    edges = decile_edges(ref)
-    ref_deciles, cur_deciles = d.decile_counts(ref, edges), d.decile_counts(cur, edges)
+    # Sorting once serves every test: KS and Wasserstein walk the sorted arrays, the deciles
+    # and their counts are binary searches.
+    ref, _ = d.sorted_present(ref_values)
+    cur, missing_cur = d.sorted_present(cur_values)
+    edges = np.unique(np.quantile(ref, DECILES)) if ref.size else np.array([], dtype=float)
+    ref_deciles = d.decile_counts_sorted(ref, edges)
+    cur_deciles = d.decile_counts_sorted(cur, edges)
     tests: dict[str, Callable[[], Outcome]] = {
-        "ks": lambda: _ks_outcome(d.ks_test(ref, cur)),
-        "wasserstein": lambda: (d.wasserstein_normed(ref, cur), None, None),
+        "ks": lambda: _ks_outcome(d.ks_sorted(ref, cur)),
+        "wasserstein": lambda: (d.wasserstein_normed_sorted(ref, cur), None, None),
         **decile_tests(ref_deciles, cur_deciles),
     }
     return _decide(
@@ -274,3 +283,156 @@ def _decide(
         psi=psi(),
         max_error=max_error,
     )
+
+
+# --- model outputs: score and prediction against the reference's ---
+
+MEAN_SHIFT_THRESHOLD = 0.1
+
+
+def mean_shift_drift(
+    *, name: str, reference: Moments, current: Moments, threshold: float = MEAN_SHIFT_THRESHOLD
+) -> FeatureDrift:
+    """Drift of a numerical output (score, regression prediction) from its moments alone.
+
+    The statistic is |mean_cur - mean_ref| / std_ref (population std, floored as Wasserstein's
+    norm). It is a lower bound of the normed Wasserstein distance (W1 >= |mean difference|),
+    so at the same 0.1 threshold a shift it flags, Wasserstein would flag too; a change of
+    shape that keeps the mean is not seen. The p-value is Welch's t-test, for reference.
+    """
+    common = dict(
+        name=name, kind="numerical", method="mean_shift", threshold=threshold, psi=None,
+        n_ref=reference.n, n_cur=current.n, missing_cur=0,
+    )  # fmt: skip
+    if reference.n == 0 or current.n == 0:
+        return FeatureDrift(**common, statistic=None, p_value=None, drifted=None)
+    population_std = np.sqrt(max(reference.total_sq / reference.n - reference.mean**2, 0.0))
+    statistic = abs(current.mean - reference.mean) / max(population_std, d.MIN_NORM_STD)
+    p_value = None
+    if reference.n > 1 and current.n > 1 and reference.variance + current.variance > 0:
+        p_value = float(
+            stats.ttest_ind_from_stats(
+                current.mean, current.std, current.n, reference.mean, reference.std,
+                reference.n, equal_var=False,
+            ).pvalue
+        )  # fmt: skip
+    return FeatureDrift(
+        **common, statistic=float(statistic), p_value=p_value,
+        drifted=bool(statistic >= threshold),
+    )  # fmt: skip
+
+
+# --- per-model overrides ---
+
+
+@dataclass(frozen=True)
+class Override:
+    """A drift method and, optionally, its threshold (None: the method's default)."""
+
+    method: str
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """A model's drift overrides: per kind of feature, per feature, and the dataset share.
+
+    A feature's own override wins over its kind's; without either the default test applies.
+    """
+
+    numerical: Override | None = None
+    categorical: Override | None = None
+    features: Mapping[str, Override] = field(default_factory=dict)
+    share_threshold: float = DATASET_DRIFT_SHARE
+
+    def override_for(self, name: str, kind: Kind) -> Override | None:
+        """The override for this feature; a feature override whose method does not fit the
+        feature's kind is skipped (the kind's override or the default applies; see ``misfit``).
+        """
+        own = self.features.get(name)
+        if own is not None and own.method in _methods_for(kind):
+            return own
+        return self.numerical if kind == "numerical" else self.categorical
+
+    def misfit(self, name: str, kind: Kind) -> str | None:
+        """Why the feature's own override was not used, if it was not."""
+        own = self.features.get(name)
+        if own is None or own.method in _methods_for(kind):
+            return None
+        return f"override method {own.method!r} does not apply to a {kind} feature"
+
+
+NO_SETTINGS = DriftSettings()
+
+
+def drift_settings_parse(data: Mapping | None) -> DriftSettings:
+    """Validate the stored or posted form of the settings; ValueError names the bad field.
+
+    ``{"numerical": {"method": "psi", "threshold": 0.2}, "categorical": {...},
+    "features": {"age": {"method": "ks", "threshold": 0.01}}, "share_threshold": 0.5}``,
+    every key optional.
+    """
+    if not data:
+        return NO_SETTINGS
+    if not isinstance(data, Mapping):
+        raise ValueError("drift: must be an object")
+    unknown = set(data) - {"numerical", "categorical", "features", "share_threshold"}
+    if unknown:
+        raise ValueError(f"drift: unknown keys {sorted(unknown)}")
+    features = data.get("features") or {}
+    if not isinstance(features, Mapping):
+        raise ValueError("drift.features: must be an object of feature name to override")
+    share = data.get("share_threshold", DATASET_DRIFT_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ValueError("drift.share_threshold: must be a number in (0, 1]")
+    return DriftSettings(
+        numerical=_override_parse(data.get("numerical"), "drift.numerical", NUMERICAL_METHODS),
+        categorical=_override_parse(
+            data.get("categorical"), "drift.categorical", CATEGORICAL_METHODS
+        ),
+        features={
+            str(name): _override_parse(
+                value, f"drift.features.{name}", NUMERICAL_METHODS | CATEGORICAL_METHODS
+            )
+            for name, value in features.items()
+        },
+        share_threshold=float(share),
+    )
+
+
+def drift_settings_json(settings: DriftSettings) -> dict:
+    """The stored form: what ``drift_settings_parse`` reads back."""
+    body: dict = {"share_threshold": settings.share_threshold}
+    for key in ("numerical", "categorical"):
+        value = getattr(settings, key)
+        if value is not None:
+            body[key] = asdict(value)
+    body["features"] = {name: asdict(value) for name, value in settings.features.items()}
+    return body
+
+
+def _override_parse(value, where: str, methods: frozenset[str]) -> Override | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: must be an object with method and threshold")
+    unknown = set(value) - {"method", "threshold"}
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    method = value.get("method")
+    if method not in methods:
+        raise ValueError(f"{where}.method: one of {sorted(methods)} (a threshold needs its method)")
+    threshold = value.get("threshold")
+    if threshold is None:
+        return Override(method)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ValueError(f"{where}.threshold: must be a number")
+    if method in P_VALUE_METHODS and not 0 < threshold < 1:
+        raise ValueError(f"{where}.threshold: a p-value threshold lies in (0, 1)")
+    if threshold < 0 or not np.isfinite(threshold):
+        raise ValueError(f"{where}.threshold: must be a finite number >= 0")
+    return Override(method, float(threshold))
+
+
+def _methods_for(kind: Kind) -> frozenset[str]:
+    return NUMERICAL_METHODS if kind == "numerical" else CATEGORICAL_METHODS

@@ -209,6 +209,40 @@ def profile_from_json(data: Mapping) -> Profile:
     )
 
 
+def profile_outputs(data: Mapping, *, prediction_kind: str) -> dict[str, FeatureReference]:
+    """The reference's model outputs, ``score`` and ``prediction``, where it has them.
+
+    A profile carries them as FEATURE entries; raw rows carry ``score`` and ``prediction`` per
+    row. ``prediction_kind`` (categorical for classifiers, numerical for regression) decides
+    how raw predictions are profiled, since 0/1 labels would otherwise look numerical.
+    """
+    if not isinstance(data, Mapping):
+        return {}
+    if data.get("format") == PROFILE_FORMAT:
+        return {
+            name: feature_from_json(data[name], f"reference.{name}")
+            for name in ("score", "prediction")
+            if data.get(name) is not None
+        }
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        return {}
+    outputs: dict[str, FeatureReference] = {}
+    columns = {
+        name: [row.get(name) if isinstance(row, Mapping) else None for row in rows]
+        for name in ("score", "prediction")
+    }
+    kinds = {"score": "numerical", "prediction": prediction_kind}
+    for name, values in columns.items():
+        if all(is_missing(v) for v in values):
+            continue
+        if kinds[name] == "numerical":
+            outputs[name] = numeric_reference_on(numeric_values(values))
+        else:
+            outputs[name] = categorical_reference(values)
+    return outputs
+
+
 def profile_from_rows(rows: list, *, n_bins: int = DEFAULT_FINE_BINS) -> Profile:
     """Profile raw reference rows ``{"features": {...}, "prediction", "score"}``."""
     columns: dict[str, list] = {}

@@ -319,7 +319,7 @@ def test_compare_versions_equals_a_chi_square_test(writer, model):
     assert auc["baseline"]["value"] == pytest.approx(
         sk.roc_auc_score(base.outcome, base.score), abs=0.002
     )
-    bad = writer.get("/api/v1/models/churn/compare", {**params, "metric": "f1"})
+    bad = writer.get("/api/v1/models/churn/compare", {**params, "metric": "predictions"})
     assert bad.status_code == 400 and "cannot be compared" in bad.json()["detail"]
 
 
