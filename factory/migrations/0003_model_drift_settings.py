@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('factory', '0001_initial'),
+        ('factory', '0002_rollout_stored_plan'),
     ]
 
     operations = [
