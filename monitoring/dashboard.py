@@ -32,6 +32,7 @@ from monitoring.metrics import WINDOW, MetricError
 from monitoring.models import Alert
 from monitoring.rows import RowFilter, RowFilterError, rows_select
 from monitoring.serializers import AlertRuleSerializer
+from monitoring.slices import SliceError, slice_compare
 
 ROWS_PER_PAGE = 50
 DEFAULT_ROWS_SPAN = timedelta(days=1)
@@ -216,7 +217,17 @@ def rows(request, name: str):
         "model": model, "filters": filters, "page": page, "query": query.urlencode(),
         "metric": request.GET.get("metric", ""),
     }  # fmt: skip
+    context.update(slice_context(model, filters))
     return render(request, "dashboard/rows.html", context)
+
+
+def slice_context(model: MLModel, filters: RowFilter) -> dict:
+    """The slice against the reference (monitoring.slices), or why it cannot be compared."""
+    rows = row_exports.rows_filtered(model=model, filters=filters)
+    try:
+        return {"comparison": slice_compare(model=model, rows=rows, version=filters.version)}
+    except SliceError as error:
+        return {"comparison_problem": str(error)}
 
 
 @require_GET
