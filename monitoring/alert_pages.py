@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
 from factory.models import MLModel
 from monitoring.alerts.judge import series
 from monitoring.alerts.notify import MAX_ATTEMPTS
+from monitoring.alerts.services import rule_silence
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.charts import BOUND, Marker, metric_figure, plain
 from monitoring.dashboard import BadQuery, bad_request
@@ -179,8 +180,9 @@ def alert_chart(alert: Alert, evaluations: list[AlertEvaluation]) -> Chart | Non
         title=title, points=points, y_title=plain(y_title),
         markers=[marker] if alert.value is not None else [],
     )  # fmt: skip
-    bounds = evaluation_bounds(evaluations)
-    if not bounds:  # no recorded evaluation in range: the alert's own bounds
+    # An outcomes rule counts labels, while its chart shows their share: no common scale.
+    bounds = evaluation_bounds(evaluations) if rule.metric != "outcomes" else []
+    if not bounds and rule.metric != "outcomes":  # no evaluation in range: the alert's bounds
         span = [points[0].start.isoformat(), points[-1].end.isoformat()]
         bounds = [{"type": "scatter", "x": span, "y": [b, b], "mode": "lines", "name": "bound",
                    "line": {"color": BOUND, "dash": "dash", "width": 1.5}}
@@ -235,3 +237,12 @@ def alert_page(request, name: str, pk: int):
         "query": "", "next": request.get_full_path(),
     }  # fmt: skip
     return render(request, "dashboard/alert.html", context)
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def alert_silence_lift(request, name: str, pk: int):
+    """Lift the silence of the alert's rule, as the API's DELETE on the silence does."""
+    alert = get_object_or_404(Alert.objects.select_related("rule"), model__name=name, pk=pk)
+    rule_silence(rule=alert.rule, until=None, reason="")
+    return redirect("dashboard:alert", name=name, pk=pk)

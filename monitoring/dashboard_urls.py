@@ -48,6 +48,11 @@ urlpatterns += [
     path("models/<slug:name>/compare/", compare_pages.compare_page, name="compare"),
     path("alerts/", alert_pages.alerts_page, name="alerts"),
     path("models/<slug:name>/alerts/<int:pk>/", alert_pages.alert_page, name="alert"),
+    path(
+        "models/<slug:name>/alerts/<int:pk>/unsilence",
+        alert_pages.alert_silence_lift,
+        name="alert-unsilence",
+    ),
     path("models/<slug:name>/rules/<int:pk>/", rule_pages.rule_edit, name="rule-edit"),
     path("models/<slug:name>/rules/<int:pk>/delete", rule_pages.rule_delete, name="rule-delete"),
     path(

@@ -202,6 +202,7 @@ def test_a_viewer_gets_403_on_every_change_a_page_offers(open_alert, viewer):
         (f"/models/churn/rules/{rule.pk}/delete", {}),
         (f"/models/churn/alerts/{alert}/acknowledge", {}),
         (f"/models/churn/alerts/{alert}/silence", {"until": "2999-01-01T00:00", "reason": "x"}),
+        (f"/models/churn/alerts/{alert}/unsilence", {}),
         (f"/models/churn/quarantine/{record.pk}/resubmit", {"record": '{"prediction_id": "x"}'}),
     ]
     assert [viewer.post(url, body).status_code for url, body in changes] == [403] * len(changes)

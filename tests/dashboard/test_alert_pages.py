@@ -124,6 +124,10 @@ def test_an_editor_acknowledges_and_silences_from_the_alert_page(firing, editor)
     html = editor.get(alert_url(firing)).content.decode()
     assert "Acknowledged by editor" in html
     assert "The rule is silenced until" in html and "migration" in html
+    response = editor.post(f"{alert_url(firing)}unsilence")
+    assert response["Location"] == alert_url(firing)
+    firing.rule.refresh_from_db()
+    assert firing.rule.silenced_until is None
     # Elsewhere than this site is never a place to go back to.
     response = editor.post(f"{alert_url(firing)}acknowledge", {"next": "https://evil.example/"})
     assert response["Location"] == "/models/churn/"
