@@ -15,7 +15,7 @@ from factory.models import MLModel, ModelVersion
 from monitoring.charts import BAND, LINE, layout, plain
 from monitoring.dashboard import ALL, BadQuery, bad_request, param
 from monitoring.dashboard_selectors import HEADLINE, Chart, model_segments
-from monitoring.metrics import MEANS, PROPORTIONS, MetricError, metric_names, metric_series
+from monitoring.metrics import PROPORTIONS, MetricError, metric_names, metric_series
 from monitoring.results import comparable, comparison_report
 
 COMPARE_DAYS = (7, 14, 30, 90)
@@ -197,7 +197,7 @@ def compare_page(request, name: str):
     context = {
         "model": model, "query": query, "versions": versions, "all": ALL,
         "metrics": comparable_metrics(model), "segments": model_segments(model),
-        "days_choices": COMPARE_DAYS, "means": MEANS,
+        "days_choices": COMPARE_DAYS,
     }  # fmt: skip
     if len(versions) < 2:
         return render(request, "dashboard/compare.html", context)
