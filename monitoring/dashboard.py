@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from django.core.paginator import Paginator
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
@@ -32,6 +32,7 @@ from monitoring.metrics import WINDOW, MetricError
 from monitoring.models import Alert
 from monitoring.rows import RowFilter, RowFilterError, rows_select
 from monitoring.serializers import AlertRuleSerializer
+from monitoring.slices import SliceError, slice_compare
 
 ROWS_PER_PAGE = 50
 DEFAULT_ROWS_SPAN = timedelta(days=1)
@@ -216,7 +217,17 @@ def rows(request, name: str):
         "model": model, "filters": filters, "page": page, "query": query.urlencode(),
         "metric": request.GET.get("metric", ""),
     }  # fmt: skip
+    context.update(slice_context(model, filters))
     return render(request, "dashboard/rows.html", context)
+
+
+def slice_context(model: MLModel, filters: RowFilter) -> dict:
+    """The slice against the reference (monitoring.slices), or why it cannot be compared."""
+    rows = row_exports.rows_filtered(model=model, filters=filters)
+    try:
+        return {"comparison": slice_compare(model=model, rows=rows, version=filters.version)}
+    except SliceError as error:
+        return {"comparison_problem": str(error)}
 
 
 @require_GET
@@ -264,6 +275,7 @@ def quarantine(request, name: str):
     context = {
         "model": model, "page": page, "batch": batch, "code": code, "query": query.urlencode(),
         "codes": row_exports.quarantine_codes(model=model),
+        "can_edit": user_has_role(request.user, Role.EDITOR),
     }  # fmt: skip
     return render(request, "dashboard/quarantine.html", context)
 
@@ -285,7 +297,7 @@ def quarantine_csv(request, name: str):
 def alert_acknowledge_form(request, name: str, pk: int):
     alert = get_object_or_404(Alert, model__name=name, pk=pk)
     alert_acknowledge(alert=alert, by=request.user.get_username())
-    return redirect("dashboard:model", name=name)
+    return redirect_back(request, name)
 
 
 @require_POST
@@ -296,9 +308,17 @@ def alert_silence_form(request, name: str, pk: int):
     try:
         until = datetime.fromisoformat(request.POST.get("until", "")).replace(tzinfo=UTC)
     except ValueError:
-        return HttpResponseBadRequest("until must be a date and time")
+        return bad_request(request, BadQuery("until must be a date and time"))
     reason = request.POST.get("reason", "").strip()[:500]
     if until <= timezone.now() or not reason:
-        return HttpResponseBadRequest("until must be in the future and a reason is required")
+        return bad_request(request, BadQuery("until must be in the future and a reason is given"))
     rule_silence(rule=alert.rule, until=until, reason=reason)
+    return redirect_back(request, name)
+
+
+def redirect_back(request, name: str):
+    """To the page the form was on (the alert page), else to the model page."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, {request.get_host()}):
+        return redirect(back)
     return redirect("dashboard:model", name=name)

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from monitoring import dashboard, factory_pages
+from monitoring import (
+    alert_pages,
+    compare_pages,
+    dashboard,
+    factory_pages,
+    quarantine_pages,
+    rule_pages,
+)
 
 app_name = "dashboard"
 urlpatterns = [
@@ -34,5 +41,29 @@ urlpatterns = [
         "models/<slug:name>/alerts/<int:pk>/silence",
         dashboard.alert_silence_form,
         name="alert-silence",
+    ),
+]
+
+# Compare versions, alerts, rules, quarantine repair and the slice comparison (issue 7, 4).
+urlpatterns += [
+    path("models/<slug:name>/compare/", compare_pages.compare_page, name="compare"),
+    path("alerts/", alert_pages.alerts_page, name="alerts"),
+    path("models/<slug:name>/alerts/<int:pk>/", alert_pages.alert_page, name="alert"),
+    path(
+        "models/<slug:name>/alerts/<int:pk>/unsilence",
+        alert_pages.alert_silence_lift,
+        name="alert-unsilence",
+    ),
+    path("models/<slug:name>/rules/<int:pk>/", rule_pages.rule_edit, name="rule-edit"),
+    path("models/<slug:name>/rules/<int:pk>/delete", rule_pages.rule_delete, name="rule-delete"),
+    path(
+        "models/<slug:name>/quarantine/<int:pk>/",
+        quarantine_pages.quarantine_record_page,
+        name="quarantine-record",
+    ),
+    path(
+        "models/<slug:name>/quarantine/<int:pk>/resubmit",
+        quarantine_pages.quarantine_resubmit_form,
+        name="quarantine-resubmit",
     ),
 ]

@@ -49,6 +49,12 @@ class RowFilter:
 
 def rows_select(*, model: MLModel, filters: RowFilter) -> QuerySet:
     """The matching predictions with their labels, oldest first, as dicts of ROW_FIELDS."""
+    rows = rows_filtered(model=model, filters=filters)
+    return rows.order_by("timestamp", "id").values(*ROW_FIELDS)
+
+
+def rows_filtered(*, model: MLModel, filters: RowFilter) -> QuerySet:
+    """The matching predictions, unordered (the slice that the drill-down shows)."""
     rows = Prediction.objects.filter(model=model)
     if filters.start:
         rows = rows.filter(timestamp__gte=filters.start)
@@ -60,8 +66,7 @@ def rows_select(*, model: MLModel, filters: RowFilter) -> QuerySet:
         rows = rows.filter(segment=filters.segment)
     if filters.labelled is not None:
         rows = rows.filter(label__isnull=not filters.labelled)
-    rows = feature_filtered(rows, filters)
-    return rows.order_by("timestamp", "id").values(*ROW_FIELDS)
+    return feature_filtered(rows, filters)
 
 
 def feature_filtered(rows: QuerySet, filters: RowFilter) -> QuerySet:

@@ -26,12 +26,19 @@ class Item:
     changed: bool  # a firing alert that crossed to the other side of its bounds
     chart_url: str
     sparkline_svg: str
+    alert_url: str = ""
 
 
 def chart_url(alert: Alert) -> str:
     page = settings.CANARY_BASE_URL + reverse("dashboard:model", kwargs={"name": alert.model.name})
     metric = alert.rule.metric
     return f"{page}?metric={metric}#metric-{metric}"
+
+
+def alert_url(alert: Alert) -> str:
+    """The alert's own page: what happened, the evaluations, the messages, the chart."""
+    kwargs = {"name": alert.model.name, "pk": alert.pk}
+    return settings.CANARY_BASE_URL + reverse("dashboard:alert", kwargs=kwargs)
 
 
 def sparkline_svg(alert: Alert) -> str:
@@ -78,6 +85,7 @@ def items_of(notifications: list[Notification]) -> list[Item]:
             changed=n.kind == NotificationKind.FIRING and n.sequence > 0,
             chart_url=chart_url(n.alert),
             sparkline_svg=sparkline_svg(n.alert),
+            alert_url=alert_url(n.alert),
         )
         for n in notifications
     ]
@@ -104,7 +112,7 @@ def payload_render(notifications: list[Notification]) -> dict:
             "value": n.alert.value, "lower": n.alert.lower, "upper": n.alert.upper,
             "n": n.alert.n, "window_start": n.alert.window_start.isoformat(),
             "window_end": n.alert.window_end.isoformat(), "severity": n.alert.rule.severity,
-            "chart_url": chart_url(n.alert),
+            "chart_url": chart_url(n.alert), "alert_url": alert_url(n.alert),
         }
         for n in notifications
     ]  # fmt: skip

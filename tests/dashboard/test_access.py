@@ -23,6 +23,8 @@ PAGES = [
     "/models/churn/rows.parquet",
     "/models/churn/quarantine/",
     "/models/churn/quarantine.csv",
+    "/models/churn/compare/",
+    "/alerts/",
 ]
 RULE = {"metric": "accuracy", "kind": "static", "lower": 0.8}
 
@@ -180,3 +182,36 @@ def test_an_editor_acknowledges_and_silences_from_the_page(open_alert, editor):
     open_alert.rule.refresh_from_db()
     assert open_alert.acknowledged_by == "editor"
     assert open_alert.rule.silence_reason == "deploy"
+
+
+def test_a_viewer_gets_403_on_every_change_a_page_offers(open_alert, viewer):
+    """Every form of the dashboard, posted by a viewer: refused, and nothing changed."""
+    from monitoring.ingest.services import records_ingest
+    from monitoring.models import QuarantinedRecord
+
+    records_ingest(model=open_alert.model, kind="predictions", records=[{"prediction_id": "x"}],
+                   enqueue_jobs=False)  # fmt: skip
+    record = QuarantinedRecord.objects.get()
+    rule, alert = open_alert.rule, open_alert.pk
+    changes = [
+        ("/models/churn/rules/", {"metric": "accuracy", "lower": "0.5"}),
+        (
+            f"/models/churn/rules/{rule.pk}/",
+            {"metric": "accuracy", "kind": "static", "lower": "0.1"},
+        ),
+        (f"/models/churn/rules/{rule.pk}/delete", {}),
+        (f"/models/churn/alerts/{alert}/acknowledge", {}),
+        (f"/models/churn/alerts/{alert}/silence", {"until": "2999-01-01T00:00", "reason": "x"}),
+        (f"/models/churn/alerts/{alert}/unsilence", {}),
+        (f"/models/churn/quarantine/{record.pk}/resubmit", {"record": '{"prediction_id": "x"}'}),
+    ]
+    assert [viewer.post(url, body).status_code for url, body in changes] == [403] * len(changes)
+    assert viewer.get(f"/models/churn/rules/{rule.pk}/").status_code == 403  # an editor's form
+    rule.refresh_from_db()
+    open_alert.refresh_from_db()
+    record.refresh_from_db()
+    assert AlertRule.objects.count() == 1 and rule.lower == 0.8 and rule.silenced_until is None
+    assert open_alert.acknowledged_at is None and record.resolved_at is None
+    # Reading is fine.
+    for url in (f"/models/churn/alerts/{alert}/", f"/models/churn/quarantine/{record.pk}/"):
+        assert viewer.get(url).status_code == 200

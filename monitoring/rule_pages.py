@@ -1,0 +1,85 @@
+"""Editing and deleting an alert rule from the dashboard (editors). The API's serializer
+validates, and the API's warning ("this rule will fire on noise") is shown on the form."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.roles import Role, role_required
+from monitoring.alerts.warnings import rule_warnings
+from monitoring.dashboard_selectors import model_segments, model_versions
+from monitoring.metrics import WINDOW, metric_names
+from monitoring.models import AlertRule, RuleKind, Severity, Sides
+from monitoring.serializers import AlertRuleSerializer
+
+NULLABLE = ("lower", "upper", "percent", "k", "version", "segment", "baseline_version")
+NUMBERS = ("lower", "upper", "percent", "k")
+COUNTS = ("baseline_windows", "min_count", "for_windows", "resolve_windows",
+          "cooldown_minutes", "repeat_minutes")  # fmt: skip
+CHOICES = ("metric", "kind", "sides", "granularity", "severity")
+ALL = "__all__"  # the form's "every version / segment" choice: the empty segment is real
+
+
+def form_data(post) -> dict:
+    """The form's fields as the API's rule body: blank optional fields clear the value."""
+    data = {f: post[f] for f in (*CHOICES, *COUNTS) if post.get(f, "") != ""}
+    for name in NULLABLE:
+        if name not in post:
+            continue
+        blank = (ALL,) if name == "segment" else ("", ALL)
+        data[name] = None if post[name] in blank else post[name]
+    recipients = post.get("recipients", "")
+    data["recipients"] = [r.strip() for r in recipients.replace(";", ",").split(",") if r.strip()]
+    data["requests_retrain"] = post.get("requests_retrain") == "on"
+    return data
+
+
+def form_values(rule: AlertRule) -> dict:
+    values = {f: getattr(rule, f) for f in (*CHOICES, *COUNTS, *NULLABLE)}
+    values["recipients"] = ", ".join(rule.recipients or [])
+    values["requests_retrain"] = rule.requests_retrain
+    return values
+
+
+def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> dict:
+    metrics = metric_names(rule.model)
+    metrics += [] if "outcomes" in metrics else ["outcomes"]
+    return {
+        "model": rule.model, "rule": rule, "values": values, "errors": errors or {},
+        "metrics": metrics, "kinds": RuleKind.values, "sides": Sides.values,
+        "severities": Severity.values, "granularities": list(WINDOW),
+        "versions": model_versions(rule.model), "segments": model_segments(rule.model),
+        "all": ALL, "warnings": rule_warnings(rule=rule) if not errors else [],
+    }  # fmt: skip
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.EDITOR)
+def rule_edit(request, name: str, pk: int):
+    rule = get_object_or_404(AlertRule.objects.select_related("model"), model__name=name, pk=pk)
+    if request.method == "GET":
+        context = form_context(rule, form_values(rule))
+        context["saved"] = request.session.pop("rule_saved", None) == rule.pk
+        return render(request, "dashboard/rule_edit.html", context)
+    data = form_data(request.POST)
+    serializer = AlertRuleSerializer(rule, data=data, partial=True, context={"model": rule.model})
+    if not serializer.is_valid():
+        errors = {f: [str(e) for e in errs] for f, errs in serializer.errors.items()}
+        values = {**form_values(rule), **data, "recipients": request.POST.get("recipients", "")}
+        return render(request, "dashboard/rule_edit.html", form_context(rule, values, errors),
+                      status=400)  # fmt: skip
+    serializer.save()
+    request.session["rule_saved"] = rule.pk
+    return redirect("dashboard:rule-edit", name=name, pk=pk)
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def rule_delete(request, name: str, pk: int):
+    """Delete a rule with its alerts and evaluations (the model's history loses them)."""
+    rule = get_object_or_404(AlertRule, model__name=name, pk=pk)
+    rule.delete()
+    request.session["rule_form"] = {"deleted": pk}
+    return redirect(reverse("dashboard:model", kwargs={"name": name}) + "#rules")

@@ -1,0 +1,143 @@
+"""Editing and deleting alert rules from the dashboard; the noise warning on the form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitoring.ingest.services import records_ingest
+from monitoring.jobs import jobs_run
+from monitoring.models import Alert, AlertRule
+from tests.conftest import outcome, prediction
+
+pytestmark = pytest.mark.django_db
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def rule(model):
+    return AlertRule.objects.create(model=model, metric="accuracy", kind="static", lower=0.8,
+                                    min_count=10)  # fmt: skip
+
+
+@pytest.fixture
+def labelled_days(model):
+    """Ten days of 60 labelled predictions a day, two thirds correct."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    records, labels = [], []
+    for i in range(600):
+        at = today - timedelta(days=1 + i // 60, minutes=i % 60)
+        records.append(prediction(i, at=at, segment=XSS))
+        labels.append(outcome(i, at=at + timedelta(hours=1), outcome=int(i % 3 > 0)))
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    return model
+
+
+def edit_url(rule: AlertRule) -> str:
+    return f"/models/churn/rules/{rule.pk}/"
+
+
+def form(**changes) -> dict:
+    body = {"metric": "accuracy", "kind": "static", "lower": "0.8", "upper": "", "k": "",
+            "percent": "", "min_count": "10", "granularity": "day", "severity": "warning",
+            "sides": "both", "segment": "__all__", "version": "", "baseline_version": "",
+            "recipients": ""}  # fmt: skip
+    return {**body, **changes}
+
+
+def test_an_editor_edits_a_rule(rule, editor):
+    html = editor.get(edit_url(rule)).content.decode()
+    assert 'name="lower" value="0.8"' in html
+    response = editor.post(
+        edit_url(rule),
+        form(
+            lower="", upper="0.95", severity="critical", recipients="a@example.com, b@example.com"
+        ),
+    )
+    assert response.status_code == 302 and response["Location"] == edit_url(rule)
+    rule.refresh_from_db()
+    assert (rule.lower, rule.upper, rule.severity) == (None, 0.95, "critical")
+    assert rule.recipients == ["a@example.com", "b@example.com"] and rule.segment is None
+    assert f"Rule #{rule.pk} saved" in editor.get(edit_url(rule)).content.decode()
+
+
+def test_a_bad_edit_says_why_and_changes_nothing(rule, editor):
+    response = editor.post(edit_url(rule), form(lower="0.9", upper="0.1"))
+    assert response.status_code == 400
+    assert "must be greater than lower" in response.content.decode()
+    band = editor.post(edit_url(rule), form(kind="band", k=""))
+    assert band.status_code == 400 and "band rules need k &gt; 0" in band.content.decode()
+    emails = editor.post(edit_url(rule), form(recipients="not-an-address"))
+    assert emails.status_code == 400 and "recipients" in emails.content.decode()
+    rule.refresh_from_db()
+    assert (rule.kind, rule.lower, rule.upper) == ("static", 0.8, None)
+
+
+def test_the_empty_segment_is_a_segment_and_all_is_none(rule, editor):
+    editor.post(edit_url(rule), form(segment=""))
+    rule.refresh_from_db()
+    assert rule.segment == ""
+    editor.post(edit_url(rule), form(segment="__all__"))
+    rule.refresh_from_db()
+    assert rule.segment is None
+
+
+def test_a_band_narrower_than_the_mde_is_flagged_as_on_the_api(labelled_days, editor):
+    rule = AlertRule.objects.create(model=labelled_days, metric="accuracy", kind="band", k=4,
+                                    min_count=10)  # fmt: skip
+    assert "will fire on noise" not in editor.get(edit_url(rule)).content.decode()
+    editor.post(edit_url(rule), form(kind="band", k="0.2", lower=""))
+    api = editor.get(f"/api/v1/models/churn/alert-rules/{rule.pk}").json()
+    (warning,) = api["warnings"]
+    assert warning.startswith("this rule will fire on noise")
+    html = editor.get(edit_url(rule)).content.decode()
+    assert f"⚠ {warning}" in html
+    assert "will fire on noise" in editor.get("/models/churn/").content.decode()
+
+
+def test_an_editor_deletes_a_rule_with_its_alerts(rule, editor):
+    from django.utils import timezone
+
+    now = timezone.now()
+    Alert.objects.create(rule=rule, model=rule.model, state="firing", direction="too_low",
+                         window_start=now, window_end=now, started_at=now)  # fmt: skip
+    assert "rule-delete" in editor.get(edit_url(rule)).content.decode()
+    response = editor.post(f"{edit_url(rule)}delete")
+    assert response.status_code == 302 and response["Location"] == "/models/churn/#rules"
+    assert not AlertRule.objects.exists() and not Alert.objects.exists()
+    assert f"Rule #{rule.pk} deleted" in editor.get("/models/churn/").content.decode()
+
+
+def test_the_model_page_links_each_rule_to_its_form_for_editors_only(rule, editor, viewer):
+    assert f'href="{edit_url(rule)}"' in editor.get("/models/churn/").content.decode()
+    assert f'href="{edit_url(rule)}"' not in viewer.get("/models/churn/").content.decode()
+
+
+def test_a_viewer_can_neither_edit_nor_delete(rule, viewer):
+    calls = [
+        viewer.get(edit_url(rule)),
+        viewer.post(edit_url(rule), form(lower="0.1")),
+        viewer.post(f"{edit_url(rule)}delete"),
+    ]
+    assert [c.status_code for c in calls] == [403, 403, 403]
+    rule.refresh_from_db()
+    assert rule.lower == 0.8
+
+
+def test_another_models_rule_is_not_found(rule, editor):
+    from factory.services import model_create
+
+    model_create(name="other", task="regression")
+    assert editor.get(f"/models/other/rules/{rule.pk}/").status_code == 404
+    assert editor.post(f"/models/other/rules/{rule.pk}/delete").status_code == 404
+    assert AlertRule.objects.filter(pk=rule.pk).exists()
+
+
+def test_segment_names_are_escaped_on_the_form(labelled_days, editor):
+    rule = AlertRule.objects.create(model=labelled_days, metric="accuracy", kind="static",
+                                    lower=0.5, segment=XSS)  # fmt: skip
+    html = editor.get(edit_url(rule)).content.decode()
+    assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
