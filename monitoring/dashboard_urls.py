@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring import dashboard, factory_pages
+from monitoring import dashboard, drift_pages, factory_pages
 
 app_name = "dashboard"
 urlpatterns = [
@@ -33,5 +33,11 @@ urlpatterns = [
         "models/<slug:name>/alerts/<int:pk>/silence",
         dashboard.alert_silence_form,
         name="alert-silence",
+    ),
+    # --- drift and data quality (feature page) ---
+    path(
+        "models/<slug:name>/features/<path:feature>/",
+        drift_pages.feature_page,
+        name="feature",
     ),
 ]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from factory.models import MLModel
-from factory.services import model_create
+from factory.services import model_create, version_register
 from monitoring.aggregate import aggregates_refresh
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.evaluate import rules_evaluate
@@ -51,6 +51,21 @@ def demo_predictions(rng: np.random.Generator, now: datetime) -> list[dict]:
     return records
 
 
+REFERENCE_ROWS = 1500
+
+
+def demo_reference(rng: np.random.Generator) -> dict:
+    """The training sample both versions were fitted on: the features before the change."""
+    tenure = rng.gamma(3.0, 8.0, REFERENCE_ROWS).round(1)
+    plan = rng.choice(PLANS, REFERENCE_ROWS, p=[0.5, 0.3, 0.2])
+    charges = rng.normal(60, 15, REFERENCE_ROWS).round(2)
+    rows = [
+        {"features": {"tenure_months": float(t), "plan": str(p), "monthly_charges": float(c)}}
+        for t, p, c in zip(tenure, plan, charges, strict=True)
+    ]
+    return {"rows": rows}
+
+
 def demo_outcomes(rng: np.random.Generator, predictions: list[dict], now: datetime) -> list[dict]:
     """Outcomes 1 to 14 days after each prediction, only those already known by now."""
     outcomes = []
@@ -92,6 +107,11 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
         model=model, metric="accuracy", kind="static", lower=0.8, min_count=100,
         granularity="day", severity="critical",
     )  # fmt: skip
+    reference = demo_reference(rng)
+    for version, note in (("1.0.0", "first release"), ("1.1.0", "tuned threshold")):
+        lineage = {"training_data": "subscribers until last quarter", "note": note}
+        version_register(model=model, version=version, lineage=lineage, reference=reference,
+                         actor="demo")  # fmt: skip
     predictions = demo_predictions(rng, now)
     for start in range(0, len(predictions), 5000):
         records_ingest(
