@@ -197,7 +197,7 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page = ModelPage(model, scope, model_versions(model), model_segments(model))
     page.rules = list(AlertRule.objects.filter(model=model))
     for rule in page.rules:
-        rule.warnings = rule_warnings(rule=rule)
+        rule.warnings = rule_warnings_cached(rule)
     alerts = Alert.objects.filter(model=model).select_related("rule")
     page.alerts = list(alerts.prefetch_related("notifications")[:50])
     page.events = rollout_annotations(model)
@@ -221,6 +221,21 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.drift = drift_section(model=model, scope=scope, now=now)
     page.quality = quality_section(model=model, scope=scope, now=now, drift=page.drift)
     return page
+
+
+WARNINGS_CACHE_S = 300
+
+
+def rule_warnings_cached(rule: AlertRule) -> list[str]:
+    """A rule's noise warnings, cached like the label delays: they read a few weeks of windows
+    per rule and move slowly. The key holds every field of the rule, so an edit shows at once."""
+    fields = {f.attname: getattr(rule, f.attname) for f in rule._meta.concrete_fields}
+    key = "canary:warnings:" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        cached = rule_warnings(rule=rule)
+        cache.set(key, cached, WARNINGS_CACHE_S)
+    return cached
 
 
 def model_versions(model: MLModel) -> list[str]:
@@ -295,7 +310,9 @@ def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> l
 
 
 def performance_charts(page: ModelPage, *, maturity_s, now) -> list[Chart]:
-    metrics = [m for m in page.metrics if m not in BASE_METRICS and not m.startswith("value:")]
+    # Per-feature metrics (drift:, missing_rate:) have their own sections and feature pages.
+    skip = ("value:", "drift:", "missing_rate:")
+    metrics = [m for m in page.metrics if m not in BASE_METRICS and not m.startswith(skip)]
     charts = [series_chart(page, m, maturity_s=maturity_s, now=now) for m in metrics]
     return [c for c in charts if c]
 

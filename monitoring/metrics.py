@@ -270,6 +270,8 @@ class SeriesSet:
 
     def windows(self, granularity: str | None) -> dict[datetime, dict]:
         """The hourly sums added up per window (granularity None: one window, the scope)."""
+        if granularity == "hour":
+            return self.hours
         if granularity not in self._windows:
             rolled: dict[datetime, dict] = {}
             for hour, sums in self.hours.items():
