@@ -189,6 +189,7 @@ def heatmap_figure(
     x: list[str],
     rows: list[str],
     scores: list[list[float | None]],
+    statistics: list[list[float | None]],
     hover: list[list[str]],
     row_urls: list[str],
 ) -> dict:
@@ -196,6 +197,7 @@ def heatmap_figure(
     1 = at the threshold); a click on a cell opens that row's URL (charts.js)."""
     data = [{
         "type": "heatmap", "x": x, "y": rows, "z": scores, "text": hover,
+        "customdata": statistics,
         "hovertemplate": "%{text}<extra></extra>", "colorscale": DRIFT_SCALE, "zmin": 0,
         "zmax": 2, "xgap": 1, "ygap": 1, "hoverongaps": False,
         "colorbar": {"title": {"text": "times the threshold"}, "thickness": 12},

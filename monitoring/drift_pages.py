@@ -59,6 +59,13 @@ def drift_score(result: FeatureDrift | None) -> float | None:
     return min(result.statistic / result.threshold, SCORE_CAP)
 
 
+def finite_statistic(result: FeatureDrift | None) -> float | None:
+    """The statistic for JSON, which has no infinity."""
+    if result is None or result.statistic is None or math.isinf(result.statistic):
+        return None
+    return result.statistic
+
+
 def statistic_text(result: FeatureDrift | None) -> str:
     if result is None:
         return "no values"
@@ -126,6 +133,7 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     heatmap = heatmap_figure(
         title=title, x=x, rows=[plain(n) for n in names],
         scores=[[drift_score(r) for r in series.features[n]] for n in names],
+        statistics=[[finite_statistic(r) for r in series.features[n]] for n in names],
         hover=[[plain(f"{n}, {w:%Y-%m-%d %H:%M}: {statistic_text(r)}")
                 for w, r in zip(series.windows, series.features[n], strict=True)]
                for n in names],
@@ -313,11 +321,7 @@ def drift_time_chart(feature: str, series: DriftSeries, scope: Scope, suffix: st
     results = series.features[feature]
     method = next((r for r in results if r is not None), None)
     by_p = method is not None and method.method in P_VALUE_METHODS
-    values = [
-        None if r is None or r.statistic is None or math.isinf(r.statistic)
-        else (r.p_value if by_p else r.statistic)
-        for r in results
-    ]  # fmt: skip
+    values = [r.p_value if by_p and r is not None else finite_statistic(r) for r in results]
     name = method.method if method else "drift statistic"
     y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
     title = plain(f"{feature}: {name} per {scope.granularity}, version {series.version}") + suffix
