@@ -200,7 +200,7 @@ def heatmap_figure(
         "customdata": statistics,
         "hovertemplate": "%{text}<extra></extra>", "colorscale": DRIFT_SCALE, "zmin": 0,
         "zmax": 2, "xgap": 1, "ygap": 1, "hoverongaps": False,
-        "colorbar": {"title": {"text": "times the threshold"}, "thickness": 12},
+        "colorbar": {"title": {"text": "score"}, "thickness": 12},
     }]  # fmt: skip
     figure_layout = layout(title=title, x_title="window start (UTC)", y_title="feature",
                            x_type="date")  # fmt: skip

@@ -195,6 +195,8 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     now = now or timezone.now()
     (model,) = models_with_health([model])
     page = ModelPage(model, scope, model_versions(model), model_segments(model))
+    if scope.version and scope.version not in page.versions:
+        raise MetricError(f"{model.name} has no version {scope.version!r}")
     page.rules = list(AlertRule.objects.filter(model=model))
     for rule in page.rules:
         rule.warnings = rule_warnings_cached(rule)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -32,9 +33,14 @@ from monitoring.dashboard_selectors import (
 )
 from monitoring.drift import DriftError, DriftSeries, drift_series, feature_drift
 from monitoring.metrics import WINDOW, MetricError
-from monitoring.models import QuarantinedRecord, Sketch, SketchKind
+from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
 from monitoring.sketches import period_cover
-from monitoring.stats.drift import DATASET_DRIFT_SHARE, P_VALUE_METHODS, FeatureDrift
+from monitoring.stats.drift import (
+    DATASET_DRIFT_SHARE,
+    P_VALUE_METHODS,
+    FeatureDrift,
+    dataset_drift,
+)
 from monitoring.stats.histograms import NumericHistogram, NumericReference
 from monitoring.stats.quality import coarse_shares, out_of_range, unseen_categories
 
@@ -120,7 +126,7 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     """The feature-by-window heatmap, the drifted share over time and one row per feature."""
     now = now or timezone.now()
     try:
-        series = series_for(model=model, scope=scope, now=now)
+        series, served_by = serving_series(model=model, scope=scope, now=now)
     except (DriftError, MetricError):
         return None
     if not series.features or not series.windows:
@@ -129,13 +135,15 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     names = list(series.features)
     rows = [feature_row(model, scope, series, name) for name in names]
     suffix = plain(scope_suffix(Scope(scope.granularity, None, scope.segment)))
-    title = plain(f"Drift of version {series.version} per feature and {scope.granularity}") + suffix
+    versions = sorted({v for v in served_by if v}) or [series.version]
+    which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
+    title = plain(f"Drift of {which} per feature and {scope.granularity}") + suffix
     heatmap = heatmap_figure(
         title=title, x=x, rows=[plain(n) for n in names],
         scores=[[drift_score(r) for r in series.features[n]] for n in names],
         statistics=[[finite_statistic(r) for r in series.features[n]] for n in names],
-        hover=[[plain(f"{n}, {w:%Y-%m-%d %H:%M}: {statistic_text(r)}")
-                for w, r in zip(series.windows, series.features[n], strict=True)]
+        hover=[[plain(f"{n}, {w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+                for w, v, r in zip(series.windows, served_by, series.features[n], strict=True)]
                for n in names],
         row_urls=[row["url"] for row in rows],
     )  # fmt: skip
@@ -161,9 +169,56 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     )
     return {
         "series": series, "version": series.version, "baseline": series.baseline,
+        "versions": versions,
         "rows": rows, "heatmap": Chart("drift-heatmap", "drift", title, heatmap, summary + "."),
         "shares": Chart("drift-share", "drift", share_title, shares, share_summary),
     }  # fmt: skip
+
+
+SERVING_VERSIONS = 3  # the most recent versions the model page's heatmap looks at
+
+
+def serving_series(*, model: MLModel, scope: Scope, now) -> tuple[DriftSeries, list]:
+    """The drift per window of the picked version, or, without one, of the version that served
+    most of each window, each against its own baseline: a rollout shows as the change of
+    version it is, and drift that came with it stays visible. The totals, baseline and
+    version are the latest version's; the list names each window's version."""
+    if scope.version:
+        series = series_for(model=model, scope=scope, now=now)
+        return series, [series.version] * len(series.windows)
+    start, end = scope.span(now)
+    served = HourlyAggregate.objects.filter(model=model)
+    served = served.filter(hour__gte=start, hour__lt=end) if start else served
+    if scope.segment is not None:
+        served = served.filter(segment=scope.segment)
+    recent = served.values("version__version").annotate(last=Max("hour")).order_by("-last")
+    names = [row["version__version"] for row in recent[:SERVING_VERSIONS]]
+    if len(names) <= 1:
+        series = series_for(model=model, scope=scope, now=now)
+        return series, [series.version] * len(series.windows)
+    each = [series_for(model=model, scope=replace(scope, version=v), now=now) for v in names]
+    windows = sorted({w for series in each for w in series.windows})
+    features: dict[str, list] = {}
+    served_by: list[str | None] = []
+    for window in windows:
+        best = None
+        for series in each:
+            if window not in series.windows:
+                continue
+            i = series.windows.index(window)
+            n = sum(r[i].n_cur for r in series.features.values() if r[i] is not None)
+            if n and (best is None or n > best[0]):
+                best = (n, series, i)
+        served_by.append(best[1].version if best else None)
+        for name in each[0].features:
+            results = best[1].features.get(name) if best else None
+            features.setdefault(name, []).append(results[best[2]] if results else None)
+    shares = [
+        dataset_drift([r[i] for r in features.values() if r[i] is not None]).share_drifted
+        for i in range(len(windows))
+    ]
+    latest = replace(each[0], windows=windows, features=features, shares=shares)
+    return latest, served_by
 
 
 def feature_row(model: MLModel, scope: Scope, series: DriftSeries, name: str) -> dict:
@@ -289,7 +344,7 @@ def distribution_chart(feature: str, reference, current, version: str, suffix: s
     if isinstance(current, NumericHistogram) and isinstance(reference, NumericReference):
         low, high = float(reference.edges[0]), float(reference.edges[-1])
         edges = np.linspace(low, high, DISPLAY_BINS + 1) if high > low else np.array([low, low + 1])
-        labels = [f"{a:.4g} to {b:.4g}" for a, b in itertools.pairwise(edges)]
+        labels = [f"{a:.3g} to {b:.3g}" for a, b in itertools.pairwise(edges)]
         ref = coarse_shares(reference.histogram, edges)
         cur = coarse_shares(current, edges)
         x_title = plain(f"{feature} (values beyond the reference range in the outer bars)")
