@@ -294,3 +294,33 @@ def test_the_feature_page_needs_a_login(raw, viewer):
     assert viewer.get("/models/churn/features/age/").status_code == 200
     anonymous = Client().get("/models/churn/features/age/")
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+
+
+def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_it(
+    model, viewer, client_with
+):
+    rng = np.random.default_rng(5)
+    rows = [{"features": {"age": float(a)}} for a in rng.normal(40, 8, 300).round(1)]
+    for version in ("1.0.0", "1.1.0"):
+        version_register(model=model, version=version, lineage={"data": "q3"},
+                         reference={"rows": rows})  # fmt: skip
+    records = [
+        prediction(day * 100 + j, at=day_start(3 - day) + timedelta(minutes=30 * j),
+                   model_version="1.0.0" if day == 0 else "1.1.0",
+                   features={"age": float(rng.normal(40 if day == 0 else 58, 8))})
+        for day in range(3) for j in range(PER_DAY)
+    ]  # fmt: skip
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    api = client_with("read")
+    page = viewer.get("/models/churn/").content.decode()
+    trace = figures(page)["drift-heatmap"]["data"][0]
+    for day, version in ((0, "1.0.0"), (1, "1.1.0"), (2, "1.1.0")):
+        start = day_start(3 - day)
+        column = trace["x"].index(start.isoformat())
+        features = api_drift(api, version=version, start=start.isoformat(),
+                             end=(start + timedelta(days=1)).isoformat())  # fmt: skip
+        assert trace["customdata"][0][column] == pytest.approx(features["age"]["statistic"])
+        assert f"version {version}:" in trace["text"][0][column]
+        assert (trace["z"][0][column] >= 1) == (day > 0)
+    assert "versions 1.0.0, 1.1.0" in page
