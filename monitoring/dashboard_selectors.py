@@ -216,16 +216,45 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
         "volume": volume_charts(page),
     }
     page.sections = {name: charts for name, charts in sections.items() if charts}
-    for chart in page.sections.get("performance", []) + page.sections.get("business", []):
-        chart.note = sensitivity_note(page.series, chart.metric)
+    charts = page.sections.get("performance", []) + page.sections.get("business", [])
+    notes = cached(
+        page_key("sensitivity", page),
+        lambda: {c.metric: sensitivity_note(page.series, c.metric) for c in charts},
+    )
+    for chart in charts:
+        chart.note = notes.get(chart.metric, "")
     from monitoring.drift_pages import drift_section, quality_section  # it imports this module
 
-    page.drift = drift_section(model=model, scope=scope, now=now)
+    page.drift = cached(
+        page_key("drift", page), lambda: drift_section(model=model, scope=scope, now=now)
+    )
     page.quality = quality_section(model=model, scope=scope, now=now, drift=page.drift)
     return page
 
 
 WARNINGS_CACHE_S = 300
+SECTION_CACHE_S = 300
+
+
+def page_key(section: str, page: ModelPage) -> str:
+    """A cache key for a section of the page that changes only with its data: the scope, and
+    the sums over the whole scope, which any new prediction, label or aggregated hour
+    changes. Each read of the page computes those sums anyway."""
+    total = page.series.total_sums()
+    scope = page.series.scope
+    where = (page.model.pk, page.scope.granularity, scope["version"], scope["segment"])
+    text = repr((section, where, scope["start"], scope["end"], sorted(total.items())))
+    return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached(key: str, compute):
+    """The section from the cache, or computed and kept for SECTION_CACHE_S: the rest of the
+    span's data can still change it (a late baseline hour), for at most that long."""
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, SECTION_CACHE_S)
+    return value
 
 
 def rule_warnings_cached(rule: AlertRule) -> list[str]:
