@@ -20,7 +20,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from accounts.roles import Role, role_required
-from factory.models import MLModel
+from factory.models import MLModel, ModelVersion
+from monitoring.bins import UNKNOWN, Bins, bins_load
 from monitoring.charts import distribution_figure, heatmap_figure, plain, threshold_figure
 from monitoring.dashboard import BadQuery, bad_request, scope_from
 from monitoring.dashboard_selectors import (
@@ -31,10 +32,10 @@ from monitoring.dashboard_selectors import (
     model_versions,
     scope_suffix,
 )
-from monitoring.drift import DriftError, DriftSeries, drift_series, feature_drift
+from monitoring.drift import DriftError, DriftSeries, drift_series, feature_drift, merge_feature
 from monitoring.metrics import WINDOW, MetricError
 from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
-from monitoring.sketches import period_cover
+from monitoring.sketches import period_cover, sketches_read
 from monitoring.stats.drift import (
     DATASET_DRIFT_SHARE,
     P_VALUE_METHODS,
@@ -333,7 +334,9 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
     }  # fmt: skip
     page["distribution"] = distribution_chart(feature, reference, current, series.version, suffix)
     page["over_time"] = drift_time_chart(feature, series, scope, suffix)
-    page["segments"] = segment_rows(model=model, feature=feature, scope=scope, now=now)
+    page["segments"] = segment_rows(
+        model=model, feature=feature, scope=scope, series=series, now=now
+    )
     return page
 
 
@@ -401,18 +404,33 @@ def drift_time_chart(feature: str, series: DriftSeries, scope: Scope, suffix: st
     return Chart("feature-drift", "drift", title, figure, summary)
 
 
-def segment_rows(*, model: MLModel, feature: str, scope: Scope, now) -> list[dict]:
-    """The feature's drift over the whole span in each segment (the picker's choices)."""
+def segment_rows(*, model: MLModel, feature: str, scope: Scope, series: DriftSeries, now):
+    """The feature's drift over the whole span in each segment (the picker's choices), from
+    one read of its sketches in every segment, against the page's baseline."""
+    start, end = scope.span(now)
+    version_id = bins_version_id(model, series.version)
+    bins = bins_load(version_id)[feature]
+    if bins.kind == UNKNOWN:
+        bins = Bins(feature, "categorical", bins.edges)
+    kind = SketchKind.NUMERICAL if bins.kind == "numerical" else SketchKind.CATEGORICAL
+    datas: dict[str, list[bytes]] = {segment: [] for segment in model_segments(model)}
+    for row in sketches_read(model=model, kind=kind, name=feature, start=start, end=end,
+                             version_ids=[version_id]):  # fmt: skip
+        datas.setdefault(row.segment, []).append(bytes(row.data))
+    reference = series.baseline.features.get(feature)
     rows = []
-    for segment in model_segments(model):
+    for segment, parts in sorted(datas.items()):
+        current = merge_feature(bins, parts)
+        result = feature_drift(feature, reference, current) if reference is not None else None
         in_segment = Scope(scope.granularity, scope.version, segment, scope.days)
-        series = series_for(model=model, scope=in_segment, now=now, feature=feature)
-        reference = series.baseline.features.get(feature)
-        result = feature_drift(feature, reference, series.totals[feature]) if reference else None
         query = {**in_segment.query(), "days": "all" if scope.days is None else scope.days}
         rows.append({"segment": segment, "result": result, "text": statistic_text(result),
                      "current": segment == scope.segment, "query": urlencode(query)})  # fmt: skip
     return rows
+
+
+def bins_version_id(model: MLModel, version: str) -> int:
+    return ModelVersion.objects.filter(model=model, version=version).values_list("pk", flat=True)[0]
 
 
 @require_GET

@@ -324,3 +324,25 @@ def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_i
         assert f"version {version}:" in trace["text"][0][column]
         assert (trace["z"][0][column] >= 1) == (day > 0)
     assert "versions 1.0.0, 1.1.0" in page
+
+
+def test_cached_sections_follow_new_data_at_once(raw, model, viewer):
+    before = figures(viewer.get("/models/churn/").content.decode())
+    # The last day gets more drifted traffic: its statistic and the sensitivity must move.
+    start = day_start(1)
+    features = {"age": 90.0, "plan": "basic", XSS: "a"}
+    records = [prediction(1000 + j, at=start + timedelta(minutes=10 * j), features=features)
+               for j in range(60)]  # fmt: skip
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    labels = [outcome(1000 + j, at=day_start(0), outcome=0) for j in range(60)]
+    records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    page = viewer.get("/models/churn/").content.decode()
+    after = figures(page)
+    column = after["drift-heatmap"]["data"][0]["x"].index(start.isoformat())
+    row = [html_lib.unescape(y) for y in after["drift-heatmap"]["data"][0]["y"]].index("age")
+    old = before["drift-heatmap"]["data"][0]["customdata"][row][column]
+    new = after["drift-heatmap"]["data"][0]["customdata"][row][column]
+    assert new > old
+    ages = [a for a in values_of(raw, "age", day=2) if a is not None] + [90.0] * 60
+    assert new == pytest.approx(stats.ks_2samp(raw["ref_age"], ages).statistic)
