@@ -405,7 +405,13 @@ def sensitivity_note(series: SeriesSet, metric: str) -> str:
     text += ", ".join(changes[:-1]) + (" and " if len(changes) > 1 else "") + changes[-1] + "."
     effect = change_text(kind, abs(window.value) * SENSITIVITY_CHANGE)
     wait = time_to_see(reports)
-    text += f" A {SENSITIVITY_CHANGE:.0%} change ({effect}) takes {wait} of data to see."
+    text += (
+        f" A {SENSITIVITY_CHANGE:.0%} change ({effect}) shows once {wait} of data can be set"
+        f" against the {wait} before."
+        if wait
+        else f" A {SENSITIVITY_CHANGE:.0%} change ({effect}) needs more data than this traffic"
+        " gives in weeks."
+    )
     return text
 
 
@@ -433,7 +439,7 @@ def time_to_see(reports: dict) -> str:
         return f"{days} day{'s' * (days != 1)}"
     if weeks is not None:
         return f"{weeks} week{'s' * (weeks != 1)}"
-    return "longer than the data shown"
+    return ""
 
 
 def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict | None:

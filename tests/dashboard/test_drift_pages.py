@@ -170,7 +170,11 @@ def test_the_sensitivity_line_matches_the_api_and_the_textbook_formula(raw, view
     p, n = np.mean(judged), len(judged) / 3
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     assert report["mde_absolute"] == pytest.approx(z * math.sqrt(p * (1 - p)) * math.sqrt(2 / n))
-    assert "change (" in note and "of data to see" in note
+    wait = re.search(r"shows once (\d+) (hour|day|week)s? of data can be set against", note)
+    in_unit = api.get("/api/v1/models/churn/sensitivity", {
+        "metric": "accuracy", "granularity": wait.group(2), "start": start.isoformat(),
+        "end": end.isoformat()}).json()  # fmt: skip
+    assert int(wait.group(1)) == in_unit["windows_to_detect"]["0.05"]
 
 
 def test_the_page_reads_each_sum_once_and_never_the_raw_rows(raw, viewer):
