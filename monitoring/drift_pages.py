@@ -54,10 +54,10 @@ def drift_score(result: FeatureDrift | None) -> float | None:
     """The statistic against its threshold, 1 at the threshold, so that tests of different
     methods share one colour scale: statistic / threshold for distances, and
     log p / log threshold for tests decided by their p-value."""
-    if result is None or result.statistic is None:
+    if result is None or result.statistic is None or math.isnan(result.statistic):
         return None
     if result.method in P_VALUE_METHODS:
-        if result.p_value is None:
+        if finite(result.p_value) is None:
             return None
         p_value = max(result.p_value, 1e-300)
         return min(math.log10(p_value) / math.log10(result.threshold), SCORE_CAP)
@@ -66,11 +66,13 @@ def drift_score(result: FeatureDrift | None) -> float | None:
     return min(result.statistic / result.threshold, SCORE_CAP)
 
 
+def finite(value: float | None) -> float | None:
+    """A number for JSON, which has no infinity and no NaN (a constant feature's distance)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def finite_statistic(result: FeatureDrift | None) -> float | None:
-    """The statistic for JSON, which has no infinity."""
-    if result is None or result.statistic is None or math.isinf(result.statistic):
-        return None
-    return result.statistic
+    return finite(result.statistic) if result is not None else None
 
 
 def statistic_text(result: FeatureDrift | None) -> str:
@@ -78,6 +80,8 @@ def statistic_text(result: FeatureDrift | None) -> str:
         return "no values"
     if result.statistic is None:
         return "no values on one side"
+    if math.isnan(result.statistic):
+        return f"{result.method} not defined (no spread to compare)"
     value = (
         "infinite (new categories)" if math.isinf(result.statistic) else f"{result.statistic:.4g}"
     )
@@ -379,7 +383,7 @@ def drift_time_chart(feature: str, series: DriftSeries, scope: Scope, suffix: st
     results = series.features[feature]
     method = next((r for r in results if r is not None), None)
     by_p = method is not None and method.method in P_VALUE_METHODS
-    values = [r.p_value if by_p and r is not None else finite_statistic(r) for r in results]
+    values = [finite(r.p_value) if by_p and r is not None else finite_statistic(r) for r in results]
     name = method.method if method else "drift statistic"
     y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
     title = plain(f"{feature}: {name} per {scope.granularity}, version {series.version}") + suffix

@@ -35,8 +35,13 @@ def day_start(days_ago: int) -> datetime:
 
 
 def figures(page: str) -> dict[str, dict]:
+    """The page's figures, read as strictly as a browser's JSON.parse does (no NaN)."""
     scripts = re.findall(r'<script id="([^"]+)-data" type="application/json">(.*?)</script>', page)
-    return {dom_id: json.loads(body) for dom_id, body in scripts}
+    return {dom_id: json.loads(body, parse_constant=not_json) for dom_id, body in scripts}
+
+
+def not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
 
 
 @pytest.fixture
@@ -48,7 +53,7 @@ def raw(model):
     ref_age = rng.normal(40, 8, REFERENCE_ROWS).round(1)
     ref_plan = rng.choice(["basic", "premium"], REFERENCE_ROWS)
     ref_xss = rng.choice(["a", "b"], REFERENCE_ROWS)
-    rows = [{"features": {"age": float(a), "plan": str(p), XSS: str(x)}}
+    rows = [{"features": {"age": float(a), "plan": str(p), XSS: str(x), "flag": 1.0}}
             for a, p, x in zip(ref_age, ref_plan, ref_xss, strict=True)]  # fmt: skip
     version_register(model=model, version="1.0.0", lineage={"data": "q3"},
                      reference={"rows": rows})  # fmt: skip
@@ -62,7 +67,7 @@ def raw(model):
             plan = "gold" if drifted and j % 8 == 1 else ("basic", "premium")[j % 2]
             at = day_start(3 - day) + timedelta(minutes=30 * j)
             segment = XSS if j % 3 == 0 else "web"
-            features = {"age": age, "plan": plan, XSS: "ab"[j % 2]}
+            features = {"age": age, "plan": plan, XSS: "ab"[j % 2], "flag": 1.0}
             records.append(prediction(i, at=at, segment=segment, features=features,
                                       score=round(float(rng.uniform()), 3)))  # fmt: skip
             current.append({"day": day, "segment": segment, **features})
@@ -92,7 +97,7 @@ def test_the_heatmap_shows_each_windows_drift_as_the_api_and_scipy_do(raw, viewe
     heatmap = figures(viewer.get("/models/churn/").content.decode())["drift-heatmap"]
     trace = heatmap["data"][0]
     rows = [html_lib.unescape(name) for name in trace["y"]]
-    assert rows == sorted([XSS, "age", "plan"])
+    assert rows == sorted([XSS, "age", "flag", "plan"])
     for day in range(3):
         start = day_start(3 - day)
         column = trace["x"].index(start.isoformat())
@@ -350,3 +355,14 @@ def test_cached_sections_follow_new_data_at_once(raw, model, viewer):
     assert new > old
     ages = [a for a in values_of(raw, "age", day=2) if a is not None] + [90.0] * 60
     assert new == pytest.approx(stats.ks_2samp(raw["ref_age"], ages).statistic)
+
+
+def test_a_constant_feature_without_a_reference_leaves_no_nan_in_the_page(model, viewer):
+    records = [prediction(i, at=day_start(1) + timedelta(hours=i)) for i in range(20)]
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    for url in ("/models/churn/", "/models/churn/features/age/"):
+        response = viewer.get(url)
+        assert response.status_code == 200
+        charts = figures(response.content.decode())  # strict JSON, as the browser reads it
+        assert charts
