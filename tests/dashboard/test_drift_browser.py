@@ -27,7 +27,7 @@ def test_from_the_drift_heatmap_to_the_drifted_feature(live_server, demo, page):
     page.goto(f"{live_server.url}/models/churn/")
     page.wait_for_selector("#drift-heatmap .main-svg")
     page.wait_for_selector("#drift-share .main-svg")
-    assert "Drift of version 1.1.0 per feature and day" in page.inner_text("#drift-heatmap")
+    assert "Drift of versions 1.0.0, 1.1.0 per feature and day" in page.inner_text("#drift-heatmap")
     table = page.inner_text("#drift-features")
     assert "tenure_months" in table and "UTC" in table  # drifting since a date
     page.locator("#drift").screenshot(path=str(SCREENSHOTS / "model-drift.png"))
