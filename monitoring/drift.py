@@ -246,11 +246,14 @@ def feature_json(name: str, current, result: FeatureDrift | None) -> dict:
             drifted=result.drifted, psi=result.psi, n_reference=result.n_ref,
             unseen_share=result.unseen_share, max_error=result.max_error,
         )  # fmt: skip
-        if result.statistic is None:
+        if result.statistic is None or math.isnan(result.statistic):
             body["note"] = "no values on one side"
         elif math.isinf(result.statistic):
             body["statistic"] = None  # JSON has no infinity
             body["note"] = "categories the reference never had: the statistic is infinite"
+    for key in ("statistic", "p_value", "psi", "unseen_share", "max_error"):
+        if isinstance(body[key], float) and math.isnan(body[key]):
+            body[key] = None  # JSON has no NaN: a window with only missing values
     return body
 
 

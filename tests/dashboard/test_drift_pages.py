@@ -366,3 +366,22 @@ def test_a_constant_feature_without_a_reference_leaves_no_nan_in_the_page(model,
         assert response.status_code == 200
         charts = figures(response.content.decode())  # strict JSON, as the browser reads it
         assert charts
+
+
+def test_a_window_of_only_missing_values_is_no_values_not_a_server_error(
+    model, viewer, client_with
+):
+    day = day_start(1)
+    records = [prediction(i, at=day + timedelta(hours=i),
+                          features={"age": None if i > 10 else 40, "plan": "basic"})
+               for i in range(20)]  # fmt: skip
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    window = {"start": (day + timedelta(hours=12)).isoformat(),
+              "end": (day + timedelta(hours=20)).isoformat()}  # fmt: skip
+    age = api_drift(client_with("read"), **window)["age"]
+    assert age["statistic"] is None and age["note"] == "no values on one side"
+    assert age["n_current"] == 0 and age["missing_current"] == 8
+    page = viewer.get("/models/churn/features/age/", {"granularity": "hour"}).content.decode()
+    assert "no values on one side" in page or "no values" in page
+    figures(page)  # strict JSON
