@@ -183,13 +183,15 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
 SERVING_VERSIONS = 3  # the most recent versions the model page's heatmap looks at
 
 
-def serving_series(*, model: MLModel, scope: Scope, now) -> tuple[DriftSeries, list]:
+def serving_series(
+    *, model: MLModel, scope: Scope, now, feature: str | None = None
+) -> tuple[DriftSeries, list]:
     """The drift per window of the picked version, or, without one, of the version that served
     most of each window, each against its own baseline: a rollout shows as the change of
     version it is, and drift that came with it stays visible. The totals, baseline and
     version are the latest version's; the list names each window's version."""
     if scope.version:
-        series = series_for(model=model, scope=scope, now=now)
+        series = series_for(model=model, scope=scope, now=now, feature=feature)
         return series, [series.version] * len(series.windows)
     start, end = scope.span(now)
     served = HourlyAggregate.objects.filter(model=model)
@@ -199,9 +201,17 @@ def serving_series(*, model: MLModel, scope: Scope, now) -> tuple[DriftSeries, l
     recent = served.values("version__version").annotate(last=Max("hour")).order_by("-last")
     names = [row["version__version"] for row in recent[:SERVING_VERSIONS]]
     if len(names) <= 1:
-        series = series_for(model=model, scope=scope, now=now)
+        series = series_for(model=model, scope=scope, now=now, feature=feature)
         return series, [series.version] * len(series.windows)
-    each = [series_for(model=model, scope=replace(scope, version=v), now=now) for v in names]
+    each = []
+    for version in names:
+        try:
+            each.append(series_for(model=model, scope=replace(scope, version=version), now=now,
+                                   feature=feature))  # fmt: skip
+        except DriftError:  # a version without this feature, or without a baseline
+            continue
+    if not each:
+        raise DriftError(f"no recent version has the feature {feature!r}")
     windows = sorted({w for series in each for w in series.windows})
     features: dict[str, list] = {}
     served_by: list[str | None] = []
@@ -325,7 +335,7 @@ def quarantine_reasons(*, model: MLModel, start, end) -> list[dict]:
 def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) -> dict:
     """One feature: its distribution against the reference, its drift over time, per segment."""
     now = now or timezone.now()
-    series = series_for(model=model, scope=scope, now=now, feature=feature)
+    series, served_by = serving_series(model=model, scope=scope, now=now, feature=feature)
     results = series.features[feature]
     reference = series.baseline.features.get(feature)
     current = series.totals[feature]
@@ -337,7 +347,7 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
         "since": since(results, series.windows),
     }  # fmt: skip
     page["distribution"] = distribution_chart(feature, reference, current, series.version, suffix)
-    page["over_time"] = drift_time_chart(feature, series, scope, suffix)
+    page["over_time"] = drift_time_chart(feature, series, served_by, scope, suffix)
     page["segments"] = segment_rows(
         model=model, feature=feature, scope=scope, series=series, now=now
     )
@@ -379,22 +389,26 @@ def distribution_chart(feature: str, reference, current, version: str, suffix: s
     return Chart("feature-distribution", "distribution", title, figure, summary)
 
 
-def drift_time_chart(feature: str, series: DriftSeries, scope: Scope, suffix: str) -> Chart:
+def drift_time_chart(
+    feature: str, series: DriftSeries, served_by: list, scope: Scope, suffix: str
+) -> Chart:
     results = series.features[feature]
     method = next((r for r in results if r is not None), None)
     by_p = method is not None and method.method in P_VALUE_METHODS
     values = [finite(r.p_value) if by_p and r is not None else finite_statistic(r) for r in results]
     name = method.method if method else "drift statistic"
     y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
-    title = plain(f"{feature}: {name} per {scope.granularity}, version {series.version}") + suffix
+    versions = sorted({v for v in served_by if v}) or [series.version]
+    which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
+    title = plain(f"{feature}: {name} per {scope.granularity}, {which}") + suffix
     threshold = None
     if method is not None:
         threshold = (f"threshold {method.threshold:g}", method.threshold)
     figure = threshold_figure(
         title=title, x=[w.isoformat() for w in series.windows], y=values, y_title=plain(y_title),
         threshold=threshold,
-        hover=[plain(f"{w:%Y-%m-%d %H:%M}: {statistic_text(r)}")
-               for w, r in zip(series.windows, results, strict=True)],
+        hover=[plain(f"{w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+               for w, v, r in zip(series.windows, served_by, results, strict=True)],
     )  # fmt: skip
     if by_p:
         figure["layout"]["yaxis"]["type"] = "log"

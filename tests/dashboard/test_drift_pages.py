@@ -333,6 +333,15 @@ def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_i
         assert f"version {version}:" in trace["text"][0][column]
         assert (trace["z"][0][column] >= 1) == (day > 0)
     assert "versions 1.0.0, 1.1.0" in page
+    # The feature page, with the same version picker, tells the same story.
+    line = figures(viewer.get("/models/churn/features/age/").content.decode())["feature-drift"]
+    for day, version in ((0, "1.0.0"), (2, "1.1.0")):
+        start = day_start(3 - day)
+        features = api_drift(api, version=version, start=start.isoformat(),
+                             end=(start + timedelta(days=1)).isoformat())  # fmt: skip
+        value = line["data"][0]["y"][line["data"][0]["x"].index(start.isoformat())]
+        assert value == pytest.approx(features["age"]["p_value"])
+    assert "versions 1.0.0, 1.1.0" in line["layout"]["title"]["text"]
 
 
 def test_cached_sections_follow_new_data_at_once(raw, model, viewer):
