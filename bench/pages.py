@@ -7,7 +7,8 @@ the same process, is the model page of a model without data: the page's fixed co
     DATABASE_URL=postgres://... python bench/pages.py --rows 10000000
 
 `model_page_p95_ms` is with the label-delay distribution cached (it is, for 5 minutes);
-`model_page_uncached_p95_ms` empties the cache before each request. The last line printed
+`model_page_uncached_p95_ms` empties the cache before each request; `feature_page_p95_ms` is
+the page of feature `x` (its distribution, drift over time and per segment). The last line printed
 is one JSON object.
 """
 
@@ -122,6 +123,7 @@ def main() -> None:
     cold_p95, cold_median = p95_ms(client, f"/models/{name}/", args.repeat, cold=True)
     chart_url = f"/api/v1/models/{name}/metrics?metric=accuracy&granularity=day"
     chart_p95, chart_median = p95_ms(client, chart_url, args.repeat)
+    feature_p95, feature_median = p95_ms(client, f"/models/{name}/features/x/", args.repeat)
     empty_p95, _ = p95_ms(client, "/models/bench-empty/", args.repeat)
     if not args.keep:
         MLModel.objects.filter(name__in=[name, "bench-empty"]).delete()
@@ -135,6 +137,8 @@ def main() -> None:
         "model_page_uncached_median_ms": round(cold_median, 1),
         "chart_data_p95_ms": round(chart_p95, 1),
         "chart_data_median_ms": round(chart_median, 1),
+        "feature_page_p95_ms": round(feature_p95, 1),
+        "feature_page_median_ms": round(feature_median, 1),
         "baseline_empty_model_page_p95_ms": round(empty_p95, 1),
         "repeat": args.repeat,
     }

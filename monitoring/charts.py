@@ -169,3 +169,84 @@ def sparkline_points(values: Sequence[float | None]) -> str:
         f"{i / span_x * SPARK_WIDTH:.1f},{SPARK_HEIGHT - 2 - (v - low) / span_y * height:.1f}"
         for i, v in known
     )
+
+
+# --- drift and data quality (model page drift section, feature page) --------------------------
+
+REFERENCE = "#64748b"
+DRIFT_SCALE = [
+    [0.0, "#f8fafc"],
+    [0.25, "#dbeafe"],
+    [0.5, "#fde68a"],
+    [0.75, "#f97316"],
+    [1.0, "#b91c1c"],
+]  # fmt: skip  (a score of 1, the threshold, is the middle)
+
+
+def heatmap_figure(
+    *,
+    title: str,
+    x: list[str],
+    rows: list[str],
+    scores: list[list[float | None]],
+    statistics: list[list[float | None]],
+    hover: list[list[str]],
+    row_urls: list[str],
+) -> dict:
+    """Features by window, coloured by the drift score (the statistic against its threshold,
+    1 = at the threshold); a click on a cell opens that row's URL (charts.js)."""
+    data = [{
+        "type": "heatmap", "x": x, "y": rows, "z": scores, "text": hover,
+        "customdata": statistics,
+        "hovertemplate": "%{text}<extra></extra>", "colorscale": DRIFT_SCALE, "zmin": 0,
+        "zmax": 2, "xgap": 1, "ygap": 1, "hoverongaps": False,
+        "colorbar": {"title": {"text": "score"}, "thickness": 12},
+    }]  # fmt: skip
+    figure_layout = layout(title=title, x_title="window start (UTC)", y_title="feature",
+                           x_type="date")  # fmt: skip
+    figure_layout["height"] = max(220, 90 + 28 * len(rows))
+    figure_layout["yaxis"]["autorange"] = "reversed"
+    figure_layout["meta"] = {"row_urls": row_urls}
+    return {"data": data, "layout": figure_layout}
+
+
+def threshold_figure(
+    *,
+    title: str,
+    x: list[str],
+    y: list[float | None],
+    y_title: str,
+    threshold: tuple[str, float] | None,
+    hover: list[str] | None = None,
+) -> dict:
+    """A value per window with the line it must not cross (a drift threshold)."""
+    trace = {"type": "scatter", "x": x, "y": y, "mode": "lines+markers", "connectgaps": False,
+             "line": {"color": LINE}, "marker": {"color": LINE, "size": 6}}  # fmt: skip
+    if hover is not None:
+        trace.update(text=hover, hovertemplate="%{text}<extra></extra>")
+    figure_layout = layout(title=title, x_title="window start (UTC)", y_title=y_title,
+                           x_type="date")  # fmt: skip
+    if threshold is not None:
+        shape, note = bound_line(*threshold)
+        figure_layout["shapes"].append(shape)
+        figure_layout["annotations"].append(note)
+    return {"data": [trace], "layout": figure_layout}
+
+
+def distribution_figure(
+    *, title: str, labels: list[str], reference: list[float], current: list[float], x_title: str
+) -> dict:
+    """Reference against current shares, bar beside bar, per bin or category."""
+    data = [
+        {"type": "bar", "name": "reference", "x": labels, "y": reference,
+         "marker": {"color": REFERENCE},
+         "hovertemplate": "%{x}: %{y:.1%} of the reference<extra></extra>"},
+        {"type": "bar", "name": "current", "x": labels, "y": current, "marker": {"color": BAR},
+         "hovertemplate": "%{x}: %{y:.1%} of the current window<extra></extra>"},
+    ]  # fmt: skip
+    figure_layout = layout(title=title, x_title=x_title, y_title="share of values")
+    legend = {"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"}
+    figure_layout.update(barmode="group", showlegend=True, legend=legend)
+    figure_layout["yaxis"]["tickformat"] = ".0%"
+    figure_layout["xaxis"]["type"] = "category"
+    return {"data": data, "layout": figure_layout}

@@ -32,12 +32,15 @@ from monitoring.factory_pages import rollout_annotations
 from monitoring.metrics import (
     BASE_METRICS,
     WINDOW,
+    MetricError,
     Point,
+    SeriesSet,
     metric_names,
     metric_series,
     window_start,
 )
 from monitoring.models import Alert, AlertRule, AlertState, HourlyAggregate, Label, RuleKind
+from monitoring.results import comparable, sensitivity_from
 from monitoring.selectors import models_with_health
 
 HEALTHS = ("ok", "warning", "firing", "no_data")
@@ -67,6 +70,7 @@ class Chart:
     figure: dict
     summary: str
     rows_url: str = ""
+    note: str = ""  # one line beside the chart: the smallest change it can show (sensitivity)
 
     @property
     def script_id(self) -> str:
@@ -179,6 +183,9 @@ class ModelPage:
     rules: list[AlertRule] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)  # (time, label): rollouts
+    series: SeriesSet | None = None  # the scope's hourly sums, read once for every chart
+    drift: dict | None = None
+    quality: dict | None = None
 
 
 def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None) -> ModelPage:
@@ -188,22 +195,78 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     now = now or timezone.now()
     (model,) = models_with_health([model])
     page = ModelPage(model, scope, model_versions(model), model_segments(model))
+    if scope.version and scope.version not in page.versions:
+        raise MetricError(f"{model.name} has no version {scope.version!r}")
     page.rules = list(AlertRule.objects.filter(model=model))
     for rule in page.rules:
-        rule.warnings = rule_warnings(rule=rule)
+        rule.warnings = rule_warnings_cached(rule)
     alerts = Alert.objects.filter(model=model).select_related("rule")
     page.alerts = list(alerts.prefetch_related("notifications")[:50])
     page.events = rollout_annotations(model)
     page.metrics = metric_names(model)
     page.delay = label_delay_section(model=model, scope=scope, now=now)
     maturity_s = page.delay["mature_after_s"] if page.delay else None
+    start, end = scope.span(now)
+    page.series = SeriesSet(
+        model=model, start=start, end=end, version=scope.version, segment=scope.segment
+    )
     sections = {
         "performance": performance_charts(page, maturity_s=maturity_s, now=now),
         "business": business_charts(page),
         "volume": volume_charts(page),
     }
     page.sections = {name: charts for name, charts in sections.items() if charts}
+    charts = page.sections.get("performance", []) + page.sections.get("business", [])
+    notes = cached(
+        page_key("sensitivity", page),
+        lambda: {c.metric: sensitivity_note(page.series, c.metric) for c in charts},
+    )
+    for chart in charts:
+        chart.note = notes.get(chart.metric, "")
+    from monitoring.drift_pages import drift_section, quality_section  # it imports this module
+
+    page.drift = cached(
+        page_key("drift", page), lambda: drift_section(model=model, scope=scope, now=now)
+    )
+    page.quality = quality_section(model=model, scope=scope, now=now, drift=page.drift)
     return page
+
+
+WARNINGS_CACHE_S = 300
+SECTION_CACHE_S = 300
+
+
+def page_key(section: str, page: ModelPage) -> str:
+    """A cache key for a section of the page that changes only with its data: the scope, and
+    the sums over the whole scope, which any new prediction, label or aggregated hour
+    changes. Each read of the page computes those sums anyway."""
+    total = page.series.total_sums()
+    scope = page.series.scope
+    where = (page.model.pk, page.scope.granularity, scope["version"], scope["segment"])
+    text = repr((section, where, scope["start"], scope["end"], sorted(total.items())))
+    return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached(key: str, compute):
+    """The section from the cache, or computed and kept for SECTION_CACHE_S: the rest of the
+    span's data can still change it (a late baseline hour), for at most that long."""
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, SECTION_CACHE_S)
+    return value
+
+
+def rule_warnings_cached(rule: AlertRule) -> list[str]:
+    """A rule's noise warnings, cached like the label delays: they read a few weeks of windows
+    per rule and move slowly. The key holds every field of the rule, so an edit shows at once."""
+    fields = {f.attname: getattr(rule, f.attname) for f in rule._meta.concrete_fields}
+    key = "canary:warnings:" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        cached = rule_warnings(rule=rule)
+        cache.set(key, cached, WARNINGS_CACHE_S)
+    return cached
 
 
 def model_versions(model: MLModel) -> list[str]:
@@ -221,7 +284,7 @@ def rows_url(model: MLModel, scope: Scope, metric: str) -> str:
 
 
 def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> Chart | None:
-    points = metric_series(model=page.model, metric=metric, **page.scope.series_args())
+    points = page.series.series(metric, page.scope.granularity)
     if not any(p.value is not None and p.n for p in points):
         return None
     title, y_title = metric_text(metric)
@@ -278,7 +341,9 @@ def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> l
 
 
 def performance_charts(page: ModelPage, *, maturity_s, now) -> list[Chart]:
-    metrics = [m for m in page.metrics if m not in BASE_METRICS and not m.startswith("value:")]
+    # Per-feature metrics (drift:, missing_rate:) have their own sections and feature pages.
+    skip = ("value:", "drift:", "missing_rate:")
+    metrics = [m for m in page.metrics if m not in BASE_METRICS and not m.startswith(skip)]
     charts = [series_chart(page, m, maturity_s=maturity_s, now=now) for m in metrics]
     return [c for c in charts if c]
 
@@ -297,8 +362,7 @@ def volume_charts(page: ModelPage) -> list[Chart]:
 
 def cohort_coverage_chart(page: ModelPage) -> Chart | None:
     """Label coverage by cohort age: how complete the labels are, days after prediction."""
-    scope = Scope("day", page.scope.version, page.scope.segment, page.scope.days)
-    points = metric_series(model=page.model, metric="label_coverage", **scope.series_args())
+    points = page.series.series("label_coverage", "day")
     points = [p for p in points if p.value is not None]
     if not points:
         return None
@@ -313,6 +377,69 @@ def cohort_coverage_chart(page: ModelPage) -> Chart | None:
     summary = f"{title}: the youngest day cohort ({ages[-1]} days) is {coverage[-1]}% labelled"
     summary += f", the oldest ({ages[0]} days) {coverage[0]}%."
     return Chart("cohort-coverage", "label_coverage", title, figure, summary)
+
+
+SENSITIVITY_CHANGE = 0.05  # the relative change whose time to be seen the note gives
+PER = {"hour": "from one hour to the next", "day": "from one day to the next",
+       "week": "from one week to the next"}  # fmt: skip
+
+
+def sensitivity_note(series: SeriesSet, metric: str) -> str:
+    """The sensitivity endpoint's answer for hour, day and week windows, in one sentence."""
+    kind = comparable_kind(metric)
+    if kind is None:
+        return ""
+    window = series.total(metric)
+    reports = {
+        g: sensitivity_from(
+            metric=metric, granularity=g, kind=kind, window=window, points=series.series(metric, g)
+        )
+        for g in WINDOW
+    }
+    if reports["day"]["mde_absolute"] is None:
+        return ""
+    size = f"about {reports['day']['n_per_window']:,.0f} observations a day"
+    changes = [f"{change_text(kind, r['mde_absolute'])} {PER[g]}" for g, r in reports.items()
+               if r["mde_absolute"] is not None]  # fmt: skip
+    text = f"At current traffic ({size}), the smallest change this chart can show is "
+    text += ", ".join(changes[:-1]) + (" and " if len(changes) > 1 else "") + changes[-1] + "."
+    effect = change_text(kind, abs(window.value) * SENSITIVITY_CHANGE)
+    wait = time_to_see(reports)
+    text += (
+        f" A {SENSITIVITY_CHANGE:.0%} change ({effect}) shows once {wait} of data can be set"
+        f" against the {wait} before."
+        if wait
+        else f" A {SENSITIVITY_CHANGE:.0%} change ({effect}) needs more data than this traffic"
+        " gives in weeks."
+    )
+    return text
+
+
+def comparable_kind(metric: str) -> str | None:
+    try:
+        kind = comparable(metric)
+    except MetricError:
+        return None
+    return kind if kind in ("proportion", "mean") else None
+
+
+def change_text(kind: str, value: float) -> str:
+    if kind == "proportion":
+        return f"{value * 100:.2g} points" if value < 0.1 else f"{value * 100:.0f} points"
+    return f"{value:.3g}"
+
+
+def time_to_see(reports: dict) -> str:
+    """The windows needed on each side for the relative change, in the handiest unit."""
+    key = str(SENSITIVITY_CHANGE)
+    hours, days, weeks = (reports[g]["windows_to_detect"][key] for g in ("hour", "day", "week"))
+    if hours is not None and hours <= 48:
+        return f"{hours} hour{'s' * (hours != 1)}"
+    if days is not None and days <= 21:
+        return f"{days} day{'s' * (days != 1)}"
+    if weeks is not None:
+        return f"{weeks} week{'s' * (weeks != 1)}"
+    return ""
 
 
 def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict | None:

@@ -4,6 +4,7 @@ from monitoring import (
     alert_pages,
     compare_pages,
     dashboard,
+    drift_pages,
     factory_pages,
     quarantine_pages,
     rule_pages,
@@ -41,6 +42,12 @@ urlpatterns = [
         "models/<slug:name>/alerts/<int:pk>/silence",
         dashboard.alert_silence_form,
         name="alert-silence",
+    ),
+    # --- drift and data quality (feature page) ---
+    path(
+        "models/<slug:name>/features/<path:feature>/",
+        drift_pages.feature_page,
+        name="feature",
     ),
 ]
 

@@ -314,11 +314,14 @@ def feature_json(
             unseen_share=result.unseen_share, max_error=result.max_error,
         )  # fmt: skip
         body["note"] = settings.misfit(name, kind)
-        if result.statistic is None:
+        if result.statistic is None or math.isnan(result.statistic):
             body["note"] = "no values on one side"
         elif math.isinf(result.statistic):
             body["statistic"] = None  # JSON has no infinity
             body["note"] = "categories the reference never had: the statistic is infinite"
+    for key in ("statistic", "p_value", "psi", "unseen_share", "max_error"):
+        if isinstance(body[key], float) and math.isnan(body[key]):
+            body[key] = None  # JSON has no NaN: a window with only missing values
     return body
 
 
@@ -470,3 +473,90 @@ def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | 
             n_reference=result.n_ref, n_current=result.n_cur,
         )  # fmt: skip
     return body
+
+
+# --- drift over time (the model page's heatmap, the feature page) ----------------------------
+
+
+@dataclass(frozen=True)
+class DriftSeries:
+    """Each feature's test per window against the version's baseline, as `drift_report` computes
+    it for one window; None where the window has no values. `totals` merge the whole span."""
+
+    version: str
+    baseline: Baseline
+    windows: list[datetime]
+    features: dict[str, list[FeatureDrift | None]]
+    shares: list[float | None]  # the share of tested features that drifted, per window
+    totals: dict[str, NumericHistogram | CategoricalReference]
+
+
+def drift_series(
+    *,
+    model: MLModel,
+    granularity: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    version: str | None = None,
+    segment: str | None = None,
+    feature: str | None = None,
+) -> DriftSeries:
+    """Drift per window of every feature (or of one), from one read of the stored sketches."""
+    from monitoring.metrics import WINDOW, window_start
+
+    chosen = version_pick(model, version)
+    bins = {n: b for n, b in bins_load(chosen.pk).items() if feature in (None, n)}
+    if feature is not None and not bins:
+        raise DriftError(f"version {chosen.version} has no feature {feature!r}")
+    baseline = baseline_resolve(model=model, version=chosen, bins=bins)
+    settings = model_drift_settings(model)
+    grouped: dict[tuple[str, datetime], list[bytes]] = {}
+    for kind in (SketchKind.NUMERICAL, SketchKind.CATEGORICAL):
+        for row in sketches_read(
+            model=model, kind=kind, name=feature, start=start, end=end,
+            version_ids=[chosen.pk], segment=segment, hourly=granularity == "hour",
+        ):  # fmt: skip
+            grouped.setdefault((row.name, window_start(row.start, granularity)), []).append(
+                bytes(row.data)
+            )
+    starts = [moment for _, moment in grouped]
+    first = start or min(starts, default=None)
+    last = (end - timedelta(microseconds=1)) if end else max(starts, default=None)
+    windows = []
+    if first is not None and last is not None:
+        moment = window_start(first, granularity)
+        while moment <= last:
+            windows.append(moment)
+            moment += WINDOW[granularity]
+    features, totals = {}, {}
+    for name in sorted(bins):
+        feature_bins = bins[name]
+        if feature_bins.kind == UNKNOWN:
+            feature_bins = Bins(name, "categorical", feature_bins.edges)
+        reference = baseline.features.get(name)
+        merged = {w: merge_feature(feature_bins, grouped[(name, w)]) for w in windows
+                  if (name, w) in grouped}  # fmt: skip
+        features[name] = [
+            feature_drift(name, reference, merged[w], settings=settings) if w in merged else None
+            for w in windows
+        ]
+        totals[name] = parts_sum(feature_bins, list(merged.values()))
+    shares = [
+        dataset_drift(
+            [r[i] for r in features.values() if r[i] is not None],
+            share_threshold=settings.share_threshold,
+        ).share_drifted
+        for i in range(len(windows))
+    ]
+    return DriftSeries(chosen.version, baseline, windows, features, shares, totals)
+
+
+def parts_sum(bins: Bins, parts: list) -> NumericHistogram | CategoricalReference:
+    """Windows' merged histograms (or category counts) added up into one."""
+    if bins.kind == "numerical":
+        return merge_histograms(parts) if parts else _empty(bins)
+    counts: dict[str, int] = {}
+    for part in parts:
+        for key, count in part.counts.items():
+            counts[key] = counts.get(key, 0) + count
+    return CategoricalReference(counts, sum(part.missing for part in parts))

@@ -199,6 +199,11 @@ def metric_series(
         model=model, metric=metric, scope=scope, granularity=granularity,
         key=lambda moment: window_start(moment, granularity),
     )  # fmt: skip
+    return points_fill(metric, measures, first, last, granularity)
+
+
+def points_fill(metric: str, measures: dict, first: datetime, last: datetime, granularity: str):
+    """Every window from first to last, those without data with the metric's empty value."""
     points = []
     moment, step = window_start(first, granularity), WINDOW[granularity]
     while moment <= last:
@@ -231,17 +236,110 @@ def metric_window(
     return measures.get(epoch, (empty_measure(metric), None))[0]
 
 
-def window_measures(*, model, metric, scope, granularity, key) -> dict:
-    """{window key: (Measure, label coverage)} for the windows that have data."""
-    sums = window_sums(filtered(HourlyAggregate.objects, **scope), key, SUM_FIELDS, granularity)
-    extra = window_extras(model=model, metric=metric, scope=scope, granularity=granularity,
-                          key=key)  # fmt: skip
+def window_measures(*, model, metric, scope, granularity, key, sums=None, extra=None) -> dict:
+    """{window key: (Measure, label coverage)} for the windows that have data.
+
+    ``sums`` (and ``extra``) are the windows' sums when the caller has them already
+    (SeriesSet)."""
+    if sums is None:
+        queryset = filtered(HourlyAggregate.objects, **scope)
+        sums = window_sums(queryset, key, SUM_FIELDS, granularity)
+    if extra is None:
+        extra = window_extras(model=model, metric=metric, scope=scope, granularity=granularity,
+                              key=key)  # fmt: skip
     measures = {}
     for moment in set(sums) | set(extra):
         window = sums.get(moment) or dict.fromkeys(SUM_FIELDS, 0)
         coverage = window["labelled"] / window["predictions"] if window["predictions"] else None
         measures[moment] = (metric_value(metric, window, extra.get(moment)), coverage)
     return measures
+
+
+class SeriesSet:
+    """Many metrics over one scope from a single read of the sums (the model page).
+
+    The sums are read once per base window, grouped by the database (one row per day of the
+    scope, or per hour for hourly charts, however many predictions it holds), and added up to
+    weeks and to the whole scope here, so a page of twenty charts costs one query for the
+    sums, plus one per metric that needs more than sums (merged sketches) and one per business
+    value. Values equal `metric_series`' own.
+    """
+
+    def __init__(self, *, model, start=None, end=None, version=None, segment=None):
+        self.model = model
+        self.scope = {"model": model, "start": start, "end": end, "version": version,
+                      "segment": segment}  # fmt: skip
+        self._windows: dict[tuple, dict] = {}
+
+    def base(self, source: str, granularity: str) -> dict[datetime, dict]:
+        """Sums per hour or day, read once: the aggregates (source "") or a business value."""
+        if (source, granularity) not in self._windows:
+            if source:
+                rows = filtered(HourlyValue.objects.filter(name=source), **self.scope)
+                fields = ("count", "total", "total_sq")
+            else:
+                rows, fields = filtered(HourlyAggregate.objects, **self.scope), SUM_FIELDS
+            self._windows[(source, granularity)] = window_sums(rows, as_utc, fields, granularity)
+        return self._windows[(source, granularity)]
+
+    def windows(self, granularity: str | None, source: str = "") -> dict[datetime, dict]:
+        """The sums per window (granularity None: one window, the scope)."""
+        if granularity in ("hour", "day"):
+            return self.base(source, granularity)
+        if (source, granularity) not in self._windows:
+            self._windows[(source, granularity)] = rollup(self.base(source, "day"), granularity)
+        return self._windows[(source, granularity)]
+
+    def total_sums(self) -> dict:
+        """Every sum over the whole scope."""
+        return self.windows(None).get(EPOCH, {})
+
+    def extra(self, metric: str, granularity: str | None) -> dict | None:
+        prefix, _, name = metric.partition(":")
+        return self.windows(granularity, name) if prefix in ("value", "value_sum") else None
+
+    def series(self, metric: str, granularity: str = "day") -> list[Point]:
+        """As `metric_series` over the set's scope."""
+        metric_check(self.model, metric)
+        window_check(granularity, self.scope["start"], self.scope["end"])
+        start, end = self.scope["start"], self.scope["end"]
+        known = self.base("", "hour" if granularity == "hour" else "day")
+        first = start or min(known, default=None)
+        last = (end - timedelta(microseconds=1)) if end else max(known, default=None)
+        if first is None or last is None:
+            return []
+        measures = window_measures(
+            model=self.model, metric=metric, scope=self.scope, granularity=granularity,
+            key=lambda moment: window_start(moment, granularity),
+            sums=self.windows(granularity), extra=self.extra(metric, granularity),
+        )  # fmt: skip
+        return points_fill(metric, measures, first, last, granularity)
+
+    def total(self, metric: str) -> Measure:
+        """As `metric_window` over the set's scope."""
+        metric_check(self.model, metric)
+        measures = window_measures(
+            model=self.model, metric=metric, scope=self.scope, granularity=None,
+            key=lambda _: EPOCH, sums=self.windows(None), extra=self.extra(metric, None),
+        )  # fmt: skip
+        return measures.get(EPOCH, (empty_measure(metric), None))[0]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def rollup(hours: dict[datetime, dict], granularity: str | None) -> dict[datetime, dict]:
+    """Hourly sums added up per window (granularity None: all into one)."""
+    rolled: dict[datetime, dict] = {}
+    for hour, sums in hours.items():
+        key = EPOCH if granularity is None else window_start(hour, granularity)
+        into = rolled.get(key)
+        if into is None:
+            rolled[key] = dict(sums)
+        else:
+            for name, value in sums.items():
+                into[name] += value
+    return rolled
 
 
 def window_extras(*, model, metric, scope, granularity, key) -> dict:

@@ -204,6 +204,24 @@ def sensitivity_report(
     window = metric_window(
         model=model, metric=metric, start=start, end=end, version=version, segment=segment
     )
+    return sensitivity_from(
+        metric=metric, granularity=granularity, kind=kind, points=points, window=window,
+        alpha=alpha, power=power,
+    )  # fmt: skip
+
+
+def sensitivity_from(
+    *,
+    metric: str,
+    granularity: str,
+    kind: str,
+    points: list,
+    window: Measure,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> dict:
+    """The sensitivity report from a metric's window series and its value over the whole span
+    (the model page passes those it has already computed)."""
     filled = [p for p in points if p.n > 0]
     body = {
         "metric": metric, "granularity": granularity, "windows": len(filled), "value": None,

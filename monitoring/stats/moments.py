@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,7 @@ def moments(values: ArrayLike) -> Moments:
     return Moments(int(array.size), float(array.sum()), float(np.dot(array, array)))
 
 
+@functools.lru_cache(maxsize=16)  # a page computes thousands of intervals at one confidence
 def z_value(confidence: float = CONFIDENCE) -> float:
     """Two-sided normal quantile, 1.96 for 95%."""
     return float(stats.norm.ppf(0.5 + confidence / 2))

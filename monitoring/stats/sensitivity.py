@@ -6,6 +6,7 @@ rejecting in the wrong direction (below 1e-5 at the usual settings), as the text
 
 from __future__ import annotations
 
+import functools
 import math
 
 from scipy import stats
@@ -15,6 +16,7 @@ POWER = 0.8
 CANARY_SHARE = 0.2
 
 
+@functools.lru_cache(maxsize=16)  # pages ask for it hundreds of times at the same settings
 def z_sum(*, alpha: float = ALPHA, power: float = POWER) -> float:
     """z(1 - alpha/2) + z(power): 2.80 at alpha 0.05 and power 0.8."""
     return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))

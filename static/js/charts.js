@@ -5,6 +5,15 @@ document.querySelectorAll(".plot[data-figure]").forEach(function (element) {
   if (!source) return;
   var figure = JSON.parse(source.textContent);
   Plotly.newPlot(element, figure.data, figure.layout, {responsive: true, displaylogo: false});
+  // A heatmap's cell opens its row's page (a feature of the drift heatmap).
+  var rowUrls = figure.layout.meta && figure.layout.meta.row_urls;
+  if (rowUrls) {
+    element.on("plotly_click", function (event) {
+      var point = event.points[0];
+      var url = point && point.pointNumber && rowUrls[point.pointNumber[0]];
+      if (url) window.location.href = url;
+    });
+  }
   var rowsUrl = figure.layout.meta && figure.layout.meta.rows_url;
   if (!rowsUrl) return;
   element.on("plotly_click", function (event) {

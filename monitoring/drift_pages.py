@@ -1,0 +1,470 @@
+"""The drift and data-quality sections of the model page, and the feature page.
+
+Every drift number here comes from `monitoring.drift.drift_series`: the stored sketches merged
+per window and tested by the same functions as the drift API, against the same baseline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+from django.db.models import Count, Max, Q, Sum
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+
+from accounts.roles import Role, role_required
+from factory.models import MLModel, ModelVersion
+from monitoring.bins import UNKNOWN, Bins, bins_load
+from monitoring.charts import distribution_figure, heatmap_figure, plain, threshold_figure
+from monitoring.dashboard import BadQuery, bad_request, scope_from
+from monitoring.dashboard_selectors import (
+    DAYS_CHOICES,
+    Chart,
+    Scope,
+    model_segments,
+    model_versions,
+    scope_suffix,
+)
+from monitoring.drift import DriftError, DriftSeries, drift_series, feature_drift, merge_feature
+from monitoring.metrics import WINDOW, MetricError
+from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
+from monitoring.sketches import period_cover, sketches_read
+from monitoring.stats.drift import (
+    DATASET_DRIFT_SHARE,
+    P_VALUE_METHODS,
+    FeatureDrift,
+    dataset_drift,
+)
+from monitoring.stats.histograms import NumericHistogram, NumericReference
+from monitoring.stats.quality import coarse_shares, out_of_range, unseen_categories
+
+SCORE_CAP = 10.0  # an infinite statistic (new categories) is drawn as ten times the threshold
+DISPLAY_BINS = 24
+TOP_CATEGORIES = 20
+
+
+def drift_score(result: FeatureDrift | None) -> float | None:
+    """The statistic against its threshold, 1 at the threshold, so that tests of different
+    methods share one colour scale: statistic / threshold for distances, and
+    log p / log threshold for tests decided by their p-value."""
+    if result is None or result.statistic is None or math.isnan(result.statistic):
+        return None
+    if result.method in P_VALUE_METHODS:
+        if finite(result.p_value) is None:
+            return None
+        p_value = max(result.p_value, 1e-300)
+        return min(math.log10(p_value) / math.log10(result.threshold), SCORE_CAP)
+    if math.isinf(result.statistic):
+        return SCORE_CAP
+    return min(result.statistic / result.threshold, SCORE_CAP)
+
+
+def finite(value: float | None) -> float | None:
+    """A number for JSON, which has no infinity and no NaN (a constant feature's distance)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def finite_statistic(result: FeatureDrift | None) -> float | None:
+    return finite(result.statistic) if result is not None else None
+
+
+def statistic_text(result: FeatureDrift | None) -> str:
+    if result is None:
+        return "no values"
+    if result.statistic is None:
+        return "no values on one side"
+    if math.isnan(result.statistic):
+        return f"{result.method} not defined (no spread to compare)"
+    value = (
+        "infinite (new categories)" if math.isinf(result.statistic) else f"{result.statistic:.4g}"
+    )
+    text = f"{result.method} {value}"
+    if result.p_value is not None:
+        text += f", p = {result.p_value:.3g}"
+    verdict = "drifted" if result.drifted else "no drift"
+    return f"{text} ({verdict} at {threshold_text(result)}; n = {result.n_cur:,})"
+
+
+def threshold_text(result: FeatureDrift) -> str:
+    if result.method in P_VALUE_METHODS:
+        return f"p < {result.threshold:g}"
+    return f"{result.method} ≥ {result.threshold:g}"
+
+
+def feature_url(model: MLModel, feature: str, scope: Scope) -> str:
+    url = reverse("dashboard:feature", kwargs={"name": model.name, "feature": feature})
+    query = {**scope.query(), "days": "all" if scope.days is None else scope.days}
+    return f"{url}?{urlencode(query)}"
+
+
+def series_for(*, model: MLModel, scope: Scope, now: datetime, feature: str | None = None):
+    start, end = scope.span(now)
+    return drift_series(
+        model=model, granularity=scope.granularity, start=start, end=end,
+        version=scope.version, segment=scope.segment, feature=feature,
+    )  # fmt: skip
+
+
+def since(results: list[FeatureDrift | None], windows: list[datetime]) -> datetime | None:
+    """The start of the latest unbroken run of drifted windows, if the latest tested drifted."""
+    first = None
+    for result, window in zip(reversed(results), reversed(windows), strict=True):
+        if result is None or result.drifted is None:
+            continue
+        if not result.drifted:
+            break
+        first = window
+    return first
+
+
+# --- model page: drift -----------------------------------------------------------------------
+
+
+def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) -> dict | None:
+    """The feature-by-window heatmap, the drifted share over time and one row per feature."""
+    now = now or timezone.now()
+    try:
+        series, served_by = serving_series(model=model, scope=scope, now=now)
+    except (DriftError, MetricError):
+        return None
+    if not series.features or not series.windows:
+        return None
+    x = [w.isoformat() for w in series.windows]
+    names = list(series.features)
+    rows = [feature_row(model, scope, series, name) for name in names]
+    suffix = plain(scope_suffix(Scope(scope.granularity, None, scope.segment)))
+    versions = sorted({v for v in served_by if v}) or [series.version]
+    which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
+    title = plain(f"Drift of {which} per feature and {scope.granularity}") + suffix
+    heatmap = heatmap_figure(
+        title=title, x=x, rows=[plain(n) for n in names],
+        scores=[[drift_score(r) for r in series.features[n]] for n in names],
+        statistics=[[finite_statistic(r) for r in series.features[n]] for n in names],
+        hover=[[plain(f"{n}, {w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+                for w, v, r in zip(series.windows, served_by, series.features[n], strict=True)]
+               for n in names],
+        row_urls=[row["url"] for row in rows],
+    )  # fmt: skip
+    drifting = [row for row in rows if row["since"]]
+    summary = f"{title}: {len(names)} features over {len(x)} windows; "
+    summary += (
+        "drifting now: "
+        + ", ".join(f"{r['name']} since {r['since']:%Y-%m-%d %H:%M} UTC" for r in drifting)
+        if drifting
+        else "no feature drifts in its latest tested window"
+    )
+    share_title = plain(f"Share of features drifted per {scope.granularity}") + suffix
+    shares = threshold_figure(
+        title=share_title, x=x, y=series.shares, y_title="features drifted (share)",
+        threshold=(f"dataset drift at {DATASET_DRIFT_SHARE:.0%}", DATASET_DRIFT_SHARE),
+    )  # fmt: skip
+    shares["layout"]["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
+    known = [s for s in series.shares if s is not None]
+    share_summary = f"{share_title}: " + (
+        f"{known[-1]:.0%} of the tested features drifted in the latest window."
+        if known
+        else "no window could be tested."
+    )
+    return {
+        "series": series, "version": series.version, "baseline": series.baseline,
+        "versions": versions,
+        "rows": rows, "heatmap": Chart("drift-heatmap", "drift", title, heatmap, summary + "."),
+        "shares": Chart("drift-share", "drift", share_title, shares, share_summary),
+    }  # fmt: skip
+
+
+SERVING_VERSIONS = 3  # the most recent versions the model page's heatmap looks at
+
+
+def serving_series(
+    *, model: MLModel, scope: Scope, now, feature: str | None = None
+) -> tuple[DriftSeries, list]:
+    """The drift per window of the picked version, or, without one, of the version that served
+    most of each window, each against its own baseline: a rollout shows as the change of
+    version it is, and drift that came with it stays visible. The totals, baseline and
+    version are the latest version's; the list names each window's version."""
+    if scope.version:
+        series = series_for(model=model, scope=scope, now=now, feature=feature)
+        return series, [series.version] * len(series.windows)
+    start, end = scope.span(now)
+    served = HourlyAggregate.objects.filter(model=model)
+    served = served.filter(hour__gte=start, hour__lt=end) if start else served
+    if scope.segment is not None:
+        served = served.filter(segment=scope.segment)
+    recent = served.values("version__version").annotate(last=Max("hour")).order_by("-last")
+    names = [row["version__version"] for row in recent[:SERVING_VERSIONS]]
+    if len(names) <= 1:
+        series = series_for(model=model, scope=scope, now=now, feature=feature)
+        return series, [series.version] * len(series.windows)
+    each = []
+    for version in names:
+        try:
+            each.append(series_for(model=model, scope=replace(scope, version=version), now=now,
+                                   feature=feature))  # fmt: skip
+        except DriftError:  # a version without this feature, or without a baseline
+            continue
+    if not each:
+        raise DriftError(f"no recent version has the feature {feature!r}")
+    windows = sorted({w for series in each for w in series.windows})
+    features: dict[str, list] = {}
+    served_by: list[str | None] = []
+    for window in windows:
+        best = None
+        for series in each:
+            if window not in series.windows:
+                continue
+            i = series.windows.index(window)
+            n = sum(r[i].n_cur for r in series.features.values() if r[i] is not None)
+            if n and (best is None or n > best[0]):
+                best = (n, series, i)
+        served_by.append(best[1].version if best else None)
+        for name in each[0].features:
+            results = best[1].features.get(name) if best else None
+            features.setdefault(name, []).append(results[best[2]] if results else None)
+    shares = [
+        dataset_drift([r[i] for r in features.values() if r[i] is not None]).share_drifted
+        for i in range(len(windows))
+    ]
+    latest = replace(each[0], windows=windows, features=features, shares=shares)
+    return latest, served_by
+
+
+def feature_row(model: MLModel, scope: Scope, series: DriftSeries, name: str) -> dict:
+    results = series.features[name]
+    tested = [r for r in results if r is not None and r.drifted is not None]
+    latest = next((r for r in reversed(results) if r is not None), None)
+    return {
+        "name": name, "url": feature_url(model, name, scope), "latest": latest,
+        "latest_text": statistic_text(latest) if latest else "no values in the span",
+        "drifted": sum(bool(r.drifted) for r in tested), "tested": len(tested),
+        "since": since(results, series.windows),
+    }  # fmt: skip
+
+
+# --- model page: data quality ----------------------------------------------------------------
+
+
+def quality_section(
+    *, model: MLModel, scope: Scope, now: datetime | None = None, drift: dict | None = None
+) -> dict | None:
+    """Missing rates, unseen categories, out-of-range values and quarantined rows."""
+    now = now or timezone.now()
+    start, end = scope.span(now)
+    missing = missing_rates(model=model, scope=scope, start=start, end=end)
+    against = drift_against(drift["series"]) if drift else {}
+    for row in missing:
+        row.update(against.get(row["name"], {}))
+        row["url"] = feature_url(model, row["name"], scope)
+    quarantined = quarantine_reasons(model=model, start=start, end=end)
+    if not missing and not quarantined:
+        return None
+    return {
+        "features": missing, "quarantined": quarantined,
+        "quarantined_total": sum(q["n"] for q in quarantined),
+        "version": drift["version"] if drift else None,
+    }  # fmt: skip
+
+
+def missing_rates(*, model: MLModel, scope: Scope, start, end) -> list[dict]:
+    """Rows without a value per feature over the scope: one grouped sum over the sketches."""
+    rows = Sketch.objects.filter(
+        model=model, kind__in=(SketchKind.NUMERICAL, SketchKind.CATEGORICAL)
+    ).filter(period_cover(start, end))
+    if scope.version:
+        rows = rows.filter(version__version=scope.version)
+    if scope.segment is not None:
+        rows = rows.filter(segment=scope.segment)
+    sums = rows.values("name").annotate(missing=Sum("missing"), present=Sum("n")).order_by("name")
+    out = []
+    for row in sums:
+        total = row["missing"] + row["present"]
+        rate = row["missing"] / total if total else None
+        text = "" if rate is None else f"{rate:.2%}"
+        out.append({"name": row["name"], "missing": row["missing"], "rows": total,
+                    "missing_rate": rate, "missing_text": text})  # fmt: skip
+    return out
+
+
+def drift_against(series: DriftSeries) -> dict[str, dict]:
+    """Per feature of the drift version: out-of-range values or unseen categories."""
+    out = {}
+    for name, current in series.totals.items():
+        reference = series.baseline.features.get(name)
+        if isinstance(current, NumericHistogram) and isinstance(reference, NumericReference):
+            if reference.edges.shape != current.edges.shape:
+                continue
+            below, above = out_of_range(reference.histogram, current)
+            low, high = reference.edges[0], reference.edges[-1]
+            out[name] = {"below": below, "above": above, "numeric_n": current.n,
+                         "low": f"{low:.4g}", "high": f"{high:.4g}"}  # fmt: skip
+        elif not isinstance(current, NumericHistogram) and reference is not None:
+            counts = getattr(reference, "counts", None)
+            if counts is None:
+                continue
+            unseen = unseen_categories(counts, current.counts)
+            out[name] = {"unseen": list(unseen.items())[:5], "unseen_total": sum(unseen.values()),
+                         "unseen_kinds": len(unseen), "categorical_n": current.n}  # fmt: skip
+    return out
+
+
+def quarantine_reasons(*, model: MLModel, start, end) -> list[dict]:
+    records = QuarantinedRecord.objects.filter(model=model)
+    if start:
+        records = records.filter(created_at__gte=start)
+    if end:
+        records = records.filter(created_at__lt=end)
+    counts = (
+        records.values("code")
+        .annotate(n=Count("id"), waiting=Count("id", filter=Q(resolved_at__isnull=True)))
+        .order_by("-n", "code")
+    )
+    url = reverse("dashboard:quarantine", kwargs={"name": model.name})
+    return [{**row, "url": f"{url}?{urlencode({'code': row['code']})}"} for row in counts]
+
+
+# --- feature page ----------------------------------------------------------------------------
+
+
+def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) -> dict:
+    """One feature: its distribution against the reference, its drift over time, per segment."""
+    now = now or timezone.now()
+    series, served_by = serving_series(model=model, scope=scope, now=now, feature=feature)
+    results = series.features[feature]
+    reference = series.baseline.features.get(feature)
+    current = series.totals[feature]
+    suffix = plain(scope_suffix(Scope(scope.granularity, None, scope.segment)))
+    page = {
+        "feature": feature, "version": series.version, "baseline": series.baseline,
+        "kind": "numerical" if isinstance(current, NumericHistogram) else "categorical",
+        "overall": feature_drift(feature, reference, current) if reference is not None else None,
+        "since": since(results, series.windows),
+    }  # fmt: skip
+    page["distribution"] = distribution_chart(feature, reference, current, series.version, suffix)
+    page["over_time"] = drift_time_chart(feature, series, served_by, scope, suffix)
+    page["segments"] = segment_rows(
+        model=model, feature=feature, scope=scope, series=series, now=now
+    )
+    return page
+
+
+def distribution_chart(feature: str, reference, current, version: str, suffix: str) -> Chart | None:
+    if reference is None:
+        return None
+    title = plain(f"{feature}: reference against the span shown (version {version})") + suffix
+    if isinstance(current, NumericHistogram) and isinstance(reference, NumericReference):
+        low, high = float(reference.edges[0]), float(reference.edges[-1])
+        edges = np.linspace(low, high, DISPLAY_BINS + 1) if high > low else np.array([low, low + 1])
+        labels = [f"{a:.3g} to {b:.3g}" for a, b in itertools.pairwise(edges)]
+        ref = coarse_shares(reference.histogram, edges)
+        cur = coarse_shares(current, edges)
+        x_title = plain(f"{feature} (values beyond the reference range in the outer bars)")
+    else:
+        ref_counts, cur_counts = getattr(reference, "counts", {}), current.counts
+        keys = sorted(set(ref_counts) | set(cur_counts),
+                      key=lambda k: (-ref_counts.get(k, 0), -cur_counts.get(k, 0), k))  # fmt: skip
+        keys = keys[:TOP_CATEGORIES]
+        ref_total, cur_total = sum(ref_counts.values()) or 1, sum(cur_counts.values()) or 1
+        labels = [plain(k) for k in keys]
+        ref = np.array([ref_counts.get(k, 0) / ref_total for k in keys])
+        cur = np.array([cur_counts.get(k, 0) / cur_total for k in keys])
+        x_title = plain(f"{feature} (the {len(keys)} most common categories)")
+    figure = distribution_figure(
+        title=title, labels=labels, reference=[round(float(v), 6) for v in ref],
+        current=[round(float(v), 6) for v in cur], x_title=x_title,
+    )  # fmt: skip
+    biggest = int(np.argmax(np.abs(cur - ref))) if len(labels) else 0
+    summary = f"{title}: {len(labels)} bars; " + (
+        f"the largest difference is at {labels[biggest]}: {ref[biggest]:.1%} of the reference, "
+        f"{cur[biggest]:.1%} of the current values."
+        if labels
+        else "no values."
+    )
+    return Chart("feature-distribution", "distribution", title, figure, summary)
+
+
+def drift_time_chart(
+    feature: str, series: DriftSeries, served_by: list, scope: Scope, suffix: str
+) -> Chart:
+    results = series.features[feature]
+    method = next((r for r in results if r is not None), None)
+    by_p = method is not None and method.method in P_VALUE_METHODS
+    values = [finite(r.p_value) if by_p and r is not None else finite_statistic(r) for r in results]
+    name = method.method if method else "drift statistic"
+    y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
+    versions = sorted({v for v in served_by if v}) or [series.version]
+    which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
+    title = plain(f"{feature}: {name} per {scope.granularity}, {which}") + suffix
+    threshold = None
+    if method is not None:
+        threshold = (f"threshold {method.threshold:g}", method.threshold)
+    figure = threshold_figure(
+        title=title, x=[w.isoformat() for w in series.windows], y=values, y_title=plain(y_title),
+        threshold=threshold,
+        hover=[plain(f"{w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+               for w, v, r in zip(series.windows, served_by, results, strict=True)],
+    )  # fmt: skip
+    if by_p:
+        figure["layout"]["yaxis"]["type"] = "log"
+    tested = [(w, r) for w, r in zip(series.windows, results, strict=True) if r is not None]
+    summary = f"{title}: " + (
+        f"{sum(bool(r.drifted) for _, r in tested)} of {len(tested)} windows drifted; latest "
+        f"({tested[-1][0]:%Y-%m-%d %H:%M} UTC) {statistic_text(tested[-1][1])}."
+        if tested
+        else "no window has values."
+    )
+    return Chart("feature-drift", "drift", title, figure, summary)
+
+
+def segment_rows(*, model: MLModel, feature: str, scope: Scope, series: DriftSeries, now):
+    """The feature's drift over the whole span in each segment (the picker's choices), from
+    one read of its sketches in every segment, against the page's baseline."""
+    start, end = scope.span(now)
+    version_id = bins_version_id(model, series.version)
+    bins = bins_load(version_id)[feature]
+    if bins.kind == UNKNOWN:
+        bins = Bins(feature, "categorical", bins.edges)
+    kind = SketchKind.NUMERICAL if bins.kind == "numerical" else SketchKind.CATEGORICAL
+    datas: dict[str, list[bytes]] = {segment: [] for segment in model_segments(model)}
+    for row in sketches_read(model=model, kind=kind, name=feature, start=start, end=end,
+                             version_ids=[version_id]):  # fmt: skip
+        datas.setdefault(row.segment, []).append(bytes(row.data))
+    reference = series.baseline.features.get(feature)
+    rows = []
+    for segment, parts in sorted(datas.items()):
+        current = merge_feature(bins, parts)
+        result = feature_drift(feature, reference, current) if reference is not None else None
+        in_segment = Scope(scope.granularity, scope.version, segment, scope.days)
+        query = {**in_segment.query(), "days": "all" if scope.days is None else scope.days}
+        rows.append({"segment": segment, "result": result, "text": statistic_text(result),
+                     "current": segment == scope.segment, "query": urlencode(query)})  # fmt: skip
+    return rows
+
+
+def bins_version_id(model: MLModel, version: str) -> int:
+    return ModelVersion.objects.filter(model=model, version=version).values_list("pk", flat=True)[0]
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def feature_page(request, name: str, feature: str):
+    model = get_object_or_404(MLModel, name=name)
+    try:
+        scope = scope_from(request)
+        page = feature_page_get(model=model, feature=feature, scope=scope)
+    except (BadQuery, DriftError, MetricError) as error:
+        return bad_request(request, error)
+    context = {
+        "model": model, "page": page, "scope": scope, "versions": model_versions(model),
+        "segments": model_segments(model), "granularities": list(WINDOW),
+        "days_choices": DAYS_CHOICES,
+        "model_url": reverse("dashboard:model", kwargs={"name": model.name})
+        + "?" + urlencode({**scope.query(), "days": scope.days or "all"}) + "#drift",
+    }  # fmt: skip
+    return render(request, "dashboard/feature.html", context)
