@@ -319,9 +319,14 @@ def feature_json(
         elif math.isinf(result.statistic):
             body["statistic"] = None  # JSON has no infinity
             body["note"] = "categories the reference never had: the statistic is infinite"
+    return nan_to_none(body)
+
+
+def nan_to_none(body: dict) -> dict:
+    """JSON has no NaN: a window of only missing values, or a test on a single class."""
     for key in ("statistic", "p_value", "psi", "unseen_share", "max_error"):
         if isinstance(body[key], float) and math.isnan(body[key]):
-            body[key] = None  # JSON has no NaN: a window with only missing values
+            body[key] = None
     return body
 
 
@@ -472,7 +477,7 @@ def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | 
             threshold=result.threshold, drifted=result.drifted, psi=result.psi,
             n_reference=result.n_ref, n_current=result.n_cur,
         )  # fmt: skip
-    return body
+    return nan_to_none(body)
 
 
 # --- drift over time (the model page's heatmap, the feature page) ----------------------------
