@@ -1,11 +1,16 @@
 """Histograms per model, version, segment and hour (and day), written for dirty hours.
 
-One dirty hour's predictions (with their labels) are read at a time, a bounded batch: at
-100,000 predictions an hour with 25 features that is about 200 MB of Python objects at peak.
-Each (version, segment) of the hour gets a score histogram, a label-delay histogram, a
+Each (version, segment) of a dirty hour gets a score histogram, a label-delay histogram, a
 multiclass confusion table, and per feature a histogram on the version's fixed bins (or
 category counts), each with its missing count. Day rows are the sums of their hours,
 rewritten whenever one of the day's hours is, so a month reads 30 rows per feature, not 720.
+
+Two paths read the rows, and both fill the same `GroupColumns` for `group_sketches`:
+- sql (PostgreSQL): monitoring.sketch_sql, one statement per chunk of dirty hours (about
+  SQL_CHUNK_PREDICTIONS predictions), the JSON extraction done by the database;
+- pandas (SQLite, the embedded default): one hour's rows at a time, read into Python.
+Before either, the pass's new feature names are found and their bins frozen, so every hour
+of a pass is binned on the same edges whichever path bins it.
 """
 
 from __future__ import annotations
@@ -223,17 +228,18 @@ def hours_bins(model: MLModel, hours: list[datetime]) -> dict[int, dict[str, Bin
     """The frozen bins of every version with predictions in the hours, freezing new features
     first: every hour of a pass is then binned on the same edges, whichever path bins it."""
     seen = features_seen(model.pk, hours)
-    versions = Prediction.objects.filter(model_id=model.pk, timestamp__gte=min(hours),
-                                         timestamp__lt=max(hours) + HOUR)  # fmt: skip
-    version_ids = set(seen) | set(versions.values_list("version_id", flat=True).distinct())
+    # The hours' counts are already rewritten in this transaction: their versions are there.
+    counted = HourlyAggregate.objects.filter(model=model, hour__in=hours)
+    version_ids = set(seen) | set(counted.values_list("version_id", flat=True).distinct())
+    nothing: tuple[set, set] = (set(), set())
     return {
-        version.pk: bins_ensure(version=version, names=seen.get(version.pk, (set(), set()))[0],
-                                present=seen.get(version.pk, (set(), set()))[1])
+        version.pk: bins_ensure(version=version, names=seen.get(version.pk, nothing)[0],
+                                present=seen.get(version.pk, nothing)[1])
         for version in ModelVersion.objects.filter(pk__in=version_ids).defer("lineage")
     }  # fmt: skip
 
 
-SQL_CHUNK_PREDICTIONS = 200_000  # rows binned per statement: about 150 MB of work memory
+SQL_CHUNK_PREDICTIONS = 200_000  # rows per statement: a few arrays of 200k values per feature
 
 
 def hour_chunks(model: MLModel, hours: list[datetime]) -> list[list[datetime]]:
