@@ -18,7 +18,7 @@ from factory.models import MLModel
 from monitoring.bins import bins_stale_reset
 from monitoring.ingest.records import canonical_label
 from monitoring.models import HourlyAggregate, HourlyValue, Prediction
-from monitoring.sketches import sketches_refresh
+from monitoring.sketches import hour_ranges, sketches_refresh
 from monitoring.sql import db_datetime, json_entries, json_number
 
 HOUR = timedelta(hours=1)
@@ -30,17 +30,6 @@ def as_utc(value) -> datetime:
     if isinstance(value, str):
         value = parse_datetime(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def hour_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Contiguous [start, end) ranges covering the given hours."""
-    ranges: list[list[datetime]] = []
-    for hour in sorted(hours):
-        if ranges and ranges[-1][1] == hour:
-            ranges[-1][1] = hour + HOUR
-        else:
-            ranges.append([hour, hour + HOUR])
-    return [(start, end) for start, end in ranges]
 
 
 def dirty_hours_take(model_id: int) -> list[datetime]:
@@ -176,7 +165,7 @@ def hourly_values(model_id: int, start: datetime, end: datetime) -> list[HourlyV
         ]  # fmt: skip
 
 
-def aggregates_refresh(*, model_id: int) -> int:
+def aggregates_refresh(*, model_id: int, path: str | None = None) -> int:
     """Recompute the aggregates of every dirty hour of a model; returns how many hours.
 
     A pass may mark more hours dirty (a version's bins were frozen anew); they are done in a
@@ -195,7 +184,7 @@ def aggregates_refresh(*, model_id: int) -> int:
                 HourlyValue.objects.filter(**window).delete()
                 HourlyAggregate.objects.bulk_create(hourly_counts(model, start, end), 1000)
                 HourlyValue.objects.bulk_create(hourly_values(model_id, start, end), 1000)
-            sketches_refresh(model=model, hours=hours)
+            sketches_refresh(model=model, hours=hours, path=path)
         total += len(hours)
         if not hours:
             break
