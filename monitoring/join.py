@@ -46,8 +46,9 @@ def labels_write(*, model_id: int, outcome_filter: str, params: dict) -> int:
 
 def labels_write_sql(outcome_filter: str) -> str:
     """One PostgreSQL statement: the newest outcome per prediction id (a sort of the filtered
-    outcomes only, in bytewise order, cheaper than the locale's), hash-joined to the predictions and to their labels, then a plain INSERT
-    of the new labels and an UPDATE of the older ones.
+    outcomes only, bytewise, cheaper than in the locale's order), hash-joined to the
+    predictions and to their labels, then a plain INSERT of the new labels and an UPDATE of
+    the older ones.
 
     Plain INSERT is safe, and cheaper than INSERT ... ON CONFLICT's speculative insertion,
     because labels are written only under the model's join claim (join_state_lock)."""
