@@ -33,8 +33,8 @@ class Prediction(models.Model):
 
     # Bulk facts: no database foreign keys (their per-row checks halved COPY's speed) and no
     # single-column indexes on them (model_id leads the composite ones). Django still cascades
-    # deletions, and the batch row that every ingestion inserts in the same transaction holds a
-    # key-share lock on the model row, so a model cannot vanish under its incoming rows.
+    # deletions, and the batch row that every ingestion inserts in the same transaction keeps
+    # its foreign key to the model: a model deleted meanwhile fails the ingestion or the delete.
     model = models.ForeignKey(
         MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
