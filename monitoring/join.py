@@ -45,31 +45,32 @@ def labels_write(*, model_id: int, outcome_filter: str, params: dict) -> int:
 
 
 def labels_write_sql(outcome_filter: str) -> str:
-    """One PostgreSQL statement: the newest outcome per prediction id (a sort of the filtered
-    outcomes only, bytewise, cheaper than in the locale's order), hash-joined to the
-    predictions and to their labels, then a plain INSERT of the new labels and an UPDATE of
-    the older ones.
+    """One PostgreSQL statement: the filtered outcomes hash-joined to their predictions, the
+    newest per prediction kept (a sort on the prediction's integer key, which also hands the
+    labels to the index in its order), left-joined to the labels; then a plain INSERT of the
+    new labels and an UPDATE of the older ones.
 
     Plain INSERT is safe, and cheaper than INSERT ... ON CONFLICT's speculative insertion,
     because labels are written only under the model's join claim (join_state_lock)."""
     return f"""
         WITH newest AS (
-            SELECT DISTINCT ON (o.prediction_id COLLATE "C") o.id, o.prediction_id, o.outcome,
-                o.outcome_num, o."values", o.observed_at
-            FROM monitoring_outcome o WHERE o.model_id = %(model)s {outcome_filter}
-            ORDER BY o.prediction_id COLLATE "C", o.observed_at DESC, o.id DESC
-        ), written AS MATERIALIZED (
-            SELECT p.id AS prediction_ref, o.id AS outcome_ref, o.outcome, o.outcome_num,
-                o."values", o.observed_at, EXTRACT(EPOCH FROM (o.observed_at - p.timestamp))
-                AS delay_s, CASE WHEN o.outcome IS NULL THEN NULL ELSE p.prediction = o.outcome
-                END AS correct, date_trunc('hour', p.timestamp) AS hour,
-                l.prediction_id IS NOT NULL AS labelled
-            FROM newest o
+            SELECT DISTINCT ON (p.id) p.id AS prediction_ref, o.id AS outcome_ref, o.outcome,
+                o.outcome_num, o."values", o.observed_at, p.timestamp, p.prediction
+            FROM monitoring_outcome o
             JOIN monitoring_prediction p
               ON p.model_id = %(model)s AND p.prediction_id = o.prediction_id
-            LEFT JOIN monitoring_label l ON l.prediction_id = p.id
+            WHERE o.model_id = %(model)s {outcome_filter}
+            ORDER BY p.id, o.observed_at DESC, o.id DESC
+        ), written AS MATERIALIZED (
+            SELECT o.prediction_ref, o.outcome_ref, o.outcome, o.outcome_num, o."values",
+                o.observed_at, EXTRACT(EPOCH FROM (o.observed_at - o.timestamp)) AS delay_s,
+                CASE WHEN o.outcome IS NULL THEN NULL ELSE o.prediction = o.outcome END
+                AS correct, date_trunc('hour', o.timestamp) AS hour,
+                l.prediction_id IS NOT NULL AS labelled
+            FROM newest o
+            LEFT JOIN monitoring_label l ON l.prediction_id = o.prediction_ref
             WHERE l.prediction_id IS NULL OR o.observed_at > l.observed_at
-               OR (o.observed_at = l.observed_at AND o.id > l.outcome_ref_id)
+               OR (o.observed_at = l.observed_at AND o.outcome_ref > l.outcome_ref_id)
         ), inserted AS (
             INSERT INTO monitoring_label (prediction_id, model_id, outcome_ref_id, outcome,
                 outcome_num, "values", observed_at, delay_s, correct, hour)
@@ -154,6 +155,7 @@ def outcomes_join(*, model_id: int, sweep: bool = False) -> JoinRun:
         if is_postgres():
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL work_mem = '{JOIN_WORK_MEM}'")
+                cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
         if sweep:
             written = labels_write(model_id=model_id, outcome_filter="", params={})
         else:
