@@ -31,7 +31,9 @@ from monitoring.ingest.records import (
     MAX_VERSION_CHARS,
 )
 
-BLOCK_BYTES = 4 << 20  # about 20,000 rows of 10 features per block
+# About 7,000 rows of 10 features per block. Arrow's streaming reader reads some 30 blocks
+# ahead of the one parsed, so the block size decides the memory a large body takes.
+BLOCK_BYTES = 1 << 20
 OWN = ("prediction_id", "timestamp", "model_version", "prediction", "score", "segment")
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]\d{2}:\d{2})$"
 INTEGER = r"^(0|-?[1-9]\d{0,15})$"
