@@ -31,8 +31,17 @@ class IngestBatch(models.Model):
 class Prediction(models.Model):
     """A decision the model made. `prediction` holds the canonical label text."""
 
-    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    # Bulk facts: no database foreign keys (their per-row checks halved COPY's speed) and no
+    # single-column indexes on them (model_id leads the composite ones). Django still cascades
+    # deletions, and the batch row that every ingestion inserts in the same transaction keeps
+    # its foreign key to the model: a model deleted meanwhile fails the ingestion or the delete.
+    model = models.ForeignKey(
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
     prediction_id = models.CharField(max_length=200)
     timestamp = models.DateTimeField()
     segment = models.CharField(max_length=200, blank=True, default="")
@@ -41,7 +50,10 @@ class Prediction(models.Model):
     score = models.FloatField(null=True)
     features = models.JSONField(null=True)
     content_md5 = models.CharField(max_length=32)
-    batch = models.ForeignKey(IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+")
+    batch = models.ForeignKey(
+        IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
 
     class Meta:
         constraints = [
@@ -55,14 +67,20 @@ class Prediction(models.Model):
 class Outcome(models.Model):
     """What actually happened. Every version is kept; the latest `observed_at` wins."""
 
-    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    # No database foreign keys nor single-column indexes, as for Prediction.
+    model = models.ForeignKey(
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     prediction_id = models.CharField(max_length=200)
     observed_at = models.DateTimeField()
     outcome = models.CharField(max_length=200, null=True)
     outcome_num = models.FloatField(null=True)
     values = models.JSONField(null=True)
     content_md5 = models.CharField(max_length=32)
-    batch = models.ForeignKey(IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+")
+    batch = models.ForeignKey(
+        IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
 
     class Meta:
         constraints = [
@@ -75,11 +93,18 @@ class Outcome(models.Model):
 class Label(models.Model):
     """The join's result: a prediction with its current outcome and label delay."""
 
+    # Written only by the join, from the prediction and outcome rows it reads in the same
+    # statement: no database foreign keys (three checks a row), no index but the two reads need.
     prediction = models.OneToOneField(
-        Prediction, on_delete=models.CASCADE, primary_key=True, related_name="label"
+        Prediction, on_delete=models.CASCADE, primary_key=True, related_name="label",
+        db_constraint=False,
+    )  # fmt: skip
+    model = models.ForeignKey(
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
-    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
-    outcome_ref = models.ForeignKey(Outcome, on_delete=models.CASCADE, related_name="+")
+    outcome_ref = models.ForeignKey(
+        Outcome, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     outcome = models.CharField(max_length=200, null=True)
     outcome_num = models.FloatField(null=True)
     values = models.JSONField(null=True)
@@ -87,6 +112,9 @@ class Label(models.Model):
     delay_s = models.FloatField()
     correct = models.BooleanField(null=True)
     hour = models.DateTimeField()  # the prediction's hour, whose aggregates this label changes
+
+    class Meta:
+        indexes = [models.Index(fields=["model", "hour"], name="label_model_hour")]
 
 
 class QuarantinedRecord(models.Model):

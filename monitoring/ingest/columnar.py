@@ -16,8 +16,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -29,7 +31,9 @@ from monitoring.ingest.records import (
     MAX_VERSION_CHARS,
 )
 
-BLOCK_BYTES = 4 << 20  # about 20,000 rows of 10 features per block
+# About 7,000 rows of 10 features per block. Arrow's streaming reader reads some 30 blocks
+# ahead of the one parsed, so the block size decides the memory a large body takes.
+BLOCK_BYTES = 1 << 20
 OWN = ("prediction_id", "timestamp", "model_version", "prediction", "score", "segment")
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]\d{2}:\d{2})$"
 INTEGER = r"^(0|-?[1-9]\d{0,15})$"
@@ -40,6 +44,11 @@ NUMBER = (
 WORD = r"^[A-Za-z_][A-Za-z0-9_ .:/-]{0,199}$"
 NOT_A_WORD = r"(?i)^(true|false|nan|inf|infinity)$"
 SCORE = r"^(0|1|0\.0{0,3}[1-9](\d{0,8}[1-9])?)$"
+# Timestamps whose canonical text is a cut of their own: UTC, to the second.
+UTC_TO_THE_SECOND = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|\+00:00)$"
+# Words that are JSON strings as they are: no digit, quote, backslash or control character.
+PLAIN_WORD = r"^[A-Za-z_][A-Za-z_ .:/-]{0,199}$"
+NOT_TEXT = r"(?i)^(true|false|(nan|inf|infinity)\s*)$"  # booleans, or floats to Python
 NUMBER_LIKE = r"(?i)(\p{Nd}|^\s*[+-]?\s*(nan|inf|infinity)\s*$)"
 STAGE_COLUMNS = (
     "idx", "prediction_id", "ts", "version_id", "prediction", "prediction_num", "score",
@@ -219,6 +228,12 @@ def cell_json(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     plain = pc.or_(is_null, is_number)
     if pc.all(plain).as_py():  # a numeric column: the common case, two cheap passes
         return pc.if_else(is_null, "null", text), plain
+    words = pc.and_(matches(text, PLAIN_WORD), pc.invert(matches(text, NOT_TEXT)))
+    sure = pc.or_(plain, words)
+    # A cell holding a digit that is not a plain number is uncertain below as well.
+    if pc.all(pc.or_(sure, matches(text, "[0-9]"))).as_py():
+        quoted = pc.binary_join_element_wise('"', text, '"', "")
+        return pc.if_else(is_null, "null", pc.if_else(is_number, text, quoted)), sure
     lowered = pc.utf8_lower(text)
     is_bool = pc.is_in(lowered, pa.array(["true", "false"]))
     is_string = pc.and_(
@@ -266,11 +281,7 @@ def date_exists(text: str) -> bool:
 
 def good_table(cols, keep, label, label_num, score_text, segment, features) -> pa.Table:
     take = lambda array: pc.take(array, keep)  # noqa: E731
-    moment = pc.cast(take(cols["timestamp"]), pa.timestamp("us", tz="UTC"))
-    whole = pc.strftime(moment, format="%Y-%m-%dT%H:%M:%S")
-    iso = pc.binary_join_element_wise(
-        pc.replace_substring_regex(whole, r"\.000000$", ""), "+00:00", ""
-    )
+    iso = iso_utc(take(cols["timestamp"]))
     score_text = take(score_text)
     # repr() of the float the records path makes of the cell
     score_repr = pc.if_else(pc.equal(score_text, "1"), "1.0", score_text)
@@ -288,8 +299,7 @@ def good_table(cols, keep, label, label_num, score_text, segment, features) -> p
     digest_text = pc.binary_join_element_wise(
         iso, version, label, score_repr, seg, feats.fill_null("None"), "\x1f"
     )
-    digests = [hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-               for text in digest_text.to_pylist()]  # fmt: skip
+    digests = md5_hex(digest_text)
     return pa.table(
         {
             "prediction_id": take(cols["prediction_id"]),
@@ -300,8 +310,35 @@ def good_table(cols, keep, label, label_num, score_text, segment, features) -> p
             "score": score,
             "segment": seg,
             "features": feats,
-            "content_md5": pa.array(digests, pa.string()),
+            "content_md5": digests,
         }
+    )
+
+
+def iso_utc(text: pa.Array) -> pa.Array:
+    """What isoformat() writes of each (valid) timestamp in UTC: cut from the text when it is
+    UTC to the second already, the common case; else printed, a slower kernel."""
+    if pc.all(matches(text, UTC_TO_THE_SECOND)).as_py():
+        return pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 19), "+00:00", "")
+    moment = pc.cast(text, pa.timestamp("us", tz="UTC"))
+    whole = pc.strftime(moment, format="%Y-%m-%dT%H:%M:%S")
+    return pc.binary_join_element_wise(
+        pc.replace_substring_regex(whole, r"\.000000$", ""), "+00:00", ""
+    )
+
+
+def md5_hex(texts: pa.Array) -> pa.Array:
+    """MD5 of each UTF-8 text, hashed from Arrow's buffer without making Python strings."""
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    if texts.null_count:
+        raise ValueError("md5_hex of a null")
+    _, offsets, data = texts.buffers()
+    bounds = np.frombuffer(offsets, np.int32, len(texts) + 1, texts.offset * 4).tolist()
+    view = memoryview(data) if data is not None else memoryview(b"")
+    md5 = hashlib.md5
+    return pa.array(
+        [md5(view[a:b], usedforsecurity=False).hexdigest() for a, b in pairwise(bounds)],
+        pa.string(),
     )
 
 

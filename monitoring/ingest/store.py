@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from django.db import connection, transaction
 from psycopg.errors import UniqueViolation
 
@@ -102,17 +104,21 @@ def predictions_store(
     """Insert prediction rows (then the columnar ones, numbered after them) in the caller's
     transaction; mark the hours of what was staged dirty."""
     features = "features::jsonb" if is_postgres() else "features"
-    keys = [(row.prediction_id,) for row in rows]
-    md5s = [row.content_md5 for row in rows]
-    if columnar is not None:
-        keys += [(pid,) for pid in columnar.good["prediction_id"].to_pylist()]
-        md5s += columnar.good["content_md5"].to_pylist()
+    ids = pa.chunked_array(
+        [pa.array([row.prediction_id for row in rows], pa.string())]
+        + (columnar.good["prediction_id"].chunks if columnar is not None else []),
+        pa.string(),
+    )
     with connection.cursor() as cursor:
-        if predictions_copy_direct(
+        if pc.count_distinct(ids).as_py() == len(ids) and predictions_copy_direct(
             cursor, model_id=model_id, batch_id=batch_id, rows=rows, version_ids=version_ids,
-            columnar=columnar, keys=keys,
+            columnar=columnar,
         ):  # fmt: skip
-            return StoreResult(accepted=list(range(len(keys))))
+            return StoreResult(accepted=list(range(len(ids))))
+        keys = [(pid,) for pid in ids.to_pylist()]
+        md5s = [row.content_md5 for row in rows]
+        if columnar is not None:
+            md5s += columnar.good["content_md5"].to_pylist()
         staged = [
             (
                 index, row.prediction_id, row.timestamp, version_ids[row.model_version],
@@ -167,20 +173,13 @@ DIRECT_COLUMNS = (
 )
 
 
-def predictions_copy_direct(
-    cursor, *, model_id, batch_id, rows, version_ids, columnar, keys
-) -> bool:
-    """COPY straight into the table when no key is stored yet or repeated: the common case, at
-    the speed of COPY. False when that is not so (the caller stages and classifies); a
-    concurrent insert of the same keys makes COPY fail, and the savepoint undoes it."""
-    if not is_postgres() or len(set(keys)) != len(keys):
-        return False
-    cursor.execute(
-        "SELECT 1 FROM monitoring_prediction WHERE model_id = %s AND prediction_id = ANY(%s) "
-        "LIMIT 1",
-        [model_id, [key for (key,) in keys]],
-    )
-    if cursor.fetchone():
+def predictions_copy_direct(cursor, *, model_id, batch_id, rows, version_ids, columnar) -> bool:
+    """COPY straight into the table keys that are not repeated in the chunk, when none is stored
+    yet: the common case, at the speed of COPY. False when one is (the caller stages and
+    classifies): a key stored before, or by a concurrent request, makes COPY fail and the
+    savepoint undoes it. Not asking first saves a probe per row; a retried batch pays for a
+    failed COPY instead."""
+    if not is_postgres():
         return False
     sql = f"COPY monitoring_prediction ({DIRECT_COLUMNS}) FROM STDIN"
     try:

@@ -50,11 +50,37 @@ def tricky_csv(rows: int) -> str:
     return out.getvalue()
 
 
+# Columns regular enough for the shortcuts: UTC timestamps to the second, numbers, plain words
+# mixed with numbers and with cells holding digits (which the records path must judge).
+REGULAR = {
+    "timestamp": ["2026-03-10T12:00:00Z", "2026-03-10T13:30:05+00:00", "2026-03-11T00:00:59Z"],
+    "amount": ["0", "-5", "0.5", "", "1e5", "007", "3.0", "12.25"],
+    "plan": ["basic", "plus plan", "a_b", "x:y/z-w.v", "", "A12", "Basic", "7", "-0.5", "2e3"],
+    "flag": ["1", "0", ""],
+}
+
+
+def regular_csv(rows: int) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["prediction_id", "model_version", "prediction", "score", *REGULAR])
+    columns = [
+        [f"r-{i}" for i in range(rows)],
+        islice(cycle(["1.0", "2.0"]), rows),
+        islice(cycle(["1", "0", "yes"]), rows),
+        islice(cycle(["0.25", "", "1", "2"]), rows),  # a score of 2 is rejected
+        *(islice(cycle(values), rows) for values in REGULAR.values()),
+    ]
+    writer.writerows(zip(*columns, strict=True))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("make_body", [tricky_csv, regular_csv])
 def test_csv_rows_stored_column_wise_equal_the_same_records_sent_as_json(
-    model, writer, monkeypatch
+    model, writer, monkeypatch, make_body
 ):
     need_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
-    body = tricky_csv(400)
+    body = make_body(400)
     validated = []
     validate = services.prediction_validate
     monkeypatch.setattr(
