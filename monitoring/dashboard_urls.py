@@ -61,6 +61,7 @@ urlpatterns += [
         alert_pages.alert_silence_lift,
         name="alert-unsilence",
     ),
+    path("models/<slug:name>/rules/new", rule_pages.rule_new, name="rule-new"),
     path("models/<slug:name>/rules/<int:pk>/", rule_pages.rule_edit, name="rule-edit"),
     path("models/<slug:name>/rules/<int:pk>/delete", rule_pages.rule_delete, name="rule-delete"),
     path(

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, role_required
+from factory.models import MLModel
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.dashboard_selectors import model_segments, model_versions
 from monitoring.metrics import WINDOW, metric_names
@@ -51,7 +52,7 @@ def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> d
         "metrics": metrics, "kinds": RuleKind.values, "sides": Sides.values,
         "severities": Severity.values, "granularities": list(WINDOW),
         "versions": model_versions(rule.model), "segments": model_segments(rule.model),
-        "all": ALL, "warnings": rule_warnings(rule=rule) if not errors else [],
+        "all": ALL, "warnings": rule_warnings(rule=rule) if rule.pk and not errors else [],
     }  # fmt: skip
 
 
@@ -73,6 +74,26 @@ def rule_edit(request, name: str, pk: int):
     serializer.save()
     request.session["rule_saved"] = rule.pk
     return redirect("dashboard:rule-edit", name=name, pk=pk)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.EDITOR)
+def rule_new(request, name: str):
+    """A rule of any kind (the model page's own form makes static ones)."""
+    model = get_object_or_404(MLModel, name=name)
+    rule = AlertRule(model=model, kind=RuleKind.BAND)
+    if request.method == "GET":
+        return render(request, "dashboard/rule_edit.html", form_context(rule, form_values(rule)))
+    data = form_data(request.POST)
+    serializer = AlertRuleSerializer(data=data, context={"model": model})
+    if not serializer.is_valid():
+        errors = {f: [str(e) for e in errs] for f, errs in serializer.errors.items()}
+        values = {**form_values(rule), **data, "recipients": request.POST.get("recipients", "")}
+        return render(request, "dashboard/rule_edit.html", form_context(rule, values, errors),
+                      status=400)  # fmt: skip
+    created = serializer.save(model=model)
+    request.session["rule_saved"] = created.pk
+    return redirect("dashboard:rule-edit", name=name, pk=created.pk)
 
 
 @require_POST

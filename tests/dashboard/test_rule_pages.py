@@ -141,3 +141,23 @@ def test_segment_names_are_escaped_on_the_form(labelled_days, editor):
                                     lower=0.5, segment=XSS)  # fmt: skip
     html = editor.get(edit_url(rule)).content.decode()
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_an_editor_creates_a_rule_of_any_kind_and_a_viewer_cannot(model, editor, viewer):
+    # given: the model page links to the form of a new rule
+    assert "/models/churn/rules/new" in editor.get("/models/churn/").content.decode()
+    assert 'name="kind"' in editor.get("/models/churn/rules/new").content.decode()
+    # when: a band rule without k, then a good one
+    bad = editor.post("/models/churn/rules/new", form(kind="band", lower=""))
+    response = editor.post(
+        "/models/churn/rules/new", form(kind="band", lower="", k="3", metric="positive_rate")
+    )
+    # then: the bad one says why and stores nothing; the good one is stored and shown
+    assert bad.status_code == 400 and "band rules need k &gt; 0" in bad.content.decode()
+    created = AlertRule.objects.get(model=model, kind="band", metric="positive_rate")
+    assert created.k == 3 and response["Location"] == edit_url(created)
+    assert f"Rule #{created.pk} saved" in editor.get(edit_url(created)).content.decode()
+    assert viewer.get("/models/churn/rules/new").status_code == 403
+    refused = viewer.post("/models/churn/rules/new", form(kind="band", k="3"))
+    assert refused.status_code == 403
+    assert not AlertRule.objects.filter(model=model, kind="band", metric="accuracy").exists()
