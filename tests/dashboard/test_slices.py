@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from factory.models import ModelVersion
-from monitoring.jobs import jobs_run
 from monitoring.rows import RowFilter, rows_filtered
 from monitoring.slices import slice_compare
 from tests.monitoring.test_statistics_api import (
     DAY0,
-    generated,
-    ingest,
-    predictions_of,
-    reference_rows,
+    reference_and_shifted_stored,
 )
 
 pytestmark = pytest.mark.django_db
@@ -24,14 +19,7 @@ XSS = "<script>alert(1)</script>"
 
 @pytest.fixture
 def stored(model):
-    reference = generated(800, seed=1)
-    ModelVersion.objects.create(
-        model=model, version="1.0.0", reference={"rows": reference_rows(reference)}
-    )
-    current = generated(1500, seed=2, shift=3.0)
-    ingest(model, "predictions", predictions_of(current))
-    jobs_run(model_id=model.pk)
-    return reference, current
+    return reference_and_shifted_stored(model)
 
 
 SLICE = {"start": DAY0.isoformat(), "feature": "plan", "category": "basic"}

@@ -9,15 +9,11 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from factory.models import AuditEntry, MLModel, ModelVersion
-from monitoring.jobs import jobs_run
+from factory.models import AuditEntry, MLModel
 from tests.monitoring.test_statistics_api import (
     DAY0,
     PLANS,
-    generated,
-    ingest,
-    predictions_of,
-    reference_rows,
+    reference_and_shifted_stored,
 )
 
 pytestmark = pytest.mark.django_db
@@ -27,14 +23,7 @@ WINDOW = {"start": DAY0.isoformat(), "end": (DAY0 + timedelta(days=2)).isoformat
 
 @pytest.fixture
 def drifting(model):
-    reference = generated(800, seed=1)
-    ModelVersion.objects.create(
-        model=model, version="1.0.0", reference={"rows": reference_rows(reference)}
-    )
-    current = generated(1500, seed=2, shift=3.0)
-    ingest(model, "predictions", predictions_of(current))
-    jobs_run(model_id=model.pk)
-    return reference, current
+    return reference_and_shifted_stored(model)
 
 
 def psi_by_definition(reference: np.ndarray, current: np.ndarray) -> float:

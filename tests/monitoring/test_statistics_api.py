@@ -82,6 +82,19 @@ def reference_rows(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def reference_and_shifted_stored(model) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Version 1.0.0 with an 800-row reference, and 1500 predictions shifted by 3 joined and
+    aggregated: the data of the drift tests that need no outcomes."""
+    reference = generated(800, seed=1)
+    ModelVersion.objects.create(
+        model=model, version="1.0.0", reference={"rows": reference_rows(reference)}
+    )
+    current = generated(1500, seed=2, shift=3.0)
+    ingest(model, "predictions", predictions_of(current))
+    jobs_run(model_id=model.pk)
+    return reference, current
+
+
 @pytest.fixture
 def stored(model):
     reference = generated(800, seed=1)
