@@ -260,15 +260,20 @@ def quarantine_filters(request) -> tuple[str, str]:
     return batch, request.GET.get("code", "").strip()
 
 
+def quarantine_request(request, name: str):
+    """The model, the list's filters and the records they select (page and download alike)."""
+    model = get_object_or_404(MLModel, name=name)
+    batch, code = quarantine_filters(request)
+    return model, batch, code, row_exports.quarantine_select(model=model, batch=batch, code=code)
+
+
 @require_GET
 @role_required(Role.VIEWER)
 def quarantine(request, name: str):
-    model = get_object_or_404(MLModel, name=name)
     try:
-        batch, code = quarantine_filters(request)
+        model, batch, code, records = quarantine_request(request, name)
     except BadQuery as error:
         return bad_request(request, error)
-    records = row_exports.quarantine_select(model=model, batch=batch, code=code)
     page = Paginator(records, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -283,12 +288,10 @@ def quarantine(request, name: str):
 @require_GET
 @role_required(Role.VIEWER)
 def quarantine_csv(request, name: str):
-    model = get_object_or_404(MLModel, name=name)
     try:
-        batch, code = quarantine_filters(request)
+        model, _, _, records = quarantine_request(request, name)
     except BadQuery as error:
         return bad_request(request, error)
-    records = row_exports.quarantine_select(model=model, batch=batch, code=code)
     return download(row_exports.quarantine_csv(records), "text/csv", f"{model.name}-quarantine.csv")
 
 
