@@ -122,7 +122,7 @@ def main() -> None:
         "feature_page_p95_ms": round(feature_p95, 1),
         "feature_page_median_ms": round(feature_median, 1),
         "baseline_empty_model_page_p95_ms": round(empty_p95, 1),
-        "goal_met": max(page_p95, chart_p95) < GOAL_MS,
+        "goal_met": max(page_p95, fresh_p95, chart_p95) < GOAL_MS,
         "repeat": args.repeat,
     }
     print(json.dumps(result))
