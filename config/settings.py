@@ -143,7 +143,9 @@ CACHES = {
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_REDIS,
          "KEY_PREFIX": "canary"}
         if _CACHE_REDIS.startswith(("redis://", "rediss://"))
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        # Room for the drift cells of a few pages (each well under a kilobyte).
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+              "OPTIONS": {"MAX_ENTRIES": 20_000}}
     )
 }  # fmt: skip
 

@@ -8,10 +8,13 @@ by monitoring.stats from bin counts, the same code the benchmark times.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import asdict, dataclass
+import pickle
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max, Min, Sum
 
@@ -47,6 +50,7 @@ from monitoring.stats.profile import (
     deciles_from_histogram,
     profile_outputs,
 )
+from monitoring.stats.quality import out_of_range
 
 DEFAULT_CURRENT = timedelta(days=7)
 HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
@@ -493,7 +497,74 @@ class DriftSeries:
     windows: list[datetime]
     features: dict[str, list[FeatureDrift | None]]
     shares: list[float | None]  # the share of tested features that drifted, per window
-    totals: dict[str, NumericHistogram | CategoricalReference]
+    totals: dict[str, NumericHistogram | CategoricalReference]  # only for a single feature
+    summaries: dict[str, SpanSummary]
+
+
+@dataclass(frozen=True)
+class SpanSummary:
+    """What the data-quality section needs of a feature's windows, without their histograms:
+    values outside the baseline's range (numerical) or the category counts (categorical)."""
+
+    kind: str
+    n: int = 0
+    below: int = 0
+    above: int = 0
+    ranged: bool = False  # the baseline's bins match, so below/above mean something
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: SpanSummary) -> SpanSummary:
+        counts = dict(self.counts)
+        for key, count in other.counts.items():
+            counts[key] = counts.get(key, 0) + count
+        return SpanSummary(
+            self.kind, self.n + other.n, self.below + other.below, self.above + other.above,
+            self.ranged or other.ranged, counts,
+        )  # fmt: skip
+
+
+def span_summary(reference, current: NumericHistogram | CategoricalReference) -> SpanSummary:
+    if isinstance(current, NumericHistogram):
+        if (
+            not isinstance(reference, NumericReference)
+            or reference.edges.shape != current.edges.shape
+        ):
+            return SpanSummary("numerical", current.n)
+        below, above = out_of_range(reference.histogram, current)
+        return SpanSummary("numerical", current.n, below, above, ranged=True)
+    return SpanSummary("categorical", current.n, counts=dict(current.counts))
+
+
+CELL_CACHE_S = 3600
+
+
+def window_cells(
+    *, name: str, bins: Bins, reference, parts: dict[datetime, list[bytes]], settings, scope: str
+) -> dict[datetime, tuple[FeatureDrift | None, SpanSummary]]:
+    """Each window's test of a feature and its summary, cached under a digest of the window's
+    stored sketches, the baseline and the settings: once a window stops changing it is never
+    tested again, so new data costs only the windows it touched."""
+    keys = {}
+    for window, datas in parts.items():
+        digest = hashlib.sha256(repr((name, scope, window.isoformat())).encode())
+        for data in sorted(datas):
+            digest.update(data)
+        keys[window] = "canary:drift-cell:" + digest.hexdigest()
+    found = cache.get_many(list(keys.values()))
+    cells, missing = {}, {}
+    for window, key in keys.items():
+        if key in found:
+            cells[window] = found[key]
+            continue
+        merged = merge_feature(bins, parts[window])
+        cells[window] = (
+            feature_drift(name, reference, merged, settings=settings),
+            span_summary(reference, merged),
+        )
+        missing[key] = cells[window]
+    if missing:
+        cache.set_many(missing, CELL_CACHE_S)
+    return cells
 
 
 def drift_series(
@@ -533,19 +604,27 @@ def drift_series(
         while moment <= last:
             windows.append(moment)
             moment += WINDOW[granularity]
-    features, totals = {}, {}
+    features, totals, summaries = {}, {}, {}
     for name in sorted(bins):
         feature_bins = bins[name]
         if feature_bins.kind == UNKNOWN:
             feature_bins = Bins(name, "categorical", feature_bins.edges)
         reference = baseline.features.get(name)
-        merged = {w: merge_feature(feature_bins, grouped[(name, w)]) for w in windows
-                  if (name, w) in grouped}  # fmt: skip
-        features[name] = [
-            feature_drift(name, reference, merged[w], settings=settings) if w in merged else None
-            for w in windows
-        ]
-        totals[name] = parts_sum(feature_bins, list(merged.values()))
+        parts = {w: grouped[(name, w)] for w in windows if (name, w) in grouped}
+        cells = window_cells(
+            name=name, bins=feature_bins, reference=reference, parts=parts, settings=settings,
+            scope=hashlib.sha256(
+                pickle.dumps((chosen.pk, granularity, feature_bins, reference, settings))
+            ).hexdigest(),
+        )  # fmt: skip
+        features[name] = [cells[w][0] if w in cells else None for w in windows]
+        summaries[name] = sum(
+            (summary for _, summary in cells.values()), SpanSummary(feature_bins.kind)
+        )
+        if feature is not None:  # the feature page draws the whole span's distribution
+            totals[name] = merge_feature(
+                feature_bins, [d for datas in parts.values() for d in datas]
+            )
     shares = [
         dataset_drift(
             [r[i] for r in features.values() if r[i] is not None],
@@ -553,15 +632,4 @@ def drift_series(
         ).share_drifted
         for i in range(len(windows))
     ]
-    return DriftSeries(chosen.version, baseline, windows, features, shares, totals)
-
-
-def parts_sum(bins: Bins, parts: list) -> NumericHistogram | CategoricalReference:
-    """Windows' merged histograms (or category counts) added up into one."""
-    if bins.kind == "numerical":
-        return merge_histograms(parts) if parts else _empty(bins)
-    counts: dict[str, int] = {}
-    for part in parts:
-        for key, count in part.counts.items():
-            counts[key] = counts.get(key, 0) + count
-    return CategoricalReference(counts, sum(part.missing for part in parts))
+    return DriftSeries(chosen.version, baseline, windows, features, shares, totals, summaries)

@@ -43,7 +43,7 @@ from monitoring.stats.drift import (
     dataset_drift,
 )
 from monitoring.stats.histograms import NumericHistogram, NumericReference
-from monitoring.stats.quality import coarse_shares, out_of_range, unseen_categories
+from monitoring.stats.quality import coarse_shares, unseen_categories
 
 SCORE_CAP = 10.0  # an infinite statistic (new categories) is drawn as ten times the threshold
 DISPLAY_BINS = 24
@@ -295,22 +295,19 @@ def missing_rates(*, model: MLModel, scope: Scope, start, end) -> list[dict]:
 def drift_against(series: DriftSeries) -> dict[str, dict]:
     """Per feature of the drift version: out-of-range values or unseen categories."""
     out = {}
-    for name, current in series.totals.items():
+    for name, summary in series.summaries.items():
         reference = series.baseline.features.get(name)
-        if isinstance(current, NumericHistogram) and isinstance(reference, NumericReference):
-            if reference.edges.shape != current.edges.shape:
-                continue
-            below, above = out_of_range(reference.histogram, current)
+        if summary.kind == "numerical" and summary.ranged:
             low, high = reference.edges[0], reference.edges[-1]
-            out[name] = {"below": below, "above": above, "numeric_n": current.n,
+            out[name] = {"below": summary.below, "above": summary.above, "numeric_n": summary.n,
                          "low": f"{low:.4g}", "high": f"{high:.4g}"}  # fmt: skip
-        elif not isinstance(current, NumericHistogram) and reference is not None:
+        elif summary.kind != "numerical" and reference is not None:
             counts = getattr(reference, "counts", None)
             if counts is None:
                 continue
-            unseen = unseen_categories(counts, current.counts)
+            unseen = unseen_categories(counts, summary.counts)
             out[name] = {"unseen": list(unseen.items())[:5], "unseen_total": sum(unseen.values()),
-                         "unseen_kinds": len(unseen), "categorical_n": current.n}  # fmt: skip
+                         "unseen_kinds": len(unseen), "categorical_n": summary.n}  # fmt: skip
     return out
 
 

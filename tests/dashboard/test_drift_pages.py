@@ -394,3 +394,34 @@ def test_a_window_of_only_missing_values_is_no_values_not_a_server_error(
     page = viewer.get("/models/churn/features/age/", {"granularity": "hour"}).content.decode()
     assert "no values on one side" in page or "no values" in page
     figures(page)  # strict JSON
+
+
+def test_new_data_tests_again_only_the_windows_it_touched(
+    raw, model, viewer, client_with, monkeypatch
+):
+    # given: the page seen once, so every window's drift test is kept
+    import monitoring.drift as drift
+
+    viewer.get("/models/churn/")
+    record = prediction(2000, at=day_start(1) + timedelta(hours=3),
+                        features={"age": 70.0, "plan": "basic", XSS: "a", "flag": 1.0})  # fmt: skip
+    records_ingest(model=model, kind="predictions", records=[record], enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    tested = []
+    real = drift.feature_drift
+    monkeypatch.setattr(
+        drift, "feature_drift", lambda name, *a, **k: tested.append(name) or real(name, *a, **k)
+    )
+    # when: the page is read again
+    page = figures(viewer.get("/models/churn/").content.decode())
+    # then: only the day of the new prediction is tested again, each feature once, and the
+    # heatmap still shows every day as the API does
+    assert sorted(tested) == sorted([XSS, "age", "flag", "plan"])
+    trace = page["drift-heatmap"]["data"][0]
+    column = trace["x"].index(day_start(3).isoformat())
+    first_day = api_drift(client_with("read"), start=day_start(3).isoformat(),
+                          end=day_start(2).isoformat())  # fmt: skip
+    rows = [html_lib.unescape(name) for name in trace["y"]]
+    assert trace["customdata"][rows.index("age")][column] == pytest.approx(
+        first_day["age"]["statistic"], abs=1e-12
+    )
