@@ -3,6 +3,7 @@ validates, and the API's warning ("this rule will fire on noise") is shown on th
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -56,6 +57,14 @@ def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> d
     }  # fmt: skip
 
 
+def form_refused(request, rule: AlertRule, data: dict, serializer_errors) -> HttpResponse:
+    """The form again, as sent, with the API serializer's reasons (400)."""
+    errors = {f: [str(e) for e in errs] for f, errs in serializer_errors.items()}
+    values = {**form_values(rule), **data, "recipients": request.POST.get("recipients", "")}
+    context = form_context(rule, values, errors)
+    return render(request, "dashboard/rule_edit.html", context, status=400)
+
+
 @require_http_methods(["GET", "POST"])
 @role_required(Role.EDITOR)
 def rule_edit(request, name: str, pk: int):
@@ -67,10 +76,7 @@ def rule_edit(request, name: str, pk: int):
     data = form_data(request.POST)
     serializer = AlertRuleSerializer(rule, data=data, partial=True, context={"model": rule.model})
     if not serializer.is_valid():
-        errors = {f: [str(e) for e in errs] for f, errs in serializer.errors.items()}
-        values = {**form_values(rule), **data, "recipients": request.POST.get("recipients", "")}
-        return render(request, "dashboard/rule_edit.html", form_context(rule, values, errors),
-                      status=400)  # fmt: skip
+        return form_refused(request, rule, data, serializer.errors)
     serializer.save()
     request.session["rule_saved"] = rule.pk
     return redirect("dashboard:rule-edit", name=name, pk=pk)
@@ -87,10 +93,7 @@ def rule_new(request, name: str):
     data = form_data(request.POST)
     serializer = AlertRuleSerializer(data=data, context={"model": model})
     if not serializer.is_valid():
-        errors = {f: [str(e) for e in errs] for f, errs in serializer.errors.items()}
-        values = {**form_values(rule), **data, "recipients": request.POST.get("recipients", "")}
-        return render(request, "dashboard/rule_edit.html", form_context(rule, values, errors),
-                      status=400)  # fmt: skip
+        return form_refused(request, rule, data, serializer.errors)
     created = serializer.save(model=model)
     request.session["rule_saved"] = created.pk
     return redirect("dashboard:rule-edit", name=name, pk=created.pk)

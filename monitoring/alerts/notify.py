@@ -107,19 +107,3 @@ def notifications_send(*, model_id: int | None = None, now: datetime | None = No
     now = now or timezone.now()
     claimed = notifications_claim(model_id=model_id, now=now)
     return sum(group_send(group, now) for group in groups_of(claimed))
-
-
-def notification_send(notification_id: int) -> bool:
-    """Deliver one notification now if it is free (for operators and tests)."""
-    now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    token = uuid.uuid4()
-    claimed = Notification.objects.filter(
-        free, pk=notification_id, sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS
-    ).update(claimed_until=now + CLAIM_TTL, claim_token=token, attempts=F("attempts") + 1)
-    if not claimed:
-        return False
-    notification = Notification.objects.select_related("alert__rule", "alert__model").get(
-        pk=notification_id
-    )
-    return group_send([notification], now) == 1

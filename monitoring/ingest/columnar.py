@@ -340,14 +340,3 @@ def md5_hex(texts: pa.Array) -> pa.Array:
         [md5(view[a:b], usedforsecurity=False).hexdigest() for a, b in pairwise(bounds)],
         pa.string(),
     )
-
-
-def empty_good() -> pa.Table:
-    text, number = pa.array([], pa.string()), pa.array([], pa.float64())
-    return pa.table(
-        {
-            "prediction_id": text, "ts": text, "model_version": text, "prediction": text,
-            "prediction_num": number, "score": number, "segment": text, "features": text,
-            "content_md5": text,
-        }
-    )  # fmt: skip

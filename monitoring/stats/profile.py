@@ -274,16 +274,6 @@ def numeric_reference_on(
     return NumericReference(numeric_histogram(values, edges), deciles)
 
 
-def profile_to_json(profile: Profile) -> dict:
-    return {
-        "format": PROFILE_FORMAT,
-        "rows": profile.rows,
-        "features": {name: feature_to_json(f) for name, f in profile.features.items()},
-        "score": None,
-        "prediction": None,
-    }
-
-
 def deciles_from_histogram(histogram: NumericHistogram) -> np.ndarray:
     """Deciles of a binned sample, as the smallest fine edge whose ECDF reaches each tenth.
 
