@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--paths", default="sql,pandas")
     args = parser.parse_args()
     django_setup()
-    from monitoring.aggregate import aggregates_refresh
-    from monitoring.join import outcomes_join
+    from monitoring.pipeline.aggregate import aggregates_refresh
+    from monitoring.pipeline.join import outcomes_join
 
     model, _ = dataset_ensure(args.rows, args.days, jobs=False, log=log)
     outcomes_join(model_id=model.pk)

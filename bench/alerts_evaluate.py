@@ -43,7 +43,8 @@ def main(runs: int) -> dict:
         from monitoring.alerts.evaluate import rules_evaluate
         from monitoring.alerts.judge import EXTRA_LOOKBACK_WINDOWS
         from monitoring.demo import demo_create
-        from monitoring.metrics import MetricError, metric_series
+        from monitoring.metrics.series import metric_series
+        from monitoring.metrics.windows import MetricError
         from monitoring.models import AlertEvaluation, AlertRule
 
         now = datetime(2026, 3, 10, 12, tzinfo=UTC)

@@ -97,9 +97,10 @@ def store_aggregates(reference: pd.DataFrame, current: pd.DataFrame, hours: int)
     """The version's reference profile and the current window's hour and day sketches."""
     from factory.models import MLModel, ModelVersion
     from factory.services import model_create
-    from monitoring.bins import Bins, bins_ensure
     from monitoring.models import HourlyAggregate, Period, Sketch
-    from monitoring.sketches import day_sketches, feature_sketch
+    from monitoring.pipeline.bins import Bins, bins_ensure
+    from monitoring.pipeline.sketch_groups import feature_sketch
+    from monitoring.pipeline.sketches import day_sketches
     from monitoring.stats.profile import (
         PROFILE_FORMAT,
         categorical_reference,
@@ -153,7 +154,7 @@ def categorical_reference_fast(column: np.ndarray, make):
 
 
 def canary_aggregates(model, hours: int) -> dict:
-    from monitoring.drift import drift_report
+    from monitoring.metrics.drift_report import drift_report
 
     report = drift_report(model=model, start=START, end=START + timedelta(hours=hours))
     return {f["name"]: {"method": f["method"], "statistic": f["statistic"],

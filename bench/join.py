@@ -87,8 +87,8 @@ def main() -> None:
 
     from factory.models import MLModel
     from factory.services import versions_resolve
-    from monitoring.join import outcomes_join
     from monitoring.models import Label
+    from monitoring.pipeline.join import outcomes_join
 
     model_id, _ = model_and_key()
     version_id = versions_resolve(model=MLModel.objects.get(pk=model_id), names={"1.0.0"})["1.0.0"]

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "accounts",
     "factory",
     "monitoring",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

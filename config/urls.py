@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from factory import api as factory_api
-from monitoring import api
+from monitoring.api import views as api
 
 api_v1 = [
     path("models", api.ModelListView.as_view(), name="models"),
@@ -82,5 +82,5 @@ urlpatterns = [
     path("api/docs/", SpectacularRedocView.as_view(url_name="api:schema"), name="api-docs"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", include("monitoring.dashboard_urls")),
+    path("", include("dashboard.urls")),
 ]

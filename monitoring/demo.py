@@ -9,12 +9,12 @@ import numpy as np
 from factory.manifest import VersionRegisterSerializer
 from factory.models import MLModel
 from factory.services import model_create, version_register
-from monitoring.aggregate import aggregates_refresh
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.evaluate import rules_evaluate
 from monitoring.ingest.services import records_ingest
-from monitoring.join import outcomes_join
 from monitoring.models import AlertRule
+from monitoring.pipeline.aggregate import aggregates_refresh
+from monitoring.pipeline.join import outcomes_join
 
 DEMO_MODEL = "churn"
 DEMO_DAYS = 28

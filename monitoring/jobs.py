@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitoring.aggregate import aggregates_refresh
 from monitoring.alerts.evaluate import rules_evaluate
 from monitoring.alerts.notify import notifications_send
-from monitoring.join import outcomes_join
+from monitoring.pipeline.aggregate import aggregates_refresh
+from monitoring.pipeline.join import outcomes_join
 
 log = logging.getLogger(__name__)
 

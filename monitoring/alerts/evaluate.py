@@ -27,7 +27,8 @@ from django.utils import timezone
 
 from monitoring.alerts.defaults import value_rules_ensure
 from monitoring.alerts.judge import Judgement, rule_judgements
-from monitoring.metrics import MetricError
+from monitoring.alerts.retrain import retrain_on_firing
+from monitoring.metrics.windows import MetricError
 from monitoring.models import (
     Alert,
     AlertEvaluation,
@@ -40,7 +41,6 @@ from monitoring.models import (
     Verdict,
     WebhookEndpoint,
 )
-from monitoring.retrain import retrain_on_firing
 
 log = logging.getLogger(__name__)
 EVALUATION_RETENTION = timedelta(days=30)

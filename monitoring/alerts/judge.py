@@ -15,14 +15,8 @@ from datetime import datetime
 
 from django.db.models import Min
 
-from monitoring.metrics import (
-    PROPORTIONS,
-    WINDOW,
-    MetricError,
-    Point,
-    metric_series,
-    window_start,
-)
+from monitoring.metrics.series import PROPORTIONS, Point, metric_series
+from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind, Sides, Verdict
 
 EXTRA_LOOKBACK_WINDOWS = 14  # how far back to look for judged windows when recent ones are thin

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from monitoring.alerts.judge import series
-from monitoring.metrics import WINDOW, MetricError
+from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, Notification, NotificationKind
 
 SPARKLINE_WINDOWS = 30

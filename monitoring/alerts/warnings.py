@@ -17,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.alerts.judge import Z95, series
-from monitoring.metrics import WINDOW, MetricError, window_start
+from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind
 from monitoring.stats import mde
 

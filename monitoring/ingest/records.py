@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from factory.models import MLModel
+
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 200
 MAX_VERSION_CHARS = 100
@@ -334,3 +336,9 @@ def outcome_validate(record) -> tuple[OutcomeRow | None, list[Problem]]:
         return None, problems
     digest = content_md5({"t": observed_at.isoformat(), "o": label, "v": values})
     return OutcomeRow(prediction_id, observed_at, label, number, values or None, digest), []
+
+
+def positive_label(model: MLModel) -> str:
+    """The stored text of the model's positive class (1 when none was given)."""
+    positive = model.positive_class
+    return canonical_label(positive) if positive is not None else "1"

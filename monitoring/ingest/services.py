@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from django.db import transaction
 
+from common.sql import is_postgres
 from factory.models import MLModel
 from factory.services import versions_resolve
 from monitoring.ingest.columnar import ColumnarChunk, ColumnarFallback
@@ -18,7 +19,6 @@ from monitoring.ingest.parsers import CsvPredictions, Unreadable
 from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
 from monitoring.ingest.store import outcomes_store, predictions_store
 from monitoring.models import IngestBatch, QuarantinedRecord, RecordKind
-from monitoring.sql import is_postgres
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 100

@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 from django.db import connection, transaction
 from psycopg.errors import UniqueViolation
 
+from common.sql import hour_of, is_postgres
 from monitoring.ingest.columnar import ColumnarChunk
 from monitoring.ingest.records import OutcomeRow, PredictionRow
-from monitoring.sql import hour_of, is_postgres
 
 STAGE_BATCH_ROWS = 5_000  # rows per executemany on SQLite
 

@@ -14,7 +14,7 @@ from scipy import stats
 
 from accounts.services import api_key_create
 from factory.models import RetrainRequest
-from factory.retrain import retrain_requests_deliver
+from factory.retrain_delivery import retrain_requests_deliver
 from monitoring.jobs import jobs_run
 from tests.factory.conftest import lineage
 from tests.factory.test_retrain import Hook, webhook  # noqa: F401 (fixture)

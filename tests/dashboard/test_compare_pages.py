@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monitoring.compare_pages import comparison_verdict
+from dashboard.views.compare import comparison_verdict
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from tests.conftest import outcome, prediction

@@ -20,7 +20,7 @@ from scipy import stats
 from factory.services import version_register
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.metrics import SeriesSet, metric_series, metric_window
+from monitoring.metrics.series import SeriesSet, metric_series, metric_window
 from tests.conftest import outcome, prediction
 
 pytestmark = pytest.mark.django_db
@@ -400,7 +400,7 @@ def test_new_data_tests_again_only_the_windows_it_touched(
     raw, model, viewer, client_with, monkeypatch
 ):
     # given: the page seen once, so every window's drift test is kept
-    import monitoring.drift as drift
+    import monitoring.metrics.drift as drift
 
     viewer.get("/models/churn/")
     record = prediction(2000, at=day_start(1) + timedelta(hours=3),

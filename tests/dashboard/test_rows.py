@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.rows import CHUNK_ROWS, ROW_FIELDS, csv_cell, rows_csv
 from monitoring.models import Prediction
-from monitoring.rows import CHUNK_ROWS, ROW_FIELDS, csv_cell, rows_csv
 from tests.conftest import NOW, outcome, prediction
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monitoring.rows import RowFilter, rows_filtered
-from monitoring.slices import slice_compare
+from monitoring.metrics.rows import RowFilter, rows_filtered
+from monitoring.metrics.slices import slice_compare
 from tests.monitoring.test_statistics_api import (
     DAY0,
     reference_and_shifted_stored,
@@ -75,7 +75,7 @@ def test_feature_and_category_names_are_escaped(stored, viewer):
 
 
 def test_the_slice_side_is_bounded(stored, model, monkeypatch):
-    import monitoring.slices as slices
+    import monitoring.metrics.slices as slices
 
     monkeypatch.setattr(slices, "SLICE_MAX_ROWS", 100)
     result = slice_compare(model=model, rows=rows_filtered(model=model, filters=RowFilter()),

@@ -10,7 +10,8 @@ import pytest
 from celery import shared_task
 
 from factory.models import RetrainRequest
-from factory.retrain import retrain_requested, retrain_requests_deliver
+from factory.retrain import retrain_requested
+from factory.retrain_delivery import retrain_requests_deliver
 from factory.services import version_register
 from monitoring.jobs import jobs_run
 from tests.factory.conftest import LINEAGE
@@ -166,8 +167,8 @@ def test_concurrent_evaluations_of_one_firing_record_one_request():
     from django.db import connection, connections
 
     from factory.services import model_create
+    from monitoring.alerts.retrain import retrain_on_firing
     from monitoring.models import Alert
-    from monitoring.retrain import retrain_on_firing
     from tests.conftest import need_service
 
     need_service("PostgreSQL", connection.vendor == "postgresql")

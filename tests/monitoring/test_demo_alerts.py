@@ -19,7 +19,7 @@ import pytest
 
 from monitoring.demo import DEMO_DAYS, demo_create
 from monitoring.jobs import jobs_run
-from monitoring.metrics import window_start
+from monitoring.metrics.windows import window_start
 from monitoring.models import Alert, AlertEvaluation, Verdict
 from tests.conftest import NOW
 

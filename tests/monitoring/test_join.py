@@ -10,9 +10,9 @@ import pytest
 
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.join import outcomes_join
-from monitoring.metrics import metric_series
+from monitoring.metrics.series import metric_series
 from monitoring.models import HourlyAggregate, JoinState, Label, Prediction
+from monitoring.pipeline.join import outcomes_join
 from tests.conftest import NOW, outcome, prediction
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,8 +10,8 @@ from django.db import connection, connections, transaction
 
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.join import join_state_lock, outcomes_join
 from monitoring.models import JoinState, Label
+from monitoring.pipeline.join import join_state_lock, outcomes_join
 from tests.conftest import NOW, need_service, outcome, prediction
 
 pytestmark = pytest.mark.django_db(transaction=True)

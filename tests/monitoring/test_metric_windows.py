@@ -9,7 +9,7 @@ import pytest
 
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.metrics import metric_series
+from monitoring.metrics.series import metric_series
 from tests.conftest import prediction
 
 pytestmark = pytest.mark.django_db

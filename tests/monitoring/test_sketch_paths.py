@@ -17,11 +17,11 @@ import pytest
 from django.db import connection
 
 from factory.services import model_create
-from monitoring.aggregate import aggregates_refresh
 from monitoring.ingest.services import records_ingest
-from monitoring.join import outcomes_join
 from monitoring.models import Sketch, SketchKind
-from monitoring.sketch_codec import categorical_merge, confusion_merge
+from monitoring.pipeline.aggregate import aggregates_refresh
+from monitoring.pipeline.codec import categorical_merge, confusion_merge
+from monitoring.pipeline.join import outcomes_join
 from monitoring.stats.codec import sparse_decode
 from tests.conftest import NOW, need_service
 

@@ -1,5 +1,5 @@
 """Compare versions: baseline against candidate on one metric, with the API's numbers
-(monitoring.results.comparison_report) told in plain words."""
+(monitoring.metrics.reports.comparison_report) told in plain words."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.roles import Role, role_required
+from dashboard.charts import BAND, LINE, layout, plain
+from dashboard.params import ALL, BadQuery, bad_request, param
+from dashboard.sections.base import Chart, model_segments
+from dashboard.sections.model import HEADLINE
 from factory.models import MLModel, ModelVersion
-from monitoring.charts import BAND, LINE, layout, plain
-from monitoring.dashboard import ALL, BadQuery, bad_request, param
-from monitoring.dashboard_selectors import HEADLINE, Chart, model_segments
-from monitoring.metrics import PROPORTIONS, MetricError, metric_names, metric_series
-from monitoring.results import comparable, comparison_report
+from monitoring.metrics.reports import comparable, comparison_report
+from monitoring.metrics.series import PROPORTIONS, metric_names, metric_series
+from monitoring.metrics.windows import MetricError
 
 COMPARE_DAYS = (7, 14, 30, 90)
 DEFAULT_COMPARE_DAYS = 30

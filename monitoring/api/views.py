@@ -29,7 +29,23 @@ from factory.serializers import RolloutSerializer
 from factory.services import model_create
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.alerts.services import alert_acknowledge, rule_silence
-from monitoring.drift import DriftError, drift_report, drift_settings_set
+from monitoring.api.serializers import (
+    AcknowledgeSerializer,
+    AlertRuleSerializer,
+    AlertSerializer,
+    ComparisonSerializer,
+    DriftSerializer,
+    EvaluationSerializer,
+    ModelCreateSerializer,
+    ModelSerializer,
+    ModelUpdateSerializer,
+    QuarantinedRecordSerializer,
+    ReceiptSerializer,
+    ResubmissionSerializer,
+    SensitivitySerializer,
+    SilenceSerializer,
+    WebhookSerializer,
+)
 from monitoring.ingest.parsers import (
     MEDIA_TYPES,
     BodyError,
@@ -47,7 +63,12 @@ from monitoring.ingest.quarantine import (
     quarantined_resubmit,
 )
 from monitoring.ingest.services import records_ingest
-from monitoring.metrics import MetricError, metric_series
+from monitoring.metrics.drift import DriftError, drift_settings_set
+from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.reports import comparison_report, sensitivity_report
+from monitoring.metrics.selectors import models_with_health
+from monitoring.metrics.series import metric_series
+from monitoring.metrics.windows import MetricError
 from monitoring.models import (
     Alert,
     AlertEvaluation,
@@ -56,25 +77,6 @@ from monitoring.models import (
     QuarantinedRecord,
     RecordKind,
     WebhookEndpoint,
-)
-from monitoring.results import comparison_report, sensitivity_report
-from monitoring.selectors import models_with_health
-from monitoring.serializers import (
-    AcknowledgeSerializer,
-    AlertRuleSerializer,
-    AlertSerializer,
-    ComparisonSerializer,
-    DriftSerializer,
-    EvaluationSerializer,
-    ModelCreateSerializer,
-    ModelSerializer,
-    ModelUpdateSerializer,
-    QuarantinedRecordSerializer,
-    ReceiptSerializer,
-    ResubmissionSerializer,
-    SensitivitySerializer,
-    SilenceSerializer,
-    WebhookSerializer,
 )
 
 

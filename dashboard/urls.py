@@ -1,14 +1,12 @@
 from django.urls import path
 
-from monitoring import (
-    alert_pages,
-    compare_pages,
-    dashboard,
-    drift_pages,
-    factory_pages,
-    quarantine_pages,
-    rule_pages,
-)
+from dashboard.views import alerts as alert_pages
+from dashboard.views import compare as compare_pages
+from dashboard.views import factory as factory_pages
+from dashboard.views import features
+from dashboard.views import model as dashboard
+from dashboard.views import quarantine as quarantine_pages
+from dashboard.views import rules as rule_pages
 
 app_name = "dashboard"
 urlpatterns = [
@@ -46,7 +44,7 @@ urlpatterns = [
     # --- drift and data quality (feature page) ---
     path(
         "models/<slug:name>/features/<path:feature>/",
-        drift_pages.feature_page,
+        features.feature_page,
         name="feature",
     ),
 ]

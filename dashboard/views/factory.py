@@ -14,14 +14,10 @@ from django.shortcuts import get_object_or_404, render
 from accounts.roles import Role, role_required
 from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
 from factory.rollouts import plan_current
-from monitoring.drift import DriftError, drift_report
-from monitoring.metrics import MetricError, metric_check, metric_series
-
-
-def rollout_annotations(model: MLModel) -> list[tuple]:
-    """(time, label) of every plan change, for the model's charts."""
-    history = Rollout.objects.filter(model=model).select_related("version")
-    return [(r.created_at, f"{r.kind} {r.version.version} {r.traffic_percent:g}%") for r in history]
+from monitoring.metrics.drift import DriftError
+from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.series import metric_check, metric_series
+from monitoring.metrics.windows import MetricError
 
 
 def production_value(model: MLModel, version: str, metric: str) -> dict | None:

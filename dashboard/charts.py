@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitoring.metrics import Point
+from monitoring.metrics.series import Point
 
 # One palette for every chart: the metric, its interval, bounds, alerts, immature windows.
 LINE = "#2563eb"

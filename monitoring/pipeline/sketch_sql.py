@@ -1,6 +1,6 @@
 """The hourly sketches of many hours at once, read by PostgreSQL in one pass (set-based).
 
-The pandas path (monitoring.sketches) reads every prediction's `features` JSON into Python,
+The pandas path (monitoring.pipeline.sketches) reads every prediction's `features` JSON into Python,
 an hour at a time. Here one statement per chunk of dirty hours groups the rows by version,
 segment and hour and, per group, aggregates what the sketches are made of: the judged scores
 and whether each outcome is the positive class, label delays, (outcome, prediction) pairs,
@@ -16,16 +16,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from django.db import connection
 
+from common.time import HOUR
 from factory.models import MLModel, Task
-from monitoring.bins import UNKNOWN, Bins
+from monitoring.pipeline.bins import UNKNOWN, Bins
+from monitoring.pipeline.sketch_groups import GroupColumns, group_sketches
 from monitoring.stats.profile import category_key
 
-HOUR = timedelta(hours=1)
 Group = tuple[int, str, datetime]  # version id, segment, hour
 
 # Group by hashing, in memory: freshly loaded rows have no statistics yet, and the planner
@@ -108,7 +109,6 @@ def float_array(data: bytes | None) -> np.ndarray:
 
 def row_columns(row: tuple, model: MLModel, bins: dict[str, Bins], features: list[tuple]):
     """A result row of `version_sql` as the `GroupColumns` of its group."""
-    from monitoring.sketches import GroupColumns
 
     rows, delays, scores, actual, *rest = row
     pairs: Counter = Counter()
@@ -144,7 +144,6 @@ def chunk_sketches(
     *, model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], positive: str
 ) -> dict[Group, list[tuple[str, str, int, int, bytes]]]:
     """Every sketch of the given hours, keyed by (version id, segment, hour)."""
-    from monitoring.sketches import group_sketches
 
     out = {}
     base = {"model": model.pk, "hours": hours, "low": min(hours), "high": max(hours) + HOUR,

@@ -4,7 +4,8 @@ from rest_framework import serializers
 
 from factory import serializers as factory_serializers
 from monitoring.alerts.warnings import rule_warnings
-from monitoring.metrics import MetricError, metric_check
+from monitoring.metrics.series import metric_check
+from monitoring.metrics.windows import MetricError
 from monitoring.models import (
     Alert,
     AlertEvaluation,

@@ -9,19 +9,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, role_required
+from dashboard.params import ALL
+from dashboard.sections.base import model_segments, model_versions
 from factory.models import MLModel
 from monitoring.alerts.warnings import rule_warnings
-from monitoring.dashboard_selectors import model_segments, model_versions
-from monitoring.metrics import WINDOW, metric_names
+from monitoring.api.serializers import AlertRuleSerializer
+from monitoring.metrics.series import metric_names
+from monitoring.metrics.windows import WINDOW
 from monitoring.models import AlertRule, RuleKind, Severity, Sides
-from monitoring.serializers import AlertRuleSerializer
 
 NULLABLE = ("lower", "upper", "percent", "k", "version", "segment", "baseline_version")
 NUMBERS = ("lower", "upper", "percent", "k")
 COUNTS = ("baseline_windows", "min_count", "for_windows", "resolve_windows",
           "cooldown_minutes", "repeat_minutes")  # fmt: skip
 CHOICES = ("metric", "kind", "sides", "granularity", "severity")
-ALL = "__all__"  # the form's "every version / segment" choice: the empty segment is real
 
 
 def form_data(post) -> dict:

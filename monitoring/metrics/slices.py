@@ -10,8 +10,8 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from factory.models import MLModel, ModelVersion
-from monitoring.bins import UNKNOWN, Bins, bins_load
-from monitoring.drift import HEAVY, Baseline, DriftError, baseline_resolve, feature_drift
+from monitoring.metrics.drift import HEAVY, Baseline, DriftError, baseline_resolve, feature_drift
+from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load
 from monitoring.stats.drift import FeatureDrift
 from monitoring.stats.histograms import NumericHistogram, NumericReference, numeric_histogram
 from monitoring.stats.profile import CategoricalReference, category_key

@@ -1,5 +1,5 @@
 """Server-rendered pages. Views parse GET/POST and answer; the selectors in
-`monitoring.dashboard_selectors` and `monitoring.rows` decide what is shown."""
+`dashboard.sections.model` and `monitoring.metrics.rows` decide what is shown."""
 
 from __future__ import annotations
 
@@ -15,88 +15,28 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
-from factory.models import MLModel
-from monitoring import rows as row_exports
-from monitoring.alerts.services import alert_acknowledge, rule_silence
-from monitoring.dashboard_selectors import (
-    DAYS_CHOICES,
-    DEFAULT_DAYS,
+from dashboard.params import BadQuery, bad_request, number_param, param, scope_from, time_param
+from dashboard.sections.base import DAYS_CHOICES
+from dashboard.sections.model import (
     HEALTHS,
-    Scope,
     business_kpis,
     business_rows,
     model_page_get,
     overview_models,
 )
-from monitoring.metrics import WINDOW, MetricError
+from factory.models import MLModel
+from monitoring.alerts.services import alert_acknowledge, rule_silence
+from monitoring.api.serializers import AlertRuleSerializer
+from monitoring.metrics import rows as row_exports
+from monitoring.metrics.rows import RowFilter, RowFilterError, rows_select
+from monitoring.metrics.slices import SliceError, slice_compare
+from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert
-from monitoring.rows import RowFilter, RowFilterError, rows_select
-from monitoring.serializers import AlertRuleSerializer
-from monitoring.slices import SliceError, slice_compare
 
 ROWS_PER_PAGE = 50
 DEFAULT_ROWS_SPAN = timedelta(days=1)
 BUSINESS_COLUMNS = ("value", "window_start", "window_end", "average", "likely_low",
                     "likely_high", "known_results")  # fmt: skip
-
-
-class BadQuery(ValueError):
-    """A GET parameter the page cannot use; shown to the user with a 400."""
-
-
-def bad_request(request, error: Exception):
-    return render(request, "dashboard/bad_request.html", {"message": str(error)}, status=400)
-
-
-ALL = "__all__"  # the pickers' "all" choice: the empty segment is a real segment
-
-
-def param(request, name: str) -> str | None:
-    """A GET parameter; absent (or "all") is None, while an empty segment is a real one."""
-    value = request.GET.get(name)
-    return None if value == ALL else value
-
-
-def scope_from(request, default_granularity: str = "day") -> Scope:
-    granularity = request.GET.get("granularity") or default_granularity
-    if granularity not in WINDOW:
-        raise BadQuery(f"granularity {granularity!r} must be hour, day or week")
-    segment = param(request, "segment")
-    return Scope(
-        granularity, request.GET.get("version") or None, segment, days_param(request, granularity)
-    )
-
-
-def days_param(request, granularity: str) -> int | None:
-    text = request.GET.get("days") or str(DEFAULT_DAYS[granularity])
-    if text == "all":
-        return None
-    if not text.isdigit() or not 1 <= int(text) <= 3660:
-        raise BadQuery(f"days {text!r} must be a whole number from 1 to 3660, or all")
-    return int(text)
-
-
-def time_param(request, name: str) -> datetime | None:
-    text = request.GET.get(name)
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadQuery(f"{name} {text!r} is not an RFC 3339 timestamp") from None
-    if value.tzinfo is None:
-        raise BadQuery(f"{name} {text!r} has no UTC offset (add Z or +00:00)")
-    return value
-
-
-def number_param(request, name: str) -> float | None:
-    text = request.GET.get(name)
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise BadQuery(f"{name} {text!r} is not a number") from None
 
 
 @require_GET
@@ -222,7 +162,7 @@ def rows(request, name: str):
 
 
 def slice_context(model: MLModel, filters: RowFilter) -> dict:
-    """The slice against the reference (monitoring.slices), or why it cannot be compared."""
+    """The slice against the reference (monitoring.metrics.slices), or why it cannot be compared."""
     rows = row_exports.rows_filtered(model=model, filters=filters)
     try:
         return {"comparison": slice_compare(model=model, rows=rows, version=filters.version)}

@@ -6,16 +6,16 @@ import math
 from datetime import datetime
 
 from factory.models import MLModel, ModelVersion
-from monitoring.drift import DriftError, drift_side
-from monitoring.metrics import (
+from monitoring.metrics.drift import DriftError, drift_side
+from monitoring.metrics.series import (
     MEANS,
     PROPORTIONS,
     Measure,
-    MetricError,
     metric_check,
     metric_series,
     metric_window,
 )
+from monitoring.metrics.windows import MetricError
 from monitoring.stats.auc import hanley_mcneil_variance
 from monitoring.stats.compare import (
     Comparison,

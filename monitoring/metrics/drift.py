@@ -2,8 +2,8 @@
 
 The baseline is, in order: an explicit window (`reference_start`/`reference_end`), the
 version's registered reference, or the version's first `FREEZE_DAYS` days of predictions.
-Both sides are on the version's fixed bins (monitoring.bins), so every statistic is computed
-by monitoring.stats from bin counts, the same code the benchmark times.
+Both sides are on the version's fixed bins (monitoring.pipeline.bins), so every statistic is
+computed by monitoring.stats from bin counts, the same code the benchmark times.
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max, Min, Sum
 
+from common.time import HOUR
 from factory.models import MLModel, ModelVersion
-from monitoring.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profile
+from factory.services import audit_record
+from monitoring.metrics.sketches import sketches_read
+from monitoring.metrics.windows import WINDOW, window_start
 from monitoring.models import HourlyAggregate, SketchKind
-from monitoring.sketches import categorical_merge, sketches_read
+from monitoring.pipeline.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profile
+from monitoring.pipeline.sketches import categorical_merge
 from monitoring.stats.codec import histogram_decode
 from monitoring.stats.compare import bootstrap_variance
 from monitoring.stats.drift import (
@@ -31,7 +35,6 @@ from monitoring.stats.drift import (
     categorical_feature_drift,
     dataset_drift,
     drift_settings_parse,
-    mean_shift_drift,
     numeric_feature_drift,
 )
 from monitoring.stats.histograms import (
@@ -41,20 +44,15 @@ from monitoring.stats.histograms import (
     histogram_resample,
     merge_histograms,
 )
-from monitoring.stats.moments import Moments
 from monitoring.stats.profile import (
     CategoricalReference,
     FeatureReference,
-    ProfileError,
-    category_key,
     deciles_from_histogram,
-    profile_outputs,
 )
 from monitoring.stats.quality import out_of_range
 
 DEFAULT_CURRENT = timedelta(days=7)
 HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
-HOUR = timedelta(hours=1)
 
 
 class DriftError(ValueError):
@@ -185,7 +183,6 @@ def window_baseline(version, bins, start, end) -> Baseline:
 
 def drift_settings_set(*, model: MLModel, settings: dict, actor: str = "") -> MLModel:
     """Store a model's drift overrides (already validated), audited with before and after."""
-    from factory.services import audit_record
 
     before = model.drift_settings
     model.drift_settings = settings
@@ -253,87 +250,6 @@ def current_window(version: ModelVersion, start, end) -> tuple[datetime, datetim
     return start or end - DEFAULT_CURRENT, end
 
 
-def drift_report(
-    *,
-    model: MLModel,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    reference_start: datetime | None = None,
-    reference_end: datetime | None = None,
-    version: str | None = None,
-    segment: str | None = None,
-) -> dict:
-    """The drift endpoint's answer (API.md, drift)."""
-    chosen = version_pick(model, version)
-    bins = bins_load(chosen.pk)
-    baseline = baseline_resolve(
-        model=model, version=chosen, bins=bins,
-        reference_start=reference_start, reference_end=reference_end,
-    )  # fmt: skip
-    start, end = current_window(chosen, start, end)
-    current = window_features(version=chosen, bins=bins, start=start, end=end, segment=segment)
-    settings = model_drift_settings(model)
-    results = []
-    for name in sorted(current):
-        result = feature_drift(name, baseline.features.get(name), current[name], settings=settings)
-        results.append((name, current[name], result))
-    tested = [r for _, _, r in results if r is not None]
-    dataset = dataset_drift(tested, share_threshold=settings.share_threshold)
-    return {
-        "model": model.name,
-        "version": chosen.version,
-        "reference": {
-            "kind": baseline.kind, "start": baseline.start, "end": baseline.end, "n": baseline.n,
-        },
-        "current": {
-            "start": start, "end": end, "n": predictions_count(chosen, start, end, segment),
-        },
-        "features": [feature_json(name, cur, r, settings) for name, cur, r in results],
-        "outputs": outputs_drift(
-            model=model, version=chosen, baseline=baseline, window=(start, end, segment)
-        ),
-        "share_drifted": dataset.share_drifted,
-        "share_threshold": dataset.share_threshold,
-        "dataset_drifted": dataset.drifted,
-    }  # fmt: skip
-
-
-def feature_json(
-    name: str, current, result: FeatureDrift | None, settings: DriftSettings = NO_SETTINGS
-) -> dict:
-    kind = "numerical" if isinstance(current, NumericHistogram) else "categorical"
-    missing = current.missing
-    present = current.n
-    body = {
-        "name": name, "kind": kind, "method": None, "statistic": None, "p_value": None,
-        "threshold": None, "drifted": None, "psi": None, "n_reference": 0, "n_current": present,
-        "missing_current": missing, "unseen_share": None, "max_error": None,
-        "note": "no reference for this feature" if result is None else None,
-    }  # fmt: skip
-    if result is not None:
-        data = asdict(result)
-        body.update({k: data[k] for k in ("method", "statistic", "p_value", "threshold")})
-        body.update(
-            drifted=result.drifted, psi=result.psi, n_reference=result.n_ref,
-            unseen_share=result.unseen_share, max_error=result.max_error,
-        )  # fmt: skip
-        body["note"] = settings.misfit(name, kind)
-        if result.statistic is None or math.isnan(result.statistic):
-            body["note"] = "no values on one side"
-        elif math.isinf(result.statistic):
-            body["statistic"] = None  # JSON has no infinity
-            body["note"] = "categories the reference never had: the statistic is infinite"
-    return nan_to_none(body)
-
-
-def nan_to_none(body: dict) -> dict:
-    """JSON has no NaN: a window of only missing values, or a test on a single class."""
-    for key in ("statistic", "p_value", "psi", "unseen_share", "max_error"):
-        if isinstance(body[key], float) and math.isnan(body[key]):
-            body[key] = None
-    return body
-
-
 def drift_side(
     *,
     model: MLModel,
@@ -378,110 +294,6 @@ MULTICLASS_NOTE = (
     "confusion counts), so multiclass prediction drift is not computed"
 )
 OUTPUT_METRICS = {"score": "mean_score", "prediction": "mean_prediction"}
-
-
-def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, window) -> list:
-    """Score and prediction drift against the reference's ``score``/``prediction`` entries (or
-    the baseline window's), from the hourly sums the metrics use.
-
-    Binary: the positive share of predictions (the categorical default test on positive/other,
-    exact) and the score's mean shift; regression: the prediction's mean shift; multiclass: a
-    note saying why not.
-    """
-    if model.task == "multiclass_classification":
-        return [_output_json("prediction", "categorical", None, MULTICLASS_NOTE)]
-    names = ("score", "prediction") if model.task == "binary_classification" else ("prediction",)
-    start, end, segment = window
-    references = _output_references(model, version, baseline, names)
-    out = []
-    for name in names:
-        reference = references.get(name)
-        if model.task == "binary_classification" and name == "prediction":
-            current = _window_measure(model, version, "positive_rate", start, end, segment)
-            k, n = current.successes or 0, current.n
-            out.append(_positive_share_drift(model, reference, k, n))
-            continue
-        current = _window_measure(model, version, OUTPUT_METRICS[name], start, end, segment)
-        out.append(_mean_shift_json(name, reference, current.moments))
-    return out
-
-
-def _window_measure(model, version, metric, start, end, segment):
-    from monitoring.metrics import metric_window
-
-    return metric_window(
-        model=model, metric=metric, start=start, end=end, version=version.version,
-        segment=segment,
-    )  # fmt: skip
-
-
-def _output_references(model, version, baseline: Baseline, names) -> dict:
-    """Per output: Moments (numbers) or (positives, n) for a binary prediction; absent if the
-    baseline has no such entry."""
-    binary = model.task == "binary_classification"
-    if baseline.kind == "window":
-        refs: dict = {}
-        for name in names:
-            metric = "positive_rate" if binary and name == "prediction" else OUTPUT_METRICS[name]
-            window = _window_measure(model, version, metric, baseline.start, baseline.end, None)
-            refs[name] = (
-                (window.successes or 0, window.n) if metric == "positive_rate" else (window.moments)
-            )
-        return refs
-    data = ModelVersion.objects.filter(pk=version.pk).values_list("reference", flat=True).first()
-    try:
-        parsed = profile_outputs(
-            data or {}, prediction_kind="categorical" if binary else "numerical"
-        )
-    except ProfileError:
-        return {}
-    refs = {}
-    for name, reference in parsed.items():
-        if isinstance(reference, NumericReference):
-            histogram = reference.histogram
-            refs[name] = Moments(histogram.n, float(histogram.sums.sum()), histogram.sum_sq)
-        elif binary and name == "prediction":
-            positive = category_key(model.positive_class)
-            refs[name] = (reference.counts.get(positive, 0), reference.n)
-    return refs
-
-
-def _positive_share_drift(model, reference, k: int, n: int) -> dict:
-    if not isinstance(reference, tuple):
-        return _output_json("prediction", "categorical", None, "the reference has no predictions")
-    k_ref, n_ref = reference
-    if n == 0:
-        return _output_json("prediction", "categorical", None, "no predictions in the window")
-    positive = category_key(model.positive_class)
-    result = categorical_feature_drift(
-        name="prediction",
-        ref_counts={positive: k_ref, "other": n_ref - k_ref},
-        cur_counts={positive: k, "other": n - k},
-    )
-    return _output_json("prediction", "categorical", result, None)
-
-
-def _mean_shift_json(name: str, reference, current: Moments | None) -> dict:
-    if not isinstance(reference, Moments) or reference.n == 0:
-        return _output_json(name, "numerical", None, f"the reference has no {name}")
-    result = mean_shift_drift(name=name, reference=reference, current=current or Moments())
-    note = "no values in the window" if result.statistic is None else None
-    return _output_json(name, "numerical", result, note)
-
-
-def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | None) -> dict:
-    body = {
-        "name": name, "kind": kind, "method": None, "statistic": None, "p_value": None,
-        "threshold": None, "drifted": None, "psi": None, "n_reference": 0, "n_current": 0,
-        "missing_current": 0, "unseen_share": None, "max_error": None, "note": note,
-    }  # fmt: skip
-    if result is not None:
-        body.update(
-            method=result.method, statistic=result.statistic, p_value=result.p_value,
-            threshold=result.threshold, drifted=result.drifted, psi=result.psi,
-            n_reference=result.n_ref, n_current=result.n_cur,
-        )  # fmt: skip
-    return nan_to_none(body)
 
 
 # --- drift over time (the model page's heatmap, the feature page) ----------------------------
@@ -578,7 +390,6 @@ def drift_series(
     feature: str | None = None,
 ) -> DriftSeries:
     """Drift per window of every feature (or of one), from one read of the stored sketches."""
-    from monitoring.metrics import WINDOW, window_start
 
     chosen = version_pick(model, version)
     bins = {n: b for n, b in bins_load(chosen.pk).items() if feature in (None, n)}

@@ -17,9 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from factory.models import MLModel, ModelVersion, Task
-from monitoring.alerts.warnings import rule_warnings
-from monitoring.charts import (
+from dashboard.charts import (
     Immature,
     Marker,
     bar_figure,
@@ -28,20 +26,23 @@ from monitoring.charts import (
     plain,
     sparkline_points,
 )
-from monitoring.factory_pages import rollout_annotations
-from monitoring.metrics import (
-    BASE_METRICS,
-    WINDOW,
-    MetricError,
-    Point,
-    SeriesSet,
-    metric_names,
-    metric_series,
-    window_start,
+from dashboard.sections.base import (
+    Chart,
+    Scope,
+    cached,
+    model_segments,
+    model_versions,
+    rollout_annotations,
+    scope_suffix,
 )
-from monitoring.models import Alert, AlertRule, AlertState, HourlyAggregate, Label, RuleKind
-from monitoring.results import comparable, sensitivity_from
-from monitoring.selectors import models_with_health
+from dashboard.sections.drift import drift_section, quality_section
+from factory.models import MLModel, Task
+from monitoring.alerts.warnings import rule_warnings
+from monitoring.metrics.reports import comparable, sensitivity_from
+from monitoring.metrics.selectors import models_with_health
+from monitoring.metrics.series import BASE_METRICS, Point, SeriesSet, metric_names, metric_series
+from monitoring.metrics.windows import WINDOW, MetricError
+from monitoring.models import Alert, AlertRule, AlertState, Label, RuleKind
 
 HEALTHS = ("ok", "warning", "firing", "no_data")
 HEADLINE = {Task.BINARY: "accuracy", Task.MULTICLASS: "accuracy", Task.REGRESSION: "predictions"}
@@ -60,53 +61,6 @@ METRIC_TEXT = {
     "predictions": ("Predictions", "predictions (count)"),
     "mean_score": ("Mean score", "mean score (0 to 1)"),
 }
-
-
-@dataclass
-class Chart:
-    dom_id: str
-    metric: str
-    title: str
-    figure: dict
-    summary: str
-    rows_url: str = ""
-    note: str = ""  # one line beside the chart: the smallest change it can show (sensitivity)
-
-    @property
-    def script_id(self) -> str:
-        return f"{self.dom_id}-data"
-
-
-# How far back the model page looks by default: the page's cost grows with the windows shown,
-# never with the rows stored.
-DEFAULT_DAYS = {"hour": 3, "day": 30, "week": 182}
-DAYS_CHOICES = (3, 7, 30, 90, 182, 365)
-
-
-@dataclass
-class Scope:
-    """The page's filters from GET params, passed to `metric_series`."""
-
-    granularity: str = "day"
-    version: str | None = None
-    segment: str | None = None
-    days: int | None = None  # the last so many days (to the end of the current window)
-
-    def span(self, now: datetime) -> tuple[datetime | None, datetime | None]:
-        if self.days is None:
-            return None, None
-        end = window_start(now, self.granularity) + WINDOW[self.granularity]
-        return window_start(end - timedelta(days=self.days), self.granularity), end
-
-    def series_args(self, now: datetime | None = None) -> dict:
-        start, end = self.span(now or timezone.now())
-        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
-        return {**args, "start": start, "end": end}
-
-    def query(self) -> dict:
-        """The filters as GET params for links (the time span is the link's own)."""
-        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
-        return {k: v for k, v in args.items() if v is not None}
 
 
 def metric_text(metric: str) -> tuple[str, str]:
@@ -223,8 +177,6 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     )
     for chart in charts:
         chart.note = notes.get(chart.metric, "")
-    from monitoring.drift_pages import drift_section, quality_section  # it imports this module
-
     page.drift = cached(
         page_key("drift", page), lambda: drift_section(model=model, scope=scope, now=now)
     )
@@ -233,7 +185,6 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
 
 
 WARNINGS_CACHE_S = 300
-SECTION_CACHE_S = 300
 
 
 def page_key(section: str, page: ModelPage) -> str:
@@ -247,16 +198,6 @@ def page_key(section: str, page: ModelPage) -> str:
     return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def cached(key: str, compute):
-    """The section from the cache, or computed and kept for SECTION_CACHE_S: the rest of the
-    span's data can still change it (a late baseline hour), for at most that long."""
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, SECTION_CACHE_S)
-    return value
-
-
 def rule_warnings_cached(rule: AlertRule) -> list[str]:
     """A rule's noise warnings, cached like the label delays: they read a few weeks of windows
     per rule and move slowly. The key holds every field of the rule, so an edit shows at once."""
@@ -267,15 +208,6 @@ def rule_warnings_cached(rule: AlertRule) -> list[str]:
         cached = rule_warnings(rule=rule)
         cache.set(key, cached, WARNINGS_CACHE_S)
     return cached
-
-
-def model_versions(model: MLModel) -> list[str]:
-    return list(ModelVersion.objects.filter(model=model).values_list("version", flat=True))
-
-
-def model_segments(model: MLModel) -> list[str]:
-    segments = HourlyAggregate.objects.filter(model=model).values_list("segment", flat=True)
-    return sorted(set(segments.distinct()))
 
 
 def rows_url(model: MLModel, scope: Scope, metric: str) -> str:
@@ -300,12 +232,6 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
     )  # fmt: skip
     summary = chart_summary(title, points, page.scope.granularity)
     return Chart(f"metric-{metric}", metric, title, figure, summary, url)
-
-
-def scope_suffix(scope: Scope) -> str:
-    parts = [f"version {scope.version}"] if scope.version else []
-    parts += [f"segment “{scope.segment}”"] if scope.segment is not None else []
-    return f" ({', '.join(parts)})" if parts else ""
 
 
 def applies(item, scope: Scope) -> bool:

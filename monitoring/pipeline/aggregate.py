@@ -6,30 +6,23 @@ and only for dirty hours.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, FloatField, Q, Sum, Value, When
 from django.db.models.functions import Abs, Greatest, Least, Ln, TruncHour
-from django.utils.dateparse import parse_datetime
 
+from common.sql import db_datetime, json_entries, json_number
+from common.time import as_utc, hour_ranges
 from factory.models import MLModel
-from monitoring.bins import bins_stale_reset
-from monitoring.ingest.records import canonical_label
+from monitoring.ingest.records import positive_label
 from monitoring.models import HourlyAggregate, HourlyValue, Prediction
-from monitoring.sketches import hour_ranges, sketches_refresh
-from monitoring.sql import db_datetime, json_entries, json_number
+from monitoring.pipeline.bins import bins_stale_reset
+from monitoring.pipeline.sketches import sketches_refresh
 
-HOUR = timedelta(hours=1)
 EPS = float(np.finfo(np.float64).eps)  # log loss clips scores as scikit-learn does
 MAX_PASSES = 3
-
-
-def as_utc(value) -> datetime:
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def dirty_hours_take(model_id: int) -> list[datetime]:
@@ -39,12 +32,6 @@ def dirty_hours_take(model_id: int) -> list[datetime]:
             "DELETE FROM monitoring_dirtyhour WHERE model_id = %s RETURNING hour", [model_id]
         )
         return sorted({as_utc(hour) for (hour,) in cursor.fetchall()})
-
-
-def positive_label(model: MLModel) -> str:
-    """The stored text of the model's positive class (1 when none was given)."""
-    positive = model.positive_class
-    return canonical_label(positive) if positive is not None else "1"
 
 
 def clipped(expression, low: float = EPS, high: float = 1 - EPS):

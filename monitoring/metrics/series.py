@@ -10,11 +10,20 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Sum
-from django.db.models.functions import TruncDay, TruncHour, TruncWeek
+from django.db.models.functions import TruncHour
 
+from common.sql import hour_of
 from factory.models import MLModel, ModelVersion, Task
-from monitoring.aggregate import SCALAR_FIELDS
-from monitoring.bins import bins_load
+from monitoring.metrics.drift import (
+    DriftError,
+    baseline_resolve,
+    feature_drift,
+    merge_feature,
+    model_drift_settings,
+    version_pick,
+)
+from monitoring.metrics.sketches import period_cover, sketches_read
+from monitoring.metrics.windows import EPOCH, TRUNC, WINDOW, MetricError, window_check, window_start
 from monitoring.models import (
     FeatureBins,
     HourlyAggregate,
@@ -23,8 +32,9 @@ from monitoring.models import (
     Sketch,
     SketchKind,
 )
-from monitoring.sketches import confusion_merge, period_cover, sketches_read
-from monitoring.sql import hour_of
+from monitoring.pipeline.aggregate import SCALAR_FIELDS
+from monitoring.pipeline.bins import bins_load
+from monitoring.pipeline.sketches import confusion_merge
 from monitoring.stats.auc import auc_from_histogram
 from monitoring.stats.codec import counts_decode, score_histogram_decode
 from monitoring.stats.compare import f1_variance, macro_f1_variance, rmse_variance
@@ -38,8 +48,6 @@ from monitoring.stats.performance import (
     wilson_interval,
 )
 
-TRUNC = {"day": TruncDay, "week": TruncWeek}
-WINDOW = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 COUNT_FIELDS = ("predictions", "scored", "score_sum", "score_sq_sum", "labelled", "correct")
 SUM_FIELDS = (*COUNT_FIELDS, "delay_s_sum", *SCALAR_FIELDS)
 BASE_METRICS = (
@@ -60,10 +68,6 @@ SKETCH_OF = {"roc_auc": SketchKind.SCORE, "macro_f1": SketchKind.CONFUSION,
 # Metrics that are proportions (Wilson) and means (normal) of per-row values: comparable.
 PROPORTIONS = ("label_coverage", "accuracy", "precision", "recall", "positive_rate")
 MEANS = ("mean_score", "mean_prediction", "log_loss", "brier", "mae", "mape", "bias")
-
-
-class MetricError(ValueError):
-    """A metric, window or filter the model cannot answer; the message says why."""
 
 
 @dataclass
@@ -127,16 +131,6 @@ def metric_check(model: MLModel, metric: str) -> None:
         raise MetricError(f"unknown metric {metric!r}; this model has: {known}")
 
 
-def window_start(moment: datetime, granularity: str) -> datetime:
-    hour = moment.replace(minute=0, second=0, microsecond=0)
-    if granularity == "hour":
-        return hour
-    day = hour.replace(hour=0)
-    if granularity == "day":
-        return day
-    return day - timedelta(days=day.weekday())  # weeks start on Monday
-
-
 def filtered(queryset, *, model, start, end, version, segment):
     queryset = queryset.filter(model=model)
     if start:
@@ -162,13 +156,6 @@ def window_sums(queryset, key: Callable, fields, granularity: str | None) -> dic
     column = F("hour") if granularity == "hour" else TRUNC[granularity]("hour")
     rows = queryset.annotate(window=column).values("window").annotate(**totals).order_by()
     return {key(row["window"]): {f: row[f] or 0 for f in fields} for row in rows}
-
-
-def window_check(granularity: str, start: datetime | None, end: datetime | None) -> None:
-    if granularity not in WINDOW:
-        raise MetricError("granularity must be hour, day or week")
-    if start and end and start >= end:
-        raise MetricError("start must be before end")
 
 
 def metric_series(
@@ -325,9 +312,6 @@ class SeriesSet:
         return measures.get(EPOCH, (empty_measure(metric), None))[0]
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def rollup(hours: dict[datetime, dict], granularity: str | None) -> dict[datetime, dict]:
     """Hourly sums added up per window (granularity None: all into one)."""
     rolled: dict[datetime, dict] = {}
@@ -424,14 +408,6 @@ def quarantined_windows(model: MLModel, scope: dict, key) -> dict:
 
 def drift_windows(*, model, feature, scope, granularity, key) -> dict:
     """The feature's drift statistic per window (the model's override or the default test)."""
-    from monitoring.drift import (
-        DriftError,
-        baseline_resolve,
-        feature_drift,
-        merge_feature,
-        model_drift_settings,
-        version_pick,
-    )
 
     try:
         version = version_pick(model, scope["version"])

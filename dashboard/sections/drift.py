@@ -1,7 +1,7 @@
-"""The drift and data-quality sections of the model page, and the feature page.
+"""The drift and data-quality sections of the model page, and the feature page's content.
 
-Every drift number here comes from `monitoring.drift.drift_series`: the stored sketches merged
-per window and tested by the same functions as the drift API, against the same baseline.
+Every drift number here comes from `monitoring.metrics.drift.drift_series`: the stored sketches
+merged per window and tested by the same functions as the drift API, against the same baseline.
 """
 
 from __future__ import annotations
@@ -13,29 +13,29 @@ from datetime import datetime
 
 import numpy as np
 from django.db.models import Count, Max, Q, Sum
-from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
 
-from accounts.roles import Role, role_required
-from factory.models import MLModel, ModelVersion
-from monitoring.bins import UNKNOWN, Bins, bins_load
-from monitoring.charts import distribution_figure, heatmap_figure, plain, threshold_figure
-from monitoring.dashboard import BadQuery, bad_request, scope_from
-from monitoring.dashboard_selectors import (
-    DAYS_CHOICES,
+from dashboard.charts import distribution_figure, heatmap_figure, plain, threshold_figure
+from dashboard.sections.base import (
     Chart,
     Scope,
     model_segments,
-    model_versions,
     scope_suffix,
 )
-from monitoring.drift import DriftError, DriftSeries, drift_series, feature_drift, merge_feature
-from monitoring.metrics import WINDOW, MetricError
+from factory.models import MLModel, ModelVersion
+from monitoring.metrics.drift import (
+    DriftError,
+    DriftSeries,
+    drift_series,
+    feature_drift,
+    merge_feature,
+)
+from monitoring.metrics.sketches import period_cover, sketches_read
+from monitoring.metrics.windows import MetricError
 from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
-from monitoring.sketches import period_cover, sketches_read
+from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load
 from monitoring.stats.drift import (
     DATASET_DRIFT_SHARE,
     P_VALUE_METHODS,
@@ -446,22 +446,3 @@ def segment_rows(*, model: MLModel, feature: str, scope: Scope, series: DriftSer
 
 def bins_version_id(model: MLModel, version: str) -> int:
     return ModelVersion.objects.filter(model=model, version=version).values_list("pk", flat=True)[0]
-
-
-@require_GET
-@role_required(Role.VIEWER)
-def feature_page(request, name: str, feature: str):
-    model = get_object_or_404(MLModel, name=name)
-    try:
-        scope = scope_from(request)
-        page = feature_page_get(model=model, feature=feature, scope=scope)
-    except (BadQuery, DriftError, MetricError) as error:
-        return bad_request(request, error)
-    context = {
-        "model": model, "page": page, "scope": scope, "versions": model_versions(model),
-        "segments": model_segments(model), "granularities": list(WINDOW),
-        "days_choices": DAYS_CHOICES,
-        "model_url": reverse("dashboard:model", kwargs={"name": model.name})
-        + "?" + urlencode({**scope.query(), "days": scope.days or "all"}) + "#drift",
-    }  # fmt: skip
-    return render(request, "dashboard/feature.html", context)

@@ -14,15 +14,16 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
+from dashboard.charts import BOUND, Marker, metric_figure, plain
+from dashboard.params import BadQuery, bad_request
+from dashboard.sections.base import Chart
+from dashboard.sections.model import chart_summary, metric_text
 from factory.models import MLModel
 from monitoring.alerts.judge import series
 from monitoring.alerts.notify import MAX_ATTEMPTS
 from monitoring.alerts.services import rule_silence
 from monitoring.alerts.warnings import rule_warnings
-from monitoring.charts import BOUND, Marker, metric_figure, plain
-from monitoring.dashboard import BadQuery, bad_request
-from monitoring.dashboard_selectors import Chart, chart_summary, metric_text
-from monitoring.metrics import WINDOW, MetricError
+from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, AlertEvaluation, AlertRule, AlertState, Notification, RuleKind
 
 ALERTS_PER_PAGE = 50

@@ -19,10 +19,10 @@ import numpy as np
 from django.db import connection
 from django.db.models import Min
 
+from common.sql import hour_of
 from factory.models import ModelVersion
 from monitoring.models import FeatureBins, Prediction
-from monitoring.sketch_codec import categorical_encode, categorical_merge
-from monitoring.sql import hour_of
+from monitoring.pipeline.codec import categorical_encode, categorical_merge
 from monitoring.stats.codec import histogram_decode, histogram_encode
 from monitoring.stats.histograms import NumericReference, numeric_bin_edges
 from monitoring.stats.profile import (

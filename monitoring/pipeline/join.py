@@ -17,8 +17,8 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from common.sql import hour_of, is_postgres, seconds_between
 from monitoring.models import JoinState, Outcome, Prediction
-from monitoring.sql import hour_of, is_postgres, seconds_between
 
 log = logging.getLogger(__name__)
 

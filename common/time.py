@@ -1,0 +1,31 @@
+"""Time helpers every layer shares: hours, days and UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.utils.dateparse import parse_datetime
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def hour_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Contiguous [start, end) ranges covering the given hours."""
+    ranges: list[list[datetime]] = []
+    for hour in sorted(hours):
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1][1] = hour + HOUR
+        else:
+            ranges.append([hour, hour + HOUR])
+    return [(start, end) for start, end in ranges]
+
+
+def day_floor(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def as_utc(value) -> datetime:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,92 @@
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from factory.models import MLModel, ModelVersion, Rollout
+from monitoring.metrics.windows import WINDOW, window_start
+from monitoring.models import HourlyAggregate
+
+
+@dataclass
+class Chart:
+    dom_id: str
+    metric: str
+    title: str
+    figure: dict
+    summary: str
+    rows_url: str = ""
+    note: str = ""  # one line beside the chart: the smallest change it can show (sensitivity)
+
+    @property
+    def script_id(self) -> str:
+        return f"{self.dom_id}-data"
+
+
+# How far back the model page looks by default: the page's cost grows with the windows shown,
+# never with the rows stored.
+DEFAULT_DAYS = {"hour": 3, "day": 30, "week": 182}
+
+
+DAYS_CHOICES = (3, 7, 30, 90, 182, 365)
+
+
+@dataclass
+class Scope:
+    """The page's filters from GET params, passed to `metric_series`."""
+
+    granularity: str = "day"
+    version: str | None = None
+    segment: str | None = None
+    days: int | None = None  # the last so many days (to the end of the current window)
+
+    def span(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        if self.days is None:
+            return None, None
+        end = window_start(now, self.granularity) + WINDOW[self.granularity]
+        return window_start(end - timedelta(days=self.days), self.granularity), end
+
+    def series_args(self, now: datetime | None = None) -> dict:
+        start, end = self.span(now or timezone.now())
+        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+        return {**args, "start": start, "end": end}
+
+    def query(self) -> dict:
+        """The filters as GET params for links (the time span is the link's own)."""
+        args = {"granularity": self.granularity, "version": self.version, "segment": self.segment}
+        return {k: v for k, v in args.items() if v is not None}
+
+
+SECTION_CACHE_S = 300
+
+
+def cached(key: str, compute):
+    """The section from the cache, or computed and kept for SECTION_CACHE_S: the rest of the
+    span's data can still change it (a late baseline hour), for at most that long."""
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, SECTION_CACHE_S)
+    return value
+
+
+def model_versions(model: MLModel) -> list[str]:
+    return list(ModelVersion.objects.filter(model=model).values_list("version", flat=True))
+
+
+def model_segments(model: MLModel) -> list[str]:
+    segments = HourlyAggregate.objects.filter(model=model).values_list("segment", flat=True)
+    return sorted(set(segments.distinct()))
+
+
+def scope_suffix(scope: Scope) -> str:
+    parts = [f"version {scope.version}"] if scope.version else []
+    parts += [f"segment “{scope.segment}”"] if scope.segment is not None else []
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def rollout_annotations(model: MLModel) -> list[tuple]:
+    """(time, label) of every plan change, for the model's charts."""
+    history = Rollout.objects.filter(model=model).select_related("version")
+    return [(r.created_at, f"{r.kind} {r.version.version} {r.traffic_percent:g}%") for r in history]

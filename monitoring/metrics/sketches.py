@@ -1,0 +1,66 @@
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+
+from common.time import DAY, day_floor
+from factory.models import MLModel
+from monitoring.models import Period, Sketch
+
+
+@dataclass(frozen=True)
+class SketchRow:
+    start: datetime
+    period: str
+    version_id: int
+    segment: str
+    kind: str
+    name: str
+    n: int
+    data: bytes
+
+
+def period_cover(start: datetime | None, end: datetime | None, *, hourly: bool = False):
+    """Rows covering [start, end): whole days from day rows, the ragged ends from hour rows."""
+    hours = Q(period=Period.HOUR)
+    if start:
+        hours &= Q(start__gte=start)
+    if end:
+        hours &= Q(start__lt=end)
+    first_day = day_floor(start) + DAY if start and start != day_floor(start) else start
+    last_day = day_floor(end) if end else None
+    if hourly or (first_day and last_day and first_day >= last_day):
+        return hours
+    days = Q(period=Period.DAY)
+    ragged = Q(pk__in=[])
+    if first_day:
+        days &= Q(start__gte=first_day)
+        ragged |= Q(start__lt=first_day)
+    if last_day:
+        days &= Q(start__lt=last_day)
+        ragged |= Q(start__gte=last_day)
+    return days | (hours & ragged)
+
+
+def sketches_read(
+    *,
+    model: MLModel,
+    kind: str,
+    name: str | None = "",
+    start: datetime | None,
+    end: datetime | None,
+    version_ids: list[int] | None = None,
+    segment: str | None = None,
+    hourly: bool = False,
+) -> list[SketchRow]:
+    """Sketch rows of one kind (one feature, or every feature when name is None)."""
+    rows = Sketch.objects.filter(model=model, kind=kind)
+    if name is not None:
+        rows = rows.filter(name=name)
+    if version_ids is not None:
+        rows = rows.filter(version_id__in=version_ids)
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    fields = ("start", "period", "version_id", "segment", "kind", "name", "n", "data")
+    cover = period_cover(start, end, hourly=hourly)
+    return [SketchRow(*row) for row in rows.filter(cover).values_list(*fields)]

@@ -1,0 +1,36 @@
+"""Hour, day and week windows: where each starts and which a span covers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.db.models.functions import TruncDay, TruncWeek
+
+TRUNC = {"day": TruncDay, "week": TruncWeek}
+
+
+WINDOW = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+
+
+def window_start(moment: datetime, granularity: str) -> datetime:
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    if granularity == "hour":
+        return hour
+    day = hour.replace(hour=0)
+    if granularity == "day":
+        return day
+    return day - timedelta(days=day.weekday())  # weeks start on Monday
+
+
+def window_check(granularity: str, start: datetime | None, end: datetime | None) -> None:
+    if granularity not in WINDOW:
+        raise MetricError("granularity must be hour, day or week")
+    if start and end and start >= end:
+        raise MetricError("start must be before end")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class MetricError(ValueError):
+    """A metric, window or filter the model cannot answer; the message says why."""
