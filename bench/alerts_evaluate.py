@@ -55,9 +55,12 @@ def main(runs: int) -> dict:
             for rule in rules:
                 with contextlib.suppress(MetricError):  # metrics not on this branch yet
                     metric_series(
-                        model=model, metric=rule.metric, granularity=rule.granularity,
-                        start=now - timedelta(days=EXTRA_LOOKBACK_WINDOWS + 17), end=now,
-                    )  # fmt: skip
+                        model=model,
+                        metric=rule.metric,
+                        granularity=rule.granularity,
+                        start=now - timedelta(days=EXTRA_LOOKBACK_WINDOWS + 17),
+                        end=now,
+                    )
 
         baseline_ms = timed(read_series, runs)
         evaluate_ms = timed(lambda: rules_evaluate(model_id=model.pk, now=now), runs)

@@ -21,9 +21,11 @@ def django_setup() -> str:
 
     django.setup()
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True,
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        check=True,
         capture_output=True,
-    )  # fmt: skip
+    )
     return url
 
 
@@ -74,14 +76,31 @@ class Gunicorn:
 
         self.port = free_port()
         env = {
-            **os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": "memory://",
-            "CANARY_INGEST_RATE": "", "CANARY_MAX_RECORDS": "10000000", "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+            **os.environ,
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": "memory://",
+            "CANARY_INGEST_RATE": "",
+            "CANARY_MAX_RECORDS": "10000000",
+            "LOG_LEVEL": "WARNING",
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--timeout", "600"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "600",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(300):
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
@@ -108,9 +127,11 @@ def post(port: int, path: str, body: bytes, key: str, content_type: str) -> dict
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request(
-        "POST", path, body=body,
+        "POST",
+        path,
+        body=body,
         headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
-    )  # fmt: skip
+    )
     response = conn.getresponse()
     data = response.read()
     conn.close()
@@ -144,26 +165,31 @@ def dataset_frames(first: int, size: int, rows: int, days: int, seed: int):
     share = offsets / (days * 86400)
     score = rng.uniform(0, 1, size).round(4)
     ids = np.char.add("d-", np.arange(first, first + size).astype(str))
-    predictions = pd.DataFrame({
-        "prediction_id": ids,
-        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "model_version": np.where(share > 0.5, np.where(rng.uniform(size=size) < 0.2, "2.0",
-                                                         "1.0"), "1.0"),
-        "prediction": (score >= 0.5).astype(int),
-        "score": score,
-        "segment": rng.choice(SEGMENTS, size),
-    })  # fmt: skip
+    predictions = pd.DataFrame(
+        {
+            "prediction_id": ids,
+            "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "model_version": np.where(
+                share > 0.5, np.where(rng.uniform(size=size) < 0.2, "2.0", "1.0"), "1.0"
+            ),
+            "prediction": (score >= 0.5).astype(int),
+            "score": score,
+            "segment": rng.choice(SEGMENTS, size),
+        }
+    )
     for j in range(DATASET_FEATURES - 2):
         predictions[f"f{j}"] = rng.normal(0.5 * share if j == 0 else 0, 1, size).round(4)
     predictions["plan"] = rng.choice(["basic", "plus", "premium"], size, p=[0.5, 0.3, 0.2])
     predictions["tenure"] = rng.integers(0, 120, size)
     labelled = np.arange(first, first + size) % 3 != 0
     delay = pd.to_timedelta(rng.uniform(600, 3 * 86400, size), unit="s")
-    outcomes = pd.DataFrame({
-        "prediction_id": ids,
-        "observed_at": (at + delay).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "outcome": (rng.uniform(size=size) < score).astype(int),
-    })[labelled]  # fmt: skip
+    outcomes = pd.DataFrame(
+        {
+            "prediction_id": ids,
+            "observed_at": (at + delay).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "outcome": (rng.uniform(size=size) < score).astype(int),
+        }
+    )[labelled]
     return predictions, outcomes
 
 
@@ -179,9 +205,12 @@ def dataset_ingest(model, rows: int, days: int, log=print) -> None:
         predictions, outcomes = dataset_frames(first, size, rows, days, seed=first)
         body = io.BytesIO(predictions.to_csv(index=False).encode())
         receipt = records_ingest(
-            model=model, kind="predictions", records=CsvPredictions(body),
-            content_type="text/csv", enqueue_jobs=False,
-        )  # fmt: skip
+            model=model,
+            kind="predictions",
+            records=CsvPredictions(body),
+            content_type="text/csv",
+            enqueue_jobs=False,
+        )
         assert receipt.accepted == size, receipt.as_dict()
         records = outcomes.to_dict("records")
         receipt = records_ingest(model=model, kind="outcomes", records=records, enqueue_jobs=False)
@@ -190,10 +219,16 @@ def dataset_ingest(model, rows: int, days: int, log=print) -> None:
 
 
 BULK_TABLES = (
-    "monitoring_label", "monitoring_sketch", "monitoring_hourlyaggregate",
-    "monitoring_hourlyvalue", "monitoring_dirtyhour", "monitoring_quarantinedrecord",
-    "monitoring_prediction", "monitoring_outcome", "monitoring_ingestbatch",
-)  # fmt: skip
+    "monitoring_label",
+    "monitoring_sketch",
+    "monitoring_hourlyaggregate",
+    "monitoring_hourlyvalue",
+    "monitoring_dirtyhour",
+    "monitoring_quarantinedrecord",
+    "monitoring_prediction",
+    "monitoring_outcome",
+    "monitoring_ingestbatch",
+)
 
 
 def model_delete(name: str) -> None:

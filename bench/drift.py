@@ -78,8 +78,11 @@ def canary_raw(reference: pd.DataFrame, current: pd.DataFrame) -> dict:
                 ref_values=reference[name].to_numpy(),
                 cur_values=current[name].to_numpy(),
             )
-        out[name] = {"method": result.method, "statistic": result.statistic,
-                     "drifted": result.drifted}  # fmt: skip
+        out[name] = {
+            "method": result.method,
+            "statistic": result.statistic,
+            "drifted": result.drifted,
+        }
     return out
 
 
@@ -114,11 +117,17 @@ def store_aggregates(reference: pd.DataFrame, current: pd.DataFrame, hours: int)
     for name in reference.columns:
         column = reference[name].to_numpy()
         features[name] = feature_to_json(
-            numeric_reference_on(column) if name.startswith("num_")
+            numeric_reference_on(column)
+            if name.startswith("num_")
             else categorical_reference_fast(column, categorical_reference)
-        )  # fmt: skip
-    profile = {"format": PROFILE_FORMAT, "rows": len(reference), "features": features,
-               "score": None, "prediction": None}  # fmt: skip
+        )
+    profile = {
+        "format": PROFILE_FORMAT,
+        "rows": len(reference),
+        "features": features,
+        "score": None,
+        "prediction": None,
+    }
     version = ModelVersion.objects.create(model=model, version="1", reference=profile)
     bins: dict[str, Bins] = bins_ensure(
         version=version, names=set(reference.columns), present=set(reference.columns)
@@ -128,15 +137,26 @@ def store_aggregates(reference: pd.DataFrame, current: pd.DataFrame, hours: int)
     for h, index in enumerate(chunks):
         hour = START + timedelta(hours=h)
         part = current.iloc[index]
-        aggregates.append(HourlyAggregate(model=model, version=version, hour=hour,
-                                          predictions=len(part)))  # fmt: skip
+        aggregates.append(
+            HourlyAggregate(model=model, version=version, hour=hour, predictions=len(part))
+        )
         for name, feature in bins.items():
             kind, fname, n, missing, data = feature_sketch(
                 feature, part[name].reset_index(drop=True)
             )
-            sketches.append(Sketch(model=model, version=version, period=Period.HOUR, start=hour,
-                                   kind=kind, name=fname, n=n, missing=missing,
-                                   data=data))  # fmt: skip
+            sketches.append(
+                Sketch(
+                    model=model,
+                    version=version,
+                    period=Period.HOUR,
+                    start=hour,
+                    kind=kind,
+                    name=fname,
+                    n=n,
+                    missing=missing,
+                    data=data,
+                )
+            )
     HourlyAggregate.objects.bulk_create(aggregates)
     Sketch.objects.bulk_create(sketches, 1000)
     days = sorted({(START + timedelta(hours=h)).replace(hour=0) for h in range(hours)})
@@ -157,8 +177,10 @@ def canary_aggregates(model, hours: int) -> dict:
     from monitoring.metrics.drift_report import drift_report
 
     report = drift_report(model=model, start=START, end=START + timedelta(hours=hours))
-    return {f["name"]: {"method": f["method"], "statistic": f["statistic"],
-                        "drifted": f["drifted"]} for f in report["features"]}  # fmt: skip
+    return {
+        f["name"]: {"method": f["method"], "statistic": f["statistic"], "drifted": f["drifted"]}
+        for f in report["features"]
+    }
 
 
 def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict | None:
@@ -171,16 +193,22 @@ def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict | None:
         current.to_parquet(cur_path)
         done = subprocess.run(
             [str(python), str(ROOT / "bench" / "evidently_drift.py"), str(ref_path), str(cur_path)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         print(done.stderr[-3000:], file=sys.stderr)
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-METHOD_NAMES = {"wasserstein": "wasserstein", "jensenshannon": "jensenshannon", "ks": "K-S",
-                "chisquare": "chi"}  # fmt: skip
+METHOD_NAMES = {
+    "wasserstein": "wasserstein",
+    "jensenshannon": "jensenshannon",
+    "ks": "K-S",
+    "chisquare": "chi",
+}
 
 
 # Evidently's Jensen-Shannon uses SciPy's default natural log; ours is base 2 (DESIGN.md), in
@@ -234,24 +262,36 @@ def main() -> None:
     agg, agg_s, agg_mb = timed(lambda: canary_aggregates(model, args.hours), args.repeat)
 
     figures = {
-        "rows": args.rows, "features": args.numerical + args.categorical, "hours": args.hours,
-        "raw_s": raw_s, "raw_peak_mb": raw_mb, "aggregates_s": agg_s, "aggregates_peak_mb": agg_mb,
+        "rows": args.rows,
+        "features": args.numerical + args.categorical,
+        "hours": args.hours,
+        "raw_s": raw_s,
+        "raw_peak_mb": raw_mb,
+        "aggregates_s": agg_s,
+        "aggregates_peak_mb": agg_mb,
         "store_aggregates_s": store_s,
         "raw_vs_aggregates_verdicts_agree": all(
             raw[n]["drifted"] == agg[n]["drifted"] for n in raw
         ),
         "raw_vs_aggregates_max_difference": disagreement(raw, agg, evidently=False)[0],
-        "evidently_s": None, "evidently_peak_mb": None, "raw_speedup": None,
-        "aggregates_speedup": None, "verdicts_agree": None, "max_disagreement": None,
-    }  # fmt: skip
+        "evidently_s": None,
+        "evidently_peak_mb": None,
+        "raw_speedup": None,
+        "aggregates_speedup": None,
+        "verdicts_agree": None,
+        "max_disagreement": None,
+    }
     if theirs:
         worst, agree = disagreement(agg, theirs["columns"])
         figures.update(
-            evidently_s=theirs["seconds"], evidently_peak_mb=theirs["peak_mb"],
-            raw_speedup=theirs["seconds"] / raw_s, aggregates_speedup=theirs["seconds"] / agg_s,
-            verdicts_agree=agree, max_disagreement=worst,
+            evidently_s=theirs["seconds"],
+            evidently_peak_mb=theirs["peak_mb"],
+            raw_speedup=theirs["seconds"] / raw_s,
+            aggregates_speedup=theirs["seconds"] / agg_s,
+            verdicts_agree=agree,
+            max_disagreement=worst,
             raw_max_disagreement=disagreement(raw, theirs["columns"])[0],
-        )  # fmt: skip
+        )
     MLModel.objects.filter(name="bench-drift").delete()
     print(json.dumps(figures))
 

@@ -57,9 +57,16 @@ def csv_body(batch: list[dict]) -> bytes:
     )
     for r in batch:
         writer.writerow(
-            [r["prediction_id"], r["timestamp"], r["model_version"], r["prediction"], r["score"],
-             r["segment"], *(r["features"][n] for n in names)]
-        )  # fmt: skip
+            [
+                r["prediction_id"],
+                r["timestamp"],
+                r["model_version"],
+                r["prediction"],
+                r["score"],
+                r["segment"],
+                *(r["features"][n] for n in names),
+            ]
+        )
     return out.getvalue().encode()
 
 
@@ -82,8 +89,9 @@ def http_run(server: Gunicorn, key: str, directory: Path, suffix: str, clients: 
                 if not queue:
                     return
                 path = queue.pop(0)
-            receipt = post(server.port, "/api/v1/models/bench/predictions", path.read_bytes(),
-                           key, media_type)  # fmt: skip
+            receipt = post(
+                server.port, "/api/v1/models/bench/predictions", path.read_bytes(), key, media_type
+            )
             with lock:
                 accepted[0] += receipt["accepted"]
 
@@ -100,15 +108,26 @@ def copy_run(url: str, model_id: int, version_id: int, rows: int, batch: int) ->
     """The same rows, as a loader would send them, straight into the table with COPY."""
     import psycopg
 
-    columns = ("model_id, version_id, prediction_id, timestamp, segment, prediction, "
-               "prediction_num, score, features, content_md5")  # fmt: skip
+    columns = (
+        "model_id, version_id, prediction_id, timestamp, segment, prediction, "
+        "prediction_num, score, features, content_md5"
+    )
     tuples = [
-        (model_id, version_id, r["prediction_id"], r["timestamp"], r["segment"],
-         str(r["prediction"]), float(r["prediction"]), r["score"],
-         json.dumps(r["features"], separators=(",", ":")), "")
+        (
+            model_id,
+            version_id,
+            r["prediction_id"],
+            r["timestamp"],
+            r["segment"],
+            str(r["prediction"]),
+            float(r["prediction"]),
+            r["score"],
+            json.dumps(r["features"], separators=(",", ":")),
+            "",
+        )
         for first in range(0, rows, batch)
         for r in records(first, min(batch, rows - first), seed=first)
-    ]  # fmt: skip
+    ]
     started = time.perf_counter()
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         for first in range(0, rows, batch):
@@ -123,8 +142,10 @@ def warm_up(server: Gunicorn, key: str, workers: int) -> None:
     """A few small requests of each format first, so that imports and connections are made."""
     batch = records(10**9, 200, seed=1)
     for _ in range(2 * workers):
-        for body, media_type in ((json.dumps(batch).encode(), "application/json"),
-                                 (csv_body(batch), "text/csv")):  # fmt: skip
+        for body, media_type in (
+            (json.dumps(batch).encode(), "application/json"),
+            (csv_body(batch), "text/csv"),
+        ):
             post(server.port, "/api/v1/models/bench/predictions", body, key, media_type)
 
 

@@ -18,9 +18,12 @@ from common import django_setup, model_and_key, tables_truncate
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 TABLES = (
-    "monitoring_label", "monitoring_outcome", "monitoring_prediction", "monitoring_dirtyhour",
+    "monitoring_label",
+    "monitoring_outcome",
+    "monitoring_prediction",
+    "monitoring_dirtyhour",
     "monitoring_joinstate",
-)  # fmt: skip
+)
 
 
 def rows_insert(model_id: int, version_id: int, outcomes: int) -> None:

@@ -52,10 +52,14 @@ def new_prediction_aggregated(model, at: datetime) -> None:
     from monitoring.jobs import jobs_run
 
     record = {
-        "prediction_id": f"bench-new-{time.time_ns()}", "timestamp": at.isoformat(),
-        "model_version": "2.0", "prediction": 1, "score": 0.7, "segment": "web",
+        "prediction_id": f"bench-new-{time.time_ns()}",
+        "timestamp": at.isoformat(),
+        "model_version": "2.0",
+        "prediction": 1,
+        "score": 0.7,
+        "segment": "web",
         "features": {"f0": 0.3, "plan": "basic"},
-    }  # fmt: skip
+    }
     records_ingest(model=model, kind="predictions", records=[record], enqueue_jobs=False)
     jobs_run(model_id=model.pk)
 

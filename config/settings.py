@@ -141,14 +141,19 @@ REDIS_URL = env_str("REDIS_URL", "")
 _CACHE_REDIS = REDIS_URL or env_str("CELERY_BROKER_URL", "")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_REDIS,
-         "KEY_PREFIX": "canary"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _CACHE_REDIS,
+            "KEY_PREFIX": "canary",
+        }
         if _CACHE_REDIS.startswith(("redis://", "rediss://"))
         # Room for the drift cells of a few pages (each well under a kilobyte).
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-              "OPTIONS": {"MAX_ENTRIES": 20_000}}
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
     )
-}  # fmt: skip
+}
 
 # Celery: without a broker URL the embedded mode runs tasks in-process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")

@@ -55,44 +55,102 @@ def layout(*, title: str, x_title: str, y_title: str, x_type: str | None = None)
     if x_type:
         x_axis["type"] = x_type
     return {
-        "title": {"text": title, "font": {"size": 15}}, "xaxis": x_axis,
+        "title": {"text": title, "font": {"size": 15}},
+        "xaxis": x_axis,
         "yaxis": {**AXIS, "title": {"text": y_title}},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 320, "showlegend": False,
-        "hovermode": "closest", "paper_bgcolor": "white", "plot_bgcolor": "white",
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "height": 320,
+        "showlegend": False,
+        "hovermode": "closest",
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
         "font": {"family": "system-ui, sans-serif", "color": "#1f2933"},
-        "shapes": [], "annotations": [],
-    }  # fmt: skip
+        "shapes": [],
+        "annotations": [],
+    }
 
 
 def bound_line(label: str, value: float) -> tuple[dict, dict]:
     line = {"color": BOUND, "dash": "dash", "width": 1.5}
-    shape = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value,
-             "y1": value, "line": line}  # fmt: skip
+    shape = {
+        "type": "line",
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": value,
+        "y1": value,
+        "line": line,
+    }
     font = {"size": 10, "color": BOUND}
-    note = {"text": label, "xref": "paper", "x": 0, "yref": "y", "y": value, "showarrow": False,
-            "xanchor": "left", "yanchor": "bottom", "font": font}  # fmt: skip
+    note = {
+        "text": label,
+        "xref": "paper",
+        "x": 0,
+        "yref": "y",
+        "y": value,
+        "showarrow": False,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "font": font,
+    }
     return shape, note
 
 
 def immature_rect(window: Immature) -> tuple[dict, dict]:
     coverage = "?" if window.coverage is None else f"{window.coverage:.0%}"
-    shape = {"type": "rect", "xref": "x", "yref": "paper", "x0": window.start, "x1": window.end,
-             "y0": 0, "y1": 1, "fillcolor": IMMATURE, "line": {"width": 0},
-             "layer": "below"}  # fmt: skip
-    note = {"text": f"labels {coverage}", "xref": "x", "x": window.start, "yref": "paper", "y": 0,
-            "showarrow": False, "textangle": -90, "xanchor": "left", "yanchor": "bottom",
-            "font": {"size": 9, "color": "#92400e"}}  # fmt: skip
+    shape = {
+        "type": "rect",
+        "xref": "x",
+        "yref": "paper",
+        "x0": window.start,
+        "x1": window.end,
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": IMMATURE,
+        "line": {"width": 0},
+        "layer": "below",
+    }
+    note = {
+        "text": f"labels {coverage}",
+        "xref": "x",
+        "x": window.start,
+        "yref": "paper",
+        "y": 0,
+        "showarrow": False,
+        "textangle": -90,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "font": {"size": 9, "color": "#92400e"},
+    }
     return shape, note
 
 
 def event_line(at: datetime, label: str) -> tuple[dict, dict]:
     """A vertical mark for an event such as a rollout."""
     x = at.isoformat()
-    shape = {"type": "line", "xref": "x", "x0": x, "x1": x, "yref": "paper", "y0": 0, "y1": 1,
-             "line": {"color": EVENT, "dash": "dot", "width": 1}}  # fmt: skip
-    note = {"text": plain(label), "xref": "x", "x": x, "yref": "paper", "y": 1, "showarrow": False,
-            "textangle": -90, "xanchor": "right", "yanchor": "top",
-            "font": {"size": 10, "color": EVENT}}  # fmt: skip
+    shape = {
+        "type": "line",
+        "xref": "x",
+        "x0": x,
+        "x1": x,
+        "yref": "paper",
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": EVENT, "dash": "dot", "width": 1},
+    }
+    note = {
+        "text": plain(label),
+        "xref": "x",
+        "x": x,
+        "yref": "paper",
+        "y": 1,
+        "showarrow": False,
+        "textangle": -90,
+        "xanchor": "right",
+        "yanchor": "top",
+        "font": {"size": 10, "color": EVENT},
+    }
     return shape, note
 
 
@@ -114,27 +172,48 @@ def metric_figure(
     known = [p for p in points if p.ci_low is not None and p.ci_high is not None]
     if known:  # windows without an interval are left out, so the ribbon has no holes
         ribbon_x = [p.start.isoformat() for p in known]
-        data.append({
-            "type": "scatter", "x": ribbon_x + ribbon_x[::-1],
-            "y": [p.ci_high for p in known] + [p.ci_low for p in known][::-1],
-            "fill": "toself", "fillcolor": BAND, "line": {"width": 0}, "mode": "lines",
-            "hoverinfo": "skip", "name": "95% interval",
-        })  # fmt: skip
-    data.append({
-        "type": "scatter", "x": x, "y": [p.value for p in points], "mode": "lines+markers",
-        "name": y_title, "line": {"color": LINE}, "marker": {"color": LINE, "size": 6},
-        "customdata": [[p.n, p.end.isoformat()] for p in points],
-        "hovertemplate": "%{x|%Y-%m-%d %H:%M}: %{y:.4g} (n=%{customdata[0]})<extra></extra>",
-    })  # fmt: skip
+        data.append(
+            {
+                "type": "scatter",
+                "x": ribbon_x + ribbon_x[::-1],
+                "y": [p.ci_high for p in known] + [p.ci_low for p in known][::-1],
+                "fill": "toself",
+                "fillcolor": BAND,
+                "line": {"width": 0},
+                "mode": "lines",
+                "hoverinfo": "skip",
+                "name": "95% interval",
+            }
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "x": x,
+            "y": [p.value for p in points],
+            "mode": "lines+markers",
+            "name": y_title,
+            "line": {"color": LINE},
+            "marker": {"color": LINE, "size": 6},
+            "customdata": [[p.n, p.end.isoformat()] for p in points],
+            "hovertemplate": "%{x|%Y-%m-%d %H:%M}: %{y:.4g} (n=%{customdata[0]})<extra></extra>",
+        }
+    )
     if markers:
-        data.append({
-            "type": "scatter", "x": [m.x for m in markers], "y": [m.y for m in markers],
-            "mode": "markers", "name": "alerts", "text": [m.text for m in markers],
-            "marker": {"color": ALERT, "symbol": "x", "size": 12},
-            "hovertemplate": "%{text}<extra></extra>",
-        })  # fmt: skip
-    figure_layout = layout(title=title, x_title="window start (UTC)", y_title=y_title,
-                           x_type="date")  # fmt: skip
+        data.append(
+            {
+                "type": "scatter",
+                "x": [m.x for m in markers],
+                "y": [m.y for m in markers],
+                "mode": "markers",
+                "name": "alerts",
+                "text": [m.text for m in markers],
+                "marker": {"color": ALERT, "symbol": "x", "size": 12},
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+    figure_layout = layout(
+        title=title, x_title="window start (UTC)", y_title=y_title, x_type="date"
+    )
     decorations = [bound_line(label, value) for label, value in bounds]
     decorations += [immature_rect(window) for window in immature]
     decorations += [event_line(at, label) for at, label in events]
@@ -151,8 +230,16 @@ def bar_figure(*, title: str, labels: list[str], values: list[float], x_title: s
 
 
 def line_figure(*, title: str, x: list, y: list, x_title: str, y_title: str) -> dict:
-    data = [{"type": "scatter", "x": x, "y": y, "mode": "lines+markers", "line": {"color": LINE},
-             "marker": {"color": LINE, "size": 6}}]  # fmt: skip
+    data = [
+        {
+            "type": "scatter",
+            "x": x,
+            "y": y,
+            "mode": "lines+markers",
+            "line": {"color": LINE},
+            "marker": {"color": LINE, "size": 6},
+        }
+    ]
     return {"data": data, "layout": layout(title=title, x_title=x_title, y_title=y_title)}
 
 
@@ -174,13 +261,14 @@ def sparkline_points(values: Sequence[float | None]) -> str:
 # --- drift and data quality (model page drift section, feature page) --------------------------
 
 REFERENCE = "#64748b"
+# A score of 1, the threshold, is the middle of the scale.
 DRIFT_SCALE = [
     [0.0, "#f8fafc"],
     [0.25, "#dbeafe"],
     [0.5, "#fde68a"],
     [0.75, "#f97316"],
     [1.0, "#b91c1c"],
-]  # fmt: skip  (a score of 1, the threshold, is the middle)
+]
 
 
 def heatmap_figure(
@@ -195,15 +283,27 @@ def heatmap_figure(
 ) -> dict:
     """Features by window, coloured by the drift score (the statistic against its threshold,
     1 = at the threshold); a click on a cell opens that row's URL (charts.js)."""
-    data = [{
-        "type": "heatmap", "x": x, "y": rows, "z": scores, "text": hover,
-        "customdata": statistics,
-        "hovertemplate": "%{text}<extra></extra>", "colorscale": DRIFT_SCALE, "zmin": 0,
-        "zmax": 2, "xgap": 1, "ygap": 1, "hoverongaps": False,
-        "colorbar": {"title": {"text": "score"}, "thickness": 12},
-    }]  # fmt: skip
-    figure_layout = layout(title=title, x_title="window start (UTC)", y_title="feature",
-                           x_type="date")  # fmt: skip
+    data = [
+        {
+            "type": "heatmap",
+            "x": x,
+            "y": rows,
+            "z": scores,
+            "text": hover,
+            "customdata": statistics,
+            "hovertemplate": "%{text}<extra></extra>",
+            "colorscale": DRIFT_SCALE,
+            "zmin": 0,
+            "zmax": 2,
+            "xgap": 1,
+            "ygap": 1,
+            "hoverongaps": False,
+            "colorbar": {"title": {"text": "score"}, "thickness": 12},
+        }
+    ]
+    figure_layout = layout(
+        title=title, x_title="window start (UTC)", y_title="feature", x_type="date"
+    )
     figure_layout["height"] = max(220, 90 + 28 * len(rows))
     figure_layout["yaxis"]["autorange"] = "reversed"
     figure_layout["meta"] = {"row_urls": row_urls}
@@ -220,12 +320,20 @@ def threshold_figure(
     hover: list[str] | None = None,
 ) -> dict:
     """A value per window with the line it must not cross (a drift threshold)."""
-    trace = {"type": "scatter", "x": x, "y": y, "mode": "lines+markers", "connectgaps": False,
-             "line": {"color": LINE}, "marker": {"color": LINE, "size": 6}}  # fmt: skip
+    trace = {
+        "type": "scatter",
+        "x": x,
+        "y": y,
+        "mode": "lines+markers",
+        "connectgaps": False,
+        "line": {"color": LINE},
+        "marker": {"color": LINE, "size": 6},
+    }
     if hover is not None:
         trace.update(text=hover, hovertemplate="%{text}<extra></extra>")
-    figure_layout = layout(title=title, x_title="window start (UTC)", y_title=y_title,
-                           x_type="date")  # fmt: skip
+    figure_layout = layout(
+        title=title, x_title="window start (UTC)", y_title=y_title, x_type="date"
+    )
     if threshold is not None:
         shape, note = bound_line(*threshold)
         figure_layout["shapes"].append(shape)
@@ -238,12 +346,23 @@ def distribution_figure(
 ) -> dict:
     """Reference against current shares, bar beside bar, per bin or category."""
     data = [
-        {"type": "bar", "name": "reference", "x": labels, "y": reference,
-         "marker": {"color": REFERENCE},
-         "hovertemplate": "%{x}: %{y:.1%} of the reference<extra></extra>"},
-        {"type": "bar", "name": "current", "x": labels, "y": current, "marker": {"color": BAR},
-         "hovertemplate": "%{x}: %{y:.1%} of the current window<extra></extra>"},
-    ]  # fmt: skip
+        {
+            "type": "bar",
+            "name": "reference",
+            "x": labels,
+            "y": reference,
+            "marker": {"color": REFERENCE},
+            "hovertemplate": "%{x}: %{y:.1%} of the reference<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "name": "current",
+            "x": labels,
+            "y": current,
+            "marker": {"color": BAR},
+            "hovertemplate": "%{x}: %{y:.1%} of the current window<extra></extra>",
+        },
+    ]
     figure_layout = layout(title=title, x_title=x_title, y_title="share of values")
     legend = {"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"}
     figure_layout.update(barmode="group", showlegend=True, legend=legend)

@@ -193,9 +193,13 @@ class RoutingView(APIView):
             )
         route = plans.route_pick(routes, plans.routing_fraction(segment, prediction_id or ""))
         return Response(
-            {"version": route.version, "parameters": route.parameters, "segment": segment,
-             "routes": [r.as_dict() for r in routes]}
-        )  # fmt: skip
+            {
+                "version": route.version,
+                "parameters": route.parameters,
+                "segment": segment,
+                "routes": [r.as_dict() for r in routes],
+            }
+        )
 
 
 class AuditView(APIView):

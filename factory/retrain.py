@@ -67,10 +67,17 @@ def retrain_request_create(
     try:
         with transaction.atomic():  # the unique alert_id makes it once per firing, even in races
             request = RetrainRequest.objects.create(
-                model=model, version=version, alert_id=alert_id, rule_id=rule_id, metric=metric,
-                value=value, window_start=window_start, window_end=window_end,
-                manifest=manifest, webhook_url=model.retrain_webhook_url,
-            )  # fmt: skip
+                model=model,
+                version=version,
+                alert_id=alert_id,
+                rule_id=rule_id,
+                metric=metric,
+                value=value,
+                window_start=window_start,
+                window_end=window_end,
+                manifest=manifest,
+                webhook_url=model.retrain_webhook_url,
+            )
     except IntegrityError:
         return None
     request_id = request.pk

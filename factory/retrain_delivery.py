@@ -34,16 +34,19 @@ def retrain_payload(request: RetrainRequest) -> dict:
         "id": request.pk,
         "model": request.model.name,
         "reason": {
-            "alert_id": request.alert_id, "rule_id": request.rule_id, "metric": request.metric,
+            "alert_id": request.alert_id,
+            "rule_id": request.rule_id,
+            "metric": request.metric,
             "value": request.value,
         },
         "window": {
-            "start": request.window_start.isoformat(), "end": request.window_end.isoformat(),
+            "start": request.window_start.isoformat(),
+            "end": request.window_end.isoformat(),
         },
         "version": request.manifest["version"] if request.manifest else None,
         "lineage": request.manifest["lineage"] if request.manifest else None,
         "requested_at": request.created_at.isoformat(),
-    }  # fmt: skip
+    }
 
 
 def webhook_post(url: str, payload: dict) -> None:

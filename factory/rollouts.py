@@ -81,9 +81,15 @@ def gates_failed(*, model: MLModel, version: ModelVersion, stage: str) -> list[d
         else:
             continue
         failed.append(
-            {"field": "version", "gate": stage, "metric": gate.metric, "minimum": gate.minimum,
-             "value": value, "message": f"{stage} gate on {gate.metric} failed: {reason}"}
-        )  # fmt: skip
+            {
+                "field": "version",
+                "gate": stage,
+                "metric": gate.metric,
+                "minimum": gate.minimum,
+                "value": value,
+                "message": f"{stage} gate on {gate.metric} failed: {reason}",
+            }
+        )
     return failed
 
 
@@ -209,17 +215,20 @@ def plan_uncovered(plan: Plan, rollout: Rollout) -> list[str]:
     targets = rollout.segments or [ALL]
     version = rollout.version.version
     return [
-        s for s in targets
-        if not any(r.version != version for r in plan.get(s, plan.get(ALL, [])))
-    ]  # fmt: skip
+        s for s in targets if not any(r.version != version for r in plan.get(s, plan.get(ALL, [])))
+    ]
 
 
 def rollout_snapshot(rollout: Rollout) -> dict:
     return {
-        "id": rollout.pk, "kind": rollout.kind, "version": rollout.version.version,
-        "traffic_percent": rollout.traffic_percent, "segments": rollout.segments,
-        "parameters": rollout.parameters, "note": rollout.note,
-    }  # fmt: skip
+        "id": rollout.pk,
+        "kind": rollout.kind,
+        "version": rollout.version.version,
+        "traffic_percent": rollout.traffic_percent,
+        "segments": rollout.segments,
+        "parameters": rollout.parameters,
+        "note": rollout.note,
+    }
 
 
 def plan_snapshot(plan: Plan) -> dict:
@@ -248,26 +257,39 @@ def rollout_create(
             failed,
         )
     rollout = Rollout(
-        model=model, version=version, traffic_percent=traffic_percent,
-        segments=sorted(set(segments)), parameters=parameters or {}, note=note, actor=actor,
-    )  # fmt: skip
+        model=model,
+        version=version,
+        traffic_percent=traffic_percent,
+        segments=sorted(set(segments)),
+        parameters=parameters or {},
+        note=note,
+        actor=actor,
+    )
     before = plan_current(model=model)
     uncovered = plan_uncovered(before, rollout)
     if uncovered:
         raise PromotionRefused(
             f"No version serves the other {100 - traffic_percent:g}% of {', '.join(uncovered)}; "
             "roll a version out at 100% first.",
-            [{"field": "traffic_percent", "segments": uncovered,
-              "message": "nothing serves the rest of these segments' traffic"}],
-        )  # fmt: skip
+            [
+                {
+                    "field": "traffic_percent",
+                    "segments": uncovered,
+                    "message": "nothing serves the rest of these segments' traffic",
+                }
+            ],
+        )
     after = plan_apply(before, rollout)
     rollout.plan = plan_store(after)
     rollout.save()
     audit_record(
-        model=model, actor=actor, action="rollout.create", subject=version.version,
+        model=model,
+        actor=actor,
+        action="rollout.create",
+        subject=version.version,
         before=plan_snapshot(before),
         after={**rollout_snapshot(rollout), "plan": plan_snapshot(after)},
-    )  # fmt: skip
+    )
     return rollout
 
 
@@ -291,16 +313,25 @@ def rollout_rollback(*, model: MLModel, note: str = "", actor: str = "") -> Roll
     Rollout.objects.filter(pk=latest.pk).update(active=False)
     after = plan_current(model=model)
     rollback = Rollout.objects.create(
-        model=model, kind=RolloutKind.ROLLBACK, version=latest.version,
-        traffic_percent=latest.traffic_percent, segments=latest.segments,
-        parameters=latest.parameters, note=note, actor=actor, undoes=latest,
+        model=model,
+        kind=RolloutKind.ROLLBACK,
+        version=latest.version,
+        traffic_percent=latest.traffic_percent,
+        segments=latest.segments,
+        parameters=latest.parameters,
+        note=note,
+        actor=actor,
+        undoes=latest,
         plan=plan_store(after),
-    )  # fmt: skip
+    )
     audit_record(
-        model=model, actor=actor, action="rollout.rollback", subject=latest.version.version,
+        model=model,
+        actor=actor,
+        action="rollout.rollback",
+        subject=latest.version.version,
         before=plan_snapshot(before),
         after={**rollout_snapshot(rollback), "undoes": latest.pk, "plan": plan_snapshot(after)},
-    )  # fmt: skip
+    )
     return rollback
 
 

@@ -40,9 +40,17 @@ class ModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = MLModel
         fields = [
-            "name", "task", "positive_class", "description", "owners", "on_call", "health",
-            "versions", "last_prediction_at", "created_at",
-        ]  # fmt: skip
+            "name",
+            "task",
+            "positive_class",
+            "description",
+            "owners",
+            "on_call",
+            "health",
+            "versions",
+            "last_prediction_at",
+            "created_at",
+        ]
 
 
 class VersionDetailSerializer(serializers.ModelSerializer):
@@ -51,9 +59,14 @@ class VersionDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "version", "has_lineage", "lineage", "reference", "body_sha256", "created_at",
+            "version",
+            "has_lineage",
+            "lineage",
+            "reference",
+            "body_sha256",
+            "created_at",
             "registered_at",
-        ]  # fmt: skip
+        ]
 
 
 class RolloutCreateSerializer(serializers.Serializer):
@@ -77,9 +90,18 @@ class RolloutSerializer(serializers.ModelSerializer):
     class Meta:
         model = Rollout
         fields = [
-            "id", "kind", "version", "traffic_percent", "segments", "parameters", "note",
-            "actor", "active", "undoes", "created_at",
-        ]  # fmt: skip
+            "id",
+            "kind",
+            "version",
+            "traffic_percent",
+            "segments",
+            "parameters",
+            "note",
+            "actor",
+            "active",
+            "undoes",
+            "created_at",
+        ]
 
 
 class GatesSerializer(serializers.Serializer):
@@ -99,10 +121,23 @@ class RetrainRequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = RetrainRequest
         fields = [
-            "id", "version", "alert_id", "rule_id", "metric", "value", "window_start",
-            "window_end", "manifest", "status", "webhook_url", "attempts", "delivered_at",
-            "error", "hooks_error", "created_at",
-        ]  # fmt: skip
+            "id",
+            "version",
+            "alert_id",
+            "rule_id",
+            "metric",
+            "value",
+            "window_start",
+            "window_end",
+            "manifest",
+            "status",
+            "webhook_url",
+            "attempts",
+            "delivered_at",
+            "error",
+            "hooks_error",
+            "created_at",
+        ]
 
 
 class RetrainSettingsSerializer(serializers.Serializer):

@@ -34,10 +34,17 @@ def model_create(
             drift_settings=drift_settings or {},
         )
         audit_record(
-            model=model, actor=actor, action="model.create", subject=name,
-            after={"task": task, "positive_class": positive_class, "owners": list(owners),
-                   "on_call": list(on_call)},
-        )  # fmt: skip
+            model=model,
+            actor=actor,
+            action="model.create",
+            subject=name,
+            after={
+                "task": task,
+                "positive_class": positive_class,
+                "owners": list(owners),
+                "on_call": list(on_call),
+            },
+        )
     return model
 
 
@@ -114,9 +121,12 @@ def version_register(
     """
     digest = body_digest(lineage=lineage, reference=reference)
     fields = {
-        "lineage": lineage, "reference": reference, "has_lineage": True,
-        "body_sha256": digest, "registered_at": timezone.now(),
-    }  # fmt: skip
+        "lineage": lineage,
+        "reference": reference,
+        "has_lineage": True,
+        "body_sha256": digest,
+        "registered_at": timezone.now(),
+    }
     for _ in range(3):  # create, or attach, or compare: each step settles one race
         existing = ModelVersion.objects.filter(model=model, version=version).first()
         if existing is not None and existing.has_lineage:
@@ -135,17 +145,24 @@ def version_register(
                 except IntegrityError:
                     continue  # registered (or logged) concurrently: look again
                 audit_record(
-                    model=model, actor=actor, action="version.register", subject=version,
+                    model=model,
+                    actor=actor,
+                    action="version.register",
+                    subject=version,
                     after=version_snapshot(row),
-                )  # fmt: skip
+                )
                 return Registration(row, created=True)
             attached = ModelVersion.objects.filter(pk=existing.pk, has_lineage=False)
             if attached.update(**fields) == 1:
                 row = ModelVersion.objects.get(pk=existing.pk)
                 audit_record(
-                    model=model, actor=actor, action="version.attach_lineage", subject=version,
-                    before=version_snapshot(existing), after=version_snapshot(row),
-                )  # fmt: skip
+                    model=model,
+                    actor=actor,
+                    action="version.attach_lineage",
+                    subject=version,
+                    before=version_snapshot(existing),
+                    after=version_snapshot(row),
+                )
                 return Registration(row, created=True)
     raise VersionConflict(f"Version {version!r} kept changing during registration; retry.")
 
@@ -156,6 +173,9 @@ def retrain_webhook_set(*, model: MLModel, url: str, actor: str = "") -> None:
     MLModel.objects.filter(pk=model.pk).update(retrain_webhook_url=url)
     model.retrain_webhook_url = url
     audit_record(
-        model=model, actor=actor, action="retrain.settings", before=before,
+        model=model,
+        actor=actor,
+        action="retrain.settings",
+        before=before,
         after={"retrain_webhook_url": url},
-    )  # fmt: skip
+    )

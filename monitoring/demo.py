@@ -44,22 +44,27 @@ def demo_lineage(rng: np.random.Generator, now: datetime, version: str) -> dict:
     features = demo_features(rng, TRAINING_ROWS, changed=np.zeros(TRAINING_ROWS, dtype=bool))
     score = 1 / (1 + np.exp(-(1.5 - 0.08 * features["tenure_months"])))
     rows = [
-        {"features": {name: values[i].item() for name, values in features.items()},
-         "prediction": int(score[i] >= 0.5), "score": round(float(score[i]), 4)}
+        {
+            "features": {name: values[i].item() for name, values in features.items()},
+            "prediction": int(score[i] >= 0.5),
+            "score": round(float(score[i]), 4),
+        }
         for i in range(TRAINING_ROWS)
-    ]  # fmt: skip
+    ]
     trained_until = now - timedelta(days=DEMO_DAYS)
     lineage = {
         "training_data": {
-            "uri": f"s3://demo/churn/train-{version}.parquet", "sha256": "0" * 64,
-            "rows": TRAINING_ROWS * 60, "start": (trained_until - timedelta(days=60)).isoformat(),
+            "uri": f"s3://demo/churn/train-{version}.parquet",
+            "sha256": "0" * 64,
+            "rows": TRAINING_ROWS * 60,
+            "start": (trained_until - timedelta(days=60)).isoformat(),
             "end": trained_until.isoformat(),
         },
         "code_version": f"git:demo-{version}",
         "parameters": {"model": "logistic regression", "C": 1.0},
         "validation": {"scheme": "kfold", "k": 5, "metrics": {"roc_auc": 0.86, "accuracy": 0.87}},
         "compute": {"instance": "demo", "duration_s": 60},
-    }  # fmt: skip
+    }
     return {"version": version, "lineage": lineage, "reference": {"rows": rows}}
 
 
@@ -135,28 +140,43 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
         body.is_valid(raise_exception=True)
         version_register(model=model, actor="demo", **body.validated_data)
     AlertRule.objects.create(
-        model=model, metric="accuracy", kind="static", lower=0.8, min_count=100,
-        granularity="day", severity="critical",
-    )  # fmt: skip
+        model=model,
+        metric="accuracy",
+        kind="static",
+        lower=0.8,
+        min_count=100,
+        granularity="day",
+        severity="critical",
+    )
     # One drift rule per feature at the default test's threshold (normed Wasserstein or
     # Jensen-Shannon >= 0.1 against the training reference): only tenure should fire. Weekly,
     # as drift is usually watched: a day's ~600 rows put the normed Wasserstein distance of an
     # unchanged feature at 0.05-0.12, so a daily rule at 0.1 would fire on noise.
     for feature in ("tenure_months", "plan", "monthly_charges"):
         AlertRule.objects.create(
-            model=model, metric=f"drift:{feature}", kind="static", upper=DRIFT_THRESHOLD,
-            min_count=100, granularity="week",
-        )  # fmt: skip
+            model=model,
+            metric=f"drift:{feature}",
+            kind="static",
+            upper=DRIFT_THRESHOLD,
+            min_count=100,
+            granularity="week",
+        )
     predictions = demo_predictions(rng, now)
     for start in range(0, len(predictions), 5000):
         records_ingest(
-            model=model, kind="predictions", records=predictions[start : start + 5000],
-            source="demo", enqueue_jobs=False,
-        )  # fmt: skip
+            model=model,
+            kind="predictions",
+            records=predictions[start : start + 5000],
+            source="demo",
+            enqueue_jobs=False,
+        )
     records_ingest(
-        model=model, kind="outcomes", records=demo_outcomes(rng, predictions, now),
-        source="demo", enqueue_jobs=False,
-    )  # fmt: skip
+        model=model,
+        kind="outcomes",
+        records=demo_outcomes(rng, predictions, now),
+        source="demo",
+        enqueue_jobs=False,
+    )
     demo_history_evaluate(model=model, now=now)
     return model
 

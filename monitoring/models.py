@@ -39,9 +39,12 @@ class Prediction(models.Model):
         MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+        ModelVersion,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
         db_index=False,
-    )  # fmt: skip
+    )
     prediction_id = models.CharField(max_length=200)
     timestamp = models.DateTimeField()
     segment = models.CharField(max_length=200, blank=True, default="")
@@ -51,9 +54,13 @@ class Prediction(models.Model):
     features = models.JSONField(null=True)
     content_md5 = models.CharField(max_length=32)
     batch = models.ForeignKey(
-        IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+", db_constraint=False,
+        IngestBatch,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_constraint=False,
         db_index=False,
-    )  # fmt: skip
+    )
 
     class Meta:
         constraints = [
@@ -78,9 +85,13 @@ class Outcome(models.Model):
     values = models.JSONField(null=True)
     content_md5 = models.CharField(max_length=32)
     batch = models.ForeignKey(
-        IngestBatch, on_delete=models.SET_NULL, null=True, related_name="+", db_constraint=False,
+        IngestBatch,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_constraint=False,
         db_index=False,
-    )  # fmt: skip
+    )
 
     class Meta:
         constraints = [
@@ -96,9 +107,12 @@ class Label(models.Model):
     # Written only by the join, from the prediction and outcome rows it reads in the same
     # statement: no database foreign keys (three checks a row), no index but the two reads need.
     prediction = models.OneToOneField(
-        Prediction, on_delete=models.CASCADE, primary_key=True, related_name="label",
+        Prediction,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="label",
         db_constraint=False,
-    )  # fmt: skip
+    )
     model = models.ForeignKey(
         MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )

@@ -107,9 +107,14 @@ def feature_url(model: MLModel, feature: str, scope: Scope) -> str:
 def series_for(*, model: MLModel, scope: Scope, now: datetime, feature: str | None = None):
     start, end = scope.span(now)
     return drift_series(
-        model=model, granularity=scope.granularity, start=start, end=end,
-        version=scope.version, segment=scope.segment, feature=feature,
-    )  # fmt: skip
+        model=model,
+        granularity=scope.granularity,
+        start=start,
+        end=end,
+        version=scope.version,
+        segment=scope.segment,
+        feature=feature,
+    )
 
 
 def since(results: list[FeatureDrift | None], windows: list[datetime]) -> datetime | None:
@@ -144,14 +149,20 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
     title = plain(f"Drift of {which} per feature and {scope.granularity}") + suffix
     heatmap = heatmap_figure(
-        title=title, x=x, rows=[plain(n) for n in names],
+        title=title,
+        x=x,
+        rows=[plain(n) for n in names],
         scores=[[drift_score(r) for r in series.features[n]] for n in names],
         statistics=[[finite_statistic(r) for r in series.features[n]] for n in names],
-        hover=[[plain(f"{n}, {w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
-                for w, v, r in zip(series.windows, served_by, series.features[n], strict=True)]
-               for n in names],
+        hover=[
+            [
+                plain(f"{n}, {w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+                for w, v, r in zip(series.windows, served_by, series.features[n], strict=True)
+            ]
+            for n in names
+        ],
         row_urls=[row["url"] for row in rows],
-    )  # fmt: skip
+    )
     drifting = [row for row in rows if row["since"]]
     summary = f"{title}: {len(names)} features over {len(x)} windows; "
     summary += (
@@ -162,9 +173,12 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     )
     share_title = plain(f"Share of features drifted per {scope.granularity}") + suffix
     shares = threshold_figure(
-        title=share_title, x=x, y=series.shares, y_title="features drifted (share)",
+        title=share_title,
+        x=x,
+        y=series.shares,
+        y_title="features drifted (share)",
         threshold=(f"dataset drift at {DATASET_DRIFT_SHARE:.0%}", DATASET_DRIFT_SHARE),
-    )  # fmt: skip
+    )
     shares["layout"]["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
     known = [s for s in series.shares if s is not None]
     share_summary = f"{share_title}: " + (
@@ -173,11 +187,14 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
         else "no window could be tested."
     )
     return {
-        "series": series, "version": series.version, "baseline": series.baseline,
+        "series": series,
+        "version": series.version,
+        "baseline": series.baseline,
         "versions": versions,
-        "rows": rows, "heatmap": Chart("drift-heatmap", "drift", title, heatmap, summary + "."),
+        "rows": rows,
+        "heatmap": Chart("drift-heatmap", "drift", title, heatmap, summary + "."),
         "shares": Chart("drift-share", "drift", share_title, shares, share_summary),
-    }  # fmt: skip
+    }
 
 
 SERVING_VERSIONS = 3  # the most recent versions the model page's heatmap looks at
@@ -206,8 +223,11 @@ def serving_series(
     each = []
     for version in names:
         try:
-            each.append(series_for(model=model, scope=replace(scope, version=version), now=now,
-                                   feature=feature))  # fmt: skip
+            each.append(
+                series_for(
+                    model=model, scope=replace(scope, version=version), now=now, feature=feature
+                )
+            )
         except DriftError:  # a version without this feature, or without a baseline
             continue
     if not each:
@@ -241,11 +261,14 @@ def feature_row(model: MLModel, scope: Scope, series: DriftSeries, name: str) ->
     tested = [r for r in results if r is not None and r.drifted is not None]
     latest = next((r for r in reversed(results) if r is not None), None)
     return {
-        "name": name, "url": feature_url(model, name, scope), "latest": latest,
+        "name": name,
+        "url": feature_url(model, name, scope),
+        "latest": latest,
         "latest_text": statistic_text(latest) if latest else "no values in the span",
-        "drifted": sum(bool(r.drifted) for r in tested), "tested": len(tested),
+        "drifted": sum(bool(r.drifted) for r in tested),
+        "tested": len(tested),
         "since": since(results, series.windows),
-    }  # fmt: skip
+    }
 
 
 # --- model page: data quality ----------------------------------------------------------------
@@ -266,10 +289,11 @@ def quality_section(
     if not missing and not quarantined:
         return None
     return {
-        "features": missing, "quarantined": quarantined,
+        "features": missing,
+        "quarantined": quarantined,
         "quarantined_total": sum(q["n"] for q in quarantined),
         "version": drift["version"] if drift else None,
-    }  # fmt: skip
+    }
 
 
 def missing_rates(*, model: MLModel, scope: Scope, start, end) -> list[dict]:
@@ -287,8 +311,15 @@ def missing_rates(*, model: MLModel, scope: Scope, start, end) -> list[dict]:
         total = row["missing"] + row["present"]
         rate = row["missing"] / total if total else None
         text = "" if rate is None else f"{rate:.2%}"
-        out.append({"name": row["name"], "missing": row["missing"], "rows": total,
-                    "missing_rate": rate, "missing_text": text})  # fmt: skip
+        out.append(
+            {
+                "name": row["name"],
+                "missing": row["missing"],
+                "rows": total,
+                "missing_rate": rate,
+                "missing_text": text,
+            }
+        )
     return out
 
 
@@ -299,15 +330,24 @@ def drift_against(series: DriftSeries) -> dict[str, dict]:
         reference = series.baseline.features.get(name)
         if summary.kind == "numerical" and summary.ranged:
             low, high = reference.edges[0], reference.edges[-1]
-            out[name] = {"below": summary.below, "above": summary.above, "numeric_n": summary.n,
-                         "low": f"{low:.4g}", "high": f"{high:.4g}"}  # fmt: skip
+            out[name] = {
+                "below": summary.below,
+                "above": summary.above,
+                "numeric_n": summary.n,
+                "low": f"{low:.4g}",
+                "high": f"{high:.4g}",
+            }
         elif summary.kind != "numerical" and reference is not None:
             counts = getattr(reference, "counts", None)
             if counts is None:
                 continue
             unseen = unseen_categories(counts, summary.counts)
-            out[name] = {"unseen": list(unseen.items())[:5], "unseen_total": sum(unseen.values()),
-                         "unseen_kinds": len(unseen), "categorical_n": summary.n}  # fmt: skip
+            out[name] = {
+                "unseen": list(unseen.items())[:5],
+                "unseen_total": sum(unseen.values()),
+                "unseen_kinds": len(unseen),
+                "categorical_n": summary.n,
+            }
     return out
 
 
@@ -338,11 +378,13 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
     current = series.totals[feature]
     suffix = plain(scope_suffix(Scope(scope.granularity, None, scope.segment)))
     page = {
-        "feature": feature, "version": series.version, "baseline": series.baseline,
+        "feature": feature,
+        "version": series.version,
+        "baseline": series.baseline,
         "kind": "numerical" if isinstance(current, NumericHistogram) else "categorical",
         "overall": feature_drift(feature, reference, current) if reference is not None else None,
         "since": since(results, series.windows),
-    }  # fmt: skip
+    }
     page["distribution"] = distribution_chart(feature, reference, current, series.version, suffix)
     page["over_time"] = drift_time_chart(feature, series, served_by, scope, suffix)
     page["segments"] = segment_rows(
@@ -364,8 +406,10 @@ def distribution_chart(feature: str, reference, current, version: str, suffix: s
         x_title = plain(f"{feature} (values beyond the reference range in the outer bars)")
     else:
         ref_counts, cur_counts = getattr(reference, "counts", {}), current.counts
-        keys = sorted(set(ref_counts) | set(cur_counts),
-                      key=lambda k: (-ref_counts.get(k, 0), -cur_counts.get(k, 0), k))  # fmt: skip
+        keys = sorted(
+            set(ref_counts) | set(cur_counts),
+            key=lambda k: (-ref_counts.get(k, 0), -cur_counts.get(k, 0), k),
+        )
         keys = keys[:TOP_CATEGORIES]
         ref_total, cur_total = sum(ref_counts.values()) or 1, sum(cur_counts.values()) or 1
         labels = [plain(k) for k in keys]
@@ -373,9 +417,12 @@ def distribution_chart(feature: str, reference, current, version: str, suffix: s
         cur = np.array([cur_counts.get(k, 0) / cur_total for k in keys])
         x_title = plain(f"{feature} (the {len(keys)} most common categories)")
     figure = distribution_figure(
-        title=title, labels=labels, reference=[round(float(v), 6) for v in ref],
-        current=[round(float(v), 6) for v in cur], x_title=x_title,
-    )  # fmt: skip
+        title=title,
+        labels=labels,
+        reference=[round(float(v), 6) for v in ref],
+        current=[round(float(v), 6) for v in cur],
+        x_title=x_title,
+    )
     biggest = int(np.argmax(np.abs(cur - ref))) if len(labels) else 0
     summary = f"{title}: {len(labels)} bars; " + (
         f"the largest difference is at {labels[biggest]}: {ref[biggest]:.1%} of the reference, "
@@ -402,11 +449,16 @@ def drift_time_chart(
     if method is not None:
         threshold = (f"threshold {method.threshold:g}", method.threshold)
     figure = threshold_figure(
-        title=title, x=[w.isoformat() for w in series.windows], y=values, y_title=plain(y_title),
+        title=title,
+        x=[w.isoformat() for w in series.windows],
+        y=values,
+        y_title=plain(y_title),
         threshold=threshold,
-        hover=[plain(f"{w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
-               for w, v, r in zip(series.windows, served_by, results, strict=True)],
-    )  # fmt: skip
+        hover=[
+            plain(f"{w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+            for w, v, r in zip(series.windows, served_by, results, strict=True)
+        ],
+    )
     if by_p:
         figure["layout"]["yaxis"]["type"] = "log"
     tested = [(w, r) for w, r in zip(series.windows, results, strict=True) if r is not None]
@@ -429,8 +481,9 @@ def segment_rows(*, model: MLModel, feature: str, scope: Scope, series: DriftSer
         bins = Bins(feature, "categorical", bins.edges)
     kind = SketchKind.NUMERICAL if bins.kind == "numerical" else SketchKind.CATEGORICAL
     datas: dict[str, list[bytes]] = {segment: [] for segment in model_segments(model)}
-    for row in sketches_read(model=model, kind=kind, name=feature, start=start, end=end,
-                             version_ids=[version_id]):  # fmt: skip
+    for row in sketches_read(
+        model=model, kind=kind, name=feature, start=start, end=end, version_ids=[version_id]
+    ):
         datas.setdefault(row.segment, []).append(bytes(row.data))
     reference = series.baseline.features.get(feature)
     rows = []
@@ -439,8 +492,15 @@ def segment_rows(*, model: MLModel, feature: str, scope: Scope, series: DriftSer
         result = feature_drift(feature, reference, current) if reference is not None else None
         in_segment = Scope(scope.granularity, scope.version, segment, scope.days)
         query = {**in_segment.query(), "days": "all" if scope.days is None else scope.days}
-        rows.append({"segment": segment, "result": result, "text": statistic_text(result),
-                     "current": segment == scope.segment, "query": urlencode(query)})  # fmt: skip
+        rows.append(
+            {
+                "segment": segment,
+                "result": result,
+                "text": statistic_text(result),
+                "current": segment == scope.segment,
+                "query": urlencode(query),
+            }
+        )
     return rows
 
 

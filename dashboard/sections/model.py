@@ -48,10 +48,30 @@ HEALTHS = ("ok", "warning", "firing", "no_data")
 HEADLINE = {Task.BINARY: "accuracy", Task.MULTICLASS: "accuracy", Task.REGRESSION: "predictions"}
 SPARKLINE_DAYS = 14
 # Label delay bins, in seconds, and how they read.
-DELAY_EDGES_S = (0, 3600, 6 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400, 14 * 86400,
-                 30 * 86400, 90 * 86400)  # fmt: skip
-DELAY_LABELS = ("< 1 h", "1 to 6 h", "6 to 24 h", "1 to 2 d", "2 to 4 d", "4 to 7 d", "7 to 14 d",
-                "14 to 30 d", "30 to 90 d", "≥ 90 d")  # fmt: skip
+DELAY_EDGES_S = (
+    0,
+    3600,
+    6 * 3600,
+    86400,
+    2 * 86400,
+    4 * 86400,
+    7 * 86400,
+    14 * 86400,
+    30 * 86400,
+    90 * 86400,
+)
+DELAY_LABELS = (
+    "< 1 h",
+    "1 to 6 h",
+    "6 to 24 h",
+    "1 to 2 d",
+    "2 to 4 d",
+    "4 to 7 d",
+    "7 to 14 d",
+    "14 to 30 d",
+    "30 to 90 d",
+    "≥ 90 d",
+)
 DELAY_CACHE_S = 300
 MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
 
@@ -108,8 +128,9 @@ def overview_models(*, search: str = "", health: str = "", now: datetime | None 
 
 def sparkline(*, model: MLModel, now: datetime) -> dict:
     metric = HEADLINE.get(model.task, "predictions")
-    start = (now - timedelta(days=SPARKLINE_DAYS - 1)).replace(hour=0, minute=0, second=0,
-                                                               microsecond=0)  # fmt: skip
+    start = (now - timedelta(days=SPARKLINE_DAYS - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     points = metric_series(model=model, metric=metric, granularity="day", start=start, end=now)
     values = [p.value for p in points]
     known = [v for v in values if v is not None]
@@ -223,13 +244,15 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
     title = plain(f"{title} per {page.scope.granularity}{scope_suffix(page.scope)}")
     url = rows_url(page.model, page.scope, metric)
     figure = metric_figure(
-        title=title, points=points, y_title=plain(y_title),
+        title=title,
+        points=points,
+        y_title=plain(y_title),
         bounds=rule_bounds(page.rules, metric, page.scope),
         markers=alert_markers(page.alerts, metric, page.scope),
         immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
         events=page.events,
         rows_url=url,
-    )  # fmt: skip
+    )
     summary = chart_summary(title, points, page.scope.granularity)
     return Chart(f"metric-{metric}", metric, title, figure, summary, url)
 
@@ -297,17 +320,23 @@ def cohort_coverage_chart(page: ModelPage) -> Chart | None:
     coverage = [round(p.value * 100, 2) for p in points]
     title = "Label coverage by cohort age" + plain(scope_suffix(page.scope))
     figure = line_figure(
-        title=title, x=ages, y=coverage, x_title="cohort age (days since the day began)",
+        title=title,
+        x=ages,
+        y=coverage,
+        x_title="cohort age (days since the day began)",
         y_title="labelled (%)",
-    )  # fmt: skip
+    )
     summary = f"{title}: the youngest day cohort ({ages[-1]} days) is {coverage[-1]}% labelled"
     summary += f", the oldest ({ages[0]} days) {coverage[0]}%."
     return Chart("cohort-coverage", "label_coverage", title, figure, summary)
 
 
 SENSITIVITY_CHANGE = 0.05  # the relative change whose time to be seen the note gives
-PER = {"hour": "from one hour to the next", "day": "from one day to the next",
-       "week": "from one week to the next"}  # fmt: skip
+PER = {
+    "hour": "from one hour to the next",
+    "day": "from one day to the next",
+    "week": "from one week to the next",
+}
 
 
 def sensitivity_note(series: SeriesSet, metric: str) -> str:
@@ -325,8 +354,11 @@ def sensitivity_note(series: SeriesSet, metric: str) -> str:
     if reports["day"]["mde_absolute"] is None:
         return ""
     size = f"about {reports['day']['n_per_window']:,.0f} observations a day"
-    changes = [f"{change_text(kind, r['mde_absolute'])} {PER[g]}" for g, r in reports.items()
-               if r["mde_absolute"] is not None]  # fmt: skip
+    changes = [
+        f"{change_text(kind, r['mde_absolute'])} {PER[g]}"
+        for g, r in reports.items()
+        if r["mde_absolute"] is not None
+    ]
     text = f"At current traffic ({size}), the smallest change this chart can show is "
     text += ", ".join(changes[:-1]) + (" and " if len(changes) > 1 else "") + changes[-1] + "."
     effect = change_text(kind, abs(window.value) * SENSITIVITY_CHANGE)
@@ -378,9 +410,12 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
         return None
     title = "Label delay" + plain(scope_suffix(scope))
     figure = bar_figure(
-        title=title, labels=list(DELAY_LABELS), values=values,
-        x_title="delay from prediction to outcome", y_title="labels (count)",
-    )  # fmt: skip
+        title=title,
+        labels=list(DELAY_LABELS),
+        values=values,
+        x_title="delay from prediction to outcome",
+        y_title="labels (count)",
+    )
     median_bin = quantile_bin(values, 0.5)
     mature_bin = quantile_bin(values, MATURE_QUANTILE)
     upper = bins[mature_bin][1] or bins[mature_bin][0]
@@ -456,8 +491,9 @@ def business_kpis(*, model: MLModel, granularity: str = "week") -> list[Kpi]:
             title=title, points=points, y_title=plain(f"average {name} per known result")
         )
         sentence = kpi_sentence(name, known, granularity)
-        kpis.append(Kpi(name, sentence, Chart(f"kpi-{name}", metric, title, figure, sentence),
-                        points))  # fmt: skip
+        kpis.append(
+            Kpi(name, sentence, Chart(f"kpi-{name}", metric, title, figure, sentence), points)
+        )
     return kpis
 
 

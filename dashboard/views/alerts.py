@@ -57,10 +57,13 @@ def alerts_page(request):
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "page": page, "model_name": model, "state": state, "states": STATE_FILTERS,
+        "page": page,
+        "model_name": model,
+        "state": state,
+        "states": STATE_FILTERS,
         "models": MLModel.objects.order_by("name").values_list("name", flat=True),
         "query": query.urlencode(),
-    }  # fmt: skip
+    }
     return render(request, "dashboard/alerts.html", context)
 
 
@@ -150,15 +153,23 @@ def evaluation_bounds(evaluations: list[AlertEvaluation]) -> list[dict]:
             windows[e.window_start] = e  # the latest judgement of each window
     traces = []
     for side in ("lower", "upper"):
-        known = [(start, getattr(e, side)) for start, e in sorted(windows.items())
-                 if getattr(e, side) is not None]  # fmt: skip
+        known = [
+            (start, getattr(e, side))
+            for start, e in sorted(windows.items())
+            if getattr(e, side) is not None
+        ]
         if known:
-            traces.append({
-                "type": "scatter", "x": [s.isoformat() for s, _ in known],
-                "y": [v for _, v in known], "mode": "lines", "name": f"{side} bound",
-                "line": {"color": BOUND, "dash": "dash", "width": 1.5, "shape": "hv"},
-                "hovertemplate": f"{side} bound %{{y:.4g}}<extra></extra>",
-            })  # fmt: skip
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": [s.isoformat() for s, _ in known],
+                    "y": [v for _, v in known],
+                    "mode": "lines",
+                    "name": f"{side} bound",
+                    "line": {"color": BOUND, "dash": "dash", "width": 1.5, "shape": "hv"},
+                    "hovertemplate": f"{side} bound %{{y:.4g}}<extra></extra>",
+                }
+            )
     return traces
 
 
@@ -178,16 +189,27 @@ def alert_chart(alert: Alert, evaluations: list[AlertEvaluation]) -> Chart | Non
     title = plain(f"{title} per {rule.granularity}, rule #{rule.pk}")
     marker = Marker(alert.window_start.isoformat(), alert.value, f"alert {alert.state}")
     figure = metric_figure(
-        title=title, points=points, y_title=plain(y_title),
+        title=title,
+        points=points,
+        y_title=plain(y_title),
         markers=[marker] if alert.value is not None else [],
-    )  # fmt: skip
+    )
     # An outcomes rule counts labels, while its chart shows their share: no common scale.
     bounds = evaluation_bounds(evaluations) if rule.metric != "outcomes" else []
     if not bounds and rule.metric != "outcomes":  # no evaluation in range: the alert's bounds
         span = [points[0].start.isoformat(), points[-1].end.isoformat()]
-        bounds = [{"type": "scatter", "x": span, "y": [b, b], "mode": "lines", "name": "bound",
-                   "line": {"color": BOUND, "dash": "dash", "width": 1.5}}
-                  for b in (alert.lower, alert.upper) if b is not None]  # fmt: skip
+        bounds = [
+            {
+                "type": "scatter",
+                "x": span,
+                "y": [b, b],
+                "mode": "lines",
+                "name": "bound",
+                "line": {"color": BOUND, "dash": "dash", "width": 1.5},
+            }
+            for b in (alert.lower, alert.upper)
+            if b is not None
+        ]
     figure["data"] += bounds
     summary = chart_summary(title, points, rule.granularity)
     return Chart(f"alert-{alert.pk}-chart", rule.metric, title, figure, summary)
@@ -219,8 +241,9 @@ def alert_evaluations(alert: Alert):
 @require_GET
 @role_required(Role.VIEWER)
 def alert_page(request, name: str, pk: int):
-    alert = get_object_or_404(Alert.objects.select_related("rule", "model"), model__name=name,
-                              pk=pk)  # fmt: skip
+    alert = get_object_or_404(
+        Alert.objects.select_related("rule", "model"), model__name=name, pk=pk
+    )
     rule = alert.rule
     rule.warnings = rule_warnings(rule=rule)
     evaluations = alert_evaluations(alert)
@@ -230,13 +253,20 @@ def alert_page(request, name: str, pk: int):
     for notification in notifications:
         notification.delivery = delivery_of(notification, rule, now)
     context = {
-        "alert": alert, "rule": rule, "model": alert.model, "page": page,
-        "explanation": alert_explanation(alert), "rule_words": rule_words(rule),
-        "notifications": notifications, "chart": alert_chart(alert, list(evaluations[:500])),
-        "chart_url": model_chart_url(alert), "can_edit": user_has_role(request.user, Role.EDITOR),
+        "alert": alert,
+        "rule": rule,
+        "model": alert.model,
+        "page": page,
+        "explanation": alert_explanation(alert),
+        "rule_words": rule_words(rule),
+        "notifications": notifications,
+        "chart": alert_chart(alert, list(evaluations[:500])),
+        "chart_url": model_chart_url(alert),
+        "can_edit": user_has_role(request.user, Role.EDITOR),
         "silenced": rule.silenced_until is not None and rule.silenced_until > now,
-        "query": "", "next": request.get_full_path(),
-    }  # fmt: skip
+        "query": "",
+        "next": request.get_full_path(),
+    }
     return render(request, "dashboard/alert.html", context)
 
 

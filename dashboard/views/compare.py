@@ -25,8 +25,15 @@ DEFAULT_COMPARE_DAYS = 30
 CANDIDATE = "#ea580c"
 CANDIDATE_BAND = "rgba(234, 88, 12, 0.15)"
 # Which way is better; metrics not listed (rates of predictions, bias) are only higher or lower.
-HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1",
-                    "label_coverage"}  # fmt: skip
+HIGHER_IS_BETTER = {
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "macro_f1",
+    "label_coverage",
+}
 LOWER_IS_BETTER = {"log_loss", "brier", "mae", "rmse", "mape"}
 
 
@@ -109,8 +116,11 @@ def shown_numbers(body: dict) -> dict:
     keys = ("difference", "ci_low", "ci_high", "mde")
     numbers = {k: None if body[k] is None else body[k] * scale for k in keys}
     relative = body["relative_difference"]
-    return {**numbers, "unit": unit or "(the metric's unit)",
-            "relative_pct": None if relative is None else relative * 100}  # fmt: skip
+    return {
+        **numbers,
+        "unit": unit or "(the metric's unit)",
+        "relative_pct": None if relative is None else relative * 100,
+    }
 
 
 def comparison_verdict(body: dict, *, alpha: float = 0.05) -> str:
@@ -150,12 +160,19 @@ def trend_figure(model: MLModel, query: CompareQuery, now: datetime) -> tuple[di
     """Both versions' daily values with their intervals, and the chart's text alternative."""
     start, end = query.span(now)
     traces, summary = [], []
-    for version, color, band in ((query.baseline, LINE, BAND),
-                                 (query.candidate, CANDIDATE, CANDIDATE_BAND)):  # fmt: skip
+    for version, color, band in (
+        (query.baseline, LINE, BAND),
+        (query.candidate, CANDIDATE, CANDIDATE_BAND),
+    ):
         points = metric_series(
-            model=model, metric=query.metric, granularity="day", start=start, end=end,
-            version=version, segment=query.segment,
-        )  # fmt: skip
+            model=model,
+            metric=query.metric,
+            granularity="day",
+            start=start,
+            end=end,
+            version=version,
+            segment=query.segment,
+        )
         known = [p for p in points if p.value is not None and p.n]
         if not known:
             continue
@@ -163,22 +180,37 @@ def trend_figure(model: MLModel, query: CompareQuery, now: datetime) -> tuple[di
         with_ci = [p for p in known if p.ci_low is not None and p.ci_high is not None]
         if with_ci:
             ribbon = [p.start.isoformat() for p in with_ci]
-            traces.append({
-                "type": "scatter", "x": ribbon + ribbon[::-1], "fill": "toself",
-                "y": [p.ci_high for p in with_ci] + [p.ci_low for p in with_ci][::-1],
-                "fillcolor": band, "line": {"width": 0}, "hoverinfo": "skip", "mode": "lines",
-                "showlegend": False,
-            })  # fmt: skip
-        traces.append({
-            "type": "scatter", "x": x, "y": [p.value for p in known], "mode": "lines+markers",
-            "name": plain(version), "line": {"color": color}, "marker": {"color": color},
-        })  # fmt: skip
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": ribbon + ribbon[::-1],
+                    "fill": "toself",
+                    "y": [p.ci_high for p in with_ci] + [p.ci_low for p in with_ci][::-1],
+                    "fillcolor": band,
+                    "line": {"width": 0},
+                    "hoverinfo": "skip",
+                    "mode": "lines",
+                    "showlegend": False,
+                }
+            )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": x,
+                "y": [p.value for p in known],
+                "mode": "lines+markers",
+                "name": plain(version),
+                "line": {"color": color},
+                "marker": {"color": color},
+            }
+        )
         summary.append(f"{version}: {len(known)} days, latest {known[-1].value:.4g}")
     if not traces:
         return None
     title = plain(f"{query.metric} per day, {query.baseline} and {query.candidate}")
-    figure_layout = layout(title=title, x_title="day (UTC)", y_title=plain(query.metric),
-                           x_type="date")  # fmt: skip
+    figure_layout = layout(
+        title=title, x_title="day (UTC)", y_title=plain(query.metric), x_type="date"
+    )
     figure_layout["showlegend"] = True
     return {"data": traces, "layout": figure_layout}, f"{title}: {'; '.join(summary)}."
 
@@ -197,22 +229,32 @@ def compare_page(request, name: str):
     except BadQuery as error:
         return bad_request(request, error)
     context = {
-        "model": model, "query": query, "versions": versions, "all": ALL,
-        "metrics": comparable_metrics(model), "segments": model_segments(model),
+        "model": model,
+        "query": query,
+        "versions": versions,
+        "all": ALL,
+        "metrics": comparable_metrics(model),
+        "segments": model_segments(model),
         "days_choices": COMPARE_DAYS,
-    }  # fmt: skip
+    }
     if len(versions) < 2:
         return render(request, "dashboard/compare.html", context)
     start, end = query.span(timezone.now())
     try:
         body = comparison_report(
-            model=model, metric=query.metric, baseline=query.baseline,
-            candidate=query.candidate, start=start, end=end, segment=query.segment,
-        )  # fmt: skip
+            model=model,
+            metric=query.metric,
+            baseline=query.baseline,
+            candidate=query.candidate,
+            start=start,
+            end=end,
+            segment=query.segment,
+        )
     except MetricError as error:
         return bad_request(request, error)
-    context.update(result=body, verdict=comparison_verdict(body), start=start,
-                   shown=shown_numbers(body))  # fmt: skip
+    context.update(
+        result=body, verdict=comparison_verdict(body), start=start, shown=shown_numbers(body)
+    )
     trend = trend_figure(model, query, timezone.now())
     if trend:
         figure, summary = trend

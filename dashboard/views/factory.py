@@ -40,13 +40,25 @@ def feature_summary(name: str, feature: dict | None) -> dict | None:
         return None
     if feature["kind"] == "categorical":
         top = sorted(feature["counts"].items(), key=lambda item: -item[1])[:5]
-        return {"name": name, "kind": "categorical", "missing": feature["missing"],
-                "n": sum(feature["counts"].values()), "top": top}  # fmt: skip
+        return {
+            "name": name,
+            "kind": "categorical",
+            "missing": feature["missing"],
+            "n": sum(feature["counts"].values()),
+            "top": top,
+        }
     n = sum(feature["counts"])
     mean = sum(feature["sums"]) / n if n else None
     std = math.sqrt(max(feature["sum_sq"] / n - mean**2, 0)) if n else None
-    return {"name": name, "kind": "numerical", "missing": feature["missing"], "n": n,
-            "mean": mean, "std": std, "deciles": feature["deciles"]}  # fmt: skip
+    return {
+        "name": name,
+        "kind": "numerical",
+        "missing": feature["missing"],
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "deciles": feature["deciles"],
+    }
 
 
 def reference_summary(reference: dict | None) -> dict | None:
@@ -85,12 +97,14 @@ def version_page(request, name: str, version: str):
     ]
     lineage = row.lineage or {}
     context = {
-        "model": model, "version": row, "comparison": comparison,
+        "model": model,
+        "version": row,
+        "comparison": comparison,
         "reference": reference_summary(row.reference),
         "drift": version_drift(model, row),
         "parameters_json": json.dumps(lineage.get("parameters"), sort_keys=True),
         "compute_json": json.dumps(lineage.get("compute"), sort_keys=True),
-    }  # fmt: skip
+    }
     return render(request, "dashboard/version.html", context)
 
 

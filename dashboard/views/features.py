@@ -22,10 +22,16 @@ def feature_page(request, name: str, feature: str):
     except (BadQuery, DriftError, MetricError) as error:
         return bad_request(request, error)
     context = {
-        "model": model, "page": page, "scope": scope, "versions": model_versions(model),
-        "segments": model_segments(model), "granularities": list(WINDOW),
+        "model": model,
+        "page": page,
+        "scope": scope,
+        "versions": model_versions(model),
+        "segments": model_segments(model),
+        "granularities": list(WINDOW),
         "days_choices": DAYS_CHOICES,
         "model_url": reverse("dashboard:model", kwargs={"name": model.name})
-        + "?" + urlencode({**scope.query(), "days": scope.days or "all"}) + "#drift",
-    }  # fmt: skip
+        + "?"
+        + urlencode({**scope.query(), "days": scope.days or "all"})
+        + "#drift",
+    }
     return render(request, "dashboard/feature.html", context)

@@ -35,8 +35,15 @@ from monitoring.models import Alert
 
 ROWS_PER_PAGE = 50
 DEFAULT_ROWS_SPAN = timedelta(days=1)
-BUSINESS_COLUMNS = ("value", "window_start", "window_end", "average", "likely_low",
-                    "likely_high", "known_results")  # fmt: skip
+BUSINESS_COLUMNS = (
+    "value",
+    "window_start",
+    "window_end",
+    "average",
+    "likely_low",
+    "likely_high",
+    "known_results",
+)
 
 
 @require_GET
@@ -128,12 +135,16 @@ def row_filter_from(request) -> RowFilter:
     if text not in labelled:
         raise BadQuery("labelled must be yes, no or empty")
     return RowFilter(
-        start=time_param(request, "start"), end=time_param(request, "end"),
-        version=request.GET.get("version") or None, segment=param(request, "segment"),
-        labelled=labelled[text], feature=request.GET.get("feature", "").strip(),
-        low=number_param(request, "min"), high=number_param(request, "max"),
+        start=time_param(request, "start"),
+        end=time_param(request, "end"),
+        version=request.GET.get("version") or None,
+        segment=param(request, "segment"),
+        labelled=labelled[text],
+        feature=request.GET.get("feature", "").strip(),
+        low=number_param(request, "min"),
+        high=number_param(request, "max"),
         category=request.GET.get("category") or None,
-    )  # fmt: skip
+    )
 
 
 @require_GET
@@ -154,9 +165,12 @@ def rows(request, name: str):
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "model": model, "filters": filters, "page": page, "query": query.urlencode(),
+        "model": model,
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
         "metric": request.GET.get("metric", ""),
-    }  # fmt: skip
+    }
     context.update(slice_context(model, filters))
     return render(request, "dashboard/rows.html", context)
 
@@ -218,10 +232,14 @@ def quarantine(request, name: str):
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "model": model, "page": page, "batch": batch, "code": code, "query": query.urlencode(),
+        "model": model,
+        "page": page,
+        "batch": batch,
+        "code": code,
+        "query": query.urlencode(),
         "codes": row_exports.quarantine_codes(model=model),
         "can_edit": user_has_role(request.user, Role.EDITOR),
-    }  # fmt: skip
+    }
     return render(request, "dashboard/quarantine.html", context)
 
 

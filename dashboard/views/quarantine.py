@@ -38,9 +38,11 @@ def record_parse(text: str) -> dict:
 
 def record_context(request, record: QuarantinedRecord, text: str | None = None) -> dict:
     return {
-        "model": record.model, "record": record, "text": raw_pretty(record.raw) if text is None
-        else text, "can_edit": user_has_role(request.user, Role.EDITOR),
-    }  # fmt: skip
+        "model": record.model,
+        "record": record,
+        "text": raw_pretty(record.raw) if text is None else text,
+        "can_edit": user_has_role(request.user, Role.EDITOR),
+    }
 
 
 def record_get(name: str, pk: int) -> QuarantinedRecord:

@@ -20,8 +20,14 @@ from monitoring.models import AlertRule, RuleKind, Severity, Sides
 
 NULLABLE = ("lower", "upper", "percent", "k", "version", "segment", "baseline_version")
 NUMBERS = ("lower", "upper", "percent", "k")
-COUNTS = ("baseline_windows", "min_count", "for_windows", "resolve_windows",
-          "cooldown_minutes", "repeat_minutes")  # fmt: skip
+COUNTS = (
+    "baseline_windows",
+    "min_count",
+    "for_windows",
+    "resolve_windows",
+    "cooldown_minutes",
+    "repeat_minutes",
+)
 CHOICES = ("metric", "kind", "sides", "granularity", "severity")
 
 
@@ -50,12 +56,20 @@ def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> d
     metrics = metric_names(rule.model)
     metrics += [] if "outcomes" in metrics else ["outcomes"]
     return {
-        "model": rule.model, "rule": rule, "values": values, "errors": errors or {},
-        "metrics": metrics, "kinds": RuleKind.values, "sides": Sides.values,
-        "severities": Severity.values, "granularities": list(WINDOW),
-        "versions": model_versions(rule.model), "segments": model_segments(rule.model),
-        "all": ALL, "warnings": rule_warnings(rule=rule) if rule.pk and not errors else [],
-    }  # fmt: skip
+        "model": rule.model,
+        "rule": rule,
+        "values": values,
+        "errors": errors or {},
+        "metrics": metrics,
+        "kinds": RuleKind.values,
+        "sides": Sides.values,
+        "severities": Severity.values,
+        "granularities": list(WINDOW),
+        "versions": model_versions(rule.model),
+        "segments": model_segments(rule.model),
+        "all": ALL,
+        "warnings": rule_warnings(rule=rule) if rule.pk and not errors else [],
+    }
 
 
 def form_refused(request, rule: AlertRule, data: dict, serializer_errors) -> HttpResponse:

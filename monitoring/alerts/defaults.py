@@ -23,14 +23,27 @@ HEADLINE_METRICS = {
     Task.REGRESSION: ("mae", "mean_prediction"),
 }
 DEFAULT_BAND = {
-    "kind": "band", "k": 4.0, "baseline_windows": 14, "granularity": "day", "min_count": 100,
-    "for_windows": 1, "resolve_windows": 2, "sides": "both", "is_default": True,
-}  # fmt: skip
+    "kind": "band",
+    "k": 4.0,
+    "baseline_windows": 14,
+    "granularity": "day",
+    "min_count": 100,
+    "for_windows": 1,
+    "resolve_windows": 2,
+    "sides": "both",
+    "is_default": True,
+}
 # The feed is silent when a whole day passes without a prediction.
 DEFAULT_NO_DATA = {
-    "metric": "predictions", "kind": "no_data", "granularity": "day", "min_count": 1,
-    "for_windows": 1, "resolve_windows": 1, "severity": "critical", "is_default": True,
-}  # fmt: skip
+    "metric": "predictions",
+    "kind": "no_data",
+    "granularity": "day",
+    "min_count": 1,
+    "for_windows": 1,
+    "resolve_windows": 1,
+    "severity": "critical",
+    "is_default": True,
+}
 
 
 @transaction.atomic

@@ -134,10 +134,14 @@ def cooled_down(rule: AlertRule, now: datetime) -> bool:
 def alert_fields(rule: AlertRule, latest: Judgement) -> dict:
     direction = Direction.NO_DATA if rule.kind == RuleKind.NO_DATA else latest.verdict
     return {
-        "direction": direction, "value": latest.value, "n": latest.n,
-        "lower": latest.lower, "upper": latest.upper,
-        "window_start": latest.start, "window_end": latest.end,
-    }  # fmt: skip
+        "direction": direction,
+        "value": latest.value,
+        "n": latest.n,
+        "lower": latest.lower,
+        "upper": latest.upper,
+        "window_start": latest.start,
+        "window_end": latest.end,
+    }
 
 
 def alert_open_or_update(
@@ -150,9 +154,13 @@ def alert_open_or_update(
         try:
             with transaction.atomic():
                 return Alert.objects.create(
-                    rule=rule, model=rule.model, state=state, started_at=now,
-                    first_window_start=first, **fields,
-                )  # fmt: skip
+                    rule=rule,
+                    model=rule.model,
+                    state=state,
+                    started_at=now,
+                    first_window_start=first,
+                    **fields,
+                )
         except IntegrityError:  # another evaluator opened it first
             return open_alert_of(rule)
     if alert.state == AlertState.FIRING:
@@ -227,12 +235,17 @@ def notification_record(
     Notification.objects.bulk_create(
         [
             Notification(
-                alert=alert, kind=kind, channel=channel, target=target,
-                recipients=recipients, sequence=sequence, created_at=now,
+                alert=alert,
+                kind=kind,
+                channel=channel,
+                target=target,
+                recipients=recipients,
+                sequence=sequence,
+                created_at=now,
             )
         ],
         ignore_conflicts=True,
-    )  # fmt: skip
+    )
 
 
 def rules_evaluate(*, model_id: int, now: datetime | None = None) -> int:

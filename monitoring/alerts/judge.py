@@ -88,9 +88,10 @@ def rule_judgements(
             history = [reference] if reference is not None else []
         else:
             earlier = [
-                j for j in judgements
+                j
+                for j in judgements
                 if j.value is not None and j.n >= rule.min_count and j.start < cutoff
-            ]  # fmt: skip
+            ]
             history = [j.value for j in earlier[-rule.baseline_windows :]]
         judgements.append(judge_against(rule, p, history))
     return judgements
@@ -99,9 +100,14 @@ def rule_judgements(
 def series(rule: AlertRule, *, start: datetime, now: datetime, version: str | None = None):
     metric = "label_coverage" if rule.metric == OUTCOMES else rule.metric
     return metric_series(
-        model=rule.model, metric=metric, granularity=rule.granularity, start=start, end=now,
-        version=version or rule.version, segment=rule.segment,
-    )  # fmt: skip
+        model=rule.model,
+        metric=metric,
+        granularity=rule.granularity,
+        start=start,
+        end=now,
+        version=version or rule.version,
+        segment=rule.segment,
+    )
 
 
 def version_baselines(rule: AlertRule, start: datetime, now: datetime) -> dict[datetime, float]:
@@ -211,8 +217,15 @@ def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
         verdict = Verdict.NO_DATA if count < rule.min_count else Verdict.OK
         judgements.append(
             Judgement(
-                p.start, p.end, float(count), count, rule.min_count, None, verdict,
-                silence_is_breach=True, recovered=verdict == Verdict.OK,
+                p.start,
+                p.end,
+                float(count),
+                count,
+                rule.min_count,
+                None,
+                verdict,
+                silence_is_breach=True,
+                recovered=verdict == Verdict.OK,
             )
-        )  # fmt: skip
+        )
     return judgements

@@ -106,15 +106,27 @@ def payload_render(notifications: list[Notification]) -> dict:
     subject, text, _ = message_render(notifications)
     alerts = [
         {
-            "id": n.alert.pk, "kind": n.kind, "state": n.alert.state,
+            "id": n.alert.pk,
+            "kind": n.kind,
+            "state": n.alert.state,
             "changed_direction": n.kind == NotificationKind.FIRING and n.sequence > 0,
-            "metric": n.alert.rule.metric, "direction": n.alert.direction,
-            "value": n.alert.value, "lower": n.alert.lower, "upper": n.alert.upper,
-            "n": n.alert.n, "window_start": n.alert.window_start.isoformat(),
-            "window_end": n.alert.window_end.isoformat(), "severity": n.alert.rule.severity,
-            "chart_url": chart_url(n.alert), "alert_url": alert_url(n.alert),
+            "metric": n.alert.rule.metric,
+            "direction": n.alert.direction,
+            "value": n.alert.value,
+            "lower": n.alert.lower,
+            "upper": n.alert.upper,
+            "n": n.alert.n,
+            "window_start": n.alert.window_start.isoformat(),
+            "window_end": n.alert.window_end.isoformat(),
+            "severity": n.alert.rule.severity,
+            "chart_url": chart_url(n.alert),
+            "alert_url": alert_url(n.alert),
         }
         for n in notifications
-    ]  # fmt: skip
-    return {"text": text, "subject": subject, "model": notifications[0].alert.model.name,
-            "alerts": alerts}  # fmt: skip
+    ]
+    return {
+        "text": text,
+        "subject": subject,
+        "model": notifications[0].alert.model.name,
+        "alerts": alerts,
+    }

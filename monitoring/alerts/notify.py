@@ -96,9 +96,12 @@ def given_up_rearm(sent: Notification) -> int:
     attempts, so it is delivered on the next send instead of being lost. (Nothing else
     to send? A firing alert's reminder is the next message, at most repeat_minutes on.)"""
     stranded = Notification.objects.filter(
-        channel=sent.channel, target=sent.target, recipients=sent.recipients,
-        sent_at__isnull=True, attempts__gte=MAX_ATTEMPTS,
-    )  # fmt: skip
+        channel=sent.channel,
+        target=sent.target,
+        recipients=sent.recipients,
+        sent_at__isnull=True,
+        attempts__gte=MAX_ATTEMPTS,
+    )
     return stranded.update(attempts=0, claimed_until=None)
 
 

@@ -12,7 +12,12 @@ def retrain_on_firing(alert: Alert) -> RetrainRequest | None:
     if alert.state != AlertState.FIRING or not alert.rule.requests_retrain:
         return None
     return retrain_request_create(
-        model=alert.model, alert_id=alert.pk, rule_id=alert.rule_id, metric=alert.rule.metric,
-        value=alert.value, window_start=alert.window_start, window_end=alert.window_end,
+        model=alert.model,
+        alert_id=alert.pk,
+        rule_id=alert.rule_id,
+        metric=alert.rule.metric,
+        value=alert.value,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
         version_name=alert.rule.version,
-    )  # fmt: skip
+    )

@@ -31,12 +31,33 @@ class AlertRuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = AlertRule
         fields = [
-            "id", "metric", "kind", "lower", "upper", "percent", "baseline_windows", "k",
-            "baseline_version", "sides", "min_count", "granularity", "for_windows",
-            "resolve_windows", "cooldown_minutes", "repeat_minutes", "version", "segment",
-            "severity", "recipients", "silenced_until", "silence_reason", "is_default",
-            "requests_retrain", "warnings", "created_at",
-        ]  # fmt: skip
+            "id",
+            "metric",
+            "kind",
+            "lower",
+            "upper",
+            "percent",
+            "baseline_windows",
+            "k",
+            "baseline_version",
+            "sides",
+            "min_count",
+            "granularity",
+            "for_windows",
+            "resolve_windows",
+            "cooldown_minutes",
+            "repeat_minutes",
+            "version",
+            "segment",
+            "severity",
+            "recipients",
+            "silenced_until",
+            "silence_reason",
+            "is_default",
+            "requests_retrain",
+            "warnings",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at", "is_default", "warnings"]
 
     def get_warnings(self, rule) -> list[str]:
@@ -111,9 +132,22 @@ class EvaluationSerializer(serializers.ModelSerializer):
     class Meta:
         model = AlertEvaluation
         fields = [
-            "id", "rule", "alert", "run_id", "evaluated_at", "window_start", "window_end",
-            "value", "lower", "upper", "n", "verdict", "state", "error", "duration_ms",
-        ]  # fmt: skip
+            "id",
+            "rule",
+            "alert",
+            "run_id",
+            "evaluated_at",
+            "window_start",
+            "window_end",
+            "value",
+            "lower",
+            "upper",
+            "n",
+            "verdict",
+            "state",
+            "error",
+            "duration_ms",
+        ]
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -126,17 +160,37 @@ class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = [
-            "id", "model", "rule", "metric", "state", "direction", "value", "n", "lower",
-            "upper", "window_start", "window_end", "started_at", "resolved_at", "notified",
-            "acknowledged_at", "acknowledged_by", "notifications",
-        ]  # fmt: skip
+            "id",
+            "model",
+            "rule",
+            "metric",
+            "state",
+            "direction",
+            "value",
+            "n",
+            "lower",
+            "upper",
+            "window_start",
+            "window_end",
+            "started_at",
+            "resolved_at",
+            "notified",
+            "acknowledged_at",
+            "acknowledged_by",
+            "notifications",
+        ]
 
     def get_notifications(self, alert) -> list[dict]:
         return [
-            {"kind": n.kind, "channel": n.channel, "sent_at": n.sent_at, "attempts": n.attempts,
-             "error": n.error}
+            {
+                "kind": n.kind,
+                "channel": n.channel,
+                "sent_at": n.sent_at,
+                "attempts": n.attempts,
+                "error": n.error,
+            }
             for n in alert.notifications.all()
-        ]  # fmt: skip
+        ]
 
     def get_notified(self, alert) -> bool:
         return any(n.sent_at is not None for n in alert.notifications.all())
@@ -247,9 +301,18 @@ class QuarantinedRecordSerializer(serializers.ModelSerializer):
     class Meta:
         model = QuarantinedRecord
         fields = [
-            "id", "batch_id", "kind", "index", "prediction_id", "code", "field", "message", "raw",
-            "created_at", "resolved_at",
-        ]  # fmt: skip
+            "id",
+            "batch_id",
+            "kind",
+            "index",
+            "prediction_id",
+            "code",
+            "field",
+            "message",
+            "raw",
+            "created_at",
+            "resolved_at",
+        ]
 
 
 class ResubmissionSerializer(ReceiptSerializer):

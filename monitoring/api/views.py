@@ -178,9 +178,12 @@ class IngestView(APIView):
         records = records_capped(parse_stream(body, media_type, self.kind), max_records)
         try:
             receipt = records_ingest(
-                model=model, kind=self.kind, records=records, content_type=media_type,
+                model=model,
+                kind=self.kind,
+                records=records,
+                content_type=media_type,
                 source=getattr(request.auth, "name", ""),
-            )  # fmt: skip
+            )
         except BodyError as error:
             raise ApiProblem(400, f"The body cannot be read: {error}.") from None
         except BodyTooLarge:
@@ -229,11 +232,15 @@ def quarantine_filtered(request, model_name: str):
         except ValueError:
             raise ApiProblem(400, f"batch_id {batch_id[:60]!r} is not a batch id") from None
     return quarantine_list(
-        model=model_or_404(model_name), kind=kind, code=params.get("code") or None,
-        batch_id=batch_id, prediction_id=params.get("prediction_id") or None,
-        resolved=RESOLVED_FILTER[resolved], start=query_time(request, "start"),
+        model=model_or_404(model_name),
+        kind=kind,
+        code=params.get("code") or None,
+        batch_id=batch_id,
+        prediction_id=params.get("prediction_id") or None,
+        resolved=RESOLVED_FILTER[resolved],
+        start=query_time(request, "start"),
         end=query_time(request, "end"),
-    )  # fmt: skip
+    )
 
 
 class QuarantinePagination(LimitOffsetPagination):
@@ -570,8 +577,11 @@ class AlertSilenceView(APIView):
         body.is_valid(raise_exception=True)
         until = body.validated_data["until"]
         if until <= timezone.now():
-            raise ApiProblem(400, "until must be in the future", [{"field": "until",
-                             "message": "must be in the future"}])  # fmt: skip
+            raise ApiProblem(
+                400,
+                "until must be in the future",
+                [{"field": "until", "message": "must be in the future"}],
+            )
         rule = rule_silence(rule=alert.rule, until=until, reason=body.validated_data["reason"])
         return Response(AlertRuleSerializer(rule, context={"model": rule.model}).data)
 

@@ -51,9 +51,17 @@ PLAIN_WORD = r"^[A-Za-z_][A-Za-z_ .:/-]{0,199}$"
 NOT_TEXT = r"(?i)^(true|false|(nan|inf|infinity)\s*)$"  # booleans, or floats to Python
 NUMBER_LIKE = r"(?i)(\p{Nd}|^\s*[+-]?\s*(nan|inf|infinity)\s*$)"
 STAGE_COLUMNS = (
-    "idx", "prediction_id", "ts", "version_id", "prediction", "prediction_num", "score",
-    "segment", "features", "content_md5",
-)  # fmt: skip
+    "idx",
+    "prediction_id",
+    "ts",
+    "version_id",
+    "prediction",
+    "prediction_num",
+    "score",
+    "segment",
+    "features",
+    "content_md5",
+)
 
 
 @dataclass

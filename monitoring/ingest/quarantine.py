@@ -18,9 +18,18 @@ from monitoring.ingest.services import Receipt, records_ingest
 from monitoring.models import IngestBatch, QuarantinedRecord
 
 EXPORT_COLUMNS = (
-    "id", "batch_id", "kind", "index", "prediction_id", "code", "field", "message", "raw",
-    "created_at", "resolved_at",
-)  # fmt: skip
+    "id",
+    "batch_id",
+    "kind",
+    "index",
+    "prediction_id",
+    "code",
+    "field",
+    "message",
+    "raw",
+    "created_at",
+    "resolved_at",
+)
 EXPORT_CHUNK_ROWS = 2_000  # rows fetched at a time while streaming a download
 
 
@@ -117,9 +126,13 @@ def quarantined_resubmit(
         if locked.resolved_at is not None:
             raise AlreadyResolved(locked.pk)
         receipt = records_ingest(
-            model=locked.model, kind=locked.kind, records=[record],
-            content_type="application/json", source=source, enqueue_jobs=enqueue_jobs,
-        )  # fmt: skip
+            model=locked.model,
+            kind=locked.kind,
+            records=[record],
+            content_type="application/json",
+            source=source,
+            enqueue_jobs=enqueue_jobs,
+        )
         resolved = receipt.accepted + receipt.duplicates == 1
         if resolved:
             batch_pk = IngestBatch.objects.get(public_id=receipt.batch_id).pk

@@ -15,8 +15,14 @@ MAX_TEXT_CHARS = 200
 MAX_VERSION_CHARS = 100
 MAX_NAME_CHARS = 100
 PREDICTION_FIELDS = {
-    "prediction_id", "timestamp", "model_version", "prediction", "score", "segment", "features",
-}  # fmt: skip
+    "prediction_id",
+    "timestamp",
+    "model_version",
+    "prediction",
+    "score",
+    "segment",
+    "features",
+}
 OUTCOME_FIELDS = {"prediction_id", "observed_at", "outcome", "values"}
 # PostgreSQL text cannot hold NUL, so a NUL is refused here rather than fail the whole request.
 NUL_MESSAGE = "{field} must not contain NUL (\\u0000) characters"

@@ -194,9 +194,12 @@ def chunk_ingest(
         names = {row.model_version for row in rows} | (columnar.versions() if columnar else set())
         version_ids = versions_resolve(model=model, names=names)
         result = predictions_store(
-            model_id=model.pk, batch_id=batch.pk, rows=rows, version_ids=version_ids,
+            model_id=model.pk,
+            batch_id=batch.pk,
+            rows=rows,
+            version_ids=version_ids,
             columnar=columnar,
-        )  # fmt: skip
+        )
     else:
         result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
     by_offset = dict(records)
@@ -230,8 +233,11 @@ def conflict_rejection(kind: str, index: int, row, raw: str) -> Rejection:
             "already stored with other content; send a later observed_at to correct it"
         )
     return Rejection(
-        index, row.prediction_id, [Problem("conflict", "prediction_id", message)], raw,
-    )  # fmt: skip
+        index,
+        row.prediction_id,
+        [Problem("conflict", "prediction_id", message)],
+        raw,
+    )
 
 
 def quarantine(batch: IngestBatch, kind: str, rejections: list[Rejection]) -> None:

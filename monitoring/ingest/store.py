@@ -111,9 +111,13 @@ def predictions_store(
     )
     with connection.cursor() as cursor:
         if pc.count_distinct(ids).as_py() == len(ids) and predictions_copy_direct(
-            cursor, model_id=model_id, batch_id=batch_id, rows=rows, version_ids=version_ids,
+            cursor,
+            model_id=model_id,
+            batch_id=batch_id,
+            rows=rows,
+            version_ids=version_ids,
             columnar=columnar,
-        ):  # fmt: skip
+        ):
             return StoreResult(accepted=list(range(len(ids))))
         keys = [(pid,) for pid in ids.to_pylist()]
         md5s = [row.content_md5 for row in rows]
@@ -121,12 +125,19 @@ def predictions_store(
             md5s += columnar.good["content_md5"].to_pylist()
         staged = [
             (
-                index, row.prediction_id, row.timestamp, version_ids[row.model_version],
-                row.prediction, row.prediction_num, row.score, row.segment,
-                row.features_json, row.content_md5,
+                index,
+                row.prediction_id,
+                row.timestamp,
+                version_ids[row.model_version],
+                row.prediction,
+                row.prediction_num,
+                row.score,
+                row.segment,
+                row.features_json,
+                row.content_md5,
             )
             for index, row in enumerate(rows)
-        ]  # fmt: skip
+        ]
         stage(cursor, "stage_predictions", PREDICTION_STAGE, staged)
         if columnar is not None and columnar.good.num_rows:
             names = ", ".join(PREDICTION_STAGE)
@@ -187,10 +198,20 @@ def predictions_copy_direct(cursor, *, model_id, batch_id, rows, version_ids, co
             with cursor.cursor.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(
-                        (row.prediction_id, row.timestamp, version_ids[row.model_version],
-                         row.prediction, row.prediction_num, row.score, row.segment,
-                         row.features_json, row.content_md5, model_id, batch_id)
-                    )  # fmt: skip
+                        (
+                            row.prediction_id,
+                            row.timestamp,
+                            version_ids[row.model_version],
+                            row.prediction,
+                            row.prediction_num,
+                            row.score,
+                            row.segment,
+                            row.features_json,
+                            row.content_md5,
+                            model_id,
+                            batch_id,
+                        )
+                    )
             if columnar is not None and columnar.good.num_rows:
                 with cursor.cursor.copy(f"{sql} (FORMAT csv)") as copy:
                     copy.write(columnar.copy_csv(version_ids, constants=(model_id, batch_id)))
@@ -220,11 +241,16 @@ def outcomes_store(*, model_id: int, batch_id: int, rows: list[OutcomeRow]) -> S
     """Insert outcome rows; must run inside the caller's transaction."""
     staged = [
         (
-            index, row.prediction_id, row.observed_at, row.outcome, row.outcome_num,
-            json_text(row.values), row.content_md5,
+            index,
+            row.prediction_id,
+            row.observed_at,
+            row.outcome,
+            row.outcome_num,
+            json_text(row.values),
+            row.content_md5,
         )
         for index, row in enumerate(rows)
-    ]  # fmt: skip
+    ]
     values = "vals::jsonb" if is_postgres() else "vals"
     with connection.cursor() as cursor:
         stage(cursor, "stage_outcomes", OUTCOME_STAGE, staged)

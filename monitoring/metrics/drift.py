@@ -117,9 +117,14 @@ def window_features(
 def sketches_read_all(version, kind, start, end, segment):
     """Sketch rows of every feature of one kind (one query)."""
     return sketches_read(
-        model=version.model, kind=kind, name=None, start=start, end=end,
-        version_ids=[version.pk], segment=segment,
-    )  # fmt: skip
+        model=version.model,
+        kind=kind,
+        name=None,
+        start=start,
+        end=end,
+        version_ids=[version.pk],
+        segment=segment,
+    )
 
 
 def merge_feature(bins: Bins, datas: list[bytes]) -> NumericHistogram | CategoricalReference:
@@ -189,9 +194,13 @@ def drift_settings_set(*, model: MLModel, settings: dict, actor: str = "") -> ML
     with transaction.atomic():
         model.save(update_fields=["drift_settings"])
         audit_record(
-            model=model, actor=actor, action="model.drift_settings", subject=model.name,
-            before=before, after=settings,
-        )  # fmt: skip
+            model=model,
+            actor=actor,
+            action="model.drift_settings",
+            subject=model.name,
+            before=before,
+            after=settings,
+        )
     return model
 
 
@@ -217,9 +226,12 @@ def feature_drift(
             return None  # a new reference whose hours are not re-aggregated yet
         override = settings.override_for(name, "numerical")
         return numeric_feature_drift(
-            name=name, reference=reference, current=current, with_p_value=with_p_value,
+            name=name,
+            reference=reference,
+            current=current,
+            with_p_value=with_p_value,
             **_chosen(override),
-        )  # fmt: skip
+        )
     if not isinstance(reference, CategoricalReference):
         return None
     override = settings.override_for(name, "categorical")
@@ -330,9 +342,13 @@ class SpanSummary:
         for key, count in other.counts.items():
             counts[key] = counts.get(key, 0) + count
         return SpanSummary(
-            self.kind, self.n + other.n, self.below + other.below, self.above + other.above,
-            self.ranged or other.ranged, counts,
-        )  # fmt: skip
+            self.kind,
+            self.n + other.n,
+            self.below + other.below,
+            self.above + other.above,
+            self.ranged or other.ranged,
+            counts,
+        )
 
 
 def span_summary(reference, current: NumericHistogram | CategoricalReference) -> SpanSummary:
@@ -400,9 +416,15 @@ def drift_series(
     grouped: dict[tuple[str, datetime], list[bytes]] = {}
     for kind in (SketchKind.NUMERICAL, SketchKind.CATEGORICAL):
         for row in sketches_read(
-            model=model, kind=kind, name=feature, start=start, end=end,
-            version_ids=[chosen.pk], segment=segment, hourly=granularity == "hour",
-        ):  # fmt: skip
+            model=model,
+            kind=kind,
+            name=feature,
+            start=start,
+            end=end,
+            version_ids=[chosen.pk],
+            segment=segment,
+            hourly=granularity == "hour",
+        ):
             grouped.setdefault((row.name, window_start(row.start, granularity)), []).append(
                 bytes(row.data)
             )
@@ -423,11 +445,15 @@ def drift_series(
         reference = baseline.features.get(name)
         parts = {w: grouped[(name, w)] for w in windows if (name, w) in grouped}
         cells = window_cells(
-            name=name, bins=feature_bins, reference=reference, parts=parts, settings=settings,
+            name=name,
+            bins=feature_bins,
+            reference=reference,
+            parts=parts,
+            settings=settings,
             scope=hashlib.sha256(
                 pickle.dumps((chosen.pk, granularity, feature_bins, reference, settings))
             ).hexdigest(),
-        )  # fmt: skip
+        )
         features[name] = [cells[w][0] if w in cells else None for w in windows]
         summaries[name] = sum(
             (summary for _, summary in cells.values()), SpanSummary(feature_bins.kind)

@@ -49,9 +49,12 @@ def drift_report(
     chosen = version_pick(model, version)
     bins = bins_load(chosen.pk)
     baseline = baseline_resolve(
-        model=model, version=chosen, bins=bins,
-        reference_start=reference_start, reference_end=reference_end,
-    )  # fmt: skip
+        model=model,
+        version=chosen,
+        bins=bins,
+        reference_start=reference_start,
+        reference_end=reference_end,
+    )
     start, end = current_window(chosen, start, end)
     current = window_features(version=chosen, bins=bins, start=start, end=end, segment=segment)
     settings = model_drift_settings(model)
@@ -65,10 +68,15 @@ def drift_report(
         "model": model.name,
         "version": chosen.version,
         "reference": {
-            "kind": baseline.kind, "start": baseline.start, "end": baseline.end, "n": baseline.n,
+            "kind": baseline.kind,
+            "start": baseline.start,
+            "end": baseline.end,
+            "n": baseline.n,
         },
         "current": {
-            "start": start, "end": end, "n": predictions_count(chosen, start, end, segment),
+            "start": start,
+            "end": end,
+            "n": predictions_count(chosen, start, end, segment),
         },
         "features": [feature_json(name, cur, r, settings) for name, cur, r in results],
         "outputs": outputs_drift(
@@ -77,7 +85,7 @@ def drift_report(
         "share_drifted": dataset.share_drifted,
         "share_threshold": dataset.share_threshold,
         "dataset_drifted": dataset.drifted,
-    }  # fmt: skip
+    }
 
 
 def feature_json(
@@ -87,18 +95,31 @@ def feature_json(
     missing = current.missing
     present = current.n
     body = {
-        "name": name, "kind": kind, "method": None, "statistic": None, "p_value": None,
-        "threshold": None, "drifted": None, "psi": None, "n_reference": 0, "n_current": present,
-        "missing_current": missing, "unseen_share": None, "max_error": None,
+        "name": name,
+        "kind": kind,
+        "method": None,
+        "statistic": None,
+        "p_value": None,
+        "threshold": None,
+        "drifted": None,
+        "psi": None,
+        "n_reference": 0,
+        "n_current": present,
+        "missing_current": missing,
+        "unseen_share": None,
+        "max_error": None,
         "note": "no reference for this feature" if result is None else None,
-    }  # fmt: skip
+    }
     if result is not None:
         data = asdict(result)
         body.update({k: data[k] for k in ("method", "statistic", "p_value", "threshold")})
         body.update(
-            drifted=result.drifted, psi=result.psi, n_reference=result.n_ref,
-            unseen_share=result.unseen_share, max_error=result.max_error,
-        )  # fmt: skip
+            drifted=result.drifted,
+            psi=result.psi,
+            n_reference=result.n_ref,
+            unseen_share=result.unseen_share,
+            max_error=result.max_error,
+        )
         body["note"] = settings.misfit(name, kind)
         if result.statistic is None or math.isnan(result.statistic):
             body["note"] = "no values on one side"
@@ -144,9 +165,13 @@ def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, 
 
 def _window_measure(model, version, metric, start, end, segment):
     return metric_window(
-        model=model, metric=metric, start=start, end=end, version=version.version,
+        model=model,
+        metric=metric,
+        start=start,
+        end=end,
+        version=version.version,
         segment=segment,
-    )  # fmt: skip
+    )
 
 
 def _output_references(model, version, baseline: Baseline, names) -> dict:
@@ -205,14 +230,30 @@ def _mean_shift_json(name: str, reference, current: Moments | None) -> dict:
 
 def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | None) -> dict:
     body = {
-        "name": name, "kind": kind, "method": None, "statistic": None, "p_value": None,
-        "threshold": None, "drifted": None, "psi": None, "n_reference": 0, "n_current": 0,
-        "missing_current": 0, "unseen_share": None, "max_error": None, "note": note,
-    }  # fmt: skip
+        "name": name,
+        "kind": kind,
+        "method": None,
+        "statistic": None,
+        "p_value": None,
+        "threshold": None,
+        "drifted": None,
+        "psi": None,
+        "n_reference": 0,
+        "n_current": 0,
+        "missing_current": 0,
+        "unseen_share": None,
+        "max_error": None,
+        "note": note,
+    }
     if result is not None:
         body.update(
-            method=result.method, statistic=result.statistic, p_value=result.p_value,
-            threshold=result.threshold, drifted=result.drifted, psi=result.psi,
-            n_reference=result.n_ref, n_current=result.n_cur,
-        )  # fmt: skip
+            method=result.method,
+            statistic=result.statistic,
+            p_value=result.p_value,
+            threshold=result.threshold,
+            drifted=result.drifted,
+            psi=result.psi,
+            n_reference=result.n_ref,
+            n_current=result.n_cur,
+        )
     return nan_to_none(body)

@@ -70,9 +70,13 @@ def comparison_report(
             raise MetricError(f"{model.name} has no version {version!r}")
     if kind == "drift":
         sides, result = compare_drift(
-            model=model, feature=metric.partition(":")[2], versions=(baseline, candidate),
-            window=(start, end, segment), alpha=alpha, power=power,
-        )  # fmt: skip
+            model=model,
+            feature=metric.partition(":")[2],
+            versions=(baseline, candidate),
+            window=(start, end, segment),
+            alpha=alpha,
+            power=power,
+        )
     else:
         sides = [
             metric_window(
@@ -91,10 +95,14 @@ def comparison_report(
     }
     if result is not None:
         body.update(
-            difference=result.difference, relative_difference=result.relative_difference,
-            ci_low=result.low, ci_high=result.high, p_value=result.p_value,
-            mde=finite(result.mde), powered=result.powered,
-        )  # fmt: skip
+            difference=result.difference,
+            relative_difference=result.relative_difference,
+            ci_low=result.low,
+            ci_high=result.high,
+            p_value=result.p_value,
+            mde=finite(result.mde),
+            powered=result.powered,
+        )
     return body
 
 
@@ -105,9 +113,13 @@ def compare_sides(
         if base.successes is None or cand.successes is None:
             return None
         return compare_proportions(
-            k_base=base.successes, n_base=base.n, k_cand=cand.successes, n_cand=cand.n,
-            alpha=alpha, power=power,
-        )  # fmt: skip
+            k_base=base.successes,
+            n_base=base.n,
+            k_cand=cand.successes,
+            n_cand=cand.n,
+            alpha=alpha,
+            power=power,
+        )
     if kind == "mean":
         if base.moments is None or cand.moments is None:
             return None
@@ -125,10 +137,14 @@ def compare_variances(
     if None in (base.value, cand.value, base.variance, cand.variance):
         return None
     return compare_normal(
-        baseline=base.value, baseline_variance=base.variance,
-        candidate=cand.value, candidate_variance=cand.variance,
-        sizes=(base.n, cand.n), alpha=alpha, power=power,
-    )  # fmt: skip
+        baseline=base.value,
+        baseline_variance=base.variance,
+        candidate=cand.value,
+        candidate_variance=cand.variance,
+        sizes=(base.n, cand.n),
+        alpha=alpha,
+        power=power,
+    )
 
 
 def compare_drift(
@@ -144,9 +160,13 @@ def compare_drift(
     for version in versions:
         try:
             result, variance = drift_side(
-                model=model, feature=feature, version=version, start=start, end=end,
+                model=model,
+                feature=feature,
+                version=version,
+                start=start,
+                end=end,
                 segment=segment,
-            )  # fmt: skip
+            )
         except DriftError as error:
             raise MetricError(str(error)) from None
         statistic = None if result is None else finite(result.statistic)
@@ -166,10 +186,14 @@ def compare_aucs(base: Measure, cand: Measure, *, alpha: float, power: float) ->
     if base.value is None or cand.value is None or base.auc is None or cand.auc is None:
         return None
     return compare_normal(
-        baseline=base.value, baseline_variance=hanley_mcneil_variance(base.value, *base.auc),
-        candidate=cand.value, candidate_variance=hanley_mcneil_variance(cand.value, *cand.auc),
-        sizes=(base.n, cand.n), alpha=alpha, power=power,
-    )  # fmt: skip
+        baseline=base.value,
+        baseline_variance=hanley_mcneil_variance(base.value, *base.auc),
+        candidate=cand.value,
+        candidate_variance=hanley_mcneil_variance(cand.value, *cand.auc),
+        sizes=(base.n, cand.n),
+        alpha=alpha,
+        power=power,
+    )
 
 
 def sensitivity_report(
@@ -198,16 +222,26 @@ def sensitivity_report(
             f"not {metric}"
         )
     points = metric_series(
-        model=model, metric=metric, granularity=granularity, start=start, end=end,
-        version=version, segment=segment,
-    )  # fmt: skip
+        model=model,
+        metric=metric,
+        granularity=granularity,
+        start=start,
+        end=end,
+        version=version,
+        segment=segment,
+    )
     window = metric_window(
         model=model, metric=metric, start=start, end=end, version=version, segment=segment
     )
     return sensitivity_from(
-        metric=metric, granularity=granularity, kind=kind, points=points, window=window,
-        alpha=alpha, power=power,
-    )  # fmt: skip
+        metric=metric,
+        granularity=granularity,
+        kind=kind,
+        points=points,
+        window=window,
+        alpha=alpha,
+        power=power,
+    )
 
 
 def sensitivity_from(
@@ -224,26 +258,39 @@ def sensitivity_from(
     (the model page passes those it has already computed)."""
     filled = [p for p in points if p.n > 0]
     body = {
-        "metric": metric, "granularity": granularity, "windows": len(filled), "value": None,
-        "n_per_window": None, "std": None, "mde_absolute": None, "mde_relative": None,
+        "metric": metric,
+        "granularity": granularity,
+        "windows": len(filled),
+        "value": None,
+        "n_per_window": None,
+        "std": None,
+        "mde_absolute": None,
+        "mde_relative": None,
         "windows_to_detect": {str(c): None for c in RELATIVE_CHANGES},
-    }  # fmt: skip
+    }
     if not filled or window.value is None:
         return body
     n = sum(p.n for p in filled) / len(filled)
     std = unit_std(kind, window)
     detectable = mde(std=std, n1=n, n2=n, alpha=alpha, power=power)
     body.update(
-        value=window.value, n_per_window=n, std=std, mde_absolute=detectable,
+        value=window.value,
+        n_per_window=n,
+        std=std,
+        mde_absolute=detectable,
         mde_relative=relative_mde(mde_value=detectable, baseline=window.value),
         windows_to_detect={
             str(change): windows_to_detect(
-                relative_change=change, n_per_window=n, std=std, baseline_value=window.value,
-                alpha=alpha, power=power,
+                relative_change=change,
+                n_per_window=n,
+                std=std,
+                baseline_value=window.value,
+                alpha=alpha,
+                power=power,
             )
             for change in RELATIVE_CHANGES
         },
-    )  # fmt: skip
+    )
     return body
 
 

@@ -20,14 +20,33 @@ from monitoring.models import Prediction, QuarantinedRecord
 CHUNK_ROWS = 2_000  # rows fetched per round trip and per Parquet row group: memory is O(chunk)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ROW_FIELDS = (
-    "prediction_id", "timestamp", "version__version", "segment", "prediction", "score",
-    "label__outcome", "label__observed_at", "label__delay_s", "label__correct", "features",
+    "prediction_id",
+    "timestamp",
+    "version__version",
+    "segment",
+    "prediction",
+    "score",
+    "label__outcome",
+    "label__observed_at",
+    "label__delay_s",
+    "label__correct",
+    "features",
     "label__values",
-)  # fmt: skip
+)
 ROW_COLUMNS = (
-    "prediction_id", "timestamp", "version", "segment", "prediction", "score", "outcome",
-    "observed_at", "delay_s", "correct", "features", "values",
-)  # fmt: skip
+    "prediction_id",
+    "timestamp",
+    "version",
+    "segment",
+    "prediction",
+    "score",
+    "outcome",
+    "observed_at",
+    "delay_s",
+    "correct",
+    "features",
+    "values",
+)
 
 
 class RowFilterError(ValueError):
@@ -123,12 +142,20 @@ def rows_csv(rows: QuerySet) -> Iterator[str]:
 
 PARQUET_SCHEMA = pa.schema(
     [
-        ("prediction_id", pa.string()), ("timestamp", pa.string()), ("version", pa.string()),
-        ("segment", pa.string()), ("prediction", pa.string()), ("score", pa.float64()),
-        ("outcome", pa.string()), ("observed_at", pa.string()), ("delay_s", pa.float64()),
-        ("correct", pa.bool_()), ("features", pa.string()), ("values", pa.string()),
+        ("prediction_id", pa.string()),
+        ("timestamp", pa.string()),
+        ("version", pa.string()),
+        ("segment", pa.string()),
+        ("prediction", pa.string()),
+        ("score", pa.float64()),
+        ("outcome", pa.string()),
+        ("observed_at", pa.string()),
+        ("delay_s", pa.float64()),
+        ("correct", pa.bool_()),
+        ("features", pa.string()),
+        ("values", pa.string()),
     ]
-)  # fmt: skip
+)
 
 
 class ChunkSink(io.RawIOBase):
@@ -179,10 +206,28 @@ def parquet_table(chunk: list[list]) -> pa.Table:
 
 # --- quarantine -----------------------------------------------------------------------------
 
-QUARANTINE_FIELDS = ("batch__public_id", "kind", "index", "prediction_id", "code", "field",
-                     "message", "raw", "created_at")  # fmt: skip
-QUARANTINE_COLUMNS = ("batch", "kind", "index", "prediction_id", "code", "field", "message",
-                      "raw", "created_at")  # fmt: skip
+QUARANTINE_FIELDS = (
+    "batch__public_id",
+    "kind",
+    "index",
+    "prediction_id",
+    "code",
+    "field",
+    "message",
+    "raw",
+    "created_at",
+)
+QUARANTINE_COLUMNS = (
+    "batch",
+    "kind",
+    "index",
+    "prediction_id",
+    "code",
+    "field",
+    "message",
+    "raw",
+    "created_at",
+)
 
 
 def quarantine_select(*, model: MLModel, batch: str = "", code: str = "") -> QuerySet:
@@ -203,6 +248,8 @@ def quarantine_csv(records: QuerySet) -> Iterator[str]:
     rows = records.values_list(*QUARANTINE_FIELDS).iterator(chunk_size=CHUNK_ROWS)
     return csv_stream(
         QUARANTINE_COLUMNS,
-        ([str(c) if i == 0 else c.isoformat() if i == 8 else c for i, c in enumerate(r)]
-         for r in rows),
-    )  # fmt: skip
+        (
+            [str(c) if i == 0 else c.isoformat() if i == 8 else c for i, c in enumerate(r)]
+            for r in rows
+        ),
+    )

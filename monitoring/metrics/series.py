@@ -51,20 +51,34 @@ from monitoring.stats.performance import (
 COUNT_FIELDS = ("predictions", "scored", "score_sum", "score_sq_sum", "labelled", "correct")
 SUM_FIELDS = (*COUNT_FIELDS, "delay_s_sum", *SCALAR_FIELDS)
 BASE_METRICS = (
-    "predictions", "label_coverage", "label_delay_p50", "mean_score", "mean_prediction",
+    "predictions",
+    "label_coverage",
+    "label_delay_p50",
+    "mean_score",
+    "mean_prediction",
     "quarantined",
-)  # fmt: skip
+)
 TASK_METRICS = {
     Task.BINARY: (
-        "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "positive_rate",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "brier",
+        "positive_rate",
     ),
     Task.MULTICLASS: ("accuracy", "macro_f1"),
     Task.REGRESSION: ("mae", "rmse", "mape", "bias"),
-}  # fmt: skip
+}
 PREFIXES = ("value:", "value_sum:", "missing_rate:", "drift:")
 # The kind of sketch a metric is computed from, beside the hourly sums.
-SKETCH_OF = {"roc_auc": SketchKind.SCORE, "macro_f1": SketchKind.CONFUSION,
-             "label_delay_p50": SketchKind.DELAY}  # fmt: skip
+SKETCH_OF = {
+    "roc_auc": SketchKind.SCORE,
+    "macro_f1": SketchKind.CONFUSION,
+    "label_delay_p50": SketchKind.DELAY,
+}
 # Metrics that are proportions (Wilson) and means (normal) of per-row values: comparable.
 PROPORTIONS = ("label_coverage", "accuracy", "precision", "recall", "positive_rate")
 MEANS = ("mean_score", "mean_prediction", "log_loss", "brier", "mae", "mape", "bias")
@@ -183,9 +197,12 @@ def metric_series(
     if first is None or last is None:
         return []
     measures = window_measures(
-        model=model, metric=metric, scope=scope, granularity=granularity,
+        model=model,
+        metric=metric,
+        scope=scope,
+        granularity=granularity,
         key=lambda moment: window_start(moment, granularity),
-    )  # fmt: skip
+    )
     return points_fill(metric, measures, first, last, granularity)
 
 
@@ -196,9 +213,10 @@ def points_fill(metric: str, measures: dict, first: datetime, last: datetime, gr
     while moment <= last:
         measure, coverage = measures.get(moment, (empty_measure(metric), None))
         points.append(
-            Point(moment, moment + step, measure.value, measure.n, measure.low, measure.high,
-                  coverage)
-        )  # fmt: skip
+            Point(
+                moment, moment + step, measure.value, measure.n, measure.low, measure.high, coverage
+            )
+        )
         moment += step
     return points
 
@@ -232,8 +250,9 @@ def window_measures(*, model, metric, scope, granularity, key, sums=None, extra=
         queryset = filtered(HourlyAggregate.objects, **scope)
         sums = window_sums(queryset, key, SUM_FIELDS, granularity)
     if extra is None:
-        extra = window_extras(model=model, metric=metric, scope=scope, granularity=granularity,
-                              key=key)  # fmt: skip
+        extra = window_extras(
+            model=model, metric=metric, scope=scope, granularity=granularity, key=key
+        )
     measures = {}
     for moment in set(sums) | set(extra):
         window = sums.get(moment) or dict.fromkeys(SUM_FIELDS, 0)
@@ -254,8 +273,13 @@ class SeriesSet:
 
     def __init__(self, *, model, start=None, end=None, version=None, segment=None):
         self.model = model
-        self.scope = {"model": model, "start": start, "end": end, "version": version,
-                      "segment": segment}  # fmt: skip
+        self.scope = {
+            "model": model,
+            "start": start,
+            "end": end,
+            "version": version,
+            "segment": segment,
+        }
         self._windows: dict[tuple, dict] = {}
 
     def base(self, source: str, granularity: str) -> dict[datetime, dict]:
@@ -296,19 +320,28 @@ class SeriesSet:
         if first is None or last is None:
             return []
         measures = window_measures(
-            model=self.model, metric=metric, scope=self.scope, granularity=granularity,
+            model=self.model,
+            metric=metric,
+            scope=self.scope,
+            granularity=granularity,
             key=lambda moment: window_start(moment, granularity),
-            sums=self.windows(granularity), extra=self.extra(metric, granularity),
-        )  # fmt: skip
+            sums=self.windows(granularity),
+            extra=self.extra(metric, granularity),
+        )
         return points_fill(metric, measures, first, last, granularity)
 
     def total(self, metric: str) -> Measure:
         """As `metric_window` over the set's scope."""
         metric_check(self.model, metric)
         measures = window_measures(
-            model=self.model, metric=metric, scope=self.scope, granularity=None,
-            key=lambda _: EPOCH, sums=self.windows(None), extra=self.extra(metric, None),
-        )  # fmt: skip
+            model=self.model,
+            metric=metric,
+            scope=self.scope,
+            granularity=None,
+            key=lambda _: EPOCH,
+            sums=self.windows(None),
+            extra=self.extra(metric, None),
+        )
         return measures.get(EPOCH, (empty_measure(metric), None))[0]
 
 
@@ -335,19 +368,26 @@ def window_extras(*, model, metric, scope, granularity, key) -> dict:
     if metric == "quarantined":
         return quarantined_windows(model, scope, key)
     if prefix == "drift":
-        return drift_windows(model=model, feature=name, scope=scope, granularity=granularity,
-                             key=key)  # fmt: skip
+        return drift_windows(
+            model=model, feature=name, scope=scope, granularity=granularity, key=key
+        )
     if prefix == "missing_rate":
-        return missing_windows(model=model, feature=name, scope=scope, granularity=granularity,
-                               key=key)  # fmt: skip
+        return missing_windows(
+            model=model, feature=name, scope=scope, granularity=granularity, key=key
+        )
     kinds = (SKETCH_OF[metric],) if metric in SKETCH_OF else ()
     rows = []
     for kind in kinds:
         rows += sketches_read(
-            model=model, kind=kind, name="",
-            start=scope["start"], end=scope["end"], version_ids=version_ids(model, scope),
-            segment=scope["segment"], hourly=granularity == "hour",
-        )  # fmt: skip
+            model=model,
+            kind=kind,
+            name="",
+            start=scope["start"],
+            end=scope["end"],
+            version_ids=version_ids(model, scope),
+            segment=scope["segment"],
+            hourly=granularity == "hour",
+        )
     grouped: dict[datetime, list] = defaultdict(list)
     for row in rows:
         grouped[key(row.start)].append(row)
@@ -422,9 +462,15 @@ def drift_windows(*, model, feature, scope, granularity, key) -> dict:
         raise MetricError(str(error)) from None
     kind = SketchKind.NUMERICAL if bins[feature].kind == "numerical" else SketchKind.CATEGORICAL
     rows = sketches_read(
-        model=model, kind=kind, name=feature, start=scope["start"], end=scope["end"],
-        version_ids=[version.pk], segment=scope["segment"], hourly=granularity == "hour",
-    )  # fmt: skip
+        model=model,
+        kind=kind,
+        name=feature,
+        start=scope["start"],
+        end=scope["end"],
+        version_ids=[version.pk],
+        segment=scope["segment"],
+        hourly=granularity == "hour",
+    )
     grouped: dict[datetime, list] = defaultdict(list)
     for row in rows:
         grouped[key(row.start)].append(row.data)

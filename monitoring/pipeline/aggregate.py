@@ -81,16 +81,28 @@ def scalar_sums(positive: str) -> dict:
 
 
 SCALAR_FIELDS = {
-    "judged": "n_judged", "tp": "n_tp", "fp": "n_fp", "fn": "n_fn",
-    "predicted_positive": "n_predicted_positive", "predicted_num": "n_predicted_num",
-    "prediction_sum": "prediction_total", "prediction_sq_sum": "prediction_sq_total",
-    "probabilistic": "n_probabilistic", "log_loss_sum": "log_loss_total",
-    "log_loss_sq_sum": "log_loss_sq_total", "brier_sum": "brier_total",
-    "brier_sq_sum": "brier_sq_total", "regressed": "n_regressed", "error_sum": "error_total",
-    "error_sq_sum": "error_sq_total", "abs_error_sum": "abs_error_total",
-    "error_fourth_sum": "error_fourth_total", "ape_n": "n_ape", "ape_sum": "ape_total",
+    "judged": "n_judged",
+    "tp": "n_tp",
+    "fp": "n_fp",
+    "fn": "n_fn",
+    "predicted_positive": "n_predicted_positive",
+    "predicted_num": "n_predicted_num",
+    "prediction_sum": "prediction_total",
+    "prediction_sq_sum": "prediction_sq_total",
+    "probabilistic": "n_probabilistic",
+    "log_loss_sum": "log_loss_total",
+    "log_loss_sq_sum": "log_loss_sq_total",
+    "brier_sum": "brier_total",
+    "brier_sq_sum": "brier_sq_total",
+    "regressed": "n_regressed",
+    "error_sum": "error_total",
+    "error_sq_sum": "error_sq_total",
+    "abs_error_sum": "abs_error_total",
+    "error_fourth_sum": "error_fourth_total",
+    "ape_n": "n_ape",
+    "ape_sum": "ape_total",
     "ape_sq_sum": "ape_sq_total",
-}  # fmt: skip
+}
 
 
 def hourly_counts(model: MLModel, start: datetime, end: datetime) -> list[HourlyAggregate]:
@@ -145,11 +157,17 @@ def hourly_values(model_id: int, start: datetime, end: datetime) -> list[HourlyV
         )
         return [
             HourlyValue(
-                model_id=model_id, version_id=version_id, segment=segment, hour=as_utc(hour),
-                name=name, count=count, total=total, total_sq=total_sq,
+                model_id=model_id,
+                version_id=version_id,
+                segment=segment,
+                hour=as_utc(hour),
+                name=name,
+                count=count,
+                total=total,
+                total_sq=total_sq,
             )
             for version_id, segment, hour, name, count, total, total_sq in cursor.fetchall()
-        ]  # fmt: skip
+        ]
 
 
 def aggregates_refresh(*, model_id: int, path: str | None = None) -> int:

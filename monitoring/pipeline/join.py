@@ -160,9 +160,11 @@ def outcomes_join(*, model_id: int, sweep: bool = False) -> JoinRun:
             written = labels_write(model_id=model_id, outcome_filter="", params={})
         else:
             marks = {
-                "outcome_mark": state.outcome_high_water, "top_outcome": top_outcome,
-                "prediction_mark": state.prediction_high_water, "top_prediction": top_prediction,
-            }  # fmt: skip
+                "outcome_mark": state.outcome_high_water,
+                "top_outcome": top_outcome,
+                "prediction_mark": state.prediction_high_water,
+                "top_prediction": top_prediction,
+            }
             written = labels_write(
                 model_id=model_id,
                 outcome_filter="AND o.id > %(outcome_mark)s AND o.id <= %(top_outcome)s",

@@ -66,9 +66,19 @@ def group_sketches(
 def feature_sketch(bins: Bins, column) -> tuple[str, str, int, int, bytes]:
     """The sketch of one feature's values (a list or Series; None or NaN is missing)."""
     values = [None if is_missing(value) else value for value in column]
-    group = frame_columns(pd.DataFrame({"features": [{bins.name: v} for v in values],
-                                        "outcome": None, "score": None, "delay_s": None,
-                                        "prediction": None}), {bins.name: bins}, "1")  # fmt: skip
+    group = frame_columns(
+        pd.DataFrame(
+            {
+                "features": [{bins.name: v} for v in values],
+                "outcome": None,
+                "score": None,
+                "delay_s": None,
+                "prediction": None,
+            }
+        ),
+        {bins.name: bins},
+        "1",
+    )
     empty = MLModel(task=Task.REGRESSION)
     return group_sketches(model=empty, bins={bins.name: bins}, group=group)[0]
 
@@ -94,5 +104,7 @@ def frame_columns(group: pd.DataFrame, bins: dict[str, Bins], positive: str) -> 
         actual=(scored["outcome"] == positive).to_numpy(bool),
         pairs=Counter(zip(judged["outcome"], judged["prediction"], strict=True)),
         delays=group["delay_s"].dropna().to_numpy(float),
-        numbers=numbers, categories=categories, present=present,
-    )  # fmt: skip
+        numbers=numbers,
+        categories=categories,
+        present=present,
+    )

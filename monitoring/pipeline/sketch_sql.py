@@ -136,8 +136,10 @@ def row_columns(row: tuple, model: MLModel, bins: dict[str, Bins], features: lis
         actual=float_array(actual) == 1.0,
         pairs=pairs,
         delays=float_array(delays),
-        numbers=numbers, categories=categories, present=present,
-    )  # fmt: skip
+        numbers=numbers,
+        categories=categories,
+        present=present,
+    )
 
 
 def chunk_sketches(
@@ -146,8 +148,13 @@ def chunk_sketches(
     """Every sketch of the given hours, keyed by (version id, segment, hour)."""
 
     out = {}
-    base = {"model": model.pk, "hours": hours, "low": min(hours), "high": max(hours) + HOUR,
-            "positive": positive}  # fmt: skip
+    base = {
+        "model": model.pk,
+        "hours": hours,
+        "low": min(hours),
+        "high": max(hours) + HOUR,
+        "positive": positive,
+    }
     sql, features = chunk_sql(model, bins)
     params = base | {f"f{i}": name for i, (name, _) in enumerate(features)}
     with connection.cursor() as cursor, planner_settings(cursor, HASHING):

@@ -47,9 +47,14 @@ def hour_frame(model: MLModel, start: datetime) -> pd.DataFrame:
     rows = Prediction.objects.filter(
         model_id=model.pk, timestamp__gte=start, timestamp__lt=start + HOUR
     ).values_list(
-        "version_id", "segment", "prediction", "score", "features", "label__outcome",
+        "version_id",
+        "segment",
+        "prediction",
+        "score",
+        "features",
+        "label__outcome",
         "label__delay_s",
-    )  # fmt: skip
+    )
     columns = ["version_id", "segment", "prediction", "score", "features", "outcome", "delay_s"]
     return pd.DataFrame.from_records(list(rows), columns=columns)
 
@@ -124,10 +129,13 @@ def hours_bins(model: MLModel, hours: list[datetime]) -> dict[int, dict[str, Bin
     version_ids = set(seen) | set(counted.values_list("version_id", flat=True).distinct())
     nothing: tuple[set, set] = (set(), set())
     return {
-        version.pk: bins_ensure(version=version, names=seen.get(version.pk, nothing)[0],
-                                present=seen.get(version.pk, nothing)[1])
+        version.pk: bins_ensure(
+            version=version,
+            names=seen.get(version.pk, nothing)[0],
+            present=seen.get(version.pk, nothing)[1],
+        )
         for version in ModelVersion.objects.filter(pk__in=version_ids).defer("lineage")
-    }  # fmt: skip
+    }
 
 
 SQL_CHUNK_PREDICTIONS = 200_000  # rows per statement: a few arrays of 200k values per feature
@@ -138,8 +146,10 @@ def hour_chunks(model: MLModel, hours: list[datetime]) -> list[list[datetime]]:
     are already rewritten in this transaction)."""
     sizes = dict(
         HourlyAggregate.objects.filter(model=model, hour__in=hours)
-        .values("hour").annotate(n=Sum("predictions")).values_list("hour", "n")
-    )  # fmt: skip
+        .values("hour")
+        .annotate(n=Sum("predictions"))
+        .values_list("hour", "n")
+    )
     chunks, current, rows = [], [], 0
     for hour in hours:
         size = sizes.get(hour, 0)
@@ -165,8 +175,18 @@ def sketches_compute(
         yield chunk_sketches(model=model, hours=chunk, bins=bins, positive=positive_label(model))
 
 
-SKETCH_COLUMNS = ("model_id", "version_id", "segment", "period", "start", "kind", "name", "n",
-                  "missing", "data")  # fmt: skip
+SKETCH_COLUMNS = (
+    "model_id",
+    "version_id",
+    "segment",
+    "period",
+    "start",
+    "kind",
+    "name",
+    "n",
+    "missing",
+    "data",
+)
 
 
 def sketches_write(rows: list[tuple]) -> None:

@@ -111,10 +111,14 @@ def compare_means(
             (baseline.n, candidate.n),
         )
     result = stats.ttest_ind_from_stats(
-        candidate.mean, candidate.std, candidate.n,
-        baseline.mean, baseline.std, baseline.n,
+        candidate.mean,
+        candidate.std,
+        candidate.n,
+        baseline.mean,
+        baseline.std,
+        baseline.n,
         equal_var=False,
-    )  # fmt: skip
+    )
     df = (var_b + var_c) ** 2 / (var_b**2 / (baseline.n - 1) + var_c**2 / (candidate.n - 1))
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     detectable = z_sum(alpha=alpha, power=power) * se

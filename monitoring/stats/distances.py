@@ -199,11 +199,13 @@ def wasserstein_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
         return float(np.mean(np.abs(ref_sorted - cur_sorted)))
     steps = np.sort(
         np.concatenate(
-            [np.arange(1, n_ref + 1, dtype=np.int64) * n_cur,
-             np.arange(1, n_cur + 1, dtype=np.int64) * n_ref]
+            [
+                np.arange(1, n_ref + 1, dtype=np.int64) * n_cur,
+                np.arange(1, n_cur + 1, dtype=np.int64) * n_ref,
+            ]
         ),
         kind="stable",
-    )  # fmt: skip
+    )
     steps = steps[np.concatenate([steps[1:] != steps[:-1], [True]])]
     widths = np.diff(steps, prepend=0)
     gaps = np.abs(ref_sorted[(steps - 1) // n_cur] - cur_sorted[(steps - 1) // n_ref])

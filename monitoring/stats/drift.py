@@ -301,9 +301,15 @@ def mean_shift_drift(
     shape that keeps the mean is not seen. The p-value is Welch's t-test, for reference.
     """
     common = dict(
-        name=name, kind="numerical", method="mean_shift", threshold=threshold, psi=None,
-        n_ref=reference.n, n_cur=current.n, missing_cur=0,
-    )  # fmt: skip
+        name=name,
+        kind="numerical",
+        method="mean_shift",
+        threshold=threshold,
+        psi=None,
+        n_ref=reference.n,
+        n_cur=current.n,
+        missing_cur=0,
+    )
     if reference.n == 0 or current.n == 0:
         return FeatureDrift(**common, statistic=None, p_value=None, drifted=None)
     population_std = np.sqrt(max(reference.total_sq / reference.n - reference.mean**2, 0.0))
@@ -312,14 +318,21 @@ def mean_shift_drift(
     if reference.n > 1 and current.n > 1 and reference.variance + current.variance > 0:
         p_value = float(
             stats.ttest_ind_from_stats(
-                current.mean, current.std, current.n, reference.mean, reference.std,
-                reference.n, equal_var=False,
+                current.mean,
+                current.std,
+                current.n,
+                reference.mean,
+                reference.std,
+                reference.n,
+                equal_var=False,
             ).pvalue
-        )  # fmt: skip
+        )
     return FeatureDrift(
-        **common, statistic=float(statistic), p_value=p_value,
+        **common,
+        statistic=float(statistic),
+        p_value=p_value,
         drifted=bool(statistic >= threshold),
-    )  # fmt: skip
+    )
 
 
 # --- per-model overrides ---

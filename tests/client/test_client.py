@@ -78,9 +78,13 @@ def flaky():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     waits: list[float] = []
     client = CanaryClient(
-        f"http://127.0.0.1:{server.server_port}", "key", batch_size=3, backoff_s=0.5,
-        max_retries=3, sleep=waits.append,
-    )  # fmt: skip
+        f"http://127.0.0.1:{server.server_port}",
+        "key",
+        batch_size=3,
+        backoff_s=0.5,
+        max_retries=3,
+        sleep=waits.append,
+    )
     yield client, waits
     server.shutdown()
 

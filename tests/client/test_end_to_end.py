@@ -29,8 +29,11 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
         name="pipeline", scopes=["factory:write", "read", "predictions:write", "outcomes:write"]
     )
     canary = CanaryClient(live_server.url, key, batch_size=250)
-    canary.request("POST", "/api/v1/models", {"name": "churn", "task": "binary_classification",
-                                              "positive_class": 1})  # fmt: skip
+    canary.request(
+        "POST",
+        "/api/v1/models",
+        {"name": "churn", "task": "binary_classification", "positive_class": 1},
+    )
     canary.request(
         "PUT", "/api/v1/models/churn/retrain-settings", {"retrain_webhook_url": hook_url}
     )
@@ -65,10 +68,16 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
         predicted = rnd.randint(0, 1)
         at = DAY + timedelta(minutes=i)
         predictions.append(
-            {"prediction_id": f"p{i}", "timestamp": at.isoformat(), "model_version": version,
-             "prediction": predicted, "segment": segment, "score": 0.5,
-             "features": {"age": 30 + i % 20, "plan": "a"}}
-        )  # fmt: skip
+            {
+                "prediction_id": f"p{i}",
+                "timestamp": at.isoformat(),
+                "model_version": version,
+                "prediction": predicted,
+                "segment": segment,
+                "score": 0.5,
+                "features": {"age": 30 + i % 20, "plan": "a"},
+            }
+        )
         observed_at = (at + timedelta(days=1)).isoformat()
         outcome = predicted if correct else 1 - predicted
         outcomes.append({"prediction_id": f"p{i}", "observed_at": observed_at, "outcome": outcome})
@@ -84,9 +93,13 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
     model = MLModel.objects.get(name="churn")
     jobs_run(model_id=model.pk, now=DAY + timedelta(days=3))
     compared = canary.compare(
-        "churn", "accuracy", baseline="1.0.0", candidate="2.0.0",
-        start=DAY.isoformat(), end=(DAY + timedelta(days=1)).isoformat(),
-    )  # fmt: skip
+        "churn",
+        "accuracy",
+        baseline="1.0.0",
+        candidate="2.0.0",
+        start=DAY.isoformat(),
+        end=(DAY + timedelta(days=1)).isoformat(),
+    )
     # checked against SciPy on the same rows: the 2x2 table of version by correct/wrong
     k = {v: sum(truth[v]) for v in truth}
     n = {v: len(truth[v]) for v in truth}
@@ -108,10 +121,18 @@ def test_register_promote_canary_compare_and_retrain(live_server, transactional_
 
     # a static rule that requests retraining fires on the production version's accuracy
     rule = canary.request(
-        "POST", "/api/v1/models/churn/alert-rules",
-        {"metric": "accuracy", "kind": "static", "lower": 0.75, "version": "1.0.0",
-         "min_count": 100, "granularity": "day", "requests_retrain": True},
-    )  # fmt: skip
+        "POST",
+        "/api/v1/models/churn/alert-rules",
+        {
+            "metric": "accuracy",
+            "kind": "static",
+            "lower": 0.75,
+            "version": "1.0.0",
+            "min_count": 100,
+            "granularity": "day",
+            "requests_retrain": True,
+        },
+    )
     assert rule["requests_retrain"] is True
     jobs_run(model_id=model.pk, now=DAY + timedelta(days=1, hours=1))
     jobs_run(model_id=model.pk, now=DAY + timedelta(days=1, hours=2))  # still firing: no second

@@ -145,9 +145,15 @@ def open_alert(model):
     rule = AlertRule.objects.create(model=model, **RULE)
     now = timezone.now()
     return Alert.objects.create(
-        rule=rule, model=model, state="firing", direction="too_low", value=0.5,
-        window_start=now, window_end=now, started_at=now,
-    )  # fmt: skip
+        rule=rule,
+        model=model,
+        state="firing",
+        direction="too_low",
+        value=0.5,
+        window_start=now,
+        window_end=now,
+        started_at=now,
+    )
 
 
 def test_a_viewer_cannot_acknowledge_or_silence(open_alert, viewer):
@@ -189,8 +195,12 @@ def test_a_viewer_gets_403_on_every_change_a_page_offers(open_alert, viewer):
     from monitoring.ingest.services import records_ingest
     from monitoring.models import QuarantinedRecord
 
-    records_ingest(model=open_alert.model, kind="predictions", records=[{"prediction_id": "x"}],
-                   enqueue_jobs=False)  # fmt: skip
+    records_ingest(
+        model=open_alert.model,
+        kind="predictions",
+        records=[{"prediction_id": "x"}],
+        enqueue_jobs=False,
+    )
     record = QuarantinedRecord.objects.get()
     rule, alert = open_alert.rule, open_alert.pk
     changes = [

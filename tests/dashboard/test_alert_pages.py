@@ -28,8 +28,9 @@ def firing(model, settings):
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     labels = [outcome(i, at=now, outcome=int(i % 3 > 0)) for i in range(100)]
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
-    AlertRule.objects.create(model=model, metric="accuracy", kind="static", lower=0.9,
-                             min_count=5, granularity="day")  # fmt: skip
+    AlertRule.objects.create(
+        model=model, metric="accuracy", kind="static", lower=0.9, min_count=5, granularity="day"
+    )
     jobs_run(model_id=model.pk)
     return Alert.objects.get()
 
@@ -85,10 +86,16 @@ def test_messages_show_their_delivery_state(firing, viewer):
     sent = Notification.objects.get()
     now = timezone.now()
     common = {"alert": firing, "kind": "reminder", "recipients": ["a@example.com"]}
-    Notification.objects.create(**common, sequence=1, attempts=2, error="SMTP 451 try later",
-                                claimed_until=now + timedelta(minutes=5))  # fmt: skip
-    Notification.objects.create(**common, sequence=2, attempts=MAX_ATTEMPTS,
-                                error="550 no such user (given up)")  # fmt: skip
+    Notification.objects.create(
+        **common,
+        sequence=1,
+        attempts=2,
+        error="SMTP 451 try later",
+        claimed_until=now + timedelta(minutes=5),
+    )
+    Notification.objects.create(
+        **common, sequence=2, attempts=MAX_ATTEMPTS, error="550 no such user (given up)"
+    )
     Notification.objects.create(**common, sequence=3)
     html = viewer.get(alert_url(firing)).content.decode()
     section = html[html.index('id="notifications"') :].split("</table>")[0]
@@ -118,8 +125,9 @@ def test_an_editor_acknowledges_and_silences_from_the_alert_page(firing, editor)
     response = editor.post(f"{alert_url(firing)}acknowledge", back)
     assert response.status_code == 302 and response["Location"] == alert_url(firing)
     until = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    response = editor.post(f"{alert_url(firing)}silence", {**back, "until": until,
-                                                            "reason": "migration"})  # fmt: skip
+    response = editor.post(
+        f"{alert_url(firing)}silence", {**back, "until": until, "reason": "migration"}
+    )
     assert response["Location"] == alert_url(firing)
     html = editor.get(alert_url(firing)).content.decode()
     assert "Acknowledged by editor" in html

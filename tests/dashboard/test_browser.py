@@ -24,9 +24,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(os.environ.get("CANARY_SCREENSHOTS", "/tmp/canary-screenshots"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "a-long-password"
 
 
@@ -98,8 +103,12 @@ def test_a_wrong_password_is_refused(live_server, model_with_data, page):
 def test_every_page_renders_the_demo_without_errors(live_server, db, page):
     model = demo_create()
     jobs_run(model_id=model.pk)
-    records_ingest(model=model, kind="predictions", enqueue_jobs=False,
-                   records=[{"prediction_id": "broken", "score": 3}])  # fmt: skip
+    records_ingest(
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[{"prediction_id": "broken", "score": 3}],
+    )
     user_make("ds", Role.EDITOR)
     log_in(page, live_server)
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)

@@ -34,11 +34,17 @@ def two_versions(model):
         for i in range(SIZE):
             pid = v * SIZE + i
             at = now - timedelta(hours=2 + i % 48)
-            records.append(prediction(pid, at=at, model_version=version, segment=XSS if i % 2
-                                      else "web"))  # fmt: skip
-            labels.append(outcome(pid, at=now - timedelta(minutes=30),
-                                  outcome=int(i < CORRECT[version]),
-                                  values={"revenue": revenue(version, i)}))  # fmt: skip
+            records.append(
+                prediction(pid, at=at, model_version=version, segment=XSS if i % 2 else "web")
+            )
+            labels.append(
+                outcome(
+                    pid,
+                    at=now - timedelta(minutes=30),
+                    outcome=int(i < CORRECT[version]),
+                    values={"revenue": revenue(version, i)},
+                )
+            )
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
     jobs_run(model_id=model.pk)
@@ -95,19 +101,30 @@ def test_means_are_compared_with_welchs_t_test(two_versions, viewer):
 def test_a_segment_and_window_narrow_the_comparison(two_versions, viewer):
     html = viewer.get(
         "/models/churn/compare/",
-        {"metric": "accuracy", "baseline": "1.0.0", "candidate": "1.1.0", "segment": "web",
-         "days": "all"},
-    ).content.decode()  # fmt: skip
+        {
+            "metric": "accuracy",
+            "baseline": "1.0.0",
+            "candidate": "1.1.0",
+            "segment": "web",
+            "days": "all",
+        },
+    ).content.decode()
     assert cells(html, "comparison")[2] == "100"  # every other prediction is on "web"
     assert "segment “web”" in html
 
 
 def test_the_verdict_says_when_the_traffic_cannot_tell(two_versions, viewer):
     body = {
-        "metric": "accuracy", "baseline": {"version": "a", "n": 50},
-        "candidate": {"version": "b", "n": 50}, "difference": 0.01, "p_value": 0.8,
-        "mde": 0.25, "powered": False, "ci_low": -0.1, "ci_high": 0.12,
-    }  # fmt: skip
+        "metric": "accuracy",
+        "baseline": {"version": "a", "n": 50},
+        "candidate": {"version": "b", "n": 50},
+        "difference": 0.01,
+        "p_value": 0.8,
+        "mde": 0.25,
+        "powered": False,
+        "ci_low": -0.1,
+        "ci_high": 0.12,
+    }
     verdict = comparison_verdict(body)
     assert verdict.startswith("No clear difference on accuracy")
     assert "a change under 25 points would not be visible with this traffic" in verdict

@@ -53,10 +53,11 @@ def raw(model):
     ref_age = rng.normal(40, 8, REFERENCE_ROWS).round(1)
     ref_plan = rng.choice(["basic", "premium"], REFERENCE_ROWS)
     ref_xss = rng.choice(["a", "b"], REFERENCE_ROWS)
-    rows = [{"features": {"age": float(a), "plan": str(p), XSS: str(x), "flag": 1.0}}
-            for a, p, x in zip(ref_age, ref_plan, ref_xss, strict=True)]  # fmt: skip
-    version_register(model=model, version="1.0.0", lineage={"data": "q3"},
-                     reference={"rows": rows})  # fmt: skip
+    rows = [
+        {"features": {"age": float(a), "plan": str(p), XSS: str(x), "flag": 1.0}}
+        for a, p, x in zip(ref_age, ref_plan, ref_xss, strict=True)
+    ]
+    version_register(model=model, version="1.0.0", lineage={"data": "q3"}, reference={"rows": rows})
     records, current = [], []
     for day in range(3):
         drifted = day > 0
@@ -68,22 +69,38 @@ def raw(model):
             at = day_start(3 - day) + timedelta(minutes=30 * j)
             segment = XSS if j % 3 == 0 else "web"
             features = {"age": age, "plan": plan, XSS: "ab"[j % 2], "flag": 1.0}
-            records.append(prediction(i, at=at, segment=segment, features=features,
-                                      score=round(float(rng.uniform()), 3)))  # fmt: skip
+            records.append(
+                prediction(
+                    i,
+                    at=at,
+                    segment=segment,
+                    features=features,
+                    score=round(float(rng.uniform()), 3),
+                )
+            )
             current.append({"day": day, "segment": segment, **features})
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
-    labels = [outcome(i, at=day_start(0), outcome=int(i % 5 > 0), values={"revenue": float(i)})
-              for i in range(0, 3 * PER_DAY, 2)]  # fmt: skip
+    labels = [
+        outcome(i, at=day_start(0), outcome=int(i % 5 > 0), values={"revenue": float(i)})
+        for i in range(0, 3 * PER_DAY, 2)
+    ]
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
-    records_ingest(model=model, kind="predictions", enqueue_jobs=False,
-                   records=[{"prediction_id": "broken", "score": 3}])  # fmt: skip
+    records_ingest(
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[{"prediction_id": "broken", "score": 3}],
+    )
     jobs_run(model_id=model.pk)
     return {"ref_age": ref_age, "ref_plan": ref_plan, "current": current}
 
 
 def values_of(raw, name, *, day=None, segment=None):
-    return [row[name] for row in raw["current"] if day in (None, row["day"])
-            and segment in (None, row["segment"])]  # fmt: skip
+    return [
+        row[name]
+        for row in raw["current"]
+        if day in (None, row["day"]) and segment in (None, row["segment"])
+    ]
 
 
 def api_drift(client, **params) -> dict:
@@ -101,8 +118,9 @@ def test_the_heatmap_shows_each_windows_drift_as_the_api_and_scipy_do(raw, viewe
     for day in range(3):
         start = day_start(3 - day)
         column = trace["x"].index(start.isoformat())
-        features = api_drift(api, start=start.isoformat(),
-                             end=(start + timedelta(days=1)).isoformat())  # fmt: skip
+        features = api_drift(
+            api, start=start.isoformat(), end=(start + timedelta(days=1)).isoformat()
+        )
         for r, name in enumerate(rows):
             shown = trace["customdata"][r][column]
             assert shown == pytest.approx(features[name]["statistic"], abs=1e-12), (name, day)
@@ -161,9 +179,15 @@ def test_the_sensitivity_line_matches_the_api_and_the_textbook_formula(raw, view
     accuracy = page[page.index('id="metric-accuracy"') :].split("</figure>")[0]
     note = re.search(r'class="sensitivity">([^<]*)<', accuracy).group(1)
     start, end = day_start(29), day_start(-1)
-    report = api.get("/api/v1/models/churn/sensitivity", {
-        "metric": "accuracy", "granularity": "day", "start": start.isoformat(),
-        "end": end.isoformat()}).json()  # fmt: skip
+    report = api.get(
+        "/api/v1/models/churn/sensitivity",
+        {
+            "metric": "accuracy",
+            "granularity": "day",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        },
+    ).json()
     points = [
         f"{report['mde_absolute'] * 100:.2g} points from one day to the next",
         f"{report['mde_absolute'] * 100:.0f} points from one day to the next",
@@ -176,9 +200,15 @@ def test_the_sensitivity_line_matches_the_api_and_the_textbook_formula(raw, view
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     assert report["mde_absolute"] == pytest.approx(z * math.sqrt(p * (1 - p)) * math.sqrt(2 / n))
     wait = re.search(r"shows once (\d+) (hour|day|week)s? of data can be set against", note)
-    in_unit = api.get("/api/v1/models/churn/sensitivity", {
-        "metric": "accuracy", "granularity": wait.group(2), "start": start.isoformat(),
-        "end": end.isoformat()}).json()  # fmt: skip
+    in_unit = api.get(
+        "/api/v1/models/churn/sensitivity",
+        {
+            "metric": "accuracy",
+            "granularity": wait.group(2),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        },
+    ).json()
     assert int(wait.group(1)) == in_unit["windows_to_detect"]["0.05"]
 
 
@@ -198,10 +228,17 @@ def test_one_read_of_the_sums_gives_every_metric_as_metric_series_does(raw, gran
     start, end = day_start(6), day_start(-1)
     scope = {"start": start, "end": end, "version": None, "segment": "web"}
     series = SeriesSet(model=raw_model(), **scope)
-    for metric in ("accuracy", "f1", "roc_auc", "log_loss", "predictions", "value:revenue",
-                   "label_coverage", "mean_score"):  # fmt: skip
-        expected = metric_series(model=raw_model(), metric=metric, granularity=granularity,
-                                 **scope)  # fmt: skip
+    for metric in (
+        "accuracy",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "predictions",
+        "value:revenue",
+        "label_coverage",
+        "mean_score",
+    ):
+        expected = metric_series(model=raw_model(), metric=metric, granularity=granularity, **scope)
         got = series.series(metric, granularity)
         assert [(p.start, p.n) for p in got] == [(p.start, p.n) for p in expected], metric
         for a, b in zip(got, expected, strict=True):
@@ -251,8 +288,9 @@ def test_the_feature_page_histogram_and_drift_over_time(raw, viewer, client_with
     assert over_time["layout"]["shapes"][0]["y0"] == 0.05  # the threshold line
     for day in range(3):
         start = day_start(3 - day)
-        features = api_drift(api, start=start.isoformat(),
-                             end=(start + timedelta(days=1)).isoformat())  # fmt: skip
+        features = api_drift(
+            api, start=start.isoformat(), end=(start + timedelta(days=1)).isoformat()
+        )
         value = line["y"][line["x"].index(start.isoformat())]
         assert value == pytest.approx(features["age"]["p_value"])
     assert "drifting in every window since" in page
@@ -264,8 +302,9 @@ def test_the_feature_page_per_segment(raw, viewer, client_with):
     page = web.content.decode()
     assert 'aria-current="true">web</a>' in page
     table = page[page.index('id="segment-drift"') :].split("</table>")[0]
-    features = api_drift(api, segment="web", start=day_start(3).isoformat(),
-                         end=day_start(-1).isoformat())  # fmt: skip
+    features = api_drift(
+        api, segment="web", start=day_start(3).isoformat(), end=day_start(-1).isoformat()
+    )
     ages = [a for a in values_of(raw, "age", segment="web") if a is not None]
     expected = stats.ks_2samp(raw["ref_age"], ages).statistic
     assert features["age"]["statistic"] == pytest.approx(expected)
@@ -311,14 +350,19 @@ def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_i
     rng = np.random.default_rng(5)
     rows = [{"features": {"age": float(a)}} for a in rng.normal(40, 8, 300).round(1)]
     for version in ("1.0.0", "1.1.0"):
-        version_register(model=model, version=version, lineage={"data": "q3"},
-                         reference={"rows": rows})  # fmt: skip
+        version_register(
+            model=model, version=version, lineage={"data": "q3"}, reference={"rows": rows}
+        )
     records = [
-        prediction(day * 100 + j, at=day_start(3 - day) + timedelta(minutes=30 * j),
-                   model_version="1.0.0" if day == 0 else "1.1.0",
-                   features={"age": float(rng.normal(40 if day == 0 else 58, 8))})
-        for day in range(3) for j in range(PER_DAY)
-    ]  # fmt: skip
+        prediction(
+            day * 100 + j,
+            at=day_start(3 - day) + timedelta(minutes=30 * j),
+            model_version="1.0.0" if day == 0 else "1.1.0",
+            features={"age": float(rng.normal(40 if day == 0 else 58, 8))},
+        )
+        for day in range(3)
+        for j in range(PER_DAY)
+    ]
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     jobs_run(model_id=model.pk)
     api = client_with("read")
@@ -327,8 +371,12 @@ def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_i
     for day, version in ((0, "1.0.0"), (1, "1.1.0"), (2, "1.1.0")):
         start = day_start(3 - day)
         column = trace["x"].index(start.isoformat())
-        features = api_drift(api, version=version, start=start.isoformat(),
-                             end=(start + timedelta(days=1)).isoformat())  # fmt: skip
+        features = api_drift(
+            api,
+            version=version,
+            start=start.isoformat(),
+            end=(start + timedelta(days=1)).isoformat(),
+        )
         assert trace["customdata"][0][column] == pytest.approx(features["age"]["statistic"])
         assert f"version {version}:" in trace["text"][0][column]
         assert (trace["z"][0][column] >= 1) == (day > 0)
@@ -337,8 +385,12 @@ def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_i
     line = figures(viewer.get("/models/churn/features/age/").content.decode())["feature-drift"]
     for day, version in ((0, "1.0.0"), (2, "1.1.0")):
         start = day_start(3 - day)
-        features = api_drift(api, version=version, start=start.isoformat(),
-                             end=(start + timedelta(days=1)).isoformat())  # fmt: skip
+        features = api_drift(
+            api,
+            version=version,
+            start=start.isoformat(),
+            end=(start + timedelta(days=1)).isoformat(),
+        )
         value = line["data"][0]["y"][line["data"][0]["x"].index(start.isoformat())]
         assert value == pytest.approx(features["age"]["p_value"])
     assert "versions 1.0.0, 1.1.0" in line["layout"]["title"]["text"]
@@ -349,8 +401,10 @@ def test_cached_sections_follow_new_data_at_once(raw, model, viewer):
     # The last day gets more drifted traffic: its statistic and the sensitivity must move.
     start = day_start(1)
     features = {"age": 90.0, "plan": "basic", XSS: "a"}
-    records = [prediction(1000 + j, at=start + timedelta(minutes=10 * j), features=features)
-               for j in range(60)]  # fmt: skip
+    records = [
+        prediction(1000 + j, at=start + timedelta(minutes=10 * j), features=features)
+        for j in range(60)
+    ]
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     labels = [outcome(1000 + j, at=day_start(0), outcome=0) for j in range(60)]
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
@@ -381,13 +435,20 @@ def test_a_window_of_only_missing_values_is_no_values_not_a_server_error(
     model, viewer, client_with
 ):
     day = day_start(1)
-    records = [prediction(i, at=day + timedelta(hours=i),
-                          features={"age": None if i > 10 else 40, "plan": "basic"})
-               for i in range(20)]  # fmt: skip
+    records = [
+        prediction(
+            i,
+            at=day + timedelta(hours=i),
+            features={"age": None if i > 10 else 40, "plan": "basic"},
+        )
+        for i in range(20)
+    ]
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     jobs_run(model_id=model.pk)
-    window = {"start": (day + timedelta(hours=12)).isoformat(),
-              "end": (day + timedelta(hours=20)).isoformat()}  # fmt: skip
+    window = {
+        "start": (day + timedelta(hours=12)).isoformat(),
+        "end": (day + timedelta(hours=20)).isoformat(),
+    }
     age = api_drift(client_with("read"), **window)["age"]
     assert age["statistic"] is None and age["note"] == "no values on one side"
     assert age["n_current"] == 0 and age["missing_current"] == 8
@@ -403,8 +464,11 @@ def test_new_data_tests_again_only_the_windows_it_touched(
     import monitoring.metrics.drift as drift
 
     viewer.get("/models/churn/")
-    record = prediction(2000, at=day_start(1) + timedelta(hours=3),
-                        features={"age": 70.0, "plan": "basic", XSS: "a", "flag": 1.0})  # fmt: skip
+    record = prediction(
+        2000,
+        at=day_start(1) + timedelta(hours=3),
+        features={"age": 70.0, "plan": "basic", XSS: "a", "flag": 1.0},
+    )
     records_ingest(model=model, kind="predictions", records=[record], enqueue_jobs=False)
     jobs_run(model_id=model.pk)
     tested = []
@@ -419,8 +483,9 @@ def test_new_data_tests_again_only_the_windows_it_touched(
     assert sorted(tested) == sorted([XSS, "age", "flag", "plan"])
     trace = page["drift-heatmap"]["data"][0]
     column = trace["x"].index(day_start(3).isoformat())
-    first_day = api_drift(client_with("read"), start=day_start(3).isoformat(),
-                          end=day_start(2).isoformat())  # fmt: skip
+    first_day = api_drift(
+        client_with("read"), start=day_start(3).isoformat(), end=day_start(2).isoformat()
+    )
     rows = [html_lib.unescape(name) for name in trace["y"]]
     assert trace["customdata"][rows.index("age")][column] == pytest.approx(
         first_day["age"]["statistic"], abs=1e-12

@@ -37,13 +37,17 @@ def deployed(model):
 def test_version_page_sets_held_out_metrics_beside_production(browser, deployed):
     # 10 predictions of 2.0.0, 8 right: accuracy 0.8 in production against 0.9 held out
     records_ingest(
-        model=deployed, kind="predictions", enqueue_jobs=False,
+        model=deployed,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(i, model_version="2.0.0") for i in range(10)],
-    )  # fmt: skip
+    )
     records_ingest(
-        model=deployed, kind="outcomes", enqueue_jobs=False,
+        model=deployed,
+        kind="outcomes",
+        enqueue_jobs=False,
         records=[outcome(i, outcome=int(i < 8)) for i in range(10)],
-    )  # fmt: skip
+    )
     jobs_run(model_id=deployed.pk, now=NOW)
     page = browser.get("/models/churn/versions/2.0.0/").content.decode()
     comparison = page[
@@ -60,9 +64,11 @@ def test_version_page_sets_held_out_metrics_beside_production(browser, deployed)
 
 def test_versions_list_marks_versions_without_lineage(browser, deployed):
     records_ingest(
-        model=deployed, kind="predictions", enqueue_jobs=False,
+        model=deployed,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(1, model_version="0.5.0")],
-    )  # fmt: skip
+    )
     page = browser.get("/models/churn/versions/").content.decode()
     assert page.count("no lineage") == 1 and "0.5.0" in page and "profile" in page
 
@@ -86,9 +92,11 @@ def test_version_page_shows_current_data_against_the_registered_reference(browse
     # given: 2.0.0 registered with a reference (ages 20, 30, 40, 40, 55; plan basic 3, pro 2),
     # and ten predictions, all aged 40 on the basic plan
     records_ingest(
-        model=deployed, kind="predictions", enqueue_jobs=False,
+        model=deployed,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(i, model_version="2.0.0") for i in range(10)],
-    )  # fmt: skip
+    )
     jobs_run(model_id=deployed.pk, now=NOW)
     # when
     page = browser.get("/models/churn/versions/2.0.0/").content.decode()

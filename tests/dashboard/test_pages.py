@@ -31,16 +31,25 @@ def traffic(model):
     """Six days of predictions, one every 2 hours; the first four days labelled a day later."""
     now = hour_now()
     records = [
-        prediction(i, at=now - timedelta(hours=2 * i), segment="web" if i % 2 else XSS,
-                   features={"age": i % 50, "plan": "basic" if i % 3 else "premium"})
+        prediction(
+            i,
+            at=now - timedelta(hours=2 * i),
+            segment="web" if i % 2 else XSS,
+            features={"age": i % 50, "plan": "basic" if i % 3 else "premium"},
+        )
         for i in range(72)
-    ]  # fmt: skip
+    ]
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     labels = [
-        outcome(i, at=now - timedelta(hours=2 * i) + timedelta(days=1), outcome=int(i % 4 > 0),
-                values={"revenue": float(i), XSS_VALUE: 1.0})
-        for i in range(72) if i >= 24
-    ]  # fmt: skip
+        outcome(
+            i,
+            at=now - timedelta(hours=2 * i) + timedelta(days=1),
+            outcome=int(i % 4 > 0),
+            values={"revenue": float(i), XSS_VALUE: 1.0},
+        )
+        for i in range(72)
+        if i >= 24
+    ]
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
     AlertRule.objects.create(model=model, metric="accuracy", kind="static", lower=0.9, min_count=5)
     jobs_run(model_id=model.pk)
@@ -81,8 +90,14 @@ def test_model_page_sections_and_charts(traffic, viewer):
     for section in ("performance", "business", "volume", "alerts", "rules"):
         assert f'id="{section}"' in html
     charts = figures(html)
-    assert {"metric-accuracy", "metric-predictions", "metric-label_coverage", "label-delay",
-            "cohort-coverage", "metric-value:revenue"} <= set(charts)  # fmt: skip
+    assert {
+        "metric-accuracy",
+        "metric-predictions",
+        "metric-label_coverage",
+        "label-delay",
+        "cohort-coverage",
+        "metric-value:revenue",
+    } <= set(charts)
     accuracy = charts["metric-accuracy"]
     assert accuracy["layout"]["title"]["text"] == "Accuracy per day"
     assert accuracy["layout"]["xaxis"]["title"]["text"] == "window start (UTC)"
@@ -131,8 +146,9 @@ def test_a_section_without_data_is_left_out(model, viewer):
 
 
 def test_user_strings_are_never_rendered_unescaped(traffic, viewer):
-    AlertRule.objects.create(model=traffic, metric="accuracy", kind="static", lower=0.5,
-                             segment=XSS, min_count=1)  # fmt: skip
+    AlertRule.objects.create(
+        model=traffic, metric="accuracy", kind="static", lower=0.5, segment=XSS, min_count=1
+    )
     pages = [
         viewer.get("/models/churn/"),
         viewer.get("/models/churn/", {"segment": XSS}),
@@ -161,11 +177,16 @@ def test_business_view_tells_kpis_in_plain_words(traffic, viewer):
 
 def test_business_csv_escapes_formulas(model, viewer):
     now = hour_now()
-    records_ingest(model=model, kind="predictions", records=[prediction(1, at=now)],
-                   enqueue_jobs=False)  # fmt: skip
+    records_ingest(
+        model=model, kind="predictions", records=[prediction(1, at=now)], enqueue_jobs=False
+    )
     values = {"=HYPERLINK(1)": 1.0, "+cmd": 2.0, "-sum": 3.0, "@x": 4.0, "revenue": -5.0}
-    records_ingest(model=model, kind="outcomes", records=[outcome(1, at=now, values=values)],
-                   enqueue_jobs=False)  # fmt: skip
+    records_ingest(
+        model=model,
+        kind="outcomes",
+        records=[outcome(1, at=now, values=values)],
+        enqueue_jobs=False,
+    )
     jobs_run(model_id=model.pk)
     response = viewer.get("/models/churn/business.csv")
     assert response["Content-Type"] == "text/csv"
@@ -178,10 +199,18 @@ def test_business_csv_escapes_formulas(model, viewer):
 
 
 def test_quarantine_page_lists_filters_and_downloads(model, viewer):
-    first = records_ingest(model=model, kind="predictions", enqueue_jobs=False,
-                           records=[{"prediction_id": "a"}, prediction(1, score=7)])  # fmt: skip
-    records_ingest(model=model, kind="outcomes", enqueue_jobs=False,
-                   records=[{"prediction_id": "=cmd()", "observed_at": "soon"}])  # fmt: skip
+    first = records_ingest(
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[{"prediction_id": "a"}, prediction(1, score=7)],
+    )
+    records_ingest(
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
+        records=[{"prediction_id": "=cmd()", "observed_at": "soon"}],
+    )
     html = viewer.get("/models/churn/quarantine/").content.decode()
     assert "3 records" in html and "score" in html and "timestamp" in html
     only_batch = viewer.get("/models/churn/quarantine/", {"batch": first.batch_id})

@@ -21,16 +21,22 @@ from tests.dashboard.test_browser import SCREENSHOTS, log_in, user_make
 
 # The browser, the small model with a firing alert and the e-mail link base, shared.
 page, model_with_data, alert_links_here = (
-    browser.page, browser.model_with_data, browser.alert_links_here
-)  # fmt: skip
+    browser.page,
+    browser.model_with_data,
+    browser.alert_links_here,
+)
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_every_new_page_renders_the_demo_without_errors(live_server, db, page):
     model = demo_create()
     jobs_run(model_id=model.pk)
-    records_ingest(model=model, kind="predictions", enqueue_jobs=False,
-                   records=[{"prediction_id": "broken", "score": 3}])  # fmt: skip
+    records_ingest(
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[{"prediction_id": "broken", "score": 3}],
+    )
     user_make("ds", Role.EDITOR)
     alert = Alert.objects.filter(rule__kind="static").first()
     rule = AlertRule.objects.get(metric="accuracy", kind="band")
@@ -120,8 +126,12 @@ def test_an_editor_edits_a_rule_sees_the_noise_warning_and_deletes_it(
 
 
 def test_an_editor_fixes_a_quarantined_record(live_server, model_with_data, page):
-    records_ingest(model=model_with_data, kind="predictions", enqueue_jobs=False,
-                   records=[prediction(500, score=7)])  # fmt: skip
+    records_ingest(
+        model=model_with_data,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[prediction(500, score=7)],
+    )
     record = QuarantinedRecord.objects.get()
     log_in(page, live_server)
     page.goto(f"{live_server.url}/models/churn/quarantine/")
@@ -136,8 +146,12 @@ def test_an_editor_fixes_a_quarantined_record(live_server, model_with_data, page
 
 
 def test_a_viewer_cannot_change_anything_on_the_new_pages(live_server, model_with_data, page):
-    records_ingest(model=model_with_data, kind="predictions", enqueue_jobs=False,
-                   records=[prediction(500, score=7)])  # fmt: skip
+    records_ingest(
+        model=model_with_data,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[prediction(500, score=7)],
+    )
     alert, rule = Alert.objects.get(), AlertRule.objects.get()
     record = QuarantinedRecord.objects.get()
     log_in(page, live_server, "viewer")

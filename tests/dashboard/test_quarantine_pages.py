@@ -16,8 +16,12 @@ XSS = "<script>alert(1)</script>"
 
 @pytest.fixture
 def quarantined(model):
-    records_ingest(model=model, kind="predictions", enqueue_jobs=False,
-                   records=[prediction(1, score=7, segment=XSS)])  # fmt: skip
+    records_ingest(
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[prediction(1, score=7, segment=XSS)],
+    )
     return QuarantinedRecord.objects.get()
 
 
@@ -65,13 +69,18 @@ def test_a_record_still_wrong_shows_the_new_error(quarantined, editor):
 
 def test_the_same_service_as_the_api(quarantined, editor, client_with):
     """The page and the API's re-submit give the same answer for the same record."""
-    records_ingest(model=quarantined.model, kind="predictions", enqueue_jobs=False,
-                   records=[prediction(2, score=9)])  # fmt: skip
+    records_ingest(
+        model=quarantined.model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[prediction(2, score=9)],
+    )
     other = QuarantinedRecord.objects.exclude(pk=quarantined.pk).get()
     api = client_with("predictions:write").post(
         f"/api/v1/models/churn/quarantine/{other.pk}/resubmit",
-        json.loads(fixed(other, score=0.5)), format="json",
-    )  # fmt: skip
+        json.loads(fixed(other, score=0.5)),
+        format="json",
+    )
     editor.post(f"{url(quarantined)}resubmit", {"record": fixed(quarantined, score=0.5)})
     assert api.json()["resolved"] is True
     assert QuarantinedRecord.objects.filter(resolved_at__isnull=False).count() == 2

@@ -26,11 +26,16 @@ ROWS = 2 * CHUNK_ROWS + 345  # more than two chunks and Parquet row groups
 @pytest.fixture
 def many_rows(model):
     records = [
-        prediction(i, at=NOW + timedelta(seconds=i), segment="web" if i % 2 else "app",
-                   model_version="1.0.0" if i % 3 else "2.0.0", score=(i % 100) / 100,
-                   features={"age": i % 90, "plan": ["basic", "premium"][i % 2]})
+        prediction(
+            i,
+            at=NOW + timedelta(seconds=i),
+            segment="web" if i % 2 else "app",
+            model_version="1.0.0" if i % 3 else "2.0.0",
+            score=(i % 100) / 100,
+            features={"age": i % 90, "plan": ["basic", "premium"][i % 2]},
+        )
         for i in range(ROWS)
-    ]  # fmt: skip
+    ]
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     labels = [outcome(i, outcome=i % 2, values={"revenue": 1.5}) for i in range(0, ROWS, 5)]
     records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
@@ -50,8 +55,11 @@ def table_ids(html: str) -> list[str]:
 
 def test_a_chart_point_opens_its_window(many_rows, viewer):
     start = NOW + timedelta(seconds=100)
-    params = {"metric": "accuracy", "start": start.isoformat(),
-              "end": (start + timedelta(seconds=60)).isoformat()}  # fmt: skip
+    params = {
+        "metric": "accuracy",
+        "start": start.isoformat(),
+        "end": (start + timedelta(seconds=60)).isoformat(),
+    }
     html = viewer.get("/models/churn/rows/", params).content.decode()
     assert "60 rows" in html and "the rows behind accuracy" in html
     assert table_ids(html) == [f"p-{i}" for i in range(100, 150)]  # first page of 50
@@ -87,9 +95,14 @@ def test_pages_walk_through_the_rows(many_rows, viewer):
 
 @pytest.mark.parametrize(
     "params",
-    [{"start": "yesterday"}, {"end": "2026-03-01T00:00:00"}, {"labelled": "maybe"},
-     {"feature": "age", "min": "ten"}, {"min": "3"}],
-)  # fmt: skip
+    [
+        {"start": "yesterday"},
+        {"end": "2026-03-01T00:00:00"},
+        {"labelled": "maybe"},
+        {"feature": "age", "min": "ten"},
+        {"min": "3"},
+    ],
+)
 def test_bad_filters_are_400_with_a_reason(many_rows, viewer, params):
     response = viewer.get("/models/churn/rows/", params)
     assert response.status_code == 400
@@ -138,9 +151,18 @@ def test_rows_are_read_while_the_response_is_sent(many_rows, viewer):
 
 @pytest.mark.parametrize(
     ("cell", "escaped"),
-    [("=1+2", "'=1+2"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
-     ("\t=1", "'\t=1"), ("plain", "plain"), (-1.5, -1.5), (None, None), ("", "")],
-)  # fmt: skip
+    [
+        ("=1+2", "'=1+2"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("plain", "plain"),
+        (-1.5, -1.5),
+        (None, None),
+        ("", ""),
+    ],
+)
 def test_csv_cells_that_look_like_formulas_are_escaped(cell, escaped):
     assert csv_cell(cell) == escaped
 

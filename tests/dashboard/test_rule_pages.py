@@ -17,8 +17,9 @@ XSS = "<script>alert(1)</script>"
 
 @pytest.fixture
 def rule(model):
-    return AlertRule.objects.create(model=model, metric="accuracy", kind="static", lower=0.8,
-                                    min_count=10)  # fmt: skip
+    return AlertRule.objects.create(
+        model=model, metric="accuracy", kind="static", lower=0.8, min_count=10
+    )
 
 
 @pytest.fixture
@@ -41,10 +42,22 @@ def edit_url(rule: AlertRule) -> str:
 
 
 def form(**changes) -> dict:
-    body = {"metric": "accuracy", "kind": "static", "lower": "0.8", "upper": "", "k": "",
-            "percent": "", "min_count": "10", "granularity": "day", "severity": "warning",
-            "sides": "both", "segment": "__all__", "version": "", "baseline_version": "",
-            "recipients": ""}  # fmt: skip
+    body = {
+        "metric": "accuracy",
+        "kind": "static",
+        "lower": "0.8",
+        "upper": "",
+        "k": "",
+        "percent": "",
+        "min_count": "10",
+        "granularity": "day",
+        "severity": "warning",
+        "sides": "both",
+        "segment": "__all__",
+        "version": "",
+        "baseline_version": "",
+        "recipients": "",
+    }
     return {**body, **changes}
 
 
@@ -86,8 +99,9 @@ def test_the_empty_segment_is_a_segment_and_all_is_none(rule, editor):
 
 
 def test_a_band_narrower_than_the_mde_is_flagged_as_on_the_api(labelled_days, editor):
-    rule = AlertRule.objects.create(model=labelled_days, metric="accuracy", kind="band", k=4,
-                                    min_count=10)  # fmt: skip
+    rule = AlertRule.objects.create(
+        model=labelled_days, metric="accuracy", kind="band", k=4, min_count=10
+    )
     assert "will fire on noise" not in editor.get(edit_url(rule)).content.decode()
     editor.post(edit_url(rule), form(kind="band", k="0.2", lower=""))
     api = editor.get(f"/api/v1/models/churn/alert-rules/{rule.pk}").json()
@@ -102,8 +116,15 @@ def test_an_editor_deletes_a_rule_with_its_alerts(rule, editor):
     from django.utils import timezone
 
     now = timezone.now()
-    Alert.objects.create(rule=rule, model=rule.model, state="firing", direction="too_low",
-                         window_start=now, window_end=now, started_at=now)  # fmt: skip
+    Alert.objects.create(
+        rule=rule,
+        model=rule.model,
+        state="firing",
+        direction="too_low",
+        window_start=now,
+        window_end=now,
+        started_at=now,
+    )
     assert "rule-delete" in editor.get(edit_url(rule)).content.decode()
     response = editor.post(f"{edit_url(rule)}delete")
     assert response.status_code == 302 and response["Location"] == "/models/churn/#rules"
@@ -137,8 +158,9 @@ def test_another_models_rule_is_not_found(rule, editor):
 
 
 def test_segment_names_are_escaped_on_the_form(labelled_days, editor):
-    rule = AlertRule.objects.create(model=labelled_days, metric="accuracy", kind="static",
-                                    lower=0.5, segment=XSS)  # fmt: skip
+    rule = AlertRule.objects.create(
+        model=labelled_days, metric="accuracy", kind="static", lower=0.5, segment=XSS
+    )
     html = editor.get(edit_url(rule)).content.decode()
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 

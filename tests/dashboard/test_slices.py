@@ -29,8 +29,9 @@ def test_the_slice_is_tested_against_the_reference_as_scipy_does(stored, model):
     reference, current = stored
     chosen = current[current["plan"] == "basic"]
     filters = RowFilter(start=DAY0, feature="plan", category="basic")
-    result = slice_compare(model=model, rows=rows_filtered(model=model,
-                           filters=filters), version=None)  # fmt: skip
+    result = slice_compare(
+        model=model, rows=rows_filtered(model=model, filters=filters), version=None
+    )
     assert result.version == "1.0.0" and result.baseline.kind == "training"
     assert result.rows == len(chosen) and not result.capped
     age = next(f for f in result.features if f.name == "age")
@@ -78,7 +79,8 @@ def test_the_slice_side_is_bounded(stored, model, monkeypatch):
     import monitoring.metrics.slices as slices
 
     monkeypatch.setattr(slices, "SLICE_MAX_ROWS", 100)
-    result = slice_compare(model=model, rows=rows_filtered(model=model, filters=RowFilter()),
-                           version="1.0.0")  # fmt: skip
+    result = slice_compare(
+        model=model, rows=rows_filtered(model=model, filters=RowFilter()), version="1.0.0"
+    )
     assert result.rows == 100 and result.capped
     assert np.isfinite(next(f for f in result.features if f.name == "age").drift.statistic)

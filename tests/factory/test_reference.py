@@ -11,15 +11,20 @@ PROFILE = {
     "rows": 5,
     "features": {
         "age": {
-            "kind": "numerical", "edges": [20.0, 30.0, 40.0], "counts": [1, 1, 2, 1],
-            "at_edges": [1, 1, 2], "sums": [20.0, 30.0, 80.0, 55.0], "sum_sq": 7525.0,
-            "missing": 0, "deciles": [20.0, 30.0, 40.0],
+            "kind": "numerical",
+            "edges": [20.0, 30.0, 40.0],
+            "counts": [1, 1, 2, 1],
+            "at_edges": [1, 1, 2],
+            "sums": [20.0, 30.0, 80.0, 55.0],
+            "sum_sq": 7525.0,
+            "missing": 0,
+            "deciles": [20.0, 30.0, 40.0],
         },
         "plan": {"kind": "categorical", "counts": {"basic": 3, "pro": 2}, "missing": 0},
     },
     "score": None,
     "prediction": {"kind": "categorical", "counts": {"1": 2, "0": 3}, "missing": 0},
-}  # fmt: skip
+}
 
 
 def test_a_profile_is_stored_as_sent(factory_writer):

@@ -11,8 +11,13 @@ from tests.factory.conftest import lineage, register
 
 
 def rollout(client, version, percent, segments=(), note="", **extra):
-    body = {"version": version, "traffic_percent": percent, "segments": list(segments),
-            "note": note, **extra}  # fmt: skip
+    body = {
+        "version": version,
+        "traffic_percent": percent,
+        "segments": list(segments),
+        "note": note,
+        **extra,
+    }
     return client.post("/api/v1/models/churn/rollouts", body, format="json")
 
 
@@ -45,10 +50,16 @@ def test_gates_refuse_a_version_below_the_minimum_and_say_which(two_versions):
 def test_a_version_without_lineage_fails_any_gate(factory_writer):
     factory_writer.post(
         "/api/v1/models/churn/predictions",
-        [{"prediction_id": "a", "timestamp": "2026-03-01T00:00:00Z", "model_version": "0.1",
-          "prediction": 1}],
+        [
+            {
+                "prediction_id": "a",
+                "timestamp": "2026-03-01T00:00:00Z",
+                "model_version": "0.1",
+                "prediction": 1,
+            }
+        ],
         format="json",
-    )  # fmt: skip
+    )
     gates = {"production": {"roc_auc": 0.5}}
     factory_writer.put("/api/v1/models/churn/gates", gates, format="json")
     refused = rollout(factory_writer, "0.1", 100)
@@ -155,9 +166,14 @@ def test_every_factory_change_is_in_the_audit_log(two_versions):
     )
     audit = client.get("/api/v1/models/churn/audit").json()
     assert [a["action"] for a in audit][::-1] == [
-        "model.create", "version.register", "version.register", "gates.set", "rollout.create",
-        "rollout.rollback", "retrain.settings",
-    ]  # fmt: skip
+        "model.create",
+        "version.register",
+        "version.register",
+        "gates.set",
+        "rollout.create",
+        "rollout.rollback",
+        "retrain.settings",
+    ]
     gates = next(a for a in audit if a["action"] == "gates.set")
     assert gates["before"]["canary"] == {} and gates["after"]["canary"] == {"roc_auc": 0.7}
     assert {a["actor"] for a in audit[:-1]} == {"key:test"}

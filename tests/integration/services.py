@@ -66,11 +66,26 @@ class WebServer:
         }
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--timeout", "300", "--graceful-timeout", "5"],
-            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "300",
+                "--graceful-timeout",
+                "5",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         if not wait_for(lambda: port_answers(self.port), 60):
             self.stop()
             raise RuntimeError("gunicorn did not start:\n" + self.output())
@@ -92,9 +107,11 @@ def post(port: int, path: str, body: bytes, key: str, content_type: str = "appli
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
         conn.request(
-            "POST", path, body=body,
+            "POST",
+            path,
+            body=body,
             headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
-        )  # fmt: skip
+        )
         response = conn.getresponse()
         data = response.read()
     finally:
@@ -132,15 +149,32 @@ def post_until_ok(
 
 def celery_worker(database: str, broker: str, *extra: str, env: dict | None = None):
     environment = {
-        **os.environ, "DATABASE_URL": database, "CELERY_BROKER_URL": broker, **(env or {})
-    }  # fmt: skip
+        **os.environ,
+        "DATABASE_URL": database,
+        "CELERY_BROKER_URL": broker,
+        **(env or {}),
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=1",
-         "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip",
-         *extra],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def postgres_bindir() -> Path | None:
@@ -181,8 +215,17 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
-                 "-w", "start")  # fmt: skip
+        self.run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
 
     def stop_immediately(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
@@ -196,9 +239,12 @@ class PrivatePostgres:
 
     def migrate(self) -> None:
         subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, check=True,
-            env={**os.environ, "DATABASE_URL": self.url}, capture_output=True,
-        )  # fmt: skip
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, "DATABASE_URL": self.url},
+            capture_output=True,
+        )
 
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped

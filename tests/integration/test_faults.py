@@ -160,14 +160,27 @@ def test_postgres_stopped_while_four_clients_post_with_retries(tmp_path):
         database.migrate()
         env = {**os.environ, "DATABASE_URL": database.url}
         manage = [sys.executable, "manage.py"]
-        subprocess.run([*manage, "shell", "-c",
-                        "from factory.services import model_create; "
-                        "model_create(name='churn', task='binary_classification')"],
-                       cwd=ROOT, env=env, check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *manage,
+                "shell",
+                "-c",
+                "from factory.services import model_create; "
+                "model_create(name='churn', task='binary_classification')",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         key = subprocess.run(
             [*manage, "create_api_key", "faults", "--scope", "predictions:write"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         server = WebServer(database.url, workers=2, env=NO_WORKER)
         acknowledged: list[tuple[range, dict]] = []
         failures: list = []
@@ -245,13 +258,15 @@ def expected_labels(model_id: int) -> pd.DataFrame:
     """The join computed independently, with pandas, from the raw rows."""
     predictions = frame(
         "SELECT prediction_id, prediction FROM monitoring_prediction WHERE model_id = %s",
-        [model_id], ["prediction_id", "prediction"],
-    )  # fmt: skip
+        [model_id],
+        ["prediction_id", "prediction"],
+    )
     outcomes = frame(
         "SELECT id, prediction_id, outcome, observed_at FROM monitoring_outcome "
         "WHERE model_id = %s",
-        [model_id], ["id", "prediction_id", "outcome", "observed_at"],
-    )  # fmt: skip
+        [model_id],
+        ["id", "prediction_id", "outcome", "observed_at"],
+    )
     latest = outcomes.sort_values(["observed_at", "id"]).groupby("prediction_id").tail(1)
     joined = predictions.merge(latest, on="prediction_id")
     joined["correct"] = joined["prediction"] == joined["outcome"]
@@ -291,9 +306,13 @@ def test_a_celery_worker_killed_mid_join_then_restarted_joins_exactly_right(
         assert not JoinState.objects.filter(model=model, outcome_high_water__gt=0).exists()
         # when a worker starts again (with beat, which enqueues every model's jobs)
         restarted = celery_worker(
-            database_url(), redis_broker, "--beat", "--schedule", str(tmp_path / "beat"),
+            database_url(),
+            redis_broker,
+            "--beat",
+            "--schedule",
+            str(tmp_path / "beat"),
             env={"CANARY_JOBS_INTERVAL_S": "2"},
-        )  # fmt: skip
+        )
         try:
             expected = expected_labels(model.pk)
             assert wait_for(

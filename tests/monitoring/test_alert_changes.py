@@ -130,11 +130,20 @@ def test_a_multiclass_models_default_fires_when_its_confidence_falls(smtp_server
     for day, scores in days.items():
         at = DAY0 + timedelta(days=day, hours=6)
         records_ingest(
-            model=model, kind="predictions", enqueue_jobs=False,
-            records=[{"prediction_id": f"{day}-{i}", "timestamp": at.isoformat(),
-                      "model_version": "1", "prediction": "abc"[i % 3], "score": float(s)}
-                     for i, s in enumerate(scores)],
-        )  # fmt: skip
+            model=model,
+            kind="predictions",
+            enqueue_jobs=False,
+            records=[
+                {
+                    "prediction_id": f"{day}-{i}",
+                    "timestamp": at.isoformat(),
+                    "model_version": "1",
+                    "prediction": "abc"[i % 3],
+                    "score": float(s),
+                }
+                for i, s in enumerate(scores)
+            ],
+        )
     # when
     jobs_run(model_id=model.pk, now=end_of_day(5))
     # then: the mean_score band fires too low, with bounds from the window's standard error

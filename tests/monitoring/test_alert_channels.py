@@ -102,9 +102,11 @@ def test_a_new_model_gets_default_rules(writer):
     rules = writer.get("/api/v1/models/fraud/alert-rules").json()
     found = {(r["metric"], r["kind"], r["sides"]) for r in rules}
     assert found == {
-        ("roc_auc", "band", "both"), ("accuracy", "band", "both"),
-        ("positive_rate", "band", "both"), ("predictions", "no_data", "both"),
-    }  # fmt: skip
+        ("roc_auc", "band", "both"),
+        ("accuracy", "band", "both"),
+        ("positive_rate", "band", "both"),
+        ("predictions", "no_data", "both"),
+    }
     assert all(r["is_default"] for r in rules)
     body = {"name": "price", "task": "regression"}
     regression = writer.post("/api/v1/models", body, format="json")
@@ -119,9 +121,11 @@ def test_business_values_get_a_default_band_when_they_first_appear(model, smtp_s
 
     records_ingest(model=model, kind="predictions", records=[prediction(1)], enqueue_jobs=False)
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
         records=[outcome(1, values={"revenue": 12.5})],
-    )  # fmt: skip
+    )
     jobs_run(model_id=model.pk)
     (added,) = AlertRule.objects.filter(metric="value:revenue")
     assert added.kind == "band" and added.sides == "both" and added.is_default

@@ -23,15 +23,23 @@ def traffic(model, day: int, *, n: int, correct: int, version: str = "1.0.0", id
     at = DAY0 + timedelta(days=day, hours=6)
     first = ids + day * 10_000
     records_ingest(
-        model=model, kind="predictions", enqueue_jobs=False,
-        records=[prediction(i, at=at, prediction=1, model_version=version)
-                 for i in range(first, first + n)],
-    )  # fmt: skip
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[
+            prediction(i, at=at, prediction=1, model_version=version)
+            for i in range(first, first + n)
+        ],
+    )
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
-        records=[outcome(i, at=at + timedelta(hours=1), outcome=int(i - first < correct))
-                 for i in range(first, first + n)],
-    )  # fmt: skip
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
+        records=[
+            outcome(i, at=at + timedelta(hours=1), outcome=int(i - first < correct))
+            for i in range(first, first + n)
+        ],
+    )
 
 
 def end_of_day(day: int):
@@ -154,9 +162,11 @@ def test_no_data_on_outcomes(model, smtp_server):
     traffic(model, 0, n=50, correct=45)
     at = DAY0 + timedelta(days=1, hours=6)
     records_ingest(
-        model=model, kind="predictions", enqueue_jobs=False,
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(i, at=at) for i in range(90_000, 90_050)],
-    )  # fmt: skip
+    )
     jobs_run(model_id=model.pk, now=end_of_day(1))
     alert = Alert.objects.get(rule=silent)
     assert alert.direction == "no_data" and alert.window_start == DAY0 + timedelta(days=1)
@@ -201,9 +211,11 @@ def test_late_corrections_rejudge_a_breaching_window_back_to_good(model, smtp_se
     assert Alert.objects.get(rule=static).state == "firing"
     # when corrected outcomes arrive for that day, making 48 of 50 right
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
         records=[outcome(i, at=end_of_day(3), outcome=1) for i in range(30, 48)],
-    )  # fmt: skip
+    )
     jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(hours=2))
     # then the same window, judged again, resolves the alert with one message
     assert Alert.objects.get(rule=static).state == "resolved"

@@ -28,14 +28,20 @@ def hour_traffic(model, hour: int, *, n: int = 40, correct: int = 36):
     at = HOUR0 + timedelta(hours=hour, minutes=10)
     first = 500_000 + hour * 1000
     records_ingest(
-        model=model, kind="predictions", enqueue_jobs=False,
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(i, at=at) for i in range(first, first + n)],
-    )  # fmt: skip
+    )
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
-        records=[outcome(i, at=at + timedelta(minutes=5), outcome=int(i - first < correct))
-                 for i in range(first, first + n)],
-    )  # fmt: skip
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
+        records=[
+            outcome(i, at=at + timedelta(minutes=5), outcome=int(i - first < correct))
+            for i in range(first, first + n)
+        ],
+    )
 
 
 def test_a_metric_oscillating_across_the_line_fires_once_and_resolves_once(model, smtp_server):
@@ -141,13 +147,17 @@ def test_five_breaches_in_one_run_make_one_email(model, smtp_server):
         rule(model, metric=metric, kind="static", lower=1e6)
     day_at = DAY0 + timedelta(hours=6)
     records_ingest(
-        model=model, kind="predictions", enqueue_jobs=False,
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(i, at=day_at) for i in range(30)],
-    )  # fmt: skip
+    )
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
         records=[outcome(i, at=day_at, values={"revenue": 10.0}) for i in range(30)],
-    )  # fmt: skip
+    )
     jobs_run(model_id=model.pk, now=end_of_day(0))
     assert Alert.objects.filter(state="firing").count() == 5
     assert len(smtp_server.messages) == 1
@@ -255,8 +265,9 @@ def test_run_jobs_and_the_celery_task_evaluate_rules(model, smtp_server):
     with freeze_time(end_of_day(0)):
         call_command("run_jobs", "--model", "churn")
     assert Alert.objects.get().state == "firing" and len(smtp_server.messages) == 1
-    AlertRule.objects.create(model=model, metric="predictions", kind="static", upper=10,
-                             min_count=1, repeat_minutes=0)  # fmt: skip
+    AlertRule.objects.create(
+        model=model, metric="predictions", kind="static", upper=10, min_count=1, repeat_minutes=0
+    )
     with freeze_time(end_of_day(0)):
         jobs_run_model.apply(args=[model.pk])
     assert Alert.objects.filter(state="firing").count() == 2

@@ -20,16 +20,20 @@ def day_of_traffic(model, day: int, *, n: int = 50, correct: int = 45, start_id:
     at = DAY0 + timedelta(days=day, hours=6)
     ids = range(start_id + day * 1000, start_id + day * 1000 + n)
     records_ingest(
-        model=model, kind="predictions", enqueue_jobs=False,
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
         records=[prediction(i, at=at, prediction=1) for i in ids],
-    )  # fmt: skip
+    )
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
         records=[
             outcome(i, at=at + timedelta(hours=1), outcome=int(k < correct))
             for k, i in enumerate(ids)
         ],
-    )  # fmt: skip
+    )
 
 
 def end_of_day(day: int):
@@ -114,9 +118,11 @@ def test_late_outcomes_rejudge_a_window(model, smtp_server):
     # when corrections arrive for that same day, turning it bad
     at = DAY0 + timedelta(days=5)
     records_ingest(
-        model=model, kind="outcomes", enqueue_jobs=False,
+        model=model,
+        kind="outcomes",
+        enqueue_jobs=False,
         records=[outcome(i, at=at, outcome=0) for i in range(0, 20)],
-    )  # fmt: skip
+    )
     jobs_run(model_id=model.pk, now=end_of_day(0) + timedelta(hours=1))
     # then
     alert = Alert.objects.get()

@@ -58,24 +58,28 @@ def two_binary_versions(model):
     cand["delay_s"] = (cand["delay_s"] * 1.5).round()
     for version, reference_seed in (("1.0.0", 31), ("2.0.0", 32)):
         ModelVersion.objects.create(
-            model=model, version=version,
+            model=model,
+            version=version,
             reference={"rows": reference_rows(generated(800, seed=reference_seed))},
-        )  # fmt: skip
+        )
     ingest(model, "predictions", predictions_of(base, "1.0.0") + predictions_of(cand, "2.0.0"))
     ingest(model, "outcomes", outcomes_of(base) + outcomes_of(cand))
     jobs_run(model_id=model.pk)
-    references = {
-        v: generated(800, seed=s) for v, s in (("1.0.0", 31), ("2.0.0", 32))
-    }  # fmt: skip
+    references = {v: generated(800, seed=s) for v, s in (("1.0.0", 31), ("2.0.0", 32))}
     return base, cand, references
 
 
 def f1_cells(frame) -> np.ndarray:
     y, p = frame.outcome.to_numpy(), frame.prediction.to_numpy()
     return np.array(
-        [np.sum((y == 1) & (p == 1)), np.sum((y == 0) & (p == 1)), np.sum((y == 0) & (p == 0)),
-         np.sum((y == 1) & (p == 0))], dtype=float,
-    )  # fmt: skip
+        [
+            np.sum((y == 1) & (p == 1)),
+            np.sum((y == 0) & (p == 1)),
+            np.sum((y == 0) & (p == 0)),
+            np.sum((y == 1) & (p == 0)),
+        ],
+        dtype=float,
+    )
 
 
 def test_f1_difference_with_a_delta_method_interval(writer, two_binary_versions):
@@ -120,10 +124,15 @@ def test_drift_statistics_compare_with_a_bootstrap_interval(writer, two_binary_v
     boot = []
     for version, frame in (("1.0.0", base), ("2.0.0", cand)):
         ref, cur = references[version]["age"].dropna().to_numpy(), frame["age"].to_numpy()
-        boot.append(bootstrap_sd(
-            cur.size, lambda i, ref=ref, cur=cur: stats.ks_2samp(ref, cur[i], nan_policy="omit").statistic,  # noqa: E501
-            draws=200,
-        ))  # fmt: skip
+        boot.append(
+            bootstrap_sd(
+                cur.size,
+                lambda i, ref=ref, cur=cur: (
+                    stats.ks_2samp(ref, cur[i], nan_policy="omit").statistic
+                ),
+                draws=200,
+            )
+        )
     half_width = (body["ci_high"] - body["ci_low"]) / 2
     assert half_width == pytest.approx(Z * np.sqrt(boot[0] ** 2 + boot[1] ** 2), rel=0.3)
     assert body["ci_low"] < body["difference"] < body["ci_high"]
@@ -132,9 +141,10 @@ def test_drift_statistics_compare_with_a_bootstrap_interval(writer, two_binary_v
 def test_drift_compare_refuses_two_different_tests_until_an_override(writer, model):
     for version, rows in (("1.0.0", 800), ("2.0.0", 1500)):  # KS below 1000 rows, Wasserstein above
         ModelVersion.objects.create(
-            model=model, version=version,
+            model=model,
+            version=version,
             reference={"rows": reference_rows(generated(rows, seed=rows))},
-        )  # fmt: skip
+        )
         frame = generated(300, seed=rows + 1)
         frame["id"] = version + frame["id"]
         ingest(model, "predictions", predictions_of(frame, version))
@@ -156,14 +166,26 @@ def regression_side(model, version: str, seed: int, noise: float):
     predicted = (actual + rng.standard_t(4, 500) * noise).round(2)
     at = DAY0.isoformat()
     ids = [f"{version}-{i}" for i in range(500)]
-    ingest(model, "predictions", [
-        {"prediction_id": i, "timestamp": at, "model_version": version, "prediction": float(p)}
-        for i, p in zip(ids, predicted, strict=True)
-    ])  # fmt: skip
-    ingest(model, "outcomes", [
-        {"prediction_id": i, "observed_at": (DAY0 + timedelta(hours=1)).isoformat(),
-         "outcome": float(a)} for i, a in zip(ids, actual, strict=True)
-    ])  # fmt: skip
+    ingest(
+        model,
+        "predictions",
+        [
+            {"prediction_id": i, "timestamp": at, "model_version": version, "prediction": float(p)}
+            for i, p in zip(ids, predicted, strict=True)
+        ],
+    )
+    ingest(
+        model,
+        "outcomes",
+        [
+            {
+                "prediction_id": i,
+                "observed_at": (DAY0 + timedelta(hours=1)).isoformat(),
+                "outcome": float(a),
+            }
+            for i, a in zip(ids, actual, strict=True)
+        ],
+    )
     return actual, predicted
 
 
@@ -189,14 +211,27 @@ def test_macro_f1_difference_with_a_delta_method_interval(writer, db):
         actual = rng.choice(labels, 600, p=[0.5, 0.3, 0.2])
         predicted = np.where(rng.uniform(size=600) < accuracy, actual, rng.choice(labels, 600))
         at = DAY0.isoformat()
-        ingest(model, "predictions", [
-            {"prediction_id": f"{version}-{i}", "timestamp": at, "model_version": version,
-             "prediction": p} for i, p in enumerate(predicted)
-        ])  # fmt: skip
-        ingest(model, "outcomes", [
-            {"prediction_id": f"{version}-{i}", "observed_at": at, "outcome": a}
-            for i, a in enumerate(actual)
-        ])  # fmt: skip
+        ingest(
+            model,
+            "predictions",
+            [
+                {
+                    "prediction_id": f"{version}-{i}",
+                    "timestamp": at,
+                    "model_version": version,
+                    "prediction": p,
+                }
+                for i, p in enumerate(predicted)
+            ],
+        )
+        ingest(
+            model,
+            "outcomes",
+            [
+                {"prediction_id": f"{version}-{i}", "observed_at": at, "outcome": a}
+                for i, a in enumerate(actual)
+            ],
+        )
         frames.append((actual, predicted))
     jobs_run(model_id=model.pk)
     body = compare(writer, "topic", "macro_f1")

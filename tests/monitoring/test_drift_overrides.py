@@ -84,10 +84,14 @@ def test_the_drift_endpoint_uses_the_overrides(writer, model, drifting):
     # when: PSI with a high bar for numbers, Jensen-Shannon with a custom bar for plan
     writer.patch(
         "/api/v1/models/churn",
-        {"drift": {"numerical": {"method": "psi", "threshold": 5.0},
-                   "features": {"plan": {"method": "jensenshannon", "threshold": 0.001}}}},
+        {
+            "drift": {
+                "numerical": {"method": "psi", "threshold": 5.0},
+                "features": {"plan": {"method": "jensenshannon", "threshold": 0.001}},
+            }
+        },
         format="json",
-    )  # fmt: skip
+    )
     after, body = features_of(writer)
     # then: PSI by its definition on the reference deciles, judged at 5.0
     age = after["age"]

@@ -18,25 +18,60 @@ from tests.conftest import need_service
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/models/churn/predictions"
 CELLS = {
-    "amount": ["0", "-5", "007", "12345678901234567", "0.5", "1.50", "-0.0", "0.0001", "0.00001",
-               "1e5", "3.0", "", "+4", ".5", "1_000"],
-    "plan": ["basic", 'say "hi"', "back\\slash", "ünïcode", "A12", "nan", "Infinity", " ", "true",
-             "True", "FALSE", "", "x" * 201, "١٢", "2026-03-01"],
+    "amount": [
+        "0",
+        "-5",
+        "007",
+        "12345678901234567",
+        "0.5",
+        "1.50",
+        "-0.0",
+        "0.0001",
+        "0.00001",
+        "1e5",
+        "3.0",
+        "",
+        "+4",
+        ".5",
+        "1_000",
+    ],
+    "plan": [
+        "basic",
+        'say "hi"',
+        "back\\slash",
+        "ünïcode",
+        "A12",
+        "nan",
+        "Infinity",
+        " ",
+        "true",
+        "True",
+        "FALSE",
+        "",
+        "x" * 201,
+        "١٢",
+        "2026-03-01",
+    ],
     "flag": ["true", "false", "", "1", "0"],
-}  # fmt: skip
+}
 LABELS = ["1", "0", "yes", "True", "2.5", "007", "no way", "-3", "inf"]
 SCORES = ["", "0", "1", "0.25", "0.50", "1e-1", "2", "0.123456789012"]
 TIMESTAMPS = [
-    "2026-03-10T12:00:00Z", "2026-03-10T13:30:00.123+02:00", "2026-03-10 12:00:00+00:00",
-    "2026-03-10T12:00:00", "2026-03-10T12:00:00.000001-05:00", "2026-02-30T12:00:00Z",
-]  # fmt: skip
+    "2026-03-10T12:00:00Z",
+    "2026-03-10T13:30:00.123+02:00",
+    "2026-03-10 12:00:00+00:00",
+    "2026-03-10T12:00:00",
+    "2026-03-10T12:00:00.000001-05:00",
+    "2026-02-30T12:00:00Z",
+]
 
 
 def tricky_csv(rows: int) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["prediction_id", "timestamp", "model_version", "prediction", "score",
-                     "segment", *CELLS])  # fmt: skip
+    writer.writerow(
+        ["prediction_id", "timestamp", "model_version", "prediction", "score", "segment", *CELLS]
+    )
     columns = [
         [f"p-{i}" for i in range(rows)],
         islice(cycle(TIMESTAMPS), rows),

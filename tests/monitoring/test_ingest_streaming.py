@@ -117,8 +117,11 @@ def test_chunks_add_up_in_one_receipt(model, writer, monkeypatch):
     records[20]["score"] = 9
     body = writer.post(URL, json.dumps(records), content_type="application/json").json()
     assert (body["received"], body["accepted"], body["duplicates"], body["rejected"]) == (
-        42, 39, 1, 2
-    )  # fmt: skip
+        42,
+        39,
+        1,
+        2,
+    )
     assert [error["index"] for error in body["errors"]] == [20, 41]
     assert sorted(QuarantinedRecord.objects.values_list("index", flat=True)) == [20, 41]
     assert Prediction.objects.count() == 39

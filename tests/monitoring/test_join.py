@@ -91,11 +91,14 @@ def random_traffic(rng, n=600):
         score = float(rng.uniform())
         predictions.append(
             prediction(
-                i, at=at, score=round(score, 3), prediction=int(score > 0.5),
+                i,
+                at=at,
+                score=round(score, 3),
+                prediction=int(score > 0.5),
                 model_version=str(rng.choice(["1.0", "2.0"])),
                 segment=str(rng.choice(["web", "app"])),
             )
-        )  # fmt: skip
+        )
         if rng.uniform() < 0.7:
             seen = at + timedelta(hours=float(rng.uniform(1, 200)))
             truth = int(rng.uniform() < score)
@@ -150,9 +153,13 @@ def test_daily_metrics_match_the_raw_rows(model):
         got = pd.Series({pd.Timestamp(p.start): p.value for p in points}, dtype=float)
         want = expected[metric].astype(float)
         pd.testing.assert_series_equal(
-            got.sort_index(), want.sort_index(), check_names=False, check_freq=False,
-            check_index_type=False, rtol=1e-9,
-        )  # fmt: skip
+            got.sort_index(),
+            want.sort_index(),
+            check_names=False,
+            check_freq=False,
+            check_index_type=False,
+            rtol=1e-9,
+        )
 
 
 def test_hour_windows_sum_to_the_day(model):

@@ -121,10 +121,20 @@ def test_regression_prediction_drift_is_a_mean_shift(writer, db):
     rows = [{"features": {"x": 1.0}, "prediction": float(v)} for v in reference]
     ModelVersion.objects.create(model=model, version="1", reference={"rows": rows})
     at = DAY0.isoformat()
-    ingest(model, "predictions", [
-        {"prediction_id": f"r{i}", "timestamp": at, "model_version": "1", "prediction": float(v),
-         "features": {"x": 1.0}} for i, v in enumerate(current)
-    ])  # fmt: skip
+    ingest(
+        model,
+        "predictions",
+        [
+            {
+                "prediction_id": f"r{i}",
+                "timestamp": at,
+                "model_version": "1",
+                "prediction": float(v),
+                "features": {"x": 1.0},
+            }
+            for i, v in enumerate(current)
+        ],
+    )
     jobs_run(model_id=model.pk)
     body = writer.get("/api/v1/models/price/drift", WINDOW).json()
     (prediction,) = body["outputs"]
@@ -136,10 +146,19 @@ def test_regression_prediction_drift_is_a_mean_shift(writer, db):
 
 def test_multiclass_prediction_drift_is_explained_not_guessed(writer, db):
     model = model_create(name="topic", task="multiclass_classification")
-    ingest(model, "predictions", [
-        {"prediction_id": "m1", "timestamp": DAY0.isoformat(), "model_version": "1",
-         "prediction": "a", "features": {"x": 1.0}}
-    ])  # fmt: skip
+    ingest(
+        model,
+        "predictions",
+        [
+            {
+                "prediction_id": "m1",
+                "timestamp": DAY0.isoformat(),
+                "model_version": "1",
+                "prediction": "a",
+                "features": {"x": 1.0},
+            }
+        ],
+    )
     jobs_run(model_id=model.pk)
     body = writer.get("/api/v1/models/topic/drift", WINDOW).json()
     (prediction,) = body["outputs"]

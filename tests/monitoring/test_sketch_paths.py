@@ -56,32 +56,49 @@ def records(n: int, seed: int = 3):
         if version == "2.0.0" and features:
             features["income"] = ["low", "high", 3][i % 3]  # categorical in version 2
         score = None if i % 9 == 0 else round(float(rng.uniform()), 3)
-        predictions.append({
-            "prediction_id": f"p-{i}", "timestamp": at.isoformat(), "model_version": version,
-            "prediction": int(rng.integers(0, 2)), "score": score,
-            "segment": ["web", "app"][i % 2], "features": features,
-        })  # fmt: skip
+        predictions.append(
+            {
+                "prediction_id": f"p-{i}",
+                "timestamp": at.isoformat(),
+                "model_version": version,
+                "prediction": int(rng.integers(0, 2)),
+                "score": score,
+                "segment": ["web", "app"][i % 2],
+                "features": features,
+            }
+        )
         if i % 3:
             delay = timedelta(seconds=float(rng.uniform(1, 5 * 86400)))
-            outcomes.append({
-                "prediction_id": f"p-{i}", "observed_at": (at + delay).isoformat(),
-                "outcome": int(rng.integers(0, 2)),
-            })  # fmt: skip
+            outcomes.append(
+                {
+                    "prediction_id": f"p-{i}",
+                    "observed_at": (at + delay).isoformat(),
+                    "outcome": int(rng.integers(0, 2)),
+                }
+            )
     return predictions, outcomes
 
 
 def multiclass_records(n: int):
     labels = ["cat", "dog", "bird"]
     predictions = [
-        {"prediction_id": f"m-{i}", "timestamp": (NOW + timedelta(minutes=11 * i)).isoformat(),
-         "model_version": "1", "prediction": labels[i % 3], "features": {"x": i % 4}}
+        {
+            "prediction_id": f"m-{i}",
+            "timestamp": (NOW + timedelta(minutes=11 * i)).isoformat(),
+            "model_version": "1",
+            "prediction": labels[i % 3],
+            "features": {"x": i % 4},
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     outcomes = [
-        {"prediction_id": f"m-{i}", "observed_at": (NOW + timedelta(days=1)).isoformat(),
-         "outcome": labels[(i * 7) % 3]}
+        {
+            "prediction_id": f"m-{i}",
+            "observed_at": (NOW + timedelta(days=1)).isoformat(),
+            "outcome": labels[(i * 7) % 3],
+        }
         for i in range(0, n, 2)
-    ]  # fmt: skip
+    ]
     return predictions, outcomes
 
 
@@ -146,13 +163,22 @@ def test_both_paths_write_the_same_sketches_of_awkward_rows(postgres):
 
     assert_same(by_pandas, by_sql)
     kinds = {(key[4], key[5]) for key in by_sql}
-    assert {(SketchKind.SCORE, ""), (SketchKind.DELAY, ""), (SketchKind.NUMERICAL, "age"),
-            (SketchKind.CATEGORICAL, "plan"), (SketchKind.CATEGORICAL, "always_null"),
-            (SketchKind.NUMERICAL, "income"), (SketchKind.CATEGORICAL, "income"),
-            (SketchKind.NUMERICAL, "late")} <= kinds  # fmt: skip
+    assert {
+        (SketchKind.SCORE, ""),
+        (SketchKind.DELAY, ""),
+        (SketchKind.NUMERICAL, "age"),
+        (SketchKind.CATEGORICAL, "plan"),
+        (SketchKind.CATEGORICAL, "always_null"),
+        (SketchKind.NUMERICAL, "income"),
+        (SketchKind.CATEGORICAL, "income"),
+        (SketchKind.NUMERICAL, "late"),
+    } <= kinds
     # Spot check against the raw rows: plan's category keys over version 1.0.0 on one day.
-    plan = [v for (_, s, period, _, kind, name), v in by_sql.items()
-            if period == "day" and name == "plan"]  # fmt: skip
+    plan = [
+        v
+        for (_, s, period, _, kind, name), v in by_sql.items()
+        if period == "day" and name == "plan"
+    ]
     counts: dict[str, int] = {}
     for _, _, data in plan:
         for key, count in categorical_merge([data])[0].items():

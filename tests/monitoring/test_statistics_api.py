@@ -153,8 +153,10 @@ def test_prediction_and_label_metrics_equal_pandas(writer, stored):
 
 def test_drift_statistics_equal_scipy_on_the_raw_arrays(writer, stored):
     reference, current, _ = stored
-    body = writer.get("/api/v1/models/churn/drift", {"start": DAY0.isoformat(),
-                      "end": (DAY0 + timedelta(days=2)).isoformat()}).json()  # fmt: skip
+    body = writer.get(
+        "/api/v1/models/churn/drift",
+        {"start": DAY0.isoformat(), "end": (DAY0 + timedelta(days=2)).isoformat()},
+    ).json()
     assert body["reference"] == {"kind": "training", "start": None, "end": None, "n": 800}
     assert body["current"]["n"] == 1500
     features = {f["name"]: f for f in body["features"]}
@@ -194,7 +196,7 @@ def test_wasserstein_and_jensen_shannon_from_a_window_baseline(writer, model):
         "reference_end": (DAY0 + timedelta(days=2)).isoformat(),
         "start": (DAY0 + timedelta(days=7)).isoformat(),
         "end": (DAY0 + timedelta(days=9)).isoformat(),
-    }  # fmt: skip
+    }
     body = writer.get("/api/v1/models/churn/drift", params).json()
     assert body["reference"]["kind"] == "window" and body["reference"]["n"] == 1500
     features = {f["name"]: f for f in body["features"]}
@@ -239,8 +241,11 @@ def test_empty_window_and_a_single_class(writer, model):
     jobs_run(model_id=model.pk)
     assert one_window(writer, "roc_auc")["value"] is None  # one class: undefined, not 0
     assert one_window(writer, "recall")["value"] == pytest.approx(frame.prediction.mean())
-    later = {"start": (DAY0 + timedelta(days=20)).isoformat(),
-             "end": (DAY0 + timedelta(days=21)).isoformat(), "granularity": "day"}  # fmt: skip
+    later = {
+        "start": (DAY0 + timedelta(days=20)).isoformat(),
+        "end": (DAY0 + timedelta(days=21)).isoformat(),
+        "granularity": "day",
+    }
     points = writer.get("/api/v1/models/churn/metrics", {"metric": "f1", **later}).json()
     assert points["points"][0]["value"] is None and points["points"][0]["n"] == 0
     drift = writer.get("/api/v1/models/churn/drift", later).json()
@@ -255,14 +260,22 @@ def test_regression_metrics_equal_sklearn_and_roc_auc_is_refused(writer, db):
     actual[:5] = 0.0  # MAPE leaves these out
     at = DAY0.isoformat()
     ids = [f"r-{i}" for i in range(300)]
-    ingest(model_for_name("price"), "predictions", [
-        {"prediction_id": i, "timestamp": at, "model_version": "1", "prediction": float(p)}
-        for i, p in zip(ids, predicted, strict=True)
-    ])  # fmt: skip
-    ingest(model_for_name("price"), "outcomes", [
-        {"prediction_id": i, "observed_at": at, "outcome": float(a)}
-        for i, a in zip(ids, actual, strict=True)
-    ])  # fmt: skip
+    ingest(
+        model_for_name("price"),
+        "predictions",
+        [
+            {"prediction_id": i, "timestamp": at, "model_version": "1", "prediction": float(p)}
+            for i, p in zip(ids, predicted, strict=True)
+        ],
+    )
+    ingest(
+        model_for_name("price"),
+        "outcomes",
+        [
+            {"prediction_id": i, "observed_at": at, "outcome": float(a)}
+            for i, a in zip(ids, actual, strict=True)
+        ],
+    )
     jobs_run(model_id=model_for_name("price").pk)
     url = "/api/v1/models/price/metrics"
 
@@ -295,13 +308,19 @@ def test_multiclass_macro_f1_equals_sklearn(writer, db):
     actual = rng.choice(["a", "b", "c"], 400)
     predicted = np.where(rng.uniform(size=400) < 0.7, actual, rng.choice(["a", "b", "c"], 400))
     at = DAY0.isoformat()
-    ingest(model, "predictions", [
-        {"prediction_id": f"m{i}", "timestamp": at, "model_version": "1", "prediction": p}
-        for i, p in enumerate(predicted)
-    ])  # fmt: skip
-    ingest(model, "outcomes", [
-        {"prediction_id": f"m{i}", "observed_at": at, "outcome": a} for i, a in enumerate(actual)
-    ])  # fmt: skip
+    ingest(
+        model,
+        "predictions",
+        [
+            {"prediction_id": f"m{i}", "timestamp": at, "model_version": "1", "prediction": p}
+            for i, p in enumerate(predicted)
+        ],
+    )
+    ingest(
+        model,
+        "outcomes",
+        [{"prediction_id": f"m{i}", "observed_at": at, "outcome": a} for i, a in enumerate(actual)],
+    )
     jobs_run(model_id=model.pk)
     url = "/api/v1/models/topic/metrics"
     body = writer.get(url, {"metric": "macro_f1", "granularity": "week"}).json()

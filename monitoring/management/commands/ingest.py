@@ -78,9 +78,14 @@ def file_ingest(model, kind, stream, media_type, batch_size, progress) -> dict:
     total, batch_ids = progress.total, []
     while batch := list(islice(records, batch_size)):
         receipt = records_ingest(
-            model=model, kind=kind, records=batch, content_type=media_type, source="cli",
-            enqueue_jobs=False, first_index=total.received,
-        )  # fmt: skip
+            model=model,
+            kind=kind,
+            records=batch,
+            content_type=media_type,
+            source="cli",
+            enqueue_jobs=False,
+            first_index=total.received,
+        )
         batch_ids.append(receipt.batch_id)
         receipt_add(total, receipt)
         progress.show()

@@ -55,10 +55,14 @@ def test_means_use_welch_t_test_like_scipy():
     # then
     expected = stats.ttest_ind(candidate_values, baseline_values, equal_var=False)
     from_stats = stats.ttest_ind_from_stats(
-        candidate_values.mean(), candidate_values.std(ddof=1), 250,
-        baseline_values.mean(), baseline_values.std(ddof=1), 400,
+        candidate_values.mean(),
+        candidate_values.std(ddof=1),
+        250,
+        baseline_values.mean(),
+        baseline_values.std(ddof=1),
+        400,
         equal_var=False,
-    )  # fmt: skip
+    )
     assert result.p_value == pytest.approx(expected.pvalue, rel=1e-9)
     assert result.p_value == pytest.approx(from_stats.pvalue, rel=1e-9)
     interval = expected.confidence_interval(0.95)

@@ -77,9 +77,12 @@ def test_f1_difference_interval_covers_the_truth_95_percent_of_the_time():
             counts = binary_counts(actual, predicted, positive=True)
             sides.append((sk.f1_score(actual, predicted), f1_variance(counts)))
         result = compare_normal(
-            baseline=sides[0][0], baseline_variance=sides[0][1],
-            candidate=sides[1][0], candidate_variance=sides[1][1], sizes=(1500, 1500),
-        )  # fmt: skip
+            baseline=sides[0][0],
+            baseline_variance=sides[0][1],
+            candidate=sides[1][0],
+            candidate_variance=sides[1][1],
+            sizes=(1500, 1500),
+        )
         covered += result.low <= true_f1[1] - true_f1[0] <= result.high
     # then: within the binomial spread of 95% over 400 runs
     assert 0.92 <= covered / 400 <= 0.98
@@ -177,9 +180,12 @@ def test_resampling_keeps_sizes():
 
 def test_compare_normal_is_a_z_test():
     result = compare_normal(
-        baseline=0.5, baseline_variance=0.0004, candidate=0.53, candidate_variance=0.0005,
+        baseline=0.5,
+        baseline_variance=0.0004,
+        candidate=0.53,
+        candidate_variance=0.0005,
         sizes=(100, 100),
-    )  # fmt: skip
+    )
     se = np.sqrt(0.0009)
     assert result.p_value == pytest.approx(2 * stats.norm.sf(0.03 / se), rel=1e-12)
     assert result.high - result.low == pytest.approx(2 * stats.norm.ppf(0.975) * se)

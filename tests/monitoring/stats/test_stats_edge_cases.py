@@ -82,9 +82,18 @@ def test_categorical_statistics_equal_scipy_on_random_counts(counts):
 
 def judged(drifted: bool | None) -> FeatureDrift:
     return FeatureDrift(
-        name="f", kind="numerical", method="psi", statistic=None if drifted is None else 0.0,
-        p_value=None, threshold=0.1, drifted=drifted, psi=None, n_ref=1, n_cur=1, missing_cur=0,
-    )  # fmt: skip
+        name="f",
+        kind="numerical",
+        method="psi",
+        statistic=None if drifted is None else 0.0,
+        p_value=None,
+        threshold=0.1,
+        drifted=drifted,
+        psi=None,
+        n_ref=1,
+        n_cur=1,
+        missing_cur=0,
+    )
 
 
 @settings(max_examples=100, deadline=None)
