@@ -25,9 +25,11 @@ demo-setup: install
 test: install
 	$(PY) -m pytest
 
+# Import directions (.importlinter); the client is imported from its source, as in the tests.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=.:client $(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

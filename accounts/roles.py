@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import models
 
@@ -56,8 +57,6 @@ def role_required(role: Role = Role.VIEWER):
 
 def roles_create() -> list[str]:
     """Create the role groups that are missing; returns the names created."""
-    from django.contrib.auth.models import Group
-
     created = []
     for name in ROLE_GROUPS:
         _, was_created = Group.objects.get_or_create(name=name)
@@ -67,8 +66,6 @@ def roles_create() -> list[str]:
 
 def user_role_set(*, user, role: Role) -> None:
     """Put a user in exactly one role group."""
-    from django.contrib.auth.models import Group
-
     roles_create()
     user.groups.remove(*Group.objects.filter(name__in=ROLE_GROUPS))
     user.groups.add(Group.objects.get(name=role.label))

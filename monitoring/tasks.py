@@ -4,7 +4,6 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from factory.models import MLModel
-from monitoring.jobs import jobs_run
 
 # Transient failures only: the database or the network going away. Every job is idempotent.
 TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OperationalError, InterfaceError)
@@ -18,6 +17,10 @@ TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OperationalError, InterfaceEr
     max_retries=5,
 )
 def jobs_run_model(model_id: int, sweep: bool = False) -> None:
+    # Imported here so that the services enqueueing this task can import this module at their
+    # top without importing, through it, every layer the jobs chain.
+    from monitoring.jobs import jobs_run
+
     jobs_run(model_id=model_id, sweep=sweep)
 
 

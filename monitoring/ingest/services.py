@@ -19,6 +19,7 @@ from monitoring.ingest.parsers import CsvPredictions, Unreadable
 from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
 from monitoring.ingest.store import outcomes_store, predictions_store
 from monitoring.models import IngestBatch, QuarantinedRecord, RecordKind
+from monitoring.tasks import jobs_run_model
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 100
@@ -142,8 +143,6 @@ def jobs_enqueue(model_id: int) -> None:
     A broker that is down (or, in the embedded mode, a job that fails in-process) must not turn
     a committed request into an error: the beat schedule or `run_jobs` runs the jobs again.
     """
-    from monitoring.tasks import jobs_run_model
-
     try:
         jobs_run_model.delay(model_id)
     except Exception:  # the broker, or the job itself when tasks run in-process

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Scope
 from accounts.services import api_key_create
-from factory.models import MLModel
 
 
 class Command(BaseCommand):
@@ -18,7 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--model", action="append", default=[], dest="models")
 
     def handle(self, *args, name, scopes, models, **options):
-        known = set(MLModel.objects.filter(name__in=models).values_list("name", flat=True))
+        ml_model = apps.get_model("factory", "MLModel")  # by label: accounts sit below factory
+        known = set(ml_model.objects.filter(name__in=models).values_list("name", flat=True))
         unknown = sorted(set(models) - known)
         if unknown:
             raise CommandError(f"Unknown model(s): {', '.join(unknown)}")

@@ -12,6 +12,7 @@ from factory.models import MLModel
 from monitoring.ingest.parsers import BodyError, parse_stream
 from monitoring.ingest.services import Receipt, records_ingest
 from monitoring.models import RecordKind
+from monitoring.tasks import jobs_run_model
 
 FORMATS = {
     "csv": "text/csv",
@@ -90,8 +91,6 @@ def file_ingest(model, kind, stream, media_type, batch_size, progress) -> dict:
         receipt_add(total, receipt)
         progress.show()
     if total.accepted:
-        from monitoring.tasks import jobs_run_model
-
         jobs_run_model.delay(model.pk)
     return {
         **total.as_dict(),
