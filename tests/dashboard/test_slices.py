@@ -8,7 +8,7 @@ from scipy import stats
 
 from monitoring.metrics.rows import RowFilter, rows_filtered
 from monitoring.metrics.slices import slice_compare
-from tests.monitoring.test_statistics_api import (
+from tests.monitoring.metrics.test_statistics import (
     DAY0,
     reference_and_shifted_stored,
 )

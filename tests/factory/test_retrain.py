@@ -15,7 +15,7 @@ from factory.retrain_delivery import retrain_requests_deliver
 from factory.services import version_register
 from monitoring.jobs import jobs_run
 from tests.factory.conftest import LINEAGE
-from tests.monitoring.test_alerts import day_of_traffic, end_of_day, static_rule
+from tests.monitoring.alerts.test_static import day_of_traffic, end_of_day, static_rule
 
 
 class Hook(BaseHTTPRequestHandler):

@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from factory.models import AuditEntry, MLModel
-from tests.monitoring.test_statistics_api import (
+from tests.monitoring.metrics.test_statistics import (
     DAY0,
     PLANS,
     reference_and_shifted_stored,

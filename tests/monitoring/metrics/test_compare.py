@@ -14,17 +14,17 @@ from sklearn import metrics as sk
 from factory.models import ModelVersion
 from factory.services import model_create
 from monitoring.jobs import jobs_run
-from tests.monitoring.stats.test_stats_compare_delta import (
-    bootstrap_sd,
-    multinomial_delta_variance,
-)
-from tests.monitoring.test_statistics_api import (
+from tests.monitoring.metrics.test_statistics import (
     DAY0,
     generated,
     ingest,
     outcomes_of,
     predictions_of,
     reference_rows,
+)
+from tests.monitoring.stats.test_stats_compare_delta import (
+    bootstrap_sd,
+    multinomial_delta_variance,
 )
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
-from tests.monitoring.test_alert_kinds import DAY0, end_of_day, rule, traffic, wilson_se
+from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic, wilson_se
 
 pytestmark = pytest.mark.django_db
 
@@ -187,7 +187,7 @@ def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(
 
 def test_a_change_of_direction_reaches_the_webhook_as_slack_text(model, smtp_server):
     from monitoring.models import WebhookEndpoint
-    from tests.monitoring.test_alert_channels import Receiver
+    from tests.monitoring.alerts.test_channels import Receiver
 
     receiver = Receiver()
     try:

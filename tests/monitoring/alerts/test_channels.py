@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.jobs import jobs_run
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification, WebhookEndpoint
-from tests.monitoring.test_alert_kinds import end_of_day, rule, traffic
+from tests.monitoring.alerts.test_kinds import end_of_day, rule, traffic
 
 pytestmark = pytest.mark.django_db
 

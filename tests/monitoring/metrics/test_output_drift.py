@@ -13,7 +13,7 @@ from scipy import stats
 from factory.models import ModelVersion
 from factory.services import model_create
 from monitoring.jobs import jobs_run
-from tests.monitoring.test_statistics_api import DAY0, generated, ingest, predictions_of
+from tests.monitoring.metrics.test_statistics import DAY0, generated, ingest, predictions_of
 
 pytestmark = pytest.mark.django_db
 WINDOW = {"start": DAY0.isoformat(), "end": (DAY0 + timedelta(days=2)).isoformat()}

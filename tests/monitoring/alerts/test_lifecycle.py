@@ -18,7 +18,7 @@ from monitoring.jobs import jobs_run
 from monitoring.models import Alert, AlertRule, Notification
 from monitoring.tasks import jobs_run_model
 from tests.conftest import NOW, need_service, outcome, prediction
-from tests.monitoring.test_alert_kinds import DAY0, end_of_day, rule, traffic
+from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic
 
 pytestmark = pytest.mark.django_db
 HOUR0 = NOW.replace(hour=0) - timedelta(days=2)
