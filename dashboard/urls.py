@@ -49,7 +49,7 @@ urlpatterns = [
     ),
 ]
 
-# Compare versions, alerts, rules, quarantine repair and the slice comparison (issue 7, 4).
+# Compare versions, alerts, rules, quarantine repair and the slice comparison.
 urlpatterns += [
     path("models/<slug:name>/compare/", compare_pages.compare_page, name="compare"),
     path("alerts/", alert_pages.alerts_page, name="alerts"),

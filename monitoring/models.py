@@ -368,7 +368,7 @@ class AlertRule(models.Model):
     silenced_until = models.DateTimeField(null=True, blank=True)
     silence_reason = models.CharField(max_length=500, blank=True, default="")
     is_default = models.BooleanField(default=False)
-    # When this rule's alert fires, the factory is asked to retrain (monitoring/retrain.py).
+    # When this rule's alert fires, the factory is asked to retrain (monitoring/alerts/retrain.py).
     requests_retrain = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -121,7 +121,7 @@ def alert_transition(
         return None
     if alert is not None and alert.state == AlertState.FIRING:
         notifications_due_record(alert, now)
-        retrain_on_firing(alert)  # issue 5: the factory's hook, once per firing alert
+        retrain_on_firing(alert)  # the factory's hook: at most one retrain request per alert
     return alert
 
 

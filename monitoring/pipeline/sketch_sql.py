@@ -108,7 +108,7 @@ def float_array(data: bytes | None) -> np.ndarray:
 
 
 def row_columns(row: tuple, model: MLModel, bins: dict[str, Bins], features: list[tuple]):
-    """A result row of `version_sql` as the `GroupColumns` of its group."""
+    """A result row of `chunk_sql` as the `GroupColumns` of its group."""
 
     rows, delays, scores, actual, *rest = row
     pairs: Counter = Counter()
