@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Both install first.
+# The commands of the README: `make demo`, `make test` and `make lint`. All install first.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
