@@ -1,6 +1,6 @@
 """What Canary says about an alert, said once: the subject line, the one-line change, the
 one-sentence summary and the rule in words, for the e-mail (text and HTML), the webhook and
-the alert page. The links are monitoring.alerts.links'; the metric's words the registry's."""
+the alert page. Links come from monitoring.alerts.links, a metric's words from the registry."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def direction_words(direction: str) -> str:
     return DIRECTION_WORDS.get(direction, direction.replace("_", " "))
 
 
-def four(value: float | None) -> str:
+def four_places(value: float | None) -> str:
     return "no value" if value is None else f"{value:.4f}"
 
 
@@ -141,14 +141,14 @@ class Item:
         """The change in a subject's few words: "Accuracy too low (0.4000 < 0.8000)"."""
         alert = self.alert
         if self.kind == NotificationKind.RESOLVED:
-            return f"{self.metric} is back within bounds ({four(alert.value)})"
+            return f"{self.metric} is back within bounds ({four_places(alert.value)})"
         against = ""
         if alert.direction == Direction.TOO_LOW:
-            against = f" < {four(alert.lower)}"
+            against = f" < {four_places(alert.lower)}"
         elif alert.direction == Direction.TOO_HIGH:
-            against = f" > {four(alert.upper)}"
+            against = f" > {four_places(alert.upper)}"
         now = "now " if self.changed else ""
-        return f"{self.metric} {now}{self.direction} ({four(alert.value)}{against})"
+        return f"{self.metric} {now}{self.direction} ({four_places(alert.value)}{against})"
 
 
 def subject_line(items: list[Item]) -> str:
