@@ -2,7 +2,7 @@
 
 Delivery has three hooks, all fed the same JSON payload:
 - a webhook: POST to the model's `retrain_webhook_url`, retried with backoff while it fails
-  transiently (network, 5xx, 429), marked failed on other answers or after `MAX_ATTEMPTS`;
+  transiently (network, 5xx, 408, 429), marked failed on other answers or after `MAX_ATTEMPTS`;
 - the Django signal `retrain_requested` (in-process listeners, e.g. a pipeline trigger);
 - a Celery task named by the `CANARY_RETRAIN_TASK` setting, sent with the payload as its argument,
   for training pipelines that consume Canary's broker.

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common.http import OutboundError, post_json
 from factory.models import RetrainRequest, RetrainStatus
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
-
-
 CLAIM_TTL = timedelta(minutes=5)
-
-
 WEBHOOK_TIMEOUT_S = 10
-
-
-class WebhookError(Exception):
-    def __init__(self, message: str, permanent: bool):
-        super().__init__(message)
-        self.permanent = permanent
+WEBHOOK_HEADERS = {"User-Agent": "canary-retrain/1"}
 
 
 def retrain_payload(request: RetrainRequest) -> dict:
@@ -50,17 +39,8 @@ def retrain_payload(request: RetrainRequest) -> dict:
 
 
 def webhook_post(url: str, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "canary-retrain/1"}
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as answer:
-            answer.read()
-    except urllib.error.HTTPError as error:
-        transient = error.code >= 500 or error.code == 429
-        raise WebhookError(f"HTTP {error.code} from the webhook", permanent=not transient) from None
-    except (urllib.error.URLError, OSError) as error:
-        raise WebhookError(f"{type(error).__name__}: {error}", permanent=False) from None
+    """POST the request; raises OutboundError, permanent or not."""
+    post_json(url, payload, timeout_s=WEBHOOK_TIMEOUT_S, headers=WEBHOOK_HEADERS)
 
 
 def retrain_claim(request_id: int) -> bool:
@@ -83,7 +63,7 @@ def retrain_request_deliver(*, request_id: int) -> bool:
         return True
     try:
         webhook_post(request.webhook_url, retrain_payload(request))
-    except WebhookError as error:
+    except OutboundError as error:
         log.warning("retrain webhook %s failed: %s", request_id, error)
         last = error.permanent or request.attempts >= MAX_ATTEMPTS
         requests.update(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
@@ -378,6 +379,10 @@ class AlertRule(models.Model):
     def __str__(self) -> str:
         return f"{self.model.name}: {self.metric} {self.kind} #{self.pk}"
 
+    def is_silenced(self, now: datetime) -> bool:
+        """Messages about this rule wait until the silence ends; evaluation goes on."""
+        return self.silenced_until is not None and self.silenced_until > now
+
 
 class AlertState(models.TextChoices):
     PENDING = "pending"
@@ -446,6 +451,8 @@ class Notification(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
 
+    MAX_ATTEMPTS = 5  # a notification failing this often is given up (until the peer is back)
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -454,6 +461,17 @@ class Notification(models.Model):
                 name="notification_once_per_change",
             )
         ]
+
+    def delivery_state(self, now: datetime) -> str:
+        """sent; failed (given up); retrying (failed, tried again later); held (its rule is
+        silenced); or due (waiting for the next sending run)."""
+        if self.sent_at:
+            return "sent"
+        if self.error and self.attempts >= self.MAX_ATTEMPTS:
+            return "failed"
+        if self.error:
+            return "retrying"
+        return "held" if self.alert.rule.is_silenced(now) else "due"
 
 
 class Verdict(models.TextChoices):

@@ -8,9 +8,7 @@ from datetime import datetime
 
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
@@ -20,11 +18,13 @@ from dashboard.sections.base import Chart
 from dashboard.sections.model import chart_summary, metric_text
 from factory.models import MLModel
 from monitoring.alerts.judge import series
-from monitoring.alerts.notify import MAX_ATTEMPTS
+from monitoring.alerts.links import alert_links
+from monitoring.alerts.messages import alert_summary, alert_title, direction_words, rule_words
 from monitoring.alerts.services import rule_silence
 from monitoring.alerts.warnings import rule_warnings
+from monitoring.metrics.registry import metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
-from monitoring.models import Alert, AlertEvaluation, AlertRule, AlertState, Notification, RuleKind
+from monitoring.models import Alert, AlertEvaluation, AlertState, Notification
 
 ALERTS_PER_PAGE = 50
 EVALUATIONS_PER_PAGE = 50
@@ -52,8 +52,12 @@ def alerts_page(request):
         return bad_request(request, BadQuery(f"there is no model named {model!r}"))
     alerts = alerts_filtered(model=model, state=state)
     page = Paginator(alerts, ALERTS_PER_PAGE).get_page(request.GET.get("page"))
+    now = timezone.now()
     for alert in page:
-        alert.delivery = delivery_summary(list(alert.notifications.all()))
+        alert.delivery = delivery_summary(list(alert.notifications.all()), now)
+        alert.page_url = alert_links(alert).page
+        alert.metric_label = metric_label(alert.rule.metric)
+        alert.direction_words = direction_words(alert.direction)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -73,76 +77,30 @@ class Delivery:
     text: str
 
 
-def delivery_of(notification: Notification, rule: AlertRule, now: datetime) -> Delivery:
-    """Where a message stands: sent, failed for good, retrying, or still to be sent."""
-    if notification.sent_at:
-        return Delivery("sent", f"sent {notification.sent_at:%Y-%m-%d %H:%M} UTC")
-    if notification.error and notification.attempts >= MAX_ATTEMPTS:
-        return Delivery("failed", f"failed after {notification.attempts} attempts")
-    if notification.error:
+def delivery_of(notification: Notification, now: datetime) -> Delivery:
+    """Where a message stands, and when it was sent or is tried next."""
+    state = notification.delivery_state(now)
+    if state == "sent":
+        return Delivery(state, f"sent {notification.sent_at:%Y-%m-%d %H:%M} UTC")
+    if state == "failed":
+        return Delivery(state, f"failed after {notification.attempts} attempts")
+    if state == "retrying":
         retry = notification.claimed_until
         when = f"; next try after {retry:%Y-%m-%d %H:%M} UTC" if retry and retry > now else ""
-        return Delivery("retrying", f"attempt {notification.attempts} failed, retrying{when}")
-    if rule.silenced_until and rule.silenced_until > now:
-        return Delivery("held", f"held by the silence until {rule.silenced_until:%Y-%m-%d %H:%M}")
-    return Delivery("due", "waiting for the next sending run")
+        return Delivery(state, f"attempt {notification.attempts} failed, retrying{when}")
+    if state == "held":
+        until = notification.alert.rule.silenced_until
+        return Delivery(state, f"held by the silence until {until:%Y-%m-%d %H:%M}")
+    return Delivery(state, "waiting for the next sending run")
 
 
-def delivery_summary(notifications: list[Notification]) -> str:
+def delivery_summary(notifications: list[Notification], now: datetime) -> str:
     if not notifications:
         return "no message"
-    sent = sum(1 for n in notifications if n.sent_at)
-    failed = sum(1 for n in notifications if not n.sent_at and n.error)
-    text = f"{sent} of {len(notifications)} sent"
-    return text + (f", {failed} failing" if failed else "")
-
-
-def bound_words(alert: Alert) -> str:
-    if alert.direction == "too_low" and alert.lower is not None:
-        return f"below its lower bound {alert.lower:.4g}"
-    if alert.direction == "too_high" and alert.upper is not None:
-        return f"above its upper bound {alert.upper:.4g}"
-    if alert.direction == "no_data":
-        return f"fewer than the {alert.rule.min_count} observations the rule expects"
-    return "outside its bounds"
-
-
-def alert_explanation(alert: Alert) -> str:
-    """What happened, in one sentence a person on call can act on."""
-    rule = alert.rule
-    scope = []
-    scope += [f"version {rule.version}"] if rule.version else []
-    scope += [f"segment “{rule.segment}”"] if rule.segment is not None else []
-    where = f" ({', '.join(scope)})" if scope else ""
-    value = "no value" if alert.value is None else f"{alert.value:.4g}"
-    text = (
-        f"{rule.metric} of {alert.model.name}{where} was {value} over n = {alert.n:,} in the "
-        f"{rule.granularity} from {alert.window_start:%Y-%m-%d %H:%M} to "
-        f"{alert.window_end:%Y-%m-%d %H:%M} UTC, {bound_words(alert)}."
-    )
-    if alert.state == AlertState.RESOLVED and alert.resolved_at:
-        return text + f" It was resolved at {alert.resolved_at:%Y-%m-%d %H:%M} UTC."
-    return text + f" The alert has been {alert.state} since {alert.started_at:%Y-%m-%d %H:%M} UTC."
-
-
-def rule_words(rule: AlertRule) -> str:
-    if rule.kind == RuleKind.STATIC:
-        bounds = [f"below {rule.lower:g}"] if rule.lower is not None else []
-        bounds += [f"above {rule.upper:g}"] if rule.upper is not None else []
-        return f"fires when {rule.metric} is {' or '.join(bounds)}"
-    if rule.kind == RuleKind.BAND:
-        return (
-            f"fires when {rule.metric} leaves the mean of the last {rule.baseline_windows} "
-            f"windows ± {rule.k:g} standard errors of the window ({rule.sides.replace('_', ' ')})"
-        )
-    if rule.kind == RuleKind.RELATIVE:
-        baseline = (
-            f"version {rule.baseline_version}"
-            if rule.baseline_version
-            else f"the mean of the last {rule.baseline_windows} windows"
-        )
-        return f"fires when {rule.metric} moves more than {rule.percent:g}% from {baseline}"
-    return f"fires when a {rule.granularity} has fewer than {rule.min_count} {rule.metric}"
+    states = [n.delivery_state(now) for n in notifications]
+    failing = sum(1 for state in states if state in ("failed", "retrying"))
+    text = f"{states.count('sent')} of {len(notifications)} sent"
+    return text + (f", {failing} failing" if failing else "")
 
 
 def evaluation_bounds(evaluations: list[AlertEvaluation]) -> list[dict]:
@@ -215,17 +173,6 @@ def alert_chart(alert: Alert, evaluations: list[AlertEvaluation]) -> Chart | Non
     return Chart(f"alert-{alert.pk}-chart", rule.metric, title, figure, summary)
 
 
-def model_chart_url(alert: Alert) -> str:
-    """The model page's chart of the rule's metric, in the rule's window and scope."""
-    rule = alert.rule
-    query = {"granularity": rule.granularity}
-    query.update({"version": rule.version} if rule.version else {})
-    query.update({"segment": rule.segment} if rule.segment is not None else {})
-    url = reverse("dashboard:model", kwargs={"name": alert.model.name})
-    metric = "label_coverage" if rule.metric == "outcomes" else rule.metric
-    return f"{url}?{urlencode({**query, 'metric': metric})}#metric-{metric}"
-
-
 def alert_evaluations(alert: Alert):
     """The rule's evaluations while this alert lived, and the windows just before it opened."""
     rule = alert.rule
@@ -251,19 +198,20 @@ def alert_page(request, name: str, pk: int):
     now = timezone.now()
     notifications = list(alert.notifications.order_by("created_at", "id"))
     for notification in notifications:
-        notification.delivery = delivery_of(notification, rule, now)
+        notification.delivery = delivery_of(notification, now)
     context = {
         "alert": alert,
         "rule": rule,
         "model": alert.model,
         "page": page,
-        "explanation": alert_explanation(alert),
+        "title": alert_title(alert),
+        "explanation": alert_summary(alert),
         "rule_words": rule_words(rule),
+        "links": alert_links(alert),
         "notifications": notifications,
         "chart": alert_chart(alert, list(evaluations[:500])),
-        "chart_url": model_chart_url(alert),
         "can_edit": user_has_role(request.user, Role.EDITOR),
-        "silenced": rule.silenced_until is not None and rule.silenced_until > now,
+        "silenced": rule.is_silenced(now),
         "query": "",
         "next": request.get_full_path(),
     }

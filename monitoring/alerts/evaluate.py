@@ -181,14 +181,10 @@ def alert_resolve(alert: Alert, now: datetime) -> None:
             notification_record(alert, NotificationKind.RESOLVED, channel, target, to, 0, now)
 
 
-def silenced(rule: AlertRule, now: datetime) -> bool:
-    return rule.silenced_until is not None and rule.silenced_until > now
-
-
 def direction_change_record(alert: Alert, now: datetime) -> None:
     """A firing alert that crossed to the other side (too_low -> too_high) is told again:
     a new firing message, numbered after the previous ones so the unique key keeps it once."""
-    if silenced(alert.rule, now):
+    if alert.rule.is_silenced(now):
         return
     firings = alert.notifications.filter(kind=NotificationKind.FIRING)
     previous = firings.aggregate(last=Max("sequence"))["last"]
@@ -199,7 +195,7 @@ def direction_change_record(alert: Alert, now: datetime) -> None:
 def notifications_due_record(alert: Alert, now: datetime) -> None:
     """The firing message (once), then reminders every repeat_minutes until acknowledged."""
     rule = alert.rule
-    if silenced(rule, now):
+    if rule.is_silenced(now):
         return
     sent = alert.notifications.filter(kind__in=[NotificationKind.FIRING, NotificationKind.REMINDER])
     last = sent.order_by("-created_at").values_list("created_at", flat=True).first()

@@ -23,7 +23,7 @@ from monitoring.alerts.transports import TRANSPORTS, TransportError
 from monitoring.models import Notification, NotificationKind
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = Notification.MAX_ATTEMPTS
 CLAIM_TTL = timedelta(minutes=5)
 CLAIM_BATCH = 500  # notifications per claim; each row is a few hundred bytes in memory
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from monitoring.alerts.notify import MAX_ATTEMPTS
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
 from tests.conftest import outcome, prediction
 
@@ -42,7 +43,7 @@ def alert_url(alert: Alert) -> str:
 def test_the_list_shows_open_alerts_and_filters(firing, viewer):
     html = viewer.get("/alerts/").content.decode()
     assert "1 alert open" in html and alert_url(firing) in html
-    assert "Too Low" in html and "1 of 1 sent" in html
+    assert "too low" in html and "1 of 1 sent" in html
     Alert.objects.update(state="resolved", resolved_at=timezone.now())
     assert alert_url(firing) not in viewer.get("/alerts/").content.decode()
     resolved = viewer.get("/alerts/", {"state": "resolved", "model": "churn"}).content.decode()
@@ -55,11 +56,12 @@ def test_the_alert_page_explains_the_alert(firing, viewer):
     html = viewer.get(alert_url(firing)).content.decode()
     window = firing.window_start
     sentence = (
-        f"accuracy of churn was {firing.value:.4g} over n = {firing.n:,} in the day from "
+        f"{metric_label('accuracy')} of churn was {firing.value:.4g} over n = {firing.n:,} "
+        "in the day from "
         f"{window:%Y-%m-%d %H:%M}"
     )
     assert sentence in html and "below its lower bound 0.9" in html
-    assert "fires when accuracy is below 0.9" in html
+    assert f"fires when {metric_label('accuracy')} is below 0.9" in html
     # The chart around it, titled, with axes and the bound it was judged against.
     assert 'id="alert-' in html and "Accuracy per day, rule #" in html
     assert '"name": "lower bound"' in html

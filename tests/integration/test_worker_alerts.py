@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertRule
 from tests.conftest import outcome, prediction
 from tests.integration.test_worker import wait_for, worker  # noqa: F401 (a fixture)
@@ -42,4 +43,4 @@ def test_the_worker_fires_a_rule_and_sends_one_email(model, writer, smtp_for_wor
     assert wait_for(lambda: len(smtp_for_worker.messages) == 1, timeout_s=90)
     alert = Alert.objects.get()
     assert (alert.state, alert.direction, alert.value) == ("firing", "too_low", 0.1)
-    assert "accuracy too low" in smtp_for_worker.messages[0][1]["Subject"]
+    assert f"{metric_label('accuracy')} too low" in smtp_for_worker.messages[0][1]["Subject"]

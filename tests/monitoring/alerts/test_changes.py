@@ -13,6 +13,7 @@ from factory.models import MLModel
 from monitoring.alerts.defaults import alert_rules_default_create
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
 from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic, wilson_se
 
@@ -45,8 +46,8 @@ def test_a_firing_alert_that_turns_too_high_is_told_once_with_its_run(model, smt
     _, message = smtp_server.messages[1]
     text, html = bodies(message)
     assert "2 alert changes" in message["Subject"]
-    assert "Changed direction (warning): accuracy of churn is now too high" in text
-    assert "Changed direction: churn: accuracy now too high" in html
+    changed = f"Changed direction (warning): {metric_label('accuracy')} of churn is now too high"
+    assert changed in text and changed in html
     assert Alert.objects.get(rule=ceiling).state == "firing"
     # when the same day is evaluated again, nothing more is sent
     jobs_run(model_id=model.pk, now=end_of_day(1) + timedelta(minutes=15))
@@ -62,7 +63,7 @@ def test_a_firing_alert_that_turns_too_high_is_told_once_with_its_run(model, smt
     told = Notification.objects.filter(alert=alert, kind="resolved", sent_at__isnull=False)
     assert told.count() == 1
     assert len(smtp_server.messages) == 3  # both rules' resolutions in one message
-    assert "Resolved: accuracy of churn" in bodies(smtp_server.messages[2][1])[0]
+    assert f"Resolved: {metric_label('accuracy')} of churn" in bodies(smtp_server.messages[2][1])[0]
 
 
 def test_a_band_on_a_proportion_is_clipped_to_one_in_records_and_e_mail(model, smtp_server):
@@ -154,7 +155,7 @@ def test_a_multiclass_models_default_fires_when_its_confidence_falls(smtp_server
     standard_error = stats.sem(days[5])
     assert alert.lower == pytest.approx(baseline - 4 * standard_error, rel=1e-3)
     assert AlertRule.objects.get(model=model, metric="mean_score").is_default
-    assert "topics: mean_score too low" in smtp_server.messages[0][1]["Subject"]
+    assert f"topics: {metric_label('mean_score')} too low" in smtp_server.messages[0][1]["Subject"]
 
 
 def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(model, smtp_server):
@@ -170,16 +171,16 @@ def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(
     text, html = bodies(message)
     window = f"{end_of_day(4):%Y-%m-%d %H:%M} to {end_of_day(5):%Y-%m-%d %H:%M} UTC (day)"
     for part in (text, html):
-        assert "churn" in part and "accuracy" in part and "too low" in part
+        assert "churn" in part and metric_label("accuracy") in part and "too low" in part
         assert "0.4000" in part and "lower 0.8000" in part and "n = 50" in part
         assert window in part and f"static #{static.pk}" in part
-    link = "http://127.0.0.1:8000/models/churn/?metric=accuracy#metric-accuracy"
+    link = "http://127.0.0.1:8000/models/churn/?granularity=day#metric-accuracy"
     assert f"Chart: {link}" in text and f'href="{link}"' in html
     # the sparkline: an inline SVG with one point per day and the bound dashed, no image host
     svg = html[html.index("<svg") : html.index("</svg>")]
     points = svg.split('points="')[1].split('"')[0].split()
     assert len(points) == 6 and svg.count("stroke-dasharray") == 1
-    assert 'aria-label="accuracy sparkline"' in svg and "<img" not in html
+    assert f'aria-label="{metric_label("accuracy")} sparkline"' in svg and "<img" not in html
     # the lowest point is the bad day, drawn at the bottom of the picture
     heights = [float(p.split(",")[1]) for p in points]
     assert heights.index(max(heights)) == 5
@@ -204,4 +205,5 @@ def test_a_change_of_direction_reaches_the_webhook_as_slack_text(model, smtp_ser
     assert not fired["alerts"][0]["changed_direction"]
     assert changed["alerts"][0]["direction"] == "too_high"
     assert changed["alerts"][0]["changed_direction"] is True
-    assert "Changed direction (warning): accuracy of churn is now too high" in changed["text"]
+    label = metric_label("accuracy")
+    assert f"Changed direction (warning): {label} of churn is now too high" in changed["text"]

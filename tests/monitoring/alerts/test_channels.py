@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification, WebhookEndpoint
 from tests.monitoring.alerts.test_kinds import end_of_day, rule, traffic
 
@@ -62,7 +63,7 @@ def test_webhook_gets_slack_compatible_json(model, smtp_server, receiver, writer
     jobs_run(model_id=model.pk, now=end_of_day(0))
     # then: one POST, with a Slack `text` and the alert as data; and the e-mail too
     (body,) = receiver.bodies
-    assert "accuracy of churn is too low" in body["text"]
+    assert f"{metric_label('accuracy')} of churn is too low" in body["text"]
     assert body["model"] == "churn" and body["alerts"][0]["direction"] == "too_low"
     assert body["alerts"][0]["value"] == 0.2 and body["alerts"][0]["n"] == 50
     assert len(smtp_server.messages) == 1

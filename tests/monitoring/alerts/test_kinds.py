@@ -11,6 +11,7 @@ from scipy import stats
 from monitoring.alerts.evaluate import rules_evaluate
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertEvaluation, AlertRule
 from tests.conftest import NOW, outcome, prediction
 
@@ -149,7 +150,7 @@ def test_no_data_fires_when_the_feed_goes_silent(model, smtp_server):
     # then
     alert = Alert.objects.get(rule=silent)
     assert (alert.state, alert.direction, alert.n) == ("firing", "no_data", 0)
-    assert "predictions" in smtp_server.messages[0][1]["Subject"]
+    assert metric_label("predictions") in smtp_server.messages[0][1]["Subject"]
     # and it resolves when predictions come back
     traffic(model, 2, n=50, correct=45)
     jobs_run(model_id=model.pk, now=end_of_day(2))

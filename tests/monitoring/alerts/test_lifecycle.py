@@ -15,6 +15,7 @@ from accounts.roles import Role, user_role_set
 from monitoring.alerts.notify import notifications_send
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertRule, Notification
 from monitoring.tasks import jobs_run_model
 from tests.conftest import NOW, need_service, outcome, prediction
@@ -164,7 +165,7 @@ def test_five_breaches_in_one_run_make_one_email(model, smtp_server):
     message = smtp_server.messages[0][1]
     assert "5 alert changes" in message["Subject"]
     text = message.get_body(("plain",)).get_content()
-    assert all(f"{metric} of churn is too low" in text for metric in metrics)
+    assert all(f"{metric_label(metric)} of churn is too low" in text for metric in metrics)
     html = message.get_body(("html",)).get_content()
     assert html.count("<svg") == 5 and "<img" not in html  # inline, no external host
     assert Notification.objects.filter(sent_at__isnull=False).count() == 5
@@ -256,7 +257,7 @@ def test_a_message_given_up_during_an_outage_is_delivered_when_the_server_is_bac
     stranded.refresh_from_db()
     assert stranded.sent_at is not None and stranded.error == ""
     assert len(inbox.messages) == 2
-    assert "accuracy too low" in inbox.messages[1][1]["Subject"]
+    assert f"{metric_label('accuracy')} too low" in inbox.messages[1][1]["Subject"]
 
 
 def test_run_jobs_and_the_celery_task_evaluate_rules(model, smtp_server):

@@ -8,6 +8,7 @@ import pytest
 
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertRule, Notification
 from tests.conftest import NOW, free_port, outcome, prediction
 
@@ -62,10 +63,10 @@ def test_a_breach_fires_one_email_and_its_recovery_one_more(model, smtp_server):
     assert len(smtp_server.messages) == 1
     recipients, message = smtp_server.messages[0]
     assert recipients == ["oncall@example.com"]
-    assert "churn" in message["Subject"] and "accuracy" in message["Subject"]
+    assert "churn" in message["Subject"] and metric_label("accuracy") in message["Subject"]
     assert "too low" in message["Subject"] and "0.6000" in message["Subject"]
     text = message.get_body(("plain",)).get_content()
-    assert "http://127.0.0.1:8000/models/churn/?metric=accuracy" in text
+    assert "http://127.0.0.1:8000/models/churn/?granularity=day#metric-accuracy" in text
     assert "n = 50" in text
     # when the next day is fine again: hysteresis keeps it firing for one good day
     day_of_traffic(model, 3)
