@@ -29,3 +29,14 @@ def as_utc(value) -> datetime:
     if isinstance(value, str):
         value = parse_datetime(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def time_parse(text: str, name: str) -> datetime:
+    """An RFC 3339 timestamp with its UTC offset; ValueError says what is wrong with it."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not an RFC 3339 timestamp") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{name} {text!r} has no UTC offset (add Z or +00:00)")
+    return value

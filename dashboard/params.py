@@ -1,7 +1,12 @@
+"""GET parameters of the pages, parsed; a bad one is a BadQuery shown with a 400."""
+
+from __future__ import annotations
+
 from datetime import datetime
 
 from django.shortcuts import render
 
+from common.time import time_parse
 from dashboard.sections.base import DEFAULT_DAYS, Scope
 from monitoring.metrics.windows import WINDOW
 
@@ -44,12 +49,9 @@ def time_param(request, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadQuery(f"{name} {text!r} is not an RFC 3339 timestamp") from None
-    if value.tzinfo is None:
-        raise BadQuery(f"{name} {text!r} has no UTC offset (add Z or +00:00)")
-    return value
+        return time_parse(text, name)
+    except ValueError as error:
+        raise BadQuery(str(error)) from None
 
 
 def number_param(request, name: str) -> float | None:

@@ -6,12 +6,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.models import ApiKey, Scope
+from accounts.models import Scope
 from accounts.roles import Role
 from config.problems import ApiProblem
 from factory import rollouts as plans
+from factory.api_base import ModelAPIView, request_actor
 from factory.manifest import VersionRegisterSerializer
 from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
 from factory.serializers import (
@@ -30,21 +30,6 @@ from factory.services import VersionConflict, retrain_webhook_set, version_regis
 AUDIT_PAGE = 500
 
 
-def factory_model(name: str) -> MLModel:
-    model = MLModel.objects.filter(name=name).first()
-    if model is None:
-        raise ApiProblem(404, f"There is no model named {name!r}.")
-    return model
-
-
-def request_actor(request) -> str:
-    """Who made a change: the API key's name, or the dashboard user."""
-    if isinstance(request.auth, ApiKey):
-        return f"key:{request.auth.name}"
-    user = getattr(request, "user", None)
-    return f"user:{user.get_username()}" if user and user.is_authenticated else ""
-
-
 def version_or_404(model: MLModel, version: str) -> ModelVersion:
     row = ModelVersion.objects.filter(model=model, version=version).first()
     if row is None:
@@ -52,13 +37,13 @@ def version_or_404(model: MLModel, version: str) -> ModelVersion:
     return row
 
 
-class VersionListView(APIView):
+class VersionListView(ModelAPIView):
     roles = {"POST": Role.EDITOR}
     scopes = {"POST": Scope.FACTORY_WRITE}
 
     @extend_schema(responses=VersionSerializer(many=True))
-    def get(self, request, model):
-        versions = ModelVersion.objects.filter(model=factory_model(model))
+    def get(self, request, **kwargs):
+        versions = ModelVersion.objects.filter(model=self.model)
         return Response(VersionSerializer(versions, many=True).data)
 
     @extend_schema(
@@ -68,8 +53,8 @@ class VersionListView(APIView):
         "again answers 200, another body 409. A version first seen in prediction logs gets its "
         "lineage attached (201) and is immutable from then on.",
     )
-    def post(self, request, model):
-        model = factory_model(model)
+    def post(self, request, **kwargs):
+        model = self.model
         serializer = VersionRegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -82,20 +67,20 @@ class VersionListView(APIView):
         return Response(VersionDetailSerializer(registration.version).data, status=code)
 
 
-class VersionDetailView(APIView):
+class VersionDetailView(ModelAPIView):
     @extend_schema(responses=VersionDetailSerializer)
-    def get(self, request, model, version):
-        row = version_or_404(factory_model(model), version)
+    def get(self, request, version, **kwargs):
+        row = version_or_404(self.model, version)
         return Response(VersionDetailSerializer(row).data)
 
 
-class GatesView(APIView):
+class GatesView(ModelAPIView):
     roles = {"PUT": Role.ADMIN}
     scopes = {"PUT": Scope.FACTORY_WRITE}
 
     @extend_schema(responses=GatesSerializer)
-    def get(self, request, model):
-        return Response(plans.gates_snapshot(factory_model(model)))
+    def get(self, request, **kwargs):
+        return Response(plans.gates_snapshot(self.model))
 
     @extend_schema(
         request=GatesSerializer,
@@ -103,8 +88,8 @@ class GatesView(APIView):
         description="Replace the promotion gates: minimum held-out metrics "
         "(lineage.validation.metrics) for canary (< 100% traffic) and production (100%).",
     )
-    def put(self, request, model):
-        model = factory_model(model)
+    def put(self, request, **kwargs):
+        model = self.model
         serializer = GatesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         gates = plans.gates_set(
@@ -113,18 +98,18 @@ class GatesView(APIView):
         return Response(gates)
 
 
-class RolloutListView(APIView):
+class RolloutListView(ModelAPIView):
     roles = {"POST": Role.ADMIN}
     scopes = {"POST": Scope.FACTORY_WRITE}
 
     @extend_schema(responses=RolloutSerializer(many=True))
-    def get(self, request, model):
-        history = Rollout.objects.filter(model=factory_model(model)).select_related("version")
+    def get(self, request, **kwargs):
+        history = Rollout.objects.filter(model=self.model).select_related("version")
         return Response(RolloutSerializer(history, many=True).data)
 
     @extend_schema(request=RolloutCreateSerializer, responses={201: RolloutSerializer})
-    def post(self, request, model):
-        model = factory_model(model)
+    def post(self, request, **kwargs):
+        model = self.model
         serializer = RolloutCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -144,7 +129,7 @@ class RolloutListView(APIView):
         return Response(RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
 
 
-class RollbackView(APIView):
+class RollbackView(ModelAPIView):
     roles = {"POST": Role.ADMIN}
     scopes = {"POST": Scope.FACTORY_WRITE}
 
@@ -153,8 +138,8 @@ class RollbackView(APIView):
         responses={201: RolloutSerializer},
         description="Undo the latest active rollout: the plan becomes the previous one.",
     )
-    def post(self, request, model):
-        model = factory_model(model)
+    def post(self, request, **kwargs):
+        model = self.model
         serializer = RollbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -166,7 +151,7 @@ class RollbackView(APIView):
         return Response(RolloutSerializer(rollback).data, status=status.HTTP_201_CREATED)
 
 
-class RoutingView(APIView):
+class RoutingView(ModelAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("segment", str, description="default: the empty segment"),
@@ -178,8 +163,8 @@ class RoutingView(APIView):
         description="Which version serves this segment and prediction id: "
         '{"version", "parameters", "segment", "routes": [{"version", "share", "parameters"}]}.',
     )
-    def get(self, request, model):
-        model = factory_model(model)
+    def get(self, request, **kwargs):
+        model = self.model
         segment = request.query_params.get("segment", "")
         routes = plans.routes_for(plans.plan_current(model=model), segment)
         if not routes:
@@ -202,28 +187,28 @@ class RoutingView(APIView):
         )
 
 
-class AuditView(APIView):
+class AuditView(ModelAPIView):
     @extend_schema(responses=AuditEntrySerializer(many=True))
-    def get(self, request, model):
-        entries = AuditEntry.objects.filter(model=factory_model(model))[:AUDIT_PAGE]
+    def get(self, request, **kwargs):
+        entries = AuditEntry.objects.filter(model=self.model)[:AUDIT_PAGE]
         return Response(AuditEntrySerializer(entries, many=True).data)
 
 
-class RetrainRequestListView(APIView):
+class RetrainRequestListView(ModelAPIView):
     @extend_schema(responses=RetrainRequestSerializer(many=True))
-    def get(self, request, model):
-        requests = RetrainRequest.objects.filter(model=factory_model(model))
+    def get(self, request, **kwargs):
+        requests = RetrainRequest.objects.filter(model=self.model)
         requests = requests.select_related("version")
         return Response(RetrainRequestSerializer(requests, many=True).data)
 
 
-class RetrainSettingsView(APIView):
+class RetrainSettingsView(ModelAPIView):
     roles = {"PUT": Role.ADMIN}
     scopes = {"PUT": Scope.FACTORY_WRITE}
 
     @extend_schema(request=RetrainSettingsSerializer, responses=RetrainSettingsSerializer)
-    def put(self, request, model):
-        model = factory_model(model)
+    def put(self, request, **kwargs):
+        model = self.model
         serializer = RetrainSettingsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         url = serializer.validated_data["retrain_webhook_url"]
@@ -231,5 +216,5 @@ class RetrainSettingsView(APIView):
         return Response({"retrain_webhook_url": url})
 
     @extend_schema(responses=RetrainSettingsSerializer)
-    def get(self, request, model):
-        return Response({"retrain_webhook_url": factory_model(model).retrain_webhook_url})
+    def get(self, request, **kwargs):
+        return Response({"retrain_webhook_url": self.model.retrain_webhook_url})

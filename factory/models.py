@@ -75,6 +75,9 @@ class PromotionGate(models.Model):
             models.UniqueConstraint(fields=["model", "stage", "metric"], name="gate_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.stage} gate {self.metric} >= {self.minimum}"
+
 
 class RolloutKind(models.TextChoices):
     ROLLOUT = "rollout"
@@ -107,6 +110,9 @@ class Rollout(models.Model):
             models.Index(fields=["model", "kind", "active", "-id"], name="rollout_plan_in_force")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk} at {self.traffic_percent}%"
+
 
 class AuditEntry(models.Model):
     """Every factory change: who (API key name or user), when, what it was and what it became."""
@@ -121,6 +127,9 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.subject} by {self.actor or '?'}"
 
 
 class RetrainStatus(models.TextChoices):
@@ -155,3 +164,6 @@ class RetrainRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"retrain request of alert {self.alert_id}: {self.status}"

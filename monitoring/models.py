@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F, Q
 from django.utils import timezone
 
 from factory.models import MLModel, ModelVersion
@@ -27,6 +30,9 @@ class IngestBatch(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} batch {self.public_id}"
 
 
 class Prediction(models.Model):
@@ -71,6 +77,9 @@ class Prediction(models.Model):
         ]
         indexes = [models.Index(fields=["model", "timestamp"], name="prediction_model_time")]
 
+    def __str__(self) -> str:
+        return f"prediction {self.prediction_id} at {self.timestamp.isoformat()}"
+
 
 class Outcome(models.Model):
     """What actually happened. Every version is kept; the latest `observed_at` wins."""
@@ -100,6 +109,9 @@ class Outcome(models.Model):
                 fields=["model", "prediction_id", "observed_at"], name="outcome_unique_version"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"outcome of {self.prediction_id} at {self.observed_at.isoformat()}"
 
 
 class Label(models.Model):
@@ -131,6 +143,9 @@ class Label(models.Model):
     class Meta:
         indexes = [models.Index(fields=["model", "hour"], name="label_model_hour")]
 
+    def __str__(self) -> str:
+        return f"label of prediction row {self.prediction_id}: {self.outcome}"
+
 
 class QuarantinedRecord(models.Model):
     """A rejected record, kept with its reason so that nothing posted is lost."""
@@ -155,6 +170,9 @@ class QuarantinedRecord(models.Model):
         ordering = ["-created_at", "batch", "index"]
         indexes = [models.Index(fields=["model", "created_at"], name="quarantine_model_time")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} record {self.index} of batch {self.batch_id}: {self.code}"
+
 
 class JoinState(models.Model):
     """Per model: how far the incremental join has read. Its row lock is the join's claim."""
@@ -162,8 +180,10 @@ class JoinState(models.Model):
     model = models.OneToOneField(MLModel, on_delete=models.CASCADE, primary_key=True)
     outcome_high_water = models.BigIntegerField(default=0)
     prediction_high_water = models.BigIntegerField(default=0)
-    claimed_until = models.DateTimeField(null=True)  # unused since the claim is a row lock
     last_run_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"join of model {self.model_id} at outcome {self.outcome_high_water}"
 
 
 class DirtyHour(models.Model):
@@ -174,6 +194,9 @@ class DirtyHour(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "hour"], name="dirty_hour_unique")]
+
+    def __str__(self) -> str:
+        return f"model {self.model_id} hour {self.hour.isoformat()}"
 
 
 class HourlyAggregate(models.Model):
@@ -225,6 +248,12 @@ class HourlyAggregate(models.Model):
         ]
         indexes = [models.Index(fields=["model", "hour"], name="hourly_model_hour")]
 
+    def __str__(self) -> str:
+        return (
+            f"model {self.model_id} version {self.version_id} segment {self.segment!r} "
+            f"hour {self.hour.isoformat()}"
+        )
+
 
 class HourlyValue(models.Model):
     """Sums of one business value over the labelled predictions of an hour."""
@@ -245,6 +274,9 @@ class HourlyValue(models.Model):
             )
         ]
         indexes = [models.Index(fields=["model", "name", "hour"], name="hourly_value_model_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of model {self.model_id} {self.segment!r} {self.hour.isoformat()}"
 
 
 class SketchKind(models.TextChoices):
@@ -289,6 +321,9 @@ class Sketch(models.Model):
             models.Index(fields=["model", "kind", "period", "start"], name="sketch_model_kind"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} {self.period} {self.start.isoformat()} (n={self.n})"
+
 
 class FeatureBins(models.Model):
     """A feature's fixed bins for one version, frozen before any histogram uses them.
@@ -316,6 +351,9 @@ class FeatureBins(models.Model):
             models.UniqueConstraint(fields=["version", "name"], name="feature_bins_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"bins of {self.name} for version {self.version_id}"
+
 
 class Granularity(models.TextChoices):
     HOUR = "hour"
@@ -339,6 +377,10 @@ class Sides(models.TextChoices):
     BOTH = "both"
     TOO_LOW = "too_low"
     TOO_HIGH = "too_high"
+
+
+# What a no_data rule may count: silence of the predictions, or of the outcomes.
+NO_DATA_METRICS = ("predictions", "outcomes")
 
 
 class AlertRule(models.Model):
@@ -375,6 +417,12 @@ class AlertRule(models.Model):
 
     class Meta:
         ordering = ["model", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lower__isnull=True) | Q(upper__isnull=True) | Q(lower__lt=F("upper")),
+                name="alert_rule_lower_below_upper",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.model.name}: {self.metric} {self.kind} #{self.pk}"
@@ -382,6 +430,30 @@ class AlertRule(models.Model):
     def is_silenced(self, now: datetime) -> bool:
         """Messages about this rule wait until the silence ends; evaluation goes on."""
         return self.silenced_until is not None and self.silenced_until > now
+
+    def clean(self) -> None:
+        """The rule's own invariants; the first one broken is reported, under its field."""
+        for field, message in self.invariants_broken():
+            raise ValidationError({field: message})
+
+    def invariants_broken(self) -> Iterator[tuple[str, str]]:
+        kind, lower, upper = self.kind, self.lower, self.upper
+        if kind == RuleKind.STATIC and lower is None and upper is None:
+            yield "lower", "static rules need lower or upper"
+        if lower is not None and upper is not None and lower >= upper:
+            yield "upper", "must be greater than lower"
+        if kind == RuleKind.RELATIVE and not (self.percent or 0) > 0:
+            yield "percent", "relative rules need percent > 0"
+        if kind == RuleKind.BAND and not (self.k or 0) > 0:
+            yield "k", "band rules need k > 0"
+        if kind in (RuleKind.RELATIVE, RuleKind.BAND) and self.baseline_windows < 1:
+            yield "baseline_windows", "must be at least 1"
+        if kind == RuleKind.NO_DATA and self.metric not in NO_DATA_METRICS:
+            yield "metric", "no_data rules count predictions or outcomes"
+        if kind != RuleKind.NO_DATA and self.metric == "outcomes":
+            yield "metric", "outcomes is for no_data rules; use label_coverage for the others"
+        if self.baseline_version and kind != RuleKind.RELATIVE:
+            yield "baseline_version", "only relative rules compare with another version"
 
 
 class AlertState(models.TextChoices):
@@ -427,6 +499,9 @@ class Alert(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"alert {self.pk} of rule {self.rule_id}: {self.state}"
+
 
 class NotificationKind(models.TextChoices):
     FIRING = "firing"
@@ -461,6 +536,9 @@ class Notification(models.Model):
                 name="notification_once_per_change",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.channel} notification of alert {self.alert_id}"
 
     def delivery_state(self, now: datetime) -> str:
         """sent; failed (given up); retrying (failed, tried again later); held (its rule is
@@ -506,6 +584,9 @@ class AlertEvaluation(models.Model):
         ordering = ["-evaluated_at", "-id"]
         indexes = [models.Index(fields=["rule", "evaluated_at"], name="evaluation_rule_time")]
 
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} at {self.evaluated_at.isoformat()}: {self.verdict}"
+
 
 class WebhookEndpoint(models.Model):
     """A URL that receives every alert notification of one model (JSON, Slack-compatible)."""
@@ -520,6 +601,9 @@ class WebhookEndpoint(models.Model):
             models.UniqueConstraint(fields=["model", "url"], name="webhook_unique_per_model")
         ]
 
+    def __str__(self) -> str:
+        return self.url
+
 
 class DefaultRuleApplied(models.Model):
     """A metric whose default rules were created once, so deleting them is not undone."""
@@ -531,3 +615,6 @@ class DefaultRuleApplied(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["model", "metric"], name="default_rule_once")
         ]
+
+    def __str__(self) -> str:
+        return f"default rules on {self.metric} of model {self.model_id}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,8 +26,10 @@ from dashboard.sections.model import (
     overview_models,
 )
 from factory.models import MLModel
-from monitoring.alerts.services import alert_acknowledge, rule_silence
+from monitoring.alerts.services import alert_acknowledge, alert_rule_create, rule_silence
 from monitoring.api.serializers import AlertRuleSerializer
+from monitoring.ingest.quarantine import quarantine_codes, quarantine_list
+from monitoring.ingest.quarantine import quarantine_csv as quarantine_export
 from monitoring.metrics import rows as row_exports
 from monitoring.metrics.rows import RowFilter, RowFilterError, rows_select
 from monitoring.metrics.slices import SliceError, slice_compare
@@ -84,20 +87,28 @@ def model_page(request, name: str):
 @require_POST
 @role_required(Role.EDITOR)
 def rule_create(request, name: str):
-    """A static rule from the model page's form; the API's serializer validates it."""
+    """A static rule from the model page's form; the API's serializer parses it."""
     model = get_object_or_404(MLModel, name=name)
     fields = ("metric", "lower", "upper", "granularity", "min_count", "severity", "segment")
     data = {f: request.POST[f] for f in fields if request.POST.get(f, "") != ""}
     data["kind"] = "static"
+    url = reverse("dashboard:model", kwargs={"name": model.name}) + "#rules"
     serializer = AlertRuleSerializer(data=data, context={"model": model})
-    url = reverse("dashboard:model", kwargs={"name": model.name})
     if not serializer.is_valid():
-        errors = {f: [str(e) for e in errs] for f, errs in serializer.errors.items()}
-        request.session["rule_form"] = {"values": data, "errors": errors}
-        return redirect(url + "#rules")
-    rule = serializer.save(model=model)
+        return rule_refused(request, url, data, serializer.errors)
+    try:
+        rule = alert_rule_create(model=model, **serializer.validated_data)
+    except ValidationError as error:
+        return rule_refused(request, url, data, error.message_dict)
     request.session["rule_form"] = {"created": rule.pk}
-    return redirect(url + "#rules")
+    return redirect(url)
+
+
+def rule_refused(request, url: str, data: dict, field_errors: dict):
+    """Back to the model page, whose form shows what was sent and why it was refused."""
+    errors = {f: [str(e) for e in errs] for f, errs in field_errors.items()}
+    request.session["rule_form"] = {"values": data, "errors": errors}
+    return redirect(url)
 
 
 @require_GET
@@ -215,10 +226,12 @@ def quarantine_filters(request) -> tuple[str, str]:
 
 
 def quarantine_request(request, name: str):
-    """The model, the list's filters and the records they select (page and download alike)."""
+    """The model, the list's filters and the records they select (page and download alike):
+    resolved or not, as the API's `resolved=all`."""
     model = get_object_or_404(MLModel, name=name)
     batch, code = quarantine_filters(request)
-    return model, batch, code, row_exports.quarantine_select(model=model, batch=batch, code=code)
+    records = quarantine_list(model=model, batch_id=batch, code=code, resolved=None)
+    return model, batch, code, records
 
 
 @require_GET
@@ -237,7 +250,7 @@ def quarantine(request, name: str):
         "batch": batch,
         "code": code,
         "query": query.urlencode(),
-        "codes": row_exports.quarantine_codes(model=model),
+        "codes": quarantine_codes(model=model),
         "can_edit": user_has_role(request.user, Role.EDITOR),
     }
     return render(request, "dashboard/quarantine.html", context)
@@ -250,7 +263,7 @@ def quarantine_csv(request, name: str):
         model, _, _, records = quarantine_request(request, name)
     except BadQuery as error:
         return bad_request(request, error)
-    return download(row_exports.quarantine_csv(records), "text/csv", f"{model.name}-quarantine.csv")
+    return download(quarantine_export(records), "text/csv", f"{model.name}-quarantine.csv")
 
 
 @require_POST

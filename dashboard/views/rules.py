@@ -1,8 +1,10 @@
-"""Editing and deleting an alert rule from the dashboard (editors). The API's serializer
-validates, and the API's warning ("this rule will fire on noise") is shown on the form."""
+"""Making, editing and deleting an alert rule from the dashboard (editors). The API's serializer
+parses the form, the rule services save it (the rule's own checks are AlertRule.clean()), and
+the API's warning ("this rule will fire on noise") is shown on the form."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,6 +14,7 @@ from accounts.roles import Role, role_required
 from dashboard.params import ALL
 from dashboard.sections.base import model_segments, model_versions
 from factory.models import MLModel
+from monitoring.alerts.services import alert_rule_create, alert_rule_update
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.api.serializers import AlertRuleSerializer
 from monitoring.metrics.series import metric_names
@@ -72,9 +75,9 @@ def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> d
     }
 
 
-def form_refused(request, rule: AlertRule, data: dict, serializer_errors) -> HttpResponse:
-    """The form again, as sent, with the API serializer's reasons (400)."""
-    errors = {f: [str(e) for e in errs] for f, errs in serializer_errors.items()}
+def form_refused(request, rule: AlertRule, data: dict, field_errors: dict) -> HttpResponse:
+    """The form again, as sent, with the serializer's or the rule's reasons (400)."""
+    errors = {f: [str(e) for e in errs] for f, errs in field_errors.items()}
     values = {**form_values(rule), **data, "recipients": request.POST.get("recipients", "")}
     context = form_context(rule, values, errors)
     return render(request, "dashboard/rule_edit.html", context, status=400)
@@ -92,7 +95,10 @@ def rule_edit(request, name: str, pk: int):
     serializer = AlertRuleSerializer(rule, data=data, partial=True, context={"model": rule.model})
     if not serializer.is_valid():
         return form_refused(request, rule, data, serializer.errors)
-    serializer.save()
+    try:
+        alert_rule_update(rule=rule, **serializer.validated_data)
+    except ValidationError as error:
+        return form_refused(request, rule, data, error.message_dict)
     request.session["rule_saved"] = rule.pk
     return redirect("dashboard:rule-edit", name=name, pk=pk)
 
@@ -109,7 +115,10 @@ def rule_new(request, name: str):
     serializer = AlertRuleSerializer(data=data, context={"model": model})
     if not serializer.is_valid():
         return form_refused(request, rule, data, serializer.errors)
-    created = serializer.save(model=model)
+    try:
+        created = alert_rule_create(model=model, **serializer.validated_data)
+    except ValidationError as error:
+        return form_refused(request, rule, data, error.message_dict)
     request.session["rule_saved"] = created.pk
     return redirect("dashboard:rule-edit", name=name, pk=created.pk)
 

@@ -1,12 +1,33 @@
-"""What people do to alerts: acknowledge one, silence a rule for a while."""
+"""What people do to alerts and rules: make or change a rule, acknowledge an alert, silence a
+rule for a while."""
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 from django.utils import timezone
 
+from factory.models import MLModel
 from monitoring.models import Alert, AlertRule, AlertState
+
+
+def alert_rule_create(*, model: MLModel, **fields: object) -> AlertRule:
+    """A new rule of the model; ValidationError (by field) if it breaks a rule's invariants."""
+    rule = AlertRule(model=model, **fields)
+    rule.full_clean()
+    rule.save()
+    return rule
+
+
+def alert_rule_update(*, rule: AlertRule, **fields: object) -> AlertRule:
+    """The rule with these fields changed, saved; ValidationError leaves `rule` as it was."""
+    changed = copy.copy(rule)
+    for name, value in fields.items():
+        setattr(changed, name, value)
+    changed.full_clean()
+    changed.save()
+    return changed
 
 
 def alert_acknowledge(*, alert: Alert, by: str, now: datetime | None = None) -> bool:

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as ModelValidationError
 from rest_framework import serializers
 
 from factory import serializers as factory_serializers
-from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics.series import metric_check
 from monitoring.metrics.windows import MetricError
 from monitoring.models import (
@@ -11,7 +15,6 @@ from monitoring.models import (
     AlertEvaluation,
     AlertRule,
     QuarantinedRecord,
-    RuleKind,
     WebhookEndpoint,
 )
 from monitoring.stats.drift import (
@@ -21,7 +24,18 @@ from monitoring.stats.drift import (
     drift_settings_parse,
 )
 
-NO_DATA_METRICS = ("predictions", "outcomes")
+
+@contextmanager
+def model_errors_reported() -> Iterator[None]:
+    """A model's ValidationError (its clean(), its constraints) answered as a serializer's 400."""
+    try:
+        yield
+    except ModelValidationError as error:
+        errors = {
+            "non_field_errors" if field == NON_FIELD_ERRORS else field: messages
+            for field, messages in error.message_dict.items()
+        }
+        raise serializers.ValidationError(errors) from None
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
@@ -61,11 +75,12 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "is_default", "warnings"]
 
     def get_warnings(self, rule) -> list[str]:
-        return rule_warnings(rule=rule)
+        # Computed by the view, once for all the rules it answers: they read recent windows.
+        return self.context.get("warnings", {}).get(rule.pk, [])
 
     def validate_metric(self, metric):
         if metric == "outcomes":
-            return metric  # only for no_data rules, checked in validate()
+            return metric  # only for no_data rules, checked in AlertRule.clean()
         try:
             metric_check(self.context["model"], metric)
         except MetricError as error:
@@ -81,35 +96,6 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         if value < 1:
             raise serializers.ValidationError("must be at least 1")
         return value
-
-    def validate(self, attrs):
-        merged = {**self.instance.__dict__, **attrs} if self.instance else attrs
-        kind = merged.get("kind")
-        lower, upper = merged.get("lower"), merged.get("upper")
-        if kind == RuleKind.STATIC:
-            if lower is None and upper is None:
-                raise serializers.ValidationError({"lower": "static rules need lower or upper"})
-            if lower is not None and upper is not None and lower >= upper:
-                raise serializers.ValidationError({"upper": "must be greater than lower"})
-        if kind == RuleKind.RELATIVE and not (merged.get("percent") or 0) > 0:
-            raise serializers.ValidationError({"percent": "relative rules need percent > 0"})
-        if kind == RuleKind.BAND and not (merged.get("k") or 0) > 0:
-            raise serializers.ValidationError({"k": "band rules need k > 0"})
-        if kind in (RuleKind.RELATIVE, RuleKind.BAND) and merged.get("baseline_windows", 14) < 1:
-            raise serializers.ValidationError({"baseline_windows": "must be at least 1"})
-        if kind == RuleKind.NO_DATA and merged.get("metric") not in NO_DATA_METRICS:
-            raise serializers.ValidationError(
-                {"metric": "no_data rules count predictions or outcomes"}
-            )
-        if kind != RuleKind.NO_DATA and merged.get("metric") == "outcomes":
-            raise serializers.ValidationError(
-                {"metric": "outcomes is for no_data rules; use label_coverage for the others"}
-            )
-        if merged.get("baseline_version") and kind != RuleKind.RELATIVE:
-            raise serializers.ValidationError(
-                {"baseline_version": "only relative rules compare with another version"}
-            )
-        return attrs
 
 
 class SilenceSerializer(serializers.Serializer):

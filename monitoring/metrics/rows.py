@@ -3,10 +3,9 @@ paged, and streamed out as CSV or Parquet in bounded chunks."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.db.models import QuerySet
 
+from common.export import csv_stream
 from factory.models import MLModel
-from monitoring.models import Prediction, QuarantinedRecord
+from monitoring.models import Prediction
 
 CHUNK_ROWS = 2_000  # rows fetched per round trip and per Parquet row group: memory is O(chunk)
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ROW_FIELDS = (
     "prediction_id",
     "timestamp",
@@ -115,27 +114,6 @@ def row_values(row: dict) -> list:
     return cells
 
 
-def csv_cell(value):
-    """Spreadsheets run a text cell that starts like a formula; a leading quote disarms it."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-class Echo:
-    """A file-like whose write() returns the line, for csv.writer in a generator."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_stream(header: Iterable[str], rows: Iterable[list]) -> Iterator[str]:
-    writer = csv.writer(Echo())
-    yield writer.writerow([csv_cell(h) for h in header])
-    for row in rows:
-        yield writer.writerow([csv_cell(cell) for cell in row])
-
-
 def rows_csv(rows: QuerySet) -> Iterator[str]:
     return csv_stream(ROW_COLUMNS, (row_values(r) for r in rows.iterator(chunk_size=CHUNK_ROWS)))
 
@@ -202,54 +180,3 @@ def parquet_table(chunk: list[list]) -> pa.Table:
     columns = list(zip(*chunk, strict=True))
     arrays = {name: list(columns[i]) for i, name in enumerate(PARQUET_SCHEMA.names)}
     return pa.Table.from_pydict(arrays, schema=PARQUET_SCHEMA)
-
-
-# --- quarantine -----------------------------------------------------------------------------
-
-QUARANTINE_FIELDS = (
-    "batch__public_id",
-    "kind",
-    "index",
-    "prediction_id",
-    "code",
-    "field",
-    "message",
-    "raw",
-    "created_at",
-)
-QUARANTINE_COLUMNS = (
-    "batch",
-    "kind",
-    "index",
-    "prediction_id",
-    "code",
-    "field",
-    "message",
-    "raw",
-    "created_at",
-)
-
-
-def quarantine_select(*, model: MLModel, batch: str = "", code: str = "") -> QuerySet:
-    records = QuarantinedRecord.objects.filter(model=model)
-    if batch:
-        records = records.filter(batch__public_id=batch)
-    if code:
-        records = records.filter(code=code)
-    return records.select_related("batch")
-
-
-def quarantine_codes(*, model: MLModel) -> list[str]:
-    codes = QuarantinedRecord.objects.filter(model=model).values_list("code", flat=True)
-    return sorted(set(codes.distinct()))
-
-
-def quarantine_csv(records: QuerySet) -> Iterator[str]:
-    rows = records.values_list(*QUARANTINE_FIELDS).iterator(chunk_size=CHUNK_ROWS)
-    return csv_stream(
-        QUARANTINE_COLUMNS,
-        (
-            [str(c) if i == 0 else c.isoformat() if i == 8 else c for i, c in enumerate(r)]
-            for r in rows
-        ),
-    )

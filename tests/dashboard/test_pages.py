@@ -218,10 +218,11 @@ def test_quarantine_page_lists_filters_and_downloads(model, viewer):
     assert viewer.get("/models/churn/quarantine/", {"batch": "nope"}).status_code == 400
     response = viewer.get("/models/churn/quarantine.csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:5] == ["batch", "kind", "index", "prediction_id", "code"]
+    # the API's columns (docs/api.md), formula-like cells disarmed
+    assert rows[0][:6] == ["id", "batch_id", "kind", "index", "prediction_id", "code"]
     assert len(rows) == 4
-    assert "'=cmd()" in [row[3] for row in rows]
-    codes = {row[4] for row in rows[1:]}
+    assert "'=cmd()" in [row[4] for row in rows]
+    codes = {row[5] for row in rows[1:]}
     assert viewer.get("/models/churn/quarantine/", {"code": sorted(codes)[0]}).status_code == 200
 
 

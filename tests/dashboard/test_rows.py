@@ -13,9 +13,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from common.export import csv_cell
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.metrics.rows import CHUNK_ROWS, ROW_FIELDS, csv_cell, rows_csv
+from monitoring.metrics.rows import CHUNK_ROWS, ROW_FIELDS, rows_csv
 from monitoring.models import Prediction
 from tests.conftest import NOW, outcome, prediction
 

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from monitoring.models import Outcome, Prediction, QuarantinedRecord
 from tests.conftest import outcome, prediction
@@ -107,3 +108,21 @@ def test_resubmission_needs_the_write_scope_of_its_kind(client_with, writer, rej
     assert outcomes_writer.post(url, outcome(1), format="json").json()["resolved"] is True
     assert Outcome.objects.filter(prediction_id="p-1").exists()
     assert writer.post(url, "[1]", content_type="application/json").status_code == 400
+
+
+def test_the_csv_disarms_cells_a_spreadsheet_would_run_and_the_dashboard_gets_the_same_file(
+    model, writer, client
+):
+    # given records whose ids a spreadsheet would read as formulas
+    post(writer, "predictions", [{"prediction_id": "=HYPERLINK(1)"}, {"prediction_id": "@x"}])
+    # when the API's CSV is downloaded
+    response = writer.get(f"{BASE}/quarantine.csv")
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    # then each such cell starts with a quote, and the raw JSON keeps what was sent
+    assert sorted(row["prediction_id"] for row in rows) == ["'=HYPERLINK(1)", "'@x"]
+    assert {json.loads(row["raw"])["prediction_id"] for row in rows} == {"=HYPERLINK(1)", "@x"}
+    # and the dashboard's download is the same file
+    client.force_login(get_user_model().objects.create_superuser("admin", password="pw-12345678"))
+    page = client.get("/models/churn/quarantine.csv")
+    assert b"".join(page.streaming_content).decode() == text

@@ -1,0 +1,150 @@
+"""What the aggregates say: metric series, drift, version comparison and sensitivity."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from config.problems import ApiProblem
+from factory.api_base import ModelAPIView
+from monitoring.api.params import WINDOW_PARAMETERS, query_float, query_time, required
+from monitoring.api.serializers import (
+    ComparisonSerializer,
+    DriftSerializer,
+    SensitivitySerializer,
+)
+from monitoring.metrics.drift import DriftError
+from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.reports import comparison_report, sensitivity_report
+from monitoring.metrics.series import metric_series
+from monitoring.metrics.windows import MetricError
+
+
+class MetricsView(ModelAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("start", OpenApiTypes.DATETIME),
+            OpenApiParameter("end", OpenApiTypes.DATETIME),
+            OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request, **kwargs):
+        model = self.model
+        metric = request.query_params.get("metric")
+        if not metric:
+            raise ApiProblem(400, "The metric parameter is required, e.g. ?metric=accuracy.")
+        granularity = request.query_params.get("granularity", "day")
+        try:
+            points = metric_series(
+                model=model,
+                metric=metric,
+                granularity=granularity,
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(
+            {
+                "model": model.name,
+                "metric": metric,
+                "granularity": granularity,
+                "points": [p.as_dict() for p in points],
+            }
+        )
+
+
+class DriftView(ModelAPIView):
+    @extend_schema(
+        parameters=[
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("reference_start", OpenApiTypes.DATETIME),
+            OpenApiParameter("reference_end", OpenApiTypes.DATETIME),
+            OpenApiParameter("version", str, description="default: the latest version"),
+            OpenApiParameter("segment", str),
+        ],
+        responses=DriftSerializer,
+    )
+    def get(self, request, **kwargs):
+        try:
+            body = drift_report(
+                model=self.model,
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                reference_start=query_time(request, "reference_start"),
+                reference_end=query_time(request, "reference_end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except DriftError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(DriftSerializer(body).data)
+
+
+class CompareView(ModelAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("baseline", str, required=True),
+            OpenApiParameter("candidate", str, required=True),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("segment", str),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+        ],
+        responses=ComparisonSerializer,
+    )
+    def get(self, request, **kwargs):
+        try:
+            body = comparison_report(
+                model=self.model,
+                metric=required(request, "metric", "accuracy"),
+                baseline=required(request, "baseline", "1.0.0"),
+                candidate=required(request, "candidate", "1.1.0"),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                segment=request.query_params.get("segment"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(ComparisonSerializer(body).data)
+
+
+class SensitivityView(ModelAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, required=True),
+            OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
+            OpenApiParameter("alpha", float),
+            OpenApiParameter("power", float),
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=SensitivitySerializer,
+    )
+    def get(self, request, **kwargs):
+        try:
+            body = sensitivity_report(
+                model=self.model,
+                metric=required(request, "metric", "accuracy"),
+                granularity=request.query_params.get("granularity", "day"),
+                alpha=query_float(request, "alpha", 0.05, 0, 1),
+                power=query_float(request, "power", 0.8, 0, 1),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(SensitivitySerializer(body).data)
