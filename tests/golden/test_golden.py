@@ -1,0 +1,77 @@
+"""Replays the golden dataset and compares every GET answer with the recorded one.
+
+The recorded answers are in `tests/golden/<vendor>/answers.json`, one file per database vendor
+(SQLite and PostgreSQL may differ in the last digit of a float: aggregation has a SQL and a
+Python path). Floats are compared exactly. To record them again, see `make_golden.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from freezegun import freeze_time
+
+from tests.golden import dataset
+
+HERE = Path(__file__).parent
+WRITE = os.environ.get("CANARY_GOLDEN_WRITE") == "1"
+
+
+def golden_path() -> Path:
+    return HERE / connection.vendor / "answers.json"
+
+
+def dumps(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def first_difference(expected: list[dict], actual: list[dict]) -> str | None:
+    """A readable diff of the first answer that differs, or None when all are equal."""
+    for i, (want, got) in enumerate(zip(expected, actual, strict=False)):
+        if want == got:
+            continue
+        if want["path"] != got["path"]:
+            return f"question {i}: expected GET {want['path']}, the test asked GET {got['path']}"
+        diff = difflib.unified_diff(
+            dumps(want).splitlines(), dumps(got).splitlines(), "recorded", "now", lineterm="", n=4
+        )
+        lines = list(diff)
+        shown = "\n".join(lines[:200]) + ("\n..." if len(lines) > 200 else "")
+        others = [w["path"] for w, g in zip(expected, actual, strict=False) if w != g][1:]
+        listed = "".join(f"\n  {p}" for p in others[:30])
+        more = f"\n{len(others)} more answers differ:{listed}" if others else ""
+        return f"GET {want['path']} differs from the recording:\n{shown}{more}"
+    if len(expected) != len(actual):
+        return f"{len(expected)} answers recorded, {len(actual)} now"
+    return None
+
+
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
+def test_golden_answers():
+    path = golden_path()
+    dataset.warm_up()
+    with freeze_time(dataset.START) as frozen:
+        client = dataset.golden_client()
+        dataset.build(client, frozen)
+        actual = dataset.answers(client)
+    for entry in actual:
+        dataset.check_finite(entry["body"], entry["path"])
+    actual = json.loads(dumps(actual))  # what a file holds: tuples become lists, and so on
+    if WRITE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(dumps({"vendor": connection.vendor, "answers": actual}))
+        return
+    if not path.exists():
+        pytest.fail(
+            f"no golden answers for the database vendor {connection.vendor!r} "
+            f"({path.relative_to(HERE.parent.parent)}); record them with make_golden.py"
+        )
+    expected = json.loads(path.read_text())["answers"]
+    difference = first_difference(expected, actual)
+    if difference:
+        pytest.fail(difference, pytrace=False)
