@@ -14,6 +14,7 @@ from dashboard.sections.base import model_segments, model_versions
 from factory.models import MLModel
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.api.serializers import AlertRuleSerializer
+from monitoring.metrics.registry import no_data_only_keys
 from monitoring.metrics.series import metric_names
 from monitoring.metrics.windows import WINDOW
 from monitoring.models import AlertRule, RuleKind, Severity, Sides
@@ -53,8 +54,7 @@ def form_values(rule: AlertRule) -> dict:
 
 
 def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> dict:
-    metrics = metric_names(rule.model)
-    metrics += [] if "outcomes" in metrics else ["outcomes"]
+    metrics = metric_names(rule.model) + no_data_only_keys()
     return {
         "model": rule.model,
         "rule": rule,

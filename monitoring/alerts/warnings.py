@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.alerts.judge import Z95, series
+from monitoring.metrics.registry import POISSON, metric_get
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind
 from monitoring.stats import mde
@@ -41,7 +42,7 @@ def metric_noise(rule: AlertRule) -> tuple[float, float, float] | None:
         return None
     n = statistics.median(p.n for p in points)
     mean = statistics.fmean(p.value for p in points)
-    if rule.metric == "predictions":
+    if metric_get(rule.metric).interval == POISSON:
         return n, math.sqrt(max(mean, 1)) * math.sqrt(n), mean  # Poisson, per window of n
     spreads = [
         (p.ci_high - p.ci_low) / (2 * Z95) * math.sqrt(p.n)

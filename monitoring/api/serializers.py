@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from factory import serializers as factory_serializers
 from monitoring.alerts.warnings import rule_warnings
+from monitoring.metrics.registry import metric_find
 from monitoring.metrics.series import metric_check
 from monitoring.metrics.windows import MetricError
 from monitoring.models import (
@@ -20,8 +21,6 @@ from monitoring.stats.drift import (
     drift_settings_json,
     drift_settings_parse,
 )
-
-NO_DATA_METRICS = ("predictions", "outcomes")
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
@@ -64,8 +63,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return rule_warnings(rule=rule)
 
     def validate_metric(self, metric):
-        if metric == "outcomes":
-            return metric  # only for no_data rules, checked in validate()
+        if (entry := metric_find(metric)) and entry.no_data_only:
+            return metric  # checked in validate()
         try:
             metric_check(self.context["model"], metric)
         except MetricError as error:
@@ -97,11 +96,12 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"k": "band rules need k > 0"})
         if kind in (RuleKind.RELATIVE, RuleKind.BAND) and merged.get("baseline_windows", 14) < 1:
             raise serializers.ValidationError({"baseline_windows": "must be at least 1"})
-        if kind == RuleKind.NO_DATA and merged.get("metric") not in NO_DATA_METRICS:
+        metric = metric_find(merged.get("metric") or "")
+        if kind == RuleKind.NO_DATA and not (metric and metric.no_data):
             raise serializers.ValidationError(
                 {"metric": "no_data rules count predictions or outcomes"}
             )
-        if kind != RuleKind.NO_DATA and merged.get("metric") == "outcomes":
+        if kind != RuleKind.NO_DATA and metric and metric.no_data_only:
             raise serializers.ValidationError(
                 {"metric": "outcomes is for no_data rules; use label_coverage for the others"}
             )

@@ -65,6 +65,7 @@ from monitoring.ingest.quarantine import (
 from monitoring.ingest.services import records_ingest
 from monitoring.metrics.drift import DriftError, drift_settings_set
 from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.registry import metric_description
 from monitoring.metrics.reports import comparison_report, sensitivity_report
 from monitoring.metrics.selectors import models_with_health
 from monitoring.metrics.series import metric_series
@@ -318,10 +319,13 @@ class QuarantineResubmitView(APIView):
         return Response({**result.receipt.as_dict(), "resolved": result.resolved})
 
 
+METRIC_PARAMETER = OpenApiParameter("metric", str, required=True, description=metric_description())
+
+
 class MetricsView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, required=True),
+            METRIC_PARAMETER,
             OpenApiParameter("start", OpenApiTypes.DATETIME),
             OpenApiParameter("end", OpenApiTypes.DATETIME),
             OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
@@ -415,7 +419,7 @@ class DriftView(APIView):
 class CompareView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, required=True),
+            METRIC_PARAMETER,
             OpenApiParameter("baseline", str, required=True),
             OpenApiParameter("candidate", str, required=True),
             *WINDOW_PARAMETERS,
@@ -447,7 +451,7 @@ class CompareView(APIView):
 class SensitivityView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, required=True),
+            METRIC_PARAMETER,
             OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
             OpenApiParameter("alpha", float),
             OpenApiParameter("power", float),
