@@ -219,7 +219,7 @@ def rule_warnings_cached(rule: AlertRule) -> list[str]:
     key = "canary:warnings:" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
-        cached = rule_warnings(rule=rule)
+        cached = rule_warnings(rule=rule, labelled=True)
         cache.set(key, cached, WARNINGS_CACHE_S)
     return cached
 

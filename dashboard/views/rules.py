@@ -68,7 +68,7 @@ def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> d
         "versions": model_versions(rule.model),
         "segments": model_segments(rule.model),
         "all": ALL,
-        "warnings": rule_warnings(rule=rule) if rule.pk and not errors else [],
+        "warnings": rule_warnings(rule=rule, labelled=True) if rule.pk and not errors else [],
     }
 
 

@@ -17,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.alerts.judge import Z95, series
-from monitoring.metrics.registry import POISSON, metric_get
+from monitoring.metrics.registry import POISSON, metric_get, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind
 from monitoring.stats import mde
@@ -61,7 +61,8 @@ def rule_half_width(rule: AlertRule, n: float, std: float, mean: float) -> float
     return min(distances) if distances else None
 
 
-def rule_warnings(*, rule: AlertRule) -> list[str]:
+def rule_warnings(*, rule: AlertRule, labelled: bool = False) -> list[str]:
+    """The rule's warnings; `labelled` names the metric in words (pages), else by key (API)."""
     if rule.kind == RuleKind.NO_DATA:
         return []
     noise = metric_noise(rule)
@@ -73,8 +74,9 @@ def rule_warnings(*, rule: AlertRule) -> list[str]:
     effect = mde(std=std, n1=n, n2=baseline_n)
     if half_width is None or half_width >= effect:
         return []
+    metric = metric_label(rule.metric) if labelled else rule.metric
     return [
         f"this rule will fire on noise: it reacts to changes of {half_width:.4g}, smaller than "
-        f"the minimum detectable effect of {rule.metric} ({effect:.4g} with about "
+        f"the minimum detectable effect of {metric} ({effect:.4g} with about "
         f"{n:.0f} observations per {rule.granularity})"
     ]
