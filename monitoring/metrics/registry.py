@@ -459,11 +459,6 @@ def metric_family_keys(*, values: list[str], features: list[str]) -> list[str]:
     return keys
 
 
-def metric_tasks(key: str) -> tuple[str, ...]:
-    metric = metric_find(key)
-    return metric.tasks if metric else ()
-
-
 def no_data_only_keys() -> list[str]:
     """Pseudo-metrics only a no_data rule watches (labelled predictions per window)."""
     return [m.key for m in METRICS if m.no_data_only]
