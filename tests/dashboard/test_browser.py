@@ -207,6 +207,6 @@ def test_a_rule_created_on_the_page_fires(live_server, model_with_data, page):
     page.reload()
     page.wait_for_selector("#metric-predictions .main-svg")
     alerts = page.inner_text("#alerts")
-    assert "predictions" in alerts and "Too High" in alerts
+    assert "Predictions" in alerts and "Too High" in alerts
     assert "rule #" in page.inner_text("#metric-predictions")  # its bound is drawn
     assert page.console_errors == []
