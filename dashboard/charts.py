@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from monitoring.metrics.registry import COUNT, SECONDS, SHARE
 from monitoring.metrics.series import Point
 
 # One palette for every chart: the metric, its interval, bounds, alerts, immature windows.
@@ -22,6 +23,9 @@ IMMATURE = "rgba(245, 158, 11, 0.14)"
 BAR = "#0f766e"
 EVENT = "#7c3aed"
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
+# How a value of each unit reads on a chart: (hover format, axis tick format), d3 style.
+UNIT_FORMATS = {SHARE: (".2%", ".0%"), COUNT: (",.0f", ","), SECONDS: (",.0f", ",")}
+PLAIN_FORMAT = (".4g", "")
 
 
 def plain(text: str) -> str:
@@ -164,9 +168,12 @@ def metric_figure(
     markers: Sequence[Marker] = (),
     events: Sequence[tuple[datetime, str]] = (),
     rows_url: str = "",
+    unit: str = "",
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
-    and shaded immature windows. `rows_url` lets a click on a point open the rows behind it."""
+    and shaded immature windows, its numbers in the metric's `unit` (a share as a percentage).
+    `rows_url` lets a click on a point open the rows behind it."""
+    hover_format, tick_format = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
     x = [p.start.isoformat() for p in points]
     data = []
     known = [p for p in points if p.ci_low is not None and p.ci_high is not None]
@@ -195,7 +202,10 @@ def metric_figure(
             "line": {"color": LINE},
             "marker": {"color": LINE, "size": 6},
             "customdata": [[p.n, p.end.isoformat()] for p in points],
-            "hovertemplate": "%{x|%Y-%m-%d %H:%M}: %{y:.4g} (n=%{customdata[0]})<extra></extra>",
+            "hovertemplate": (
+                f"%{{x|%Y-%m-%d %H:%M}}: %{{y:{hover_format}}} (n=%{{customdata[0]:,}})"
+                "<extra></extra>"
+            ),
         }
     )
     if markers:
@@ -214,6 +224,8 @@ def metric_figure(
     figure_layout = layout(
         title=title, x_title="window start (UTC)", y_title=y_title, x_type="date"
     )
+    if tick_format:
+        figure_layout["yaxis"]["tickformat"] = tick_format
     decorations = [bound_line(label, value) for label, value in bounds]
     decorations += [immature_rect(window) for window in immature]
     decorations += [event_line(at, label) for at, label in events]

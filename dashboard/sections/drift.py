@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from common.numbers import finite
 from dashboard.charts import distribution_figure, heatmap_figure, plain, threshold_figure
 from dashboard.sections.base import (
     Chart,
@@ -64,11 +65,6 @@ def drift_score(result: FeatureDrift | None) -> float | None:
     if math.isinf(result.statistic):
         return SCORE_CAP
     return min(result.statistic / result.threshold, SCORE_CAP)
-
-
-def finite(value: float | None) -> float | None:
-    """A number for JSON, which has no infinity and no NaN (a constant feature's distance)."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def finite_statistic(result: FeatureDrift | None) -> float | None:

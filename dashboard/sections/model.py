@@ -36,16 +36,16 @@ from dashboard.sections.base import (
     scope_suffix,
 )
 from dashboard.sections.drift import drift_section, quality_section
-from factory.models import MLModel, Task
+from factory.models import MLModel
 from monitoring.alerts.warnings import rule_warnings
+from monitoring.metrics.registry import OVERVIEW, VALUES, metric_find, metric_get, metric_label
 from monitoring.metrics.reports import comparable, sensitivity_from
 from monitoring.metrics.selectors import models_with_health
-from monitoring.metrics.series import BASE_METRICS, Point, SeriesSet, metric_names, metric_series
+from monitoring.metrics.series import Point, SeriesSet, metric_names, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, AlertRule, AlertState, Label, RuleKind
 
 HEALTHS = ("ok", "warning", "firing", "no_data")
-HEADLINE = {Task.BINARY: "accuracy", Task.MULTICLASS: "accuracy", Task.REGRESSION: "predictions"}
 SPARKLINE_DAYS = 14
 # Label delay bins, in seconds, and how they read.
 DELAY_EDGES_S = (
@@ -75,34 +75,27 @@ DELAY_LABELS = (
 DELAY_CACHE_S = 300
 MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
 
-METRIC_TEXT = {
-    "accuracy": ("Accuracy", "accuracy (share correct)"),
-    "label_coverage": ("Label coverage", "share labelled"),
-    "predictions": ("Predictions", "predictions (count)"),
-    "mean_score": ("Mean score", "mean score (0 to 1)"),
-}
-
 
 def metric_text(metric: str) -> tuple[str, str]:
-    """(title, axis label) of a metric, in words."""
-    if metric.startswith("value:"):
-        name = metric[len("value:") :]
-        return f"{name} per labelled prediction", f"mean {name}"
-    return METRIC_TEXT.get(metric, (metric.replace("_", " ").capitalize(), metric))
+    """(title, axis title) of a metric, in words: the registry's label, and with its unit."""
+    entry = metric_find(metric)
+    return (entry.label, entry.axis) if entry else (metric, metric)
 
 
-def chart_summary(title: str, points: list[Point], granularity: str) -> str:
-    """The text alternative of a chart: its span and its latest value."""
+def chart_summary(title: str, points: list[Point], granularity: str, metric: str = "") -> str:
+    """The text alternative of a chart: its span and its latest value (in the metric's unit)."""
     known = [p for p in points if p.value is not None]
     if not known:
         return f"{title}: no value yet."
+    entry = metric_find(metric)
+    number = entry.format if entry else (lambda value: f"{value:.4g}")
     last = known[-1]
     text = (
         f"{title}: {len(points)} {granularity} windows; latest ({last.start:%Y-%m-%d %H:%M} UTC) "
     )
-    text += f"{last.value:.4g} over n = {last.n}"
+    text += f"{number(last.value)} over n = {last.n:,}"
     if last.ci_low is not None and last.ci_high is not None:
-        text += f", 95% interval {last.ci_low:.4g} to {last.ci_high:.4g}"
+        text += f", 95% interval {number(last.ci_low)} to {number(last.ci_high)}"
     return text + "."
 
 
@@ -127,15 +120,15 @@ def overview_models(*, search: str = "", health: str = "", now: datetime | None 
 
 
 def sparkline(*, model: MLModel, now: datetime) -> dict:
-    metric = HEADLINE.get(model.task, "predictions")
+    metric = OVERVIEW.get(model.task, "predictions")
     start = (now - timedelta(days=SPARKLINE_DAYS - 1)).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
     points = metric_series(model=model, metric=metric, granularity="day", start=start, end=now)
     values = [p.value for p in points]
     known = [v for v in values if v is not None]
-    title, _ = metric_text(metric)
-    latest = f"latest {known[-1]:.3g}" if known else "no value yet"
+    title = metric_label(metric)
+    latest = f"latest {metric_get(metric).format(known[-1])}" if known else "no value yet"
     return {
         "metric": metric,
         "points": sparkline_points(values),
@@ -226,7 +219,7 @@ def rule_warnings_cached(rule: AlertRule) -> list[str]:
     key = "canary:warnings:" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
-        cached = rule_warnings(rule=rule)
+        cached = rule_warnings(rule=rule, labelled=True)
         cache.set(key, cached, WARNINGS_CACHE_S)
     return cached
 
@@ -240,20 +233,21 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
     points = page.series.series(metric, page.scope.granularity)
     if not any(p.value is not None and p.n for p in points):
         return None
-    title, y_title = metric_text(metric)
-    title = plain(f"{title} per {page.scope.granularity}{scope_suffix(page.scope)}")
+    entry = metric_get(metric)
+    title = plain(f"{entry.label} per {page.scope.granularity}{scope_suffix(page.scope)}")
     url = rows_url(page.model, page.scope, metric)
     figure = metric_figure(
         title=title,
         points=points,
-        y_title=plain(y_title),
+        y_title=plain(entry.axis),
+        unit=entry.unit,
         bounds=rule_bounds(page.rules, metric, page.scope),
         markers=alert_markers(page.alerts, metric, page.scope),
         immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
         events=page.events,
         rows_url=url,
     )
-    summary = chart_summary(title, points, page.scope.granularity)
+    summary = chart_summary(title, points, page.scope.granularity, metric)
     return Chart(f"metric-{metric}", metric, title, figure, summary, url)
 
 
@@ -290,15 +284,16 @@ def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> l
 
 
 def performance_charts(page: ModelPage, *, maturity_s, now) -> list[Chart]:
-    # Per-feature metrics (drift:, missing_rate:) have their own sections and feature pages.
-    skip = ("value:", "drift:", "missing_rate:")
-    metrics = [m for m in page.metrics if m not in BASE_METRICS and not m.startswith(skip)]
+    """The metrics of the model's task. Per-feature metrics (drift, missing rates) have their
+    own sections and feature pages; those of every task, the volume section."""
+    metrics = [m for m in page.metrics if metric_get(m).tasks]
     charts = [series_chart(page, m, maturity_s=maturity_s, now=now) for m in metrics]
     return [c for c in charts if c]
 
 
 def business_charts(page: ModelPage) -> list[Chart]:
-    charts = [series_chart(page, m) for m in page.metrics if m.startswith("value:")]
+    metrics = [m for m in page.metrics if metric_get(m).source == VALUES]
+    charts = [series_chart(page, m) for m in metrics]
     return [c for c in charts if c]
 
 
@@ -479,9 +474,10 @@ def business_kpis(*, model: MLModel, granularity: str = "week") -> list[Kpi]:
     """Each business value over time, told in plain words."""
     kpis = []
     for metric in metric_names(model):
-        if not metric.startswith("value:"):
+        entry = metric_get(metric)
+        if entry.family != "value":
             continue
-        name = metric[len("value:") :]
+        name = entry.name
         points = metric_series(model=model, metric=metric, granularity=granularity)
         known = [p for p in points if p.value is not None]
         if not known:

@@ -14,27 +14,23 @@ from accounts.roles import Role, role_required
 from dashboard.charts import BAND, LINE, layout, plain
 from dashboard.params import ALL, BadQuery, bad_request, param
 from dashboard.sections.base import Chart, model_segments
-from dashboard.sections.model import HEADLINE
 from factory.models import MLModel, ModelVersion
+from monitoring.metrics.registry import (
+    HIGHER,
+    LOWER,
+    OVERVIEW,
+    PROPORTION,
+    metric_get,
+    metric_label,
+)
 from monitoring.metrics.reports import comparable, comparison_report
-from monitoring.metrics.series import PROPORTIONS, metric_names, metric_series
+from monitoring.metrics.series import metric_names, metric_series
 from monitoring.metrics.windows import MetricError
 
 COMPARE_DAYS = (7, 14, 30, 90)
 DEFAULT_COMPARE_DAYS = 30
 CANDIDATE = "#ea580c"
 CANDIDATE_BAND = "rgba(234, 88, 12, 0.15)"
-# Which way is better; metrics not listed (rates of predictions, bias) are only higher or lower.
-HIGHER_IS_BETTER = {
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "macro_f1",
-    "label_coverage",
-}
-LOWER_IS_BETTER = {"log_loss", "brier", "mae", "rmse", "mape"}
 
 
 @dataclass
@@ -75,7 +71,7 @@ def compare_query(request, model: MLModel, versions: list[str]) -> CompareQuery:
     baseline, candidate = default_versions(versions)
     baseline = request.GET.get("baseline") or baseline
     candidate = request.GET.get("candidate") or candidate
-    metric = request.GET.get("metric") or HEADLINE.get(model.task, "accuracy")
+    metric = request.GET.get("metric") or OVERVIEW.get(model.task, "accuracy")
     text = request.GET.get("days") or str(DEFAULT_COMPARE_DAYS)
     if text != "all" and (not text.isdigit() or not 1 <= int(text) <= 3660):
         raise BadQuery(f"days {text!r} must be a whole number from 1 to 3660, or all")
@@ -85,7 +81,7 @@ def compare_query(request, model: MLModel, versions: list[str]) -> CompareQuery:
 
 def unit_of(metric: str) -> tuple[float, str]:
     """(scale, unit) for telling a difference: proportions in percentage points."""
-    if metric in PROPORTIONS or metric.startswith("missing_rate:"):
+    if metric_get(metric).kind == PROPORTION:
         return 100.0, "points"
     return 1.0, ""
 
@@ -101,11 +97,13 @@ def p_text(p_value: float) -> str:
 
 
 def direction_word(metric: str, difference: float) -> str:
-    """better, worse, higher or lower: which way the candidate moved."""
+    """better, worse, higher or lower: which way the candidate moved (the last two for
+    metrics with no good direction, such as rates of predictions and bias)."""
     up = difference > 0
-    if metric in HIGHER_IS_BETTER or metric.startswith("value:"):
+    good = metric_get(metric).good
+    if good == HIGHER:
         return "better" if up else "worse"
-    if metric in LOWER_IS_BETTER or metric.startswith("missing_rate:"):
+    if good == LOWER:
         return "worse" if up else "better"
     return "higher" if up else "lower"
 
@@ -126,10 +124,11 @@ def shown_numbers(body: dict) -> dict:
 def comparison_verdict(body: dict, *, alpha: float = 0.05) -> str:
     """The comparison in one or two plain sentences."""
     metric = body["metric"]
+    label = metric_label(metric)
     base, cand = body["baseline"], body["candidate"]
     if body["difference"] is None:
         return (
-            f"Not enough data to compare {metric}: {base['version']} has {base['n']} and "
+            f"Not enough data to compare {label}: {base['version']} has {base['n']} and "
             f"{cand['version']} has {cand['n']} observations in this window."
         )
     difference, mde = body["difference"], body["mde"]
@@ -142,15 +141,15 @@ def comparison_verdict(body: dict, *, alpha: float = 0.05) -> str:
         word = direction_word(metric, difference)
         return (
             f"The candidate {cand['version']} is {word} by {amount(difference, metric)} on "
-            f"{metric} ({p_text(body['p_value'])}); {visible}."
+            f"{label} ({p_text(body['p_value'])}); {visible}."
         )
     if body["powered"]:
         return (
-            f"No clear difference on {metric}, although the observed gap "
+            f"No clear difference on {label}, although the observed gap "
             f"({amount(difference, metric)}) is as large as the smallest visible change; {visible}."
         )
     return (
-        f"No clear difference on {metric}: the candidate {cand['version']} is within the noise "
+        f"No clear difference on {label}: the candidate {cand['version']} is within the noise "
         f"of {base['version']} ({p_text(body['p_value'])}); {visible}, so a smaller real "
         "difference is not ruled out."
     )
@@ -207,9 +206,10 @@ def trend_figure(model: MLModel, query: CompareQuery, now: datetime) -> tuple[di
         summary.append(f"{version}: {len(known)} days, latest {known[-1].value:.4g}")
     if not traces:
         return None
-    title = plain(f"{query.metric} per day, {query.baseline} and {query.candidate}")
+    entry = metric_get(query.metric)
+    title = plain(f"{entry.label} per day, {query.baseline} and {query.candidate}")
     figure_layout = layout(
-        title=title, x_title="day (UTC)", y_title=plain(query.metric), x_type="date"
+        title=title, x_title="day (UTC)", y_title=plain(entry.axis), x_type="date"
     )
     figure_layout["showlegend"] = True
     return {"data": traces, "layout": figure_layout}, f"{title}: {'; '.join(summary)}."

@@ -17,6 +17,7 @@ from factory.models import MLModel
 from monitoring.alerts.services import alert_rule_create, alert_rule_update
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.api.serializers import AlertRuleSerializer
+from monitoring.metrics.registry import no_data_only_keys
 from monitoring.metrics.series import metric_names
 from monitoring.metrics.windows import WINDOW
 from monitoring.models import AlertRule, RuleKind, Severity, Sides
@@ -56,8 +57,7 @@ def form_values(rule: AlertRule) -> dict:
 
 
 def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> dict:
-    metrics = metric_names(rule.model)
-    metrics += [] if "outcomes" in metrics else ["outcomes"]
+    metrics = metric_names(rule.model) + no_data_only_keys()
     return {
         "model": rule.model,
         "rule": rule,
@@ -71,7 +71,7 @@ def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> d
         "versions": model_versions(rule.model),
         "segments": model_segments(rule.model),
         "all": ALL,
-        "warnings": rule_warnings(rule=rule) if rule.pk and not errors else [],
+        "warnings": rule_warnings(rule=rule, labelled=True) if rule.pk and not errors else [],
     }
 
 

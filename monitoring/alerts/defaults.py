@@ -11,17 +11,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from factory.models import MLModel, Task
+from factory.models import MLModel
+from monitoring.metrics.registry import HEADLINES
 from monitoring.models import AlertRule, DefaultRuleApplied, HourlyValue
 
-HEADLINE_METRICS = {
-    Task.BINARY: ("roc_auc", "accuracy", "positive_rate"),
-    # No positive class, and class labels have no mean: the output's analogue of positive_rate
-    # is the mean score, the model's confidence in the class it predicted (judged once the
-    # client logs scores).
-    Task.MULTICLASS: ("accuracy", "macro_f1", "mean_score"),
-    Task.REGRESSION: ("mae", "mean_prediction"),
-}
 DEFAULT_BAND = {
     "kind": "band",
     "k": 4.0,
@@ -49,7 +42,7 @@ DEFAULT_NO_DATA = {
 @transaction.atomic
 def alert_rules_default_create(*, model: MLModel) -> list[AlertRule]:
     """The default rules of a new model: bands on its headline metrics and a no_data rule."""
-    metrics = HEADLINE_METRICS.get(model.task, ())
+    metrics = HEADLINES.get(model.task, ())
     DefaultRuleApplied.objects.bulk_create(
         [DefaultRuleApplied(model=model, metric=m) for m in (*metrics, "predictions")],
         ignore_conflicts=True,

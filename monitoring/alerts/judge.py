@@ -15,7 +15,8 @@ from datetime import datetime
 
 from django.db.models import Min
 
-from monitoring.metrics.series import PROPORTIONS, Point, metric_series
+from monitoring.metrics.registry import POISSON, metric_get
+from monitoring.metrics.series import Point, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind, Sides, Verdict
 
@@ -23,18 +24,12 @@ EXTRA_LOOKBACK_WINDOWS = 14  # how far back to look for judged windows when rece
 MIN_BASELINE = 3  # fewer earlier windows than this and a band or relative rule does not judge
 Z95 = 1.959963984540054  # the metric intervals are 95% ones
 BREACHES = (Verdict.TOO_LOW, Verdict.TOO_HIGH)
-OUTCOMES = "outcomes"  # no_data rules only: labelled predictions per window
 # A firing band or relative alert resolves only on windows inside the inner half of the band
 # (for k = 4: within 2 standard errors of the baseline, where 95% of normal windows fall).
 # A lasting shift of about k standard errors lands there in only ~2% of windows, so it keeps
 # firing even while small windows (recent days with few labels yet) widen the band; with the
 # inner 75% it came back inside by chance about one window in six and resolved too early.
 RECOVERY_MARGIN = 0.5
-# Metrics whose values lie in [0, 1] (scores are probabilities), or are never negative.
-UNIT_METRICS = frozenset((*PROPORTIONS, "f1", "macro_f1", "roc_auc", "brier", "mean_score"))
-NON_NEGATIVE_METRICS = frozenset(
-    ("predictions", "quarantined", "log_loss", "mae", "rmse", "mape", "label_delay_p50")
-)
 
 
 @dataclass
@@ -98,10 +93,9 @@ def rule_judgements(
 
 
 def series(rule: AlertRule, *, start: datetime, now: datetime, version: str | None = None):
-    metric = "label_coverage" if rule.metric == OUTCOMES else rule.metric
     return metric_series(
         model=rule.model,
-        metric=metric,
+        metric=metric_get(rule.metric).reads or rule.metric,
         granularity=rule.granularity,
         start=start,
         end=now,
@@ -170,7 +164,7 @@ def bounds_clip(
     Only what is shown and stored is clipped; the verdict and the hysteresis margin use the
     band as computed, so clipping never changes whether an alert fires or resolves.
     """
-    low_end, high_end = metric_range(metric)
+    low_end, high_end = metric_get(metric).limits
     if lower is not None and low_end is not None:
         lower = max(lower, low_end)
     if upper is not None and high_end is not None:
@@ -178,21 +172,12 @@ def bounds_clip(
     return lower, upper
 
 
-def metric_range(metric: str) -> tuple[float | None, float | None]:
-    """The values a metric can take: [0, 1] for proportions and AUC, [0, inf) for counts."""
-    if metric in UNIT_METRICS or metric.startswith("missing_rate:"):
-        return 0.0, 1.0
-    if metric in NON_NEGATIVE_METRICS:
-        return 0.0, None
-    return None, None
-
-
 def window_standard_error(metric: str, p: Point) -> float | None:
     """The window's own standard error, from its 95% interval (so from its n).
 
     Counts have no interval; they are taken as Poisson, whose standard error is sqrt(count).
     """
-    if metric == "predictions":
+    if metric_get(metric).interval == POISSON:
         return math.sqrt(max(p.value or 0, 1))
     if p.ci_low is None or p.ci_high is None:
         return None
@@ -204,7 +189,8 @@ def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
 
     A model that never received a prediction is new, not silent: it is not judged.
     """
-    if rule.metric not in ("predictions", OUTCOMES):
+    metric = metric_get(rule.metric)
+    if not metric.no_data:
         raise MetricError("no_data rules count predictions or outcomes")
     first = HourlyAggregate.objects.filter(model=rule.model).aggregate(first=Min("hour"))["first"]
     if first is None:
@@ -213,7 +199,8 @@ def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
     for p in points:
         if p.end <= first:
             continue
-        count = p.n if rule.metric == "predictions" else round((p.value or 0) * p.n)
+        # A pseudo-metric's windows are its source's: labelled = coverage x predictions.
+        count = round((p.value or 0) * p.n) if metric.reads else p.n
         verdict = Verdict.NO_DATA if count < rule.min_count else Verdict.OK
         judgements.append(
             Judgement(

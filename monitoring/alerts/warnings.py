@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from monitoring.alerts.judge import Z95, series
+from monitoring.metrics.registry import POISSON, metric_get, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind
 from monitoring.stats import mde
@@ -41,7 +42,7 @@ def metric_noise(rule: AlertRule) -> tuple[float, float, float] | None:
         return None
     n = statistics.median(p.n for p in points)
     mean = statistics.fmean(p.value for p in points)
-    if rule.metric == "predictions":
+    if metric_get(rule.metric).interval == POISSON:
         return n, math.sqrt(max(mean, 1)) * math.sqrt(n), mean  # Poisson, per window of n
     spreads = [
         (p.ci_high - p.ci_low) / (2 * Z95) * math.sqrt(p.n)
@@ -60,7 +61,8 @@ def rule_half_width(rule: AlertRule, n: float, std: float, mean: float) -> float
     return min(distances) if distances else None
 
 
-def rule_warnings(*, rule: AlertRule) -> list[str]:
+def rule_warnings(*, rule: AlertRule, labelled: bool = False) -> list[str]:
+    """The rule's warnings; `labelled` names the metric in words (pages), else by key (API)."""
     if rule.kind == RuleKind.NO_DATA:
         return []
     noise = metric_noise(rule)
@@ -72,8 +74,9 @@ def rule_warnings(*, rule: AlertRule) -> list[str]:
     effect = mde(std=std, n1=n, n2=baseline_n)
     if half_width is None or half_width >= effect:
         return []
+    metric = metric_label(rule.metric) if labelled else rule.metric
     return [
         f"this rule will fire on noise: it reacts to changes of {half_width:.4g}, smaller than "
-        f"the minimum detectable effect of {rule.metric} ({effect:.4g} with about "
+        f"the minimum detectable effect of {metric} ({effect:.4g} with about "
         f"{n:.0f} observations per {rule.granularity})"
     ]

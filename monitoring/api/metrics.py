@@ -16,15 +16,18 @@ from monitoring.api.serializers import (
 )
 from monitoring.metrics.drift import DriftError
 from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.registry import metric_description
 from monitoring.metrics.reports import comparison_report, sensitivity_report
 from monitoring.metrics.series import metric_series
 from monitoring.metrics.windows import MetricError
+
+METRIC_PARAMETER = OpenApiParameter("metric", str, required=True, description=metric_description())
 
 
 class MetricsView(ModelAPIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, required=True),
+            METRIC_PARAMETER,
             OpenApiParameter("start", OpenApiTypes.DATETIME),
             OpenApiParameter("end", OpenApiTypes.DATETIME),
             OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
@@ -91,7 +94,7 @@ class DriftView(ModelAPIView):
 class CompareView(ModelAPIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, required=True),
+            METRIC_PARAMETER,
             OpenApiParameter("baseline", str, required=True),
             OpenApiParameter("candidate", str, required=True),
             *WINDOW_PARAMETERS,
@@ -122,7 +125,7 @@ class CompareView(ModelAPIView):
 class SensitivityView(ModelAPIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, required=True),
+            METRIC_PARAMETER,
             OpenApiParameter("granularity", str, enum=["hour", "day", "week"]),
             OpenApiParameter("alpha", float),
             OpenApiParameter("power", float),

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as ModelValidationError
 from rest_framework import serializers
 
 from factory import serializers as factory_serializers
+from monitoring.metrics.registry import metric_find
 from monitoring.metrics.series import metric_check
 from monitoring.metrics.windows import MetricError
 from monitoring.models import (
@@ -79,7 +80,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return self.context.get("warnings", {}).get(rule.pk, [])
 
     def validate_metric(self, metric):
-        if metric == "outcomes":
+        if (entry := metric_find(metric)) and entry.no_data_only:
             return metric  # only for no_data rules, checked in AlertRule.clean()
         try:
             metric_check(self.context["model"], metric)

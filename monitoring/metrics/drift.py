@@ -21,8 +21,9 @@ from django.db.models import Max, Min, Sum
 from common.time import HOUR
 from factory.models import MLModel, ModelVersion
 from factory.services import audit_record
+from monitoring.metrics.registry import output_metrics
 from monitoring.metrics.sketches import sketches_read
-from monitoring.metrics.windows import WINDOW, window_start
+from monitoring.metrics.windows import window_start, windows_between
 from monitoring.models import HourlyAggregate, SketchKind
 from monitoring.pipeline.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profile
 from monitoring.pipeline.sketches import categorical_merge
@@ -305,7 +306,7 @@ MULTICLASS_NOTE = (
     "class counts of all predictions are not aggregated (only those with outcomes, in the "
     "confusion counts), so multiclass prediction drift is not computed"
 )
-OUTPUT_METRICS = {"score": "mean_score", "prediction": "mean_prediction"}
+OUTPUT_METRICS = output_metrics()
 
 
 # --- drift over time (the model page's heatmap, the feature page) ----------------------------
@@ -433,10 +434,7 @@ def drift_series(
     last = (end - timedelta(microseconds=1)) if end else max(starts, default=None)
     windows = []
     if first is not None and last is not None:
-        moment = window_start(first, granularity)
-        while moment <= last:
-            windows.append(moment)
-            moment += WINDOW[granularity]
+        windows = list(windows_between(first, last, granularity))
     features, totals, summaries = {}, {}, {}
     for name in sorted(bins):
         feature_bins = bins[name]

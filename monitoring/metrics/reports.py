@@ -5,16 +5,12 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from common.numbers import finite
 from factory.models import MLModel, ModelVersion
 from monitoring.metrics.drift import DriftError, drift_side
-from monitoring.metrics.series import (
-    MEANS,
-    PROPORTIONS,
-    Measure,
-    metric_check,
-    metric_series,
-    metric_window,
-)
+from monitoring.metrics.measures import Measure
+from monitoring.metrics.registry import compared_keys, metric_find
+from monitoring.metrics.series import metric_check, metric_series, metric_window
 from monitoring.metrics.windows import MetricError
 from monitoring.stats.auc import hanley_mcneil_variance
 from monitoring.stats.compare import (
@@ -27,28 +23,27 @@ from monitoring.stats.moments import Moments
 from monitoring.stats.sensitivity import mde, relative_mde, windows_to_detect
 
 RELATIVE_CHANGES = (0.01, 0.02, 0.05, 0.1)
-# Compared with a delta-method (or quantile-based, for the median) variance of each side.
-DELTA_METRICS = ("f1", "macro_f1", "rmse", "label_delay_p50")
-COUNTS = ("predictions", "quarantined", "unmatched_outcomes")
+
+
+def delta_keys() -> str:
+    """The metrics compared with a delta-method (or quantile-based) variance of each side,
+    listed as answers always have: the task metrics before the median label delay."""
+    keys = compared_keys("delta")
+    return ", ".join(sorted(keys, key=lambda key: not metric_find(key).tasks))
 
 
 def comparable(metric: str) -> str:
     """proportion, mean, delta, auc or drift; MetricError for counts, which are not estimates."""
-    if metric in PROPORTIONS or metric.startswith("missing_rate:"):
-        return "proportion"
-    if metric in MEANS or metric.startswith("value:"):
-        return "mean"
-    if metric in DELTA_METRICS:
-        return "delta"
-    if metric == "roc_auc":
-        return "auc"
-    if metric.startswith("drift:"):
-        return "drift"
-    raise MetricError(
-        f"{metric} cannot be compared between versions: it is a count or total, not an estimate "
-        f"with a sampling error; use a proportion ({', '.join(PROPORTIONS)}, missing_rate:F), a "
-        f"mean ({', '.join(MEANS)}, value:NAME), {', '.join(DELTA_METRICS)}, roc_auc or drift:F"
-    )
+    entry = metric_find(metric)
+    comparison = entry.comparison if entry else None
+    if comparison is None:
+        raise MetricError(
+            f"{metric} cannot be compared between versions: it is a count or total, not an "
+            f"estimate with a sampling error; use a proportion "
+            f"({', '.join(compared_keys('proportion'))}, missing_rate:F), a mean "
+            f"({', '.join(compared_keys('mean'))}, value:NAME), {delta_keys()}, roc_auc or drift:F"
+        )
+    return comparison
 
 
 def comparison_report(
@@ -218,8 +213,7 @@ def sensitivity_report(
     kind = comparable(metric)
     if kind in ("auc", "drift"):
         raise MetricError(
-            f"sensitivity is available for proportions, means and {', '.join(DELTA_METRICS)}, "
-            f"not {metric}"
+            f"sensitivity is available for proportions, means and {delta_keys()}, not {metric}"
         )
     points = metric_series(
         model=model,
@@ -302,7 +296,3 @@ def unit_std(kind: str, window: Measure) -> float:
         return math.sqrt(window.variance * window.n) if window.variance is not None else 0.0
     moments: Moments = window.moments
     return moments.std if moments.n > 1 else 0.0
-
-
-def finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from django.db.models.functions import TruncDay, TruncWeek
@@ -20,6 +21,14 @@ def window_start(moment: datetime, granularity: str) -> datetime:
     if granularity == "day":
         return day
     return day - timedelta(days=day.weekday())  # weeks start on Monday
+
+
+def windows_between(first: datetime, last: datetime, granularity: str) -> Iterator[datetime]:
+    """The start of every window from the one holding `first` to the one holding `last`."""
+    moment, step = window_start(first, granularity), WINDOW[granularity]
+    while moment <= last:
+        yield moment
+        moment += step
 
 
 def window_check(granularity: str, start: datetime | None, end: datetime | None) -> None:

@@ -134,7 +134,7 @@ def test_a_chart_point_opens_the_rows_behind_it(live_server, model_with_data, pa
     page.wait_for_selector("#metric-predictions .main-svg")
     page.click("#metric-predictions .rows-link")
     page.wait_for_selector("#rows td")
-    assert "the rows behind predictions" in page.inner_text("h1")
+    assert "the rows behind Predictions" in page.inner_text("h1")
     assert "120 rows" in page.inner_text("main")
     assert page.console_errors == []
 
@@ -207,6 +207,6 @@ def test_a_rule_created_on_the_page_fires(live_server, model_with_data, page):
     page.reload()
     page.wait_for_selector("#metric-predictions .main-svg")
     alerts = page.inner_text("#alerts")
-    assert "predictions" in alerts and "Too High" in alerts
+    assert "Predictions" in alerts and "Too High" in alerts
     assert "rule #" in page.inner_text("#metric-predictions")  # its bound is drawn
     assert page.console_errors == []

@@ -81,7 +81,7 @@ def test_the_page_shows_the_apis_numbers_which_scipy_confirms(two_versions, view
     assert shown_mde == f"{mde * 100:.3f}"
     assert powered.startswith("yes") and relative == "-20.00%"
     assert cells(html, "comparison")[:3] == ["1.0.0", "0.7500", "200"]
-    verdict = f"The candidate 1.1.0 is worse by 15 points on accuracy (p = {p_value:.2g}); "
+    verdict = f"The candidate 1.1.0 is worse by 15 points on Accuracy (p = {p_value:.2g}); "
     verdict += f"a change under {mde * 100:.3g} points would not be visible with this traffic."
     assert verdict in html
 
@@ -95,7 +95,7 @@ def test_means_are_compared_with_welchs_t_test(two_versions, viewer):
     difference, _, shown_p, _, _, _ = cells(html, "difference")
     assert difference.startswith("4.000")
     assert shown_p == p_shown(welch.pvalue)
-    assert "The candidate 1.1.0 is better by 4 on value:revenue" in html
+    assert "The candidate 1.1.0 is better by 4 on Revenue per labelled prediction" in html
 
 
 def test_a_segment_and_window_narrow_the_comparison(two_versions, viewer):
@@ -126,10 +126,10 @@ def test_the_verdict_says_when_the_traffic_cannot_tell(two_versions, viewer):
         "ci_high": 0.12,
     }
     verdict = comparison_verdict(body)
-    assert verdict.startswith("No clear difference on accuracy")
+    assert verdict.startswith("No clear difference on Accuracy")
     assert "a change under 25 points would not be visible with this traffic" in verdict
     empty = comparison_verdict({**body, "difference": None, "p_value": None, "mde": None})
-    assert empty.startswith("Not enough data to compare accuracy")
+    assert empty.startswith("Not enough data to compare Accuracy")
 
 
 def test_bad_choices_get_a_message(two_versions, viewer):

@@ -101,7 +101,8 @@ def test_model_page_sections_and_charts(traffic, viewer):
     accuracy = charts["metric-accuracy"]
     assert accuracy["layout"]["title"]["text"] == "Accuracy per day"
     assert accuracy["layout"]["xaxis"]["title"]["text"] == "window start (UTC)"
-    assert accuracy["layout"]["yaxis"]["title"]["text"] == "accuracy (share correct)"
+    assert accuracy["layout"]["yaxis"]["title"]["text"] == "Accuracy (%)"
+    assert accuracy["layout"]["yaxis"]["tickformat"] == ".0%"  # shares read as percentages
     names = [trace.get("name") for trace in accuracy["data"]]
     assert "95% interval" in names and "alerts" in names
     assert any(s.get("y0") == 0.9 for s in accuracy["layout"]["shapes"])  # the rule's bound
@@ -111,7 +112,7 @@ def test_model_page_sections_and_charts(traffic, viewer):
     assert accuracy["layout"]["meta"]["rows_url"].startswith("/models/churn/rows/?metric=accuracy")
     # Text alternative with the latest value.
     assert re.search(
-        r'aria-label="Accuracy per day: \d+ day windows; latest \([^)]*\) [\d.]+ over n', html
+        r'aria-label="Accuracy per day: \d+ day windows; latest \([^)]*\) [\d.]+% over n', html
     )
 
 

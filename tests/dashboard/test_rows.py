@@ -62,7 +62,7 @@ def test_a_chart_point_opens_its_window(many_rows, viewer):
         "end": (start + timedelta(seconds=60)).isoformat(),
     }
     html = viewer.get("/models/churn/rows/", params).content.decode()
-    assert "60 rows" in html and "the rows behind accuracy" in html
+    assert "60 rows" in html and "the rows behind Accuracy" in html
     assert table_ids(html) == [f"p-{i}" for i in range(100, 150)]  # first page of 50
 
 

@@ -108,7 +108,9 @@ def test_a_band_narrower_than_the_mde_is_flagged_as_on_the_api(labelled_days, ed
     (warning,) = api["warnings"]
     assert warning.startswith("this rule will fire on noise")
     html = editor.get(edit_url(rule)).content.decode()
-    assert f"⚠ {warning}" in html
+    # the page says the same, naming the metric in words rather than by its key
+    assert "effect of accuracy (" in warning
+    assert f"⚠ {warning.replace('effect of accuracy', 'effect of Accuracy')}" in html
     assert "will fire on noise" in editor.get("/models/churn/").content.decode()
 
 

@@ -1,0 +1,11 @@
+"""Numbers as answers carry them: JSON has no NaN and no infinity."""
+
+from __future__ import annotations
+
+import math
+
+
+def finite(value: float | None) -> float | None:
+    """The value, or None where it is missing, NaN or infinite (an interval of one row, a
+    constant feature's distance, a p-value that underflowed)."""
+    return value if value is not None and math.isfinite(value) else None
