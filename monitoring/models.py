@@ -379,8 +379,11 @@ class Sides(models.TextChoices):
     TOO_HIGH = "too_high"
 
 
-# What a no_data rule may count: silence of the predictions, or of the outcomes.
+# What a no_data rule may count: silence of the predictions, or of the outcomes. Outcomes (the
+# labelled predictions of a window) are watched by no_data rules only: other rules use their
+# share, label coverage. The metric registry reads these two facts from here.
 NO_DATA_METRICS = ("predictions", "outcomes")
+NO_DATA_ONLY_METRICS = ("outcomes",)
 
 
 class AlertRule(models.Model):
@@ -450,7 +453,7 @@ class AlertRule(models.Model):
             yield "baseline_windows", "must be at least 1"
         if kind == RuleKind.NO_DATA and self.metric not in NO_DATA_METRICS:
             yield "metric", "no_data rules count predictions or outcomes"
-        if kind != RuleKind.NO_DATA and self.metric == "outcomes":
+        if kind != RuleKind.NO_DATA and self.metric in NO_DATA_ONLY_METRICS:
             yield "metric", "outcomes is for no_data rules; use label_coverage for the others"
         if self.baseline_version and kind != RuleKind.RELATIVE:
             yield "baseline_version", "only relative rules compare with another version"

@@ -37,6 +37,7 @@ from dashboard.sections.base import (
 )
 from dashboard.sections.drift import drift_section, quality_section
 from factory.models import MLModel
+from monitoring.alerts.links import metric_chart_id
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics.registry import OVERVIEW, VALUES, metric_find, metric_get, metric_label
 from monitoring.metrics.reports import comparable, sensitivity_from
@@ -168,6 +169,7 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.rules = list(AlertRule.objects.filter(model=model))
     for rule in page.rules:
         rule.warnings = rule_warnings_cached(rule)
+        rule.silenced = rule.is_silenced(now)
     alerts = Alert.objects.filter(model=model).select_related("rule")
     page.alerts = list(alerts.prefetch_related("notifications")[:50])
     page.events = rollout_annotations(model)
@@ -248,7 +250,7 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
         rows_url=url,
     )
     summary = chart_summary(title, points, page.scope.granularity, metric)
-    return Chart(f"metric-{metric}", metric, title, figure, summary, url)
+    return Chart(metric_chart_id(metric), metric, title, figure, summary, url)
 
 
 def applies(item, scope: Scope) -> bool:

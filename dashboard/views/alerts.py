@@ -22,7 +22,7 @@ from monitoring.alerts.links import alert_links
 from monitoring.alerts.messages import alert_summary, alert_title, direction_words, rule_words
 from monitoring.alerts.services import rule_silence
 from monitoring.alerts.warnings import rule_warnings
-from monitoring.metrics.registry import metric_label
+from monitoring.metrics.registry import metric_find, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, AlertEvaluation, AlertState, Notification
 
@@ -152,9 +152,11 @@ def alert_chart(alert: Alert, evaluations: list[AlertEvaluation]) -> Chart | Non
         y_title=plain(y_title),
         markers=[marker] if alert.value is not None else [],
     )
-    # An outcomes rule counts labels, while its chart shows their share: no common scale.
-    bounds = evaluation_bounds(evaluations) if rule.metric != "outcomes" else []
-    if not bounds and rule.metric != "outcomes":  # no evaluation in range: the alert's bounds
+    # A pseudo-metric's rule counts (labels, say) while its chart shows the metric it reads
+    # (their share): no common scale, so no bounds.
+    common_scale = not getattr(metric_find(rule.metric), "reads", "")
+    bounds = evaluation_bounds(evaluations) if common_scale else []
+    if not bounds and common_scale:  # no evaluation in range: the alert's bounds
         span = [points[0].start.isoformat(), points[-1].end.isoformat()]
         bounds = [
             {

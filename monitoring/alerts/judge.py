@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.db.models import Min
 
-from monitoring.metrics.registry import POISSON, metric_get
+from monitoring.metrics.registry import POISSON, Metric, metric_get
 from monitoring.metrics.series import Point, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind, Sides, Verdict
@@ -184,6 +184,12 @@ def window_standard_error(metric: str, p: Point) -> float | None:
     return (p.ci_high - p.ci_low) / (2 * Z95)
 
 
+def window_count(metric: Metric, p: Point) -> int:
+    """What a no_data rule counts in a window. A pseudo-metric's windows are its source's:
+    labelled predictions = label coverage x predictions."""
+    return round((p.value or 0) * p.n) if metric.reads else p.n
+
+
 def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
     """Windows with fewer than min_count predictions (or outcomes), from the first data on.
 
@@ -199,8 +205,7 @@ def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
     for p in points:
         if p.end <= first:
             continue
-        # A pseudo-metric's windows are its source's: labelled = coverage x predictions.
-        count = round((p.value or 0) * p.n) if metric.reads else p.n
+        count = window_count(metric, p)
         verdict = Verdict.NO_DATA if count < rule.min_count else Verdict.OK
         judgements.append(
             Judgement(

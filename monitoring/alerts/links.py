@@ -13,12 +13,12 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from monitoring.metrics.registry import metric_find
 from monitoring.models import Alert, AlertRule
 
-# Metrics the model page has no chart of their own for: the element that shows them.
-# (`outcomes` counts labels; the page charts their share, label coverage.)
+# Metrics the model page has no chart of their own for: the element that shows them. (A
+# pseudo-metric, such as outcomes, is shown by the chart of the metric it reads.)
 ANCHORS = {
-    "outcomes": "metric-label_coverage",
     "label_delay_p50": "label-delay",
     "mean_prediction": "volume",
     "quarantined": "quality",
@@ -82,7 +82,14 @@ def chart_anchor(metric: str) -> str:
         return FEATURE_DRIFT_ANCHOR
     if metric.startswith(MISSING_RATE):
         return MISSING_RATE_ANCHOR
-    return ANCHORS.get(metric, f"metric-{metric}")
+    found = metric_find(metric)
+    metric = found.reads or metric if found else metric
+    return ANCHORS.get(metric, metric_chart_id(metric))
+
+
+def metric_chart_id(metric: str) -> str:
+    """The id of a metric's own chart on the model page."""
+    return f"metric-{metric}"
 
 
 def chart_path(rule: AlertRule, model: str) -> str:

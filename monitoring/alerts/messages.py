@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from monitoring.alerts.judge import series
+from monitoring.alerts.judge import series, window_count
 from monitoring.alerts.links import AlertLinks, alert_links
-from monitoring.metrics.registry import metric_label
+from monitoring.metrics.registry import metric_get, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import (
     Alert,
@@ -173,9 +173,8 @@ def sparkline_svg(alert: Alert) -> str:
         points = series(rule, start=start, now=alert.window_end)
     except MetricError:
         return ""
-    values = [p.value for p in points]
-    if rule.metric == "outcomes":
-        values = [round((p.value or 0) * p.n) for p in points]
+    metric = metric_get(rule.metric)
+    values = [window_count(metric, p) if metric.reads else p.value for p in points]
     known = [v for v in values if v is not None]
     bounds = [b for b in (alert.lower, alert.upper) if b is not None]
     if not known:

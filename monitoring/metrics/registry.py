@@ -15,7 +15,7 @@ from factory.models import Task
 from monitoring.metrics import measures
 from monitoring.metrics.measures import Compute, Count, MeanOf, Share
 from monitoring.metrics.windows import MetricError
-from monitoring.models import SketchKind
+from monitoring.models import NO_DATA_METRICS, NO_DATA_ONLY_METRICS, SketchKind
 
 # Kinds: what sort of number a metric is, which decides how two windows of it compare.
 PROPORTION = "proportion"  # k of n rows
@@ -86,12 +86,20 @@ class Metric:
     source: str = SUMS
     sketch: str | None = None  # the sketch kind merged per window, when source is SKETCH
     listed: bool = True  # among a model's metrics (charts, forms, the API's list)
-    no_data: bool = False  # a no_data rule may count it
-    no_data_only: bool = False  # only a no_data rule may watch it
     reads: str = ""  # its windows are those of this metric (a pseudo-metric)
     output: str = ""  # the model output it summarises ("score", "prediction")
     family: str = ""  # the prefix of a family ("value"), with `name` the rest of the key
     name: str = ""
+
+    @property
+    def no_data(self) -> bool:
+        """Whether a no_data rule may count it."""
+        return self.key in NO_DATA_METRICS
+
+    @property
+    def no_data_only(self) -> bool:
+        """Whether only a no_data rule may watch it."""
+        return self.key in NO_DATA_ONLY_METRICS
 
     @property
     def comparison(self) -> str | None:
@@ -131,7 +139,6 @@ METRICS = (
         POISSON,
         Count("predictions"),
         limits=NON_NEGATIVE,
-        no_data=True,
     ),
     Metric(
         "label_coverage",
@@ -355,8 +362,6 @@ METRICS = (
         None,
         limits=NON_NEGATIVE,
         listed=False,
-        no_data=True,
-        no_data_only=True,
         reads="label_coverage",  # labelled predictions = coverage x predictions
     ),
 )
