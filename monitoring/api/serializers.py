@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as ModelValidationError
 from rest_framework import serializers
 
 from factory import serializers as factory_serializers
+from monitoring.ingest.quarantine import EXPORT_COLUMNS
 from monitoring.metrics.registry import metric_find
 from monitoring.metrics.series import metric_check
 from monitoring.metrics.windows import MetricError
@@ -287,19 +288,7 @@ class QuarantinedRecordSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = QuarantinedRecord
-        fields = [
-            "id",
-            "batch_id",
-            "kind",
-            "index",
-            "prediction_id",
-            "code",
-            "field",
-            "message",
-            "raw",
-            "created_at",
-            "resolved_at",
-        ]
+        fields = list(EXPORT_COLUMNS)  # the downloads' columns too
 
 
 class ResubmissionSerializer(ReceiptSerializer):

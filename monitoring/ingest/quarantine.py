@@ -16,6 +16,7 @@ from factory.models import MLModel
 from monitoring.ingest.services import Receipt, records_ingest
 from monitoring.models import IngestBatch, QuarantinedRecord
 
+# The columns of a quarantined record in the API: its list answer and its downloads alike.
 EXPORT_COLUMNS = (
     "id",
     "batch_id",

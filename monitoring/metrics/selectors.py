@@ -8,7 +8,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from factory.models import MLModel
-from monitoring.models import Alert, AlertState, HourlyAggregate
+from monitoring.models import Alert, AlertState, HourlyAggregate, Prediction
 
 SILENT_AFTER = timedelta(hours=24)
 
@@ -47,8 +47,6 @@ def models_with_health(models) -> list[MLModel]:
 
 
 def last_prediction_times(model_ids: list[int]) -> dict:
-    from monitoring.models import Prediction
-
     # One index probe per model on (model, timestamp), not a scan.
     return {
         model_id: Prediction.objects.filter(model_id=model_id)
