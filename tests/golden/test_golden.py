@@ -16,6 +16,7 @@ import pytest
 from django.db import connection
 from freezegun import freeze_time
 
+from config.celery import app as celery_app
 from tests.golden import dataset
 
 HERE = Path(__file__).parent
@@ -51,8 +52,20 @@ def first_difference(expected: list[dict], actual: list[dict]) -> str | None:
     return None
 
 
+@pytest.fixture
+def embedded_jobs(settings):
+    """The jobs in-process after each ingestion, and a cache of this test's own, as in the
+    embedded mode the answers were recorded in: with a broker (CI) the tasks would wait in its
+    queue, and the shared Redis cache would hold other tests' entries under the same ids."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = eager
+
+
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
-def test_golden_answers():
+def test_golden_answers(embedded_jobs):
     path = golden_path()
     dataset.warm_up()
     with freeze_time(dataset.START) as frozen:
