@@ -185,8 +185,8 @@ class JsonCursor:
             if len(self.buffer) - self.pos >= MAX_RECORD_CHARS or not self.fill():
                 where = self.where(self.pos)
                 raise BodyError(
-                    f"{TOO_DEEP_MESSAGE.format(what=where, limit=MAX_DEPTH)} and does not "
-                    f"close within {MAX_RECORD_CHARS:,} characters"
+                    f"{TOO_DEEP_MESSAGE.format(what=where, limit=MAX_DEPTH)} and is not "
+                    f"closed by character {self.offset + len(self.buffer)}"
                 )
         start, self.pos = self.pos, end
         message = TOO_DEEP_MESSAGE.format(what=self.where(start), limit=MAX_DEPTH)
