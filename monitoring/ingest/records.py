@@ -12,11 +12,13 @@ from monitoring.ingest.validate import (
     INVALID,
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
+    MAX_NUMBER,
     MAX_TEXT_CHARS,
     MAX_VERSION_CHARS,
     REQUIRED,
     TOO_LONG,
     Problem,
+    encodable,
     is_number,
     label_problem,
     number_ok,
@@ -132,20 +134,22 @@ def check_features(value, problems: list[Problem]) -> dict | None:
         problems.append(Problem(INVALID, "features", "features must be an object"))
         return None
     for name, item in value.items():
-        field = printable(f"features.{name}")[:200]
-        if len(name) > MAX_NAME_CHARS:
-            problems.append(Problem(TOO_LONG, field, "feature names are at most 100 characters"))
-        elif problem_added(text_problem(name, field, MAX_NAME_CHARS), problems):
-            pass
-        elif isinstance(item, str):
-            problem_added(text_problem(item, field, MAX_TEXT_CHARS), problems)
-        elif is_number(item):
-            problem_added(number_problem(item, field), problems)
-        elif not (item is None or isinstance(item, bool)):
-            problems.append(
-                Problem(INVALID, field, f"{field} must be a number, string, boolean or null")
-            )
+        problem_added(feature_problem(name, item, printable(f"features.{name}")[:200]), problems)
     return value
+
+
+def feature_problem(name: str, item, field: str) -> Problem | None:
+    if len(name) > MAX_NAME_CHARS:
+        return Problem(TOO_LONG, field, "feature names are at most 100 characters")
+    if problem := text_problem(name, field, MAX_NAME_CHARS):
+        return problem
+    if isinstance(item, str):
+        return text_problem(item, field, MAX_TEXT_CHARS)
+    if is_number(item):
+        return number_problem(item, field)
+    if item is None or isinstance(item, bool):
+        return None
+    return Problem(INVALID, field, f"{field} must be a number, string, boolean or null")
 
 
 def check_values(value, problems: list[Problem]) -> dict | None:
@@ -156,18 +160,25 @@ def check_values(value, problems: list[Problem]) -> dict | None:
         return None
     clean = {}
     for name, item in value.items():
-        field = printable(f"values.{name}")[:200]
-        if len(name) > MAX_NAME_CHARS:
-            problems.append(Problem(TOO_LONG, field, "value names are at most 100 characters"))
-        elif problem_added(text_problem(name, field, MAX_NAME_CHARS), problems):
-            pass
-        elif isinstance(item, bool):
-            clean[name] = 1.0 if item else 0.0
-        elif not is_number(item):
-            problems.append(Problem(INVALID, field, f"{field} must be a number"))
-        elif not problem_added(number_problem(item, field), problems):
-            clean[name] = float(item)
+        number = value_number(name, item, printable(f"values.{name}")[:200])
+        if isinstance(number, Problem):
+            problems.append(number)
+        else:
+            clean[name] = number
     return clean
+
+
+def value_number(name: str, item, field: str) -> float | Problem:
+    """A business value as the float stored, or its problem."""
+    if len(name) > MAX_NAME_CHARS:
+        return Problem(TOO_LONG, field, "value names are at most 100 characters")
+    if problem := text_problem(name, field, MAX_NAME_CHARS):
+        return problem
+    if isinstance(item, bool):
+        return 1.0 if item else 0.0
+    if not is_number(item):
+        return Problem(INVALID, field, f"{field} must be a number")
+    return number_problem(item, field) or float(item)
 
 
 def content_md5(fields: dict) -> str:
@@ -248,17 +259,22 @@ def fast_label(value) -> tuple[str | None, float | None]:
 
 
 def fast_features(features) -> bool:
+    """The rules of check_features, inlined: this loop runs for every feature of every record."""
     if type(features) is not dict:
         return False
     for name, item in features.items():
-        if not text_fits(name, MAX_NAME_CHARS):
+        if len(name) > MAX_NAME_CHARS or "\x00" in name or not (name.isascii() or encodable(name)):
             return False
         kind = type(item)
         if kind is float or kind is int:
-            if not number_ok(item):
+            if not -MAX_NUMBER <= item <= MAX_NUMBER:
                 return False
         elif kind is str:
-            if not text_fits(item, MAX_TEXT_CHARS):
+            if (
+                len(item) > MAX_TEXT_CHARS
+                or "\x00" in item
+                or not (item.isascii() or encodable(item))
+            ):
                 return False
         elif not (item is None or kind is bool):
             return False

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 # Quarantine codes, as docs/api.md lists them.
 REQUIRED = "required"  # a required field is missing or empty
@@ -121,10 +124,24 @@ def label_problem(label: str, field: str) -> Problem | None:
     return None
 
 
+BOUNDS: dict = {}  # the bounds, kept for a second: one clock and settings read per second
+
+
+@receiver(setting_changed)
+def bounds_forget(*, setting: str, **kwargs) -> None:
+    if setting in ("CANARY_TIMESTAMP_FLOOR", "CANARY_FUTURE_SKEW_S"):
+        BOUNDS.clear()
+
+
 def timestamp_bounds() -> tuple[datetime, datetime]:
     """The oldest and the newest event time accepted now."""
-    skew = timedelta(seconds=settings.CANARY_FUTURE_SKEW_S)
-    return settings.CANARY_TIMESTAMP_FLOOR, datetime.now(UTC) + skew
+    now = time.time()
+    if BOUNDS.get("until", 0.0) <= now:
+        skew = timedelta(seconds=settings.CANARY_FUTURE_SKEW_S)
+        BOUNDS["floor"] = settings.CANARY_TIMESTAMP_FLOOR
+        BOUNDS["ceiling"] = datetime.fromtimestamp(now, UTC) + skew
+        BOUNDS["until"] = now + 1.0
+    return BOUNDS["floor"], BOUNDS["ceiling"]
 
 
 def timestamp_check(value, field: str) -> datetime | Problem:
@@ -133,24 +150,27 @@ def timestamp_check(value, field: str) -> datetime | Problem:
         return Problem(REQUIRED, field, f"{field} is required")
     if not isinstance(value, str):
         return Problem(INVALID, field, f"{field} must be an RFC 3339 string")
-    shown = repr(printable(value[:40]))
     if RFC3339.fullmatch(value) is None:
         if NO_OFFSET.fullmatch(value):
-            return Problem(INVALID, field, f"{field} {shown} has no UTC offset (add Z or +00:00)")
-        return Problem(INVALID, field, f"{field} {shown} is not RFC 3339")
+            return timestamp_problem(INVALID, field, value, "has no UTC offset (add Z or +00:00)")
+        return timestamp_problem(INVALID, field, value, "is not RFC 3339")
     leap = value[LEAP_SECOND : LEAP_SECOND + 2] == "60"
     text = f"{value[:LEAP_SECOND]}59{value[LEAP_SECOND + 2 :]}" if leap else value
     try:
         moment = datetime.fromisoformat(text.upper())
     except ValueError:
-        return Problem(INVALID, field, f"{field} {shown} names no such date or time")
+        return timestamp_problem(INVALID, field, value, "names no such date or time")
     floor, ceiling = timestamp_bounds()
     # Compared before any conversion: astimezone() overflows near years 1 and 9999.
     if not floor <= moment <= ceiling:
-        message = (
-            f"{field} {shown} is out of range: event times lie between "
-            f"{floor.isoformat()} and now plus {settings.CANARY_FUTURE_SKEW_S} s"
+        window = (
+            f"is out of range: event times lie between {floor.isoformat()} "
+            f"and now plus {settings.CANARY_FUTURE_SKEW_S} s"
         )
-        return Problem(OUT_OF_RANGE, field, message)
+        return timestamp_problem(OUT_OF_RANGE, field, value, window)
     moment = moment.astimezone(UTC)
     return moment + timedelta(seconds=1) if leap else moment
+
+
+def timestamp_problem(code: str, field: str, value: str, reason: str) -> Problem:
+    return Problem(code, field, f"{field} {printable(value[:40])!r} {reason}")

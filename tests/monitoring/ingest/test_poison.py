@@ -337,3 +337,30 @@ def test_a_record_over_the_size_limit_is_named_for_its_size(model, writer):
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert "longer than 1,000,000 characters" in detail and "not valid JSON" not in detail
+
+
+def test_parquet_times_past_year_9999_and_text_that_is_not_utf8_are_quarantined(model, writer):
+    # given: a timestamp column as Arrow types it (past Python's year 9999) and ids as raw bytes
+    moments = [NOW, datetime(9999, 12, 31, tzinfo=UTC), None, NOW]
+    micros = [int(m.timestamp() * 1e6) if m else 3 * 10**17 for m in moments]  # 3e17: year 11476
+    ids = [b"q-good", b"q-9999", b"q-11476", b"q-\xed\xa0\x80"]  # a surrogate, not UTF-8
+    offsets = np.cumsum([0] + [len(i) for i in ids]).astype(np.int32)
+    table = pa.table(
+        {
+            "prediction_id": pa.Array.from_buffers(
+                pa.string(), 4, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(ids))]
+            ),
+            "timestamp": pa.array(micros, pa.timestamp("us", tz="UTC")),
+            "model_version": pa.array(["1.0.0"] * 4),
+            "prediction": pa.array([1] * 4),
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    # when
+    response = writer.post(f"{BASE}/predictions", buffer.getvalue(), content_type=PARQUET)
+    # then
+    assert response.status_code == 200
+    codes = {error["index"]: error["code"] for error in response.json()["errors"]}
+    assert codes == {1: "out_of_range", 2: "invalid", 3: "invalid_text"}
+    assert Prediction.objects.get().timestamp == NOW
