@@ -13,9 +13,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 from sklearn import metrics as skm
 
+from accounts.roles import Role, user_role_set
 from monitoring.models import Prediction, QuarantinedRecord
 from tests.conftest import NOW
 
@@ -307,6 +310,23 @@ def test_a_rejected_record_of_150_000_characters_is_kept_whole(model, writer, me
         assert json.loads(kept["raw"]) == json.loads(raw)
     else:
         assert kept["raw"] == raw
+
+
+def test_a_record_nested_too_deep_is_shown_and_can_be_repaired_on_its_page(model, writer):
+    record = good("j", 1) | {"features": {"age": deep(5_000)}}
+    writer.post(f"{BASE}/predictions", json_text([record]), content_type=JSON)
+    kept = QuarantinedRecord.objects.get()
+    assert kept.code == "too_deep" and kept.raw == json_text(record)
+    editor = Client()
+    user = get_user_model().objects.create_user("editor")
+    user_role_set(user=user, role=Role.EDITOR)
+    editor.force_login(user)
+    assert editor.get(f"/models/churn/quarantine/{kept.pk}/").status_code == 200
+    again = editor.post(f"/models/churn/quarantine/{kept.pk}/resubmit", {"record": kept.raw})
+    assert again.status_code in (200, 400) and "nests too deep" in again.content.decode()
+    fixed = json_text(good("j", 1))
+    editor.post(f"/models/churn/quarantine/{kept.pk}/resubmit", {"record": fixed})
+    assert Prediction.objects.get().prediction_id == "j-g1"
 
 
 def test_a_lone_surrogate_is_kept_as_its_escape_for_repair(model, writer):
