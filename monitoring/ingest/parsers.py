@@ -3,7 +3,8 @@
 Bodies are read as streams and records come out one by one, so memory is bounded by the batch
 the caller takes, not by the body. A body that cannot be read raises BodyError, possibly after
 records were already yielded (the caller's transaction then stores nothing). A single unreadable
-line of NDJSON or CSV becomes an `Unreadable` record, rejected and quarantined on its own.
+line of NDJSON or CSV, or a record nested deeper than MAX_DEPTH, becomes an `Unreadable` record,
+rejected and quarantined on its own with its text as sent.
 """
 
 from __future__ import annotations
