@@ -135,12 +135,12 @@ def bounds_forget(*, setting: str, **kwargs) -> None:
 
 def timestamp_bounds() -> tuple[datetime, datetime]:
     """The oldest and the newest event time accepted now."""
-    now = time.time()
-    if BOUNDS.get("until", 0.0) <= now:
+    second = int(time.time())  # a clock that moves back (frozen in a test) is followed too
+    if BOUNDS.get("second") != second:
         skew = timedelta(seconds=settings.CANARY_FUTURE_SKEW_S)
         BOUNDS["floor"] = settings.CANARY_TIMESTAMP_FLOOR
-        BOUNDS["ceiling"] = datetime.fromtimestamp(now, UTC) + skew
-        BOUNDS["until"] = now + 1.0
+        BOUNDS["ceiling"] = datetime.fromtimestamp(second + 1, UTC) + skew
+        BOUNDS["second"] = second
     return BOUNDS["floor"], BOUNDS["ceiling"]
 
 

@@ -14,11 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 from sklearn import metrics as skm
 
 from accounts.roles import Role, user_role_set
+from config.env import env_datetime
 from monitoring.models import Prediction, QuarantinedRecord
 from tests.conftest import NOW
 
@@ -384,3 +386,20 @@ def test_parquet_times_past_year_9999_and_text_that_is_not_utf8_are_quarantined(
     codes = {error["index"]: error["code"] for error in response.json()["errors"]}
     assert codes == {1: "out_of_range", 2: "invalid", 3: "invalid_text"}
     assert Prediction.objects.get().timestamp == NOW
+
+
+def test_the_floor_and_the_skew_are_settings(model, writer):
+    records = [good("j", 1), good("j", 2) | {"timestamp": datetime.now(UTC).isoformat()}]
+    floor = NOW + timedelta(minutes=2)  # good("j", 1) is a minute after NOW
+    with override_settings(CANARY_TIMESTAMP_FLOOR=floor, CANARY_FUTURE_SKEW_S=-3600):
+        answer = writer.post(f"{BASE}/predictions", json_text(records), content_type=JSON).json()
+    assert [error["code"] for error in answer["errors"]] == ["out_of_range", "out_of_range"]
+    assert floor.isoformat() in answer["errors"][0]["message"]
+
+
+def test_a_floor_that_is_not_a_date_stops_the_start(monkeypatch):
+    monkeypatch.setenv("CANARY_TIMESTAMP_FLOOR", "the year 2000")
+    with pytest.raises(ImproperlyConfigured, match="CANARY_TIMESTAMP_FLOOR"):
+        env_datetime("CANARY_TIMESTAMP_FLOOR", "2000-01-01")
+    monkeypatch.setenv("CANARY_TIMESTAMP_FLOOR", "2010-06-01")
+    assert env_datetime("CANARY_TIMESTAMP_FLOOR", "2000-01-01") == datetime(2010, 6, 1, tzinfo=UTC)
