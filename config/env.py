@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -37,3 +38,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or value == "":
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_datetime(name: str, default: str) -> datetime:
+    """An ISO 8601 date or date-time; without an offset it is UTC."""
+    value = os.environ.get(name) or default
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be an ISO 8601 date such as 2000-01-01, got {value!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

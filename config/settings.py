@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_datetime, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # embedded mode's database and files
@@ -24,6 +24,10 @@ CANARY_MAX_UPLOAD_MB = env_int("CANARY_MAX_UPLOAD_MB", 100)
 CANARY_MAX_RECORDS = env_int("CANARY_MAX_RECORDS", 100_000)
 # Requests per API key on the ingestion endpoints ("N/s", "N/min", "N/hour"; empty: no limit).
 CANARY_INGEST_RATE = env_str("CANARY_INGEST_RATE", "600/min")
+# Event times outside [floor, now + skew] are refused at ingestion: a date in year 9999 or 0001
+# would overflow the hour arithmetic of every job that reads it.
+CANARY_TIMESTAMP_FLOOR = env_datetime("CANARY_TIMESTAMP_FLOOR", "2000-01-01")
+CANARY_FUTURE_SKEW_S = env_int("CANARY_FUTURE_SKEW_S", 86400)
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -123,7 +127,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.json_parser.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

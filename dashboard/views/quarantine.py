@@ -19,7 +19,7 @@ def raw_pretty(raw: str) -> str:
     """The raw content indented when it is JSON, as sent otherwise (e.g. a CSV row)."""
     try:
         return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # a record quarantined for nesting too deep
         return raw
 
 
@@ -31,6 +31,8 @@ def record_parse(text: str) -> dict:
         record = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"this is not JSON: {error}") from None
+    except RecursionError:
+        raise ValueError("the record nests too deep to read") from None
     if not isinstance(record, dict):
         raise ValueError("the record must be a JSON object ({...}), as in the API's body")
     return record

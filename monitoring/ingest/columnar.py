@@ -24,18 +24,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from monitoring.ingest.records import (
+from monitoring.ingest.validate import (
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
     MAX_TEXT_CHARS,
     MAX_VERSION_CHARS,
+    timestamp_bounds,
 )
 
 # About 7,000 rows of 10 features per block. Arrow's streaming reader reads some 30 blocks
 # ahead of the one parsed, so the block size decides the memory a large body takes.
 BLOCK_BYTES = 1 << 20
 OWN = ("prediction_id", "timestamp", "model_version", "prediction", "score", "segment")
-TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]\d{2}:\d{2})$"
+TIMESTAMP = (
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
 INTEGER = r"^(0|-?[1-9]\d{0,15})$"
 # Decimals whose Python repr is the text itself: few digits, no trailing zero, not tiny.
 NUMBER = (
@@ -205,6 +208,7 @@ def block_check(batch: pa.RecordBatch, header: list[str], cell_record) -> Column
     features, features_ok = features_json(cols, [name for name in header if name not in OWN])
     ok = pc.and_(ok, features_ok)
     ok = pc.and_(ok.fill_null(False), dates_exist(cols["timestamp"], ok))
+    ok = pc.and_(ok, within_bounds(cols["timestamp"], ok))
     keep = pc.indices_nonzero(ok)
     good = good_table(cols, keep, label, label_num, score_text, segment, features)
     rest = pc.indices_nonzero(pc.invert(ok))
@@ -277,6 +281,18 @@ def dates_exist(text: pa.Array, ok: pa.Array) -> pa.Array:
         return ok
     except pa.ArrowInvalid:
         return pa.array([date_exists(value) for value in text.to_pylist()])
+
+
+def within_bounds(text: pa.Array, ok: pa.Array) -> pa.Array:
+    """Timestamps between the floor and now plus the skew; the others go to the records path,
+    which says why. Only the rows still `ok` are certain to cast."""
+    floor, ceiling = timestamp_bounds()
+    try:
+        moment = pc.cast(pc.if_else(ok, text, floor.isoformat()), pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:  # a time Python reads and Arrow does not: the records path decides
+        return pa.array([False] * len(text))
+    inside = pc.and_(pc.greater_equal(moment, floor), pc.less_equal(moment, ceiling))
+    return pc.and_(ok, inside)
 
 
 def date_exists(text: str) -> bool:

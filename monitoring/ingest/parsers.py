@@ -3,7 +3,8 @@
 Bodies are read as streams and records come out one by one, so memory is bounded by the batch
 the caller takes, not by the body. A body that cannot be read raises BodyError, possibly after
 records were already yielded (the caller's transaction then stores nothing). A single unreadable
-line of NDJSON or CSV becomes an `Unreadable` record, rejected and quarantined on its own.
+line of NDJSON or CSV, or a record nested deeper than MAX_DEPTH, becomes an `Unreadable` record,
+rejected and quarantined on its own with its text as sent.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from common.jsontext import brackets_at_most, json_too_deep, json_value_end
+from monitoring.ingest.validate import (
+    INVALID,
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    MAX_RECORD_CHARS,
+    TOO_DEEP,
+)
 
 PREDICTION_COLUMNS = (
     "prediction_id",
@@ -41,22 +51,42 @@ class BodyError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Unreadable:
+    """A record that cannot be decoded (or must not be): quarantined with its text as sent."""
+
     raw: str
     message: str
+    code: str = INVALID
 
 
 def reject_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+def bounded_int(text: str) -> int:
+    """A JSON integer; one too long to read is refused by name, before Python's own limit."""
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text):,} digits is out of range")
+    return int(text)
+
+
 def json_loads(text: str):
-    return json.loads(text, parse_constant=reject_constant)
+    return json.loads(text, parse_constant=reject_constant, parse_int=bounded_int)
 
 
 READ_CHARS = 1 << 18  # text read from the body at a time
-MAX_RECORD_CHARS = 1_000_000  # a single JSON record longer than this is refused
-DECODER = json.JSONDecoder(parse_constant=reject_constant)
+DECODER = json.JSONDecoder(parse_constant=reject_constant, parse_int=bounded_int)
 WHITESPACE = re.compile(r"[ \t\n\r]*")
+TOO_DEEP_MESSAGE = "{what} nests deeper than {limit} levels"
+
+
+def too_deep(text: str, what: str, start: int = 0, end: int | None = None) -> Unreadable | None:
+    """An Unreadable for JSON text nested deeper than MAX_DEPTH, None for the usual record."""
+    if brackets_at_most(text, MAX_DEPTH, start, end):
+        return None
+    raw = text[start:end]
+    if json_too_deep(raw, MAX_DEPTH) is None:
+        return None
+    return Unreadable(raw, TOO_DEEP_MESSAGE.format(what=what, limit=MAX_DEPTH), TOO_DEEP)
 
 
 def text_stream(stream: BinaryIO) -> io.TextIOWrapper:
@@ -117,7 +147,10 @@ class JsonCursor:
         return char
 
     def value(self):
-        """Decode one JSON value; a value touching the buffer's end may be cut, so read on."""
+        """Decode one JSON value; a value touching the buffer's end may be cut, so read on.
+
+        A value nested too deep comes back as an Unreadable, its text kept whole.
+        """
         self.peek()
         while True:
             try:
@@ -125,15 +158,40 @@ class JsonCursor:
             except json.JSONDecodeError as error:
                 if len(self.buffer) - self.pos < MAX_RECORD_CHARS and self.fill():
                     continue
-                raise BodyError(
-                    f"the body is not valid JSON: {error.msg} (character {self.offset + error.pos})"
-                ) from None
-            except ValueError as error:  # NaN, Infinity
+                raise BodyError(self.decode_error(error)) from None
+            except RecursionError:
+                return self.too_deep_value()
+            except ValueError as error:  # NaN, Infinity, an integer of thousands of digits
                 raise BodyError(f"the body is not valid JSON: {error}") from None
             if end == len(self.buffer) and self.fill():
                 continue
-            self.pos = end
-            return value
+            start, self.pos = self.pos, end
+            return too_deep(self.buffer, self.where(start), start, end) or value
+
+    def where(self, start: int) -> str:
+        return f"the record at character {self.offset + start}"
+
+    def decode_error(self, error: json.JSONDecodeError) -> str:
+        cut = error.msg.startswith("Unterminated") or error.pos >= len(self.buffer) - 1
+        if cut and len(self.buffer) - self.pos >= MAX_RECORD_CHARS:
+            return (
+                f"{self.where(self.pos)} is longer than {MAX_RECORD_CHARS:,} characters, "
+                "the most a record may have"
+            )
+        return f"the body is not valid JSON: {error.msg} (character {self.offset + error.pos})"
+
+    def too_deep_value(self) -> Unreadable:
+        """Skip a value too deep for the decoder to its end, keeping its text."""
+        while (end := json_value_end(self.buffer, self.pos)) is None:
+            if len(self.buffer) - self.pos >= MAX_RECORD_CHARS or not self.fill():
+                where = self.where(self.pos)
+                raise BodyError(
+                    f"{TOO_DEEP_MESSAGE.format(what=where, limit=MAX_DEPTH)} and is not "
+                    f"closed by character {self.offset + len(self.buffer)}"
+                )
+        start, self.pos = self.pos, end
+        message = TOO_DEEP_MESSAGE.format(what=self.where(start), limit=MAX_DEPTH)
+        return Unreadable(self.buffer[start:end], message, TOO_DEEP)
 
 
 def json_array(cursor: JsonCursor) -> Iterator:
@@ -192,12 +250,17 @@ def parse_ndjson(stream: BinaryIO) -> Iterator:
                 raise BodyError(f"line {number} is longer than {MAX_RECORD_CHARS:,} characters")
             if not line.strip():
                 continue
-            try:
-                yield json_loads(line)
-            except ValueError as error:
-                yield Unreadable(
-                    line.rstrip("\r\n")[:10_000], f"line {number} is not valid JSON: {error}"
-                )
+            yield ndjson_record(line.rstrip("\r\n"), number)
+
+
+def ndjson_record(line: str, number: int):
+    deep = too_deep(line, f"line {number}")
+    if deep is not None:
+        return deep
+    try:
+        return json_loads(line)
+    except ValueError as error:
+        return Unreadable(line, f"line {number} is not valid JSON: {error}")
 
 
 def cell_value(text: str):
@@ -255,7 +318,7 @@ def csv_records(reader, kind: str) -> Iterator[dict]:
             continue
         if len(cells) != width:
             yield Unreadable(
-                ",".join(cells)[:10_000],
+                ",".join(cells),
                 f"line {reader.line_num} has {len(cells)} cells, the header has {width}",
             )
             continue
@@ -298,13 +361,32 @@ def parse_parquet(stream: BinaryIO, kind: str) -> Iterator[dict]:
                 raise BodyError(f"the Parquet body cannot be read: {error}") from None
             if batch is None:
                 return
-            for row in batch.to_pylist():
-                for name in TEXT_COLUMNS & row.keys():
-                    if row[name] is not None and not isinstance(row[name], str):
-                        row[name] = (
-                            row[name].isoformat() if hasattr(row[name], "isoformat") else row[name]
-                        )
+            for row in batch_rows(batch):
                 yield tabular_record(row, kind)
+
+
+def batch_rows(batch) -> list[dict]:
+    """A Parquet batch's rows as Python values that cannot fail to convert."""
+    names = batch.schema.names
+    columns = [column_values(column) for column in batch.columns]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def column_values(column) -> list:
+    """Times as RFC 3339 text (Python's datetime ends with year 9999, Arrow's does not);
+    text that is not UTF-8 with its bad bytes as lone surrogates, which validation refuses."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        column = column.cast(pa.timestamp(kind.unit, "UTC")).cast(pa.string())
+    elif pa.types.is_temporal(kind):
+        column = column.cast(pa.string())
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        raw = column.cast(pa.large_binary()).to_pylist()
+        return [None if cell is None else cell.decode("utf-8", "surrogateescape") for cell in raw]
 
 
 MEDIA_TYPES = (

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from factory.models import MLModel
+from monitoring.ingest.validate import (
+    INVALID,
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NUMBER,
+    MAX_TEXT_CHARS,
+    MAX_VERSION_CHARS,
+    REQUIRED,
+    TOO_LONG,
+    Problem,
+    encodable,
+    is_number,
+    label_problem,
+    number_ok,
+    number_problem,
+    printable,
+    text_fits,
+    text_ok,
+    text_problem,
+    timestamp_check,
+)
 
-MAX_ID_CHARS = 200
-MAX_TEXT_CHARS = 200
-MAX_VERSION_CHARS = 100
-MAX_NAME_CHARS = 100
 PREDICTION_FIELDS = {
     "prediction_id",
     "timestamp",
@@ -24,15 +40,6 @@ PREDICTION_FIELDS = {
     "features",
 }
 OUTCOME_FIELDS = {"prediction_id", "observed_at", "outcome", "values"}
-# PostgreSQL text cannot hold NUL, so a NUL is refused here rather than fail the whole request.
-NUL_MESSAGE = "{field} must not contain NUL (\\u0000) characters"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    code: str  # required, invalid or conflict
-    field: str
-    message: str
 
 
 @dataclass(slots=True)
@@ -69,126 +76,109 @@ def canonical_label(value: bool | int | float | str) -> str:
     return value
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def parse_timestamp(value, field: str, problems: list[Problem]) -> datetime | None:
-    if value is None:
-        problems.append(Problem("required", field, f"{field} is required"))
-        return None
-    if not isinstance(value, str):
-        problems.append(Problem("invalid", field, f"{field} must be an RFC 3339 string"))
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        problems.append(Problem("invalid", field, f"{field} {value[:40]!r} is not RFC 3339"))
-        return None
-    if parsed.tzinfo is None:
-        problems.append(
-            Problem("invalid", field, f"{field} {value[:40]!r} has no UTC offset (add Z or +00:00)")
-        )
-        return None
-    return parsed.astimezone(UTC)
-
-
 def check_text(record: dict, field: str, limit: int, problems: list[Problem], *, required: bool):
     value = record.get(field)
     if value is None:
         if required:
-            problems.append(Problem("required", field, f"{field} is required"))
+            problems.append(Problem(REQUIRED, field, f"{field} is required"))
         return None
     if not isinstance(value, str):
-        problems.append(Problem("invalid", field, f"{field} must be a string"))
+        problems.append(Problem(INVALID, field, f"{field} must be a string"))
         return None
     if required and not value:
-        problems.append(Problem("required", field, f"{field} must not be empty"))
+        problems.append(Problem(REQUIRED, field, f"{field} must not be empty"))
         return None
-    if len(value) > limit:
-        problems.append(Problem("invalid", field, f"{field} is longer than {limit} characters"))
-        return None
-    if "\x00" in value:
-        problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
-        return None
-    return value
+    return value if problem_added(text_problem(value, field, limit), problems) is None else None
 
 
-def check_finite(value, field: str, problems: list[Problem]) -> bool:
-    if isinstance(value, float) and not math.isfinite(value):
-        problems.append(Problem("invalid", field, f"{field} must be a finite number"))
-        return False
-    return True
+def problem_added(problem: Problem | None, problems: list[Problem]) -> Problem | None:
+    if problem is not None:
+        problems.append(problem)
+    return problem
+
+
+def parse_timestamp(value, field: str, problems: list[Problem]) -> datetime | None:
+    moment = timestamp_check(value, field)
+    if isinstance(moment, Problem):
+        problems.append(moment)
+        return None
+    return moment
 
 
 def check_label(value, field: str, problems: list[Problem]) -> tuple[str | None, float | None]:
-    if isinstance(value, (dict, list)):
-        problems.append(Problem("invalid", field, f"{field} must be a number, string or boolean"))
+    if not isinstance(value, (str, int, float)):
+        problems.append(Problem(INVALID, field, f"{field} must be a number, string or boolean"))
         return None, None
-    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
-        problems.append(
-            Problem("invalid", field, f"{field} is longer than {MAX_TEXT_CHARS} characters")
-        )
+    if isinstance(value, str):
+        if problem_added(text_problem(value, field, MAX_TEXT_CHARS), problems):
+            return None, None
+        return value, None
+    if problem_added(number_problem(value, field), problems):
         return None, None
-    if isinstance(value, str) and "\x00" in value:
-        problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
+    label = canonical_label(value)
+    if problem_added(label_problem(label, field), problems):
         return None, None
-    if not check_finite(value, field, problems):
-        return None, None
-    number = float(value) if isinstance(value, (int, float)) else None
-    return canonical_label(value), number
+    return label, float(value)
 
 
 def check_unknown(record: dict, known: set[str], problems: list[Problem]) -> None:
-    for name in sorted(set(record) - known):
-        problems.append(Problem("invalid", str(name)[:200], f"unknown field {str(name)[:200]!r}"))
+    for name in sorted(map(str, set(record) - known)):
+        shown = printable(name)[:200]
+        problems.append(Problem(INVALID, shown, f"unknown field {shown!r}"))
 
 
 def check_features(value, problems: list[Problem]) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        problems.append(Problem("invalid", "features", "features must be an object"))
+        problems.append(Problem(INVALID, "features", "features must be an object"))
         return None
     for name, item in value.items():
-        field = f"features.{name}"[:200]
-        if len(name) > MAX_NAME_CHARS:
-            problems.append(Problem("invalid", field, "feature names are at most 100 characters"))
-        elif "\x00" in name or (isinstance(item, str) and "\x00" in item):
-            problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
-        elif isinstance(item, (dict, list)):
-            problems.append(
-                Problem("invalid", field, f"{field} must be a number, string, boolean or null")
-            )
-        elif isinstance(item, str) and len(item) > MAX_TEXT_CHARS:
-            problems.append(
-                Problem("invalid", field, f"{field} is longer than {MAX_TEXT_CHARS} characters")
-            )
-        else:
-            check_finite(item, field, problems)
+        problem_added(feature_problem(name, item, printable(f"features.{name}")[:200]), problems)
     return value
+
+
+def feature_problem(name: str, item, field: str) -> Problem | None:
+    if len(name) > MAX_NAME_CHARS:
+        return Problem(TOO_LONG, field, "feature names are at most 100 characters")
+    if problem := text_problem(name, field, MAX_NAME_CHARS):
+        return problem
+    if isinstance(item, str):
+        return text_problem(item, field, MAX_TEXT_CHARS)
+    if is_number(item):
+        return number_problem(item, field)
+    if item is None or isinstance(item, bool):
+        return None
+    return Problem(INVALID, field, f"{field} must be a number, string, boolean or null")
 
 
 def check_values(value, problems: list[Problem]) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        problems.append(Problem("invalid", "values", "values must be an object of numbers"))
+        problems.append(Problem(INVALID, "values", "values must be an object of numbers"))
         return None
     clean = {}
     for name, item in value.items():
-        field = f"values.{name}"[:200]
-        if len(name) > MAX_NAME_CHARS:
-            problems.append(Problem("invalid", field, "value names are at most 100 characters"))
-        elif "\x00" in name:
-            problems.append(Problem("invalid", field, NUL_MESSAGE.format(field=field)))
-        elif isinstance(item, bool):
-            clean[name] = 1.0 if item else 0.0
-        elif not is_number(item):
-            problems.append(Problem("invalid", field, f"{field} must be a number"))
-        elif check_finite(item, field, problems):
-            clean[name] = float(item)
+        number = value_number(name, item, printable(f"values.{name}")[:200])
+        if isinstance(number, Problem):
+            problems.append(number)
+        else:
+            clean[name] = number
     return clean
+
+
+def value_number(name: str, item, field: str) -> float | Problem:
+    """A business value as the float stored, or its problem."""
+    if len(name) > MAX_NAME_CHARS:
+        return Problem(TOO_LONG, field, "value names are at most 100 characters")
+    if problem := text_problem(name, field, MAX_NAME_CHARS):
+        return problem
+    if isinstance(item, bool):
+        return 1.0 if item else 0.0
+    if not is_number(item):
+        return Problem(INVALID, field, f"{field} must be a number")
+    return number_problem(item, field) or float(item)
 
 
 def content_md5(fields: dict) -> str:
@@ -224,27 +214,16 @@ def prediction_validate(record) -> tuple[PredictionRow | None, list[Problem]]:
     return prediction_check(record)
 
 
-def short_text(value, limit: int) -> bool:
-    return type(value) is str and 0 < len(value) <= limit and "\x00" not in value
-
-
 def prediction_fast(record) -> PredictionRow | None:
     """A valid record's row, with as few checks as the rules allow; None when in doubt."""
     if type(record) is not dict or not record.keys() <= PREDICTION_FIELDS:
         return None
     get = record.get
-    prediction_id, text, version = get("prediction_id"), get("timestamp"), get("model_version")
-    if not (
-        short_text(prediction_id, MAX_ID_CHARS)
-        and type(text) is str
-        and short_text(version, MAX_VERSION_CHARS)
-    ):
+    prediction_id, version = get("prediction_id"), get("model_version")
+    if not (text_ok(prediction_id, MAX_ID_CHARS) and text_ok(version, MAX_VERSION_CHARS)):
         return None
-    try:
-        timestamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if timestamp.tzinfo is None:
+    timestamp = timestamp_check(get("timestamp"), "timestamp")
+    if type(timestamp) is not datetime:
         return None
     label, number = fast_label(get("prediction"))
     score, segment = get("score"), get("segment")
@@ -252,12 +231,11 @@ def prediction_fast(record) -> PredictionRow | None:
         return None
     if segment is None:
         segment = ""
-    elif type(segment) is not str or len(segment) > MAX_TEXT_CHARS or "\x00" in segment:
+    elif type(segment) is not str or not text_fits(segment, MAX_TEXT_CHARS):
         return None
     features = get("features")
     if features is not None and not fast_features(features):
         return None
-    timestamp = timestamp.astimezone(UTC)
     score = None if score is None else float(score)
     features_json = features_text(features)
     digest = prediction_digest(timestamp, version, label, score, segment, features_json)
@@ -268,36 +246,44 @@ def prediction_fast(record) -> PredictionRow | None:
 
 def fast_label(value) -> tuple[str | None, float | None]:
     kind = type(value)
-    if kind is int or kind is bool:
+    if kind is bool:
         return canonical_label(value), float(value)
-    if kind is float:
-        return (canonical_label(value), value) if math.isfinite(value) else (None, None)
-    if kind is str and len(value) <= MAX_TEXT_CHARS and "\x00" not in value:
+    if kind is int or kind is float:
+        if not number_ok(value):
+            return None, None
+        label = canonical_label(value)
+        return (label, float(value)) if len(label) <= MAX_TEXT_CHARS else (None, None)
+    if kind is str and text_fits(value, MAX_TEXT_CHARS):
         return value, None
     return None, None
 
 
 def fast_features(features) -> bool:
+    """The rules of check_features, inlined: this loop runs for every feature of every record."""
     if type(features) is not dict:
         return False
     for name, item in features.items():
-        if len(name) > MAX_NAME_CHARS or "\x00" in name:
+        if len(name) > MAX_NAME_CHARS or "\x00" in name or not (name.isascii() or encodable(name)):
             return False
         kind = type(item)
-        if kind is float:
-            if not math.isfinite(item):
+        if kind is float or kind is int:
+            if not -MAX_NUMBER <= item <= MAX_NUMBER:
                 return False
         elif kind is str:
-            if len(item) > MAX_TEXT_CHARS or "\x00" in item:
+            if (
+                len(item) > MAX_TEXT_CHARS
+                or "\x00" in item
+                or not (item.isascii() or encodable(item))
+            ):
                 return False
-        elif not (item is None or kind is int or kind is bool):
+        elif not (item is None or kind is bool):
             return False
     return True
 
 
 def prediction_check(record) -> tuple[PredictionRow | None, list[Problem]]:
     if not isinstance(record, dict):
-        return None, [Problem("invalid", "", "a record must be a JSON object")]
+        return None, [Problem(INVALID, "", "a record must be a JSON object")]
     problems: list[Problem] = []
     check_unknown(record, PREDICTION_FIELDS, problems)
     prediction_id = check_text(record, "prediction_id", MAX_ID_CHARS, problems, required=True)
@@ -306,12 +292,12 @@ def prediction_check(record) -> tuple[PredictionRow | None, list[Problem]]:
     raw_prediction = record.get("prediction")
     label, number = None, None
     if raw_prediction is None:
-        problems.append(Problem("required", "prediction", "prediction is required"))
+        problems.append(Problem(REQUIRED, "prediction", "prediction is required"))
     else:
         label, number = check_label(raw_prediction, "prediction", problems)
     score = record.get("score")
     if score is not None and (not is_number(score) or not 0 <= score <= 1):
-        problems.append(Problem("invalid", "score", "score must be a number between 0 and 1"))
+        problems.append(Problem(INVALID, "score", "score must be a number between 0 and 1"))
     segment = check_text(record, "segment", MAX_TEXT_CHARS, problems, required=False) or ""
     features = check_features(record.get("features"), problems)
     if problems:
@@ -327,7 +313,7 @@ def prediction_check(record) -> tuple[PredictionRow | None, list[Problem]]:
 
 def outcome_validate(record) -> tuple[OutcomeRow | None, list[Problem]]:
     if not isinstance(record, dict):
-        return None, [Problem("invalid", "", "a record must be a JSON object")]
+        return None, [Problem(INVALID, "", "a record must be a JSON object")]
     problems: list[Problem] = []
     check_unknown(record, OUTCOME_FIELDS, problems)
     prediction_id = check_text(record, "prediction_id", MAX_ID_CHARS, problems, required=True)
@@ -337,7 +323,7 @@ def outcome_validate(record) -> tuple[OutcomeRow | None, list[Problem]]:
         label, number = check_label(record["outcome"], "outcome", problems)
     values = check_values(record.get("values"), problems)
     if record.get("outcome") is None and not record.get("values"):
-        problems.append(Problem("required", "outcome", "an outcome or values is required"))
+        problems.append(Problem(REQUIRED, "outcome", "an outcome or values is required"))
     if problems:
         return None, problems
     digest = content_md5({"t": observed_at.isoformat(), "o": label, "v": values})

@@ -18,6 +18,7 @@ from monitoring.ingest.columnar import ColumnarChunk, ColumnarFallback
 from monitoring.ingest.parsers import CsvPredictions, Unreadable
 from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
 from monitoring.ingest.store import outcomes_store, predictions_store
+from monitoring.ingest.validate import printable
 from monitoring.models import IngestBatch, QuarantinedRecord, RecordKind
 from monitoring.tasks import jobs_run_model
 
@@ -74,14 +75,15 @@ class Rejection:
 
 
 def raw_text(record) -> str:
+    """The record whole, so that it can be repaired and re-submitted."""
     if isinstance(record, Unreadable):
         return record.raw
-    return json.dumps(record, default=str, ensure_ascii=False)[:100_000]
+    return json.dumps(record, default=str, ensure_ascii=False)
 
 
 def record_id(record) -> str:
     if isinstance(record, dict) and isinstance(record.get("prediction_id"), str):
-        return record["prediction_id"][:200]
+        return printable(record["prediction_id"])[:200]
     return ""
 
 
@@ -92,7 +94,7 @@ def records_validate(records: Iterable[tuple[int, object]], kind: str, *, start:
     for offset, record in records:
         index = start + offset
         if isinstance(record, Unreadable):
-            problems = [Problem("invalid", "", record.message)]
+            problems = [Problem(record.code, "", record.message)]
             rejections.append(Rejection(index, "", problems, record.raw))
             continue
         row, problems = validate(record)
@@ -260,5 +262,5 @@ def quarantine(batch: IngestBatch, kind: str, rejections: list[Rejection]) -> No
 
 
 def storable(text: str) -> str:
-    """Text PostgreSQL can store: NUL characters shown as U+FFFD."""
-    return text.replace("\x00", "\ufffd")
+    """Text PostgreSQL can store: NUL characters shown as U+FFFD, lone surrogates escaped."""
+    return printable(text.replace("\x00", "\ufffd"))

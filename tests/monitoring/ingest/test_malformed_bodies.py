@@ -44,7 +44,7 @@ MALFORMED = {
     "JSON with a huge string": (
         JSON,
         json.dumps([prediction(1), prediction(2, segment="x" * 2_000_000)]).encode(),
-        "not valid JSON",
+        "longer than 1,000,000 characters",
     ),
     "JSON in invalid UTF-8": (JSON, GOOD.encode()[:-40] + b"\xff\xfe" + b"}]", "UTF-8"),
     "JSON with trailing garbage": (JSON, GOOD.encode() + b" ]", "extra data"),

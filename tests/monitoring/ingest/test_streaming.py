@@ -61,7 +61,7 @@ def test_broken_json_raises_body_error_with_a_reason(monkeypatch, body, fragment
 def test_a_record_longer_than_the_limit_is_refused(monkeypatch):
     monkeypatch.setattr(parsers, "MAX_RECORD_CHARS", 1000)
     monkeypatch.setattr(parsers, "READ_CHARS", 100)
-    with pytest.raises(BodyError, match="not valid JSON"):
+    with pytest.raises(BodyError, match="longer than 1,000 characters"):
         records_of(json.dumps([{"features": {"text": "x" * 5000}}]).encode())
 
 
