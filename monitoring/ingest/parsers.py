@@ -20,7 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from common.jsontext import brackets_at_most, json_too_deep, json_value_end
+from monitoring.ingest.columnar import (
+    ColumnarFallback,
+    columnar_chunks,
+    columnar_usable,
+    csv_header,
+)
 from monitoring.ingest.validate import (
     INVALID,
     MAX_DEPTH,
@@ -342,9 +351,6 @@ SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # Parquet needs its footer first: larger 
 
 
 def parse_parquet(stream: BinaryIO, kind: str) -> Iterator[dict]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         shutil.copyfileobj(stream, spool, 1 << 20)
         spool.seek(0)
@@ -375,8 +381,6 @@ def batch_rows(batch) -> list[dict]:
 def column_values(column) -> list:
     """Times as RFC 3339 text (Python's datetime ends with year 9999, Arrow's does not);
     text that is not UTF-8 with its bad bytes as lone surrogates, which validation refuses."""
-    import pyarrow as pa
-
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.tz is not None:
         column = column.cast(pa.timestamp(kind.unit, "UTC")).cast(pa.string())
@@ -421,13 +425,6 @@ class CsvPredictions:
         return records_capped(records, self.max_records) if self.max_records else records
 
     def chunks(self) -> Iterator:
-        from monitoring.ingest.columnar import (
-            ColumnarFallback,
-            columnar_chunks,
-            columnar_usable,
-            csv_header,
-        )
-
         spool = self.spooled()
         try:
             header = csv_header(spool)

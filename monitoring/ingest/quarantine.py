@@ -109,7 +109,7 @@ def quarantine_ndjson(records: QuerySet[QuarantinedRecord]) -> Iterator[str]:
         row = export_row(record)
         try:
             row["record"] = json.loads(record.raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read back
             row["record"] = None
         yield json.dumps(row, ensure_ascii=False) + "\n"
 

@@ -331,6 +331,21 @@ def test_a_record_nested_too_deep_is_shown_and_can_be_repaired_on_its_page(model
     assert Prediction.objects.get().prediction_id == "j-g1"
 
 
+def test_the_quarantine_downloads_carry_a_record_nested_too_deep(model, writer):
+    record = good("j", 1) | {"features": {"age": deep(5_000)}}
+    writer.post(f"{BASE}/predictions", json_text([record]), content_type=JSON)
+    ndjson = writer.get(f"{BASE}/quarantine.ndjson")
+    (line,) = b"".join(ndjson.streaming_content).decode().splitlines()
+    assert ndjson.status_code == 200
+    assert json.loads(line)["record"] is None  # too deep to parse back: its raw text is there
+    assert json.loads(line)["raw"] == json_text(record)
+    csv_download = writer.get(f"{BASE}/quarantine.csv")
+    assert (
+        csv_download.status_code == 200
+        and "too_deep" in b"".join(csv_download.streaming_content).decode()
+    )
+
+
 def test_a_lone_surrogate_is_kept_as_its_escape_for_repair(model, writer):
     record = good("j", 1) | {"prediction_id": "x\ud800"}
     answer = writer.post(f"{BASE}/predictions", json_text([record]), content_type=JSON).json()
