@@ -178,8 +178,8 @@ def canary_aggregates(model, hours: int) -> dict:
 
     report = drift_report(model=model, start=START, end=START + timedelta(hours=hours))
     return {
-        f["name"]: {"method": f["method"], "statistic": f["statistic"], "drifted": f["drifted"]}
-        for f in report["features"]
+        f.name: {"method": f.method, "statistic": f.statistic, "drifted": f.drifted}
+        for f in report.features
     }
 
 

@@ -40,7 +40,7 @@ from factory.models import MLModel
 from monitoring.alerts.links import metric_chart_id
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics.registry import OVERVIEW, VALUES, metric_find, metric_get, metric_label
-from monitoring.metrics.reports import comparable, sensitivity_from
+from monitoring.metrics.reports import Sensitivity, comparable, sensitivity_from
 from monitoring.metrics.selectors import models_with_health
 from monitoring.metrics.series import Point, SeriesSet, metric_names, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError
@@ -348,13 +348,13 @@ def sensitivity_note(series: SeriesSet, metric: str) -> str:
         )
         for g in WINDOW
     }
-    if reports["day"]["mde_absolute"] is None:
+    if reports["day"].mde_absolute is None:
         return ""
-    size = f"about {reports['day']['n_per_window']:,.0f} observations a day"
+    size = f"about {reports['day'].n_per_window:,.0f} observations a day"
     changes = [
-        f"{change_text(kind, r['mde_absolute'])} {PER[g]}"
+        f"{change_text(kind, r.mde_absolute)} {PER[g]}"
         for g, r in reports.items()
-        if r["mde_absolute"] is not None
+        if r.mde_absolute is not None
     ]
     text = f"At current traffic ({size}), the smallest change this chart can show is "
     text += ", ".join(changes[:-1]) + (" and " if len(changes) > 1 else "") + changes[-1] + "."
@@ -384,10 +384,11 @@ def change_text(kind: str, value: float) -> str:
     return f"{value:.3g}"
 
 
-def time_to_see(reports: dict) -> str:
+def time_to_see(reports: dict[str, Sensitivity]) -> str:
     """The windows needed on each side for the relative change, in the handiest unit."""
-    key = str(SENSITIVITY_CHANGE)
-    hours, days, weeks = (reports[g]["windows_to_detect"][key] for g in ("hour", "day", "week"))
+    hours, days, weeks = (
+        reports[g].windows_to_detect[SENSITIVITY_CHANGE] for g in ("hour", "day", "week")
+    )
     if hours is not None and hours <= 48:
         return f"{hours} hour{'s' * (hours != 1)}"
     if days is not None and days <= 21:

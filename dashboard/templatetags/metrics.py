@@ -1,15 +1,18 @@
 """Template filters for metrics: `{{ rule.metric|metric_label }}` prints the words, not the key;
-`{{ alert|chart_link }}` links to where an alert's metric is charted."""
+`{{ alert|chart_link }}` links to where an alert's metric is charted;
+`{{ f.statistic|finite|floatformat:4 }}` prints nothing for a NaN or an infinity."""
 
 from __future__ import annotations
 
 from django import template
 
+from common.numbers import finite
 from monitoring.alerts.links import alert_links
 from monitoring.metrics import registry
 from monitoring.models import Alert
 
 register = template.Library()
+register.filter("finite", finite)
 
 
 @register.filter

@@ -23,7 +23,7 @@ from monitoring.metrics.registry import (
     metric_get,
     metric_label,
 )
-from monitoring.metrics.reports import comparable, comparison_report
+from monitoring.metrics.reports import VersionComparison, comparable, comparison_report
 from monitoring.metrics.series import metric_names, metric_series
 from monitoring.metrics.windows import MetricError
 
@@ -108,12 +108,12 @@ def direction_word(metric: str, difference: float) -> str:
     return "higher" if up else "lower"
 
 
-def shown_numbers(body: dict) -> dict:
+def shown_numbers(comparison: VersionComparison) -> dict:
     """The difference, its interval and the MDE in the unit the verdict uses."""
-    scale, unit = unit_of(body["metric"])
+    scale, unit = unit_of(comparison.metric)
     keys = ("difference", "ci_low", "ci_high", "mde")
-    numbers = {k: None if body[k] is None else body[k] * scale for k in keys}
-    relative = body["relative_difference"]
+    numbers = {k: None if (v := getattr(comparison, k)) is None else v * scale for k in keys}
+    relative = comparison.relative_difference
     return {
         **numbers,
         "unit": unit or "(the metric's unit)",
@@ -121,36 +121,36 @@ def shown_numbers(body: dict) -> dict:
     }
 
 
-def comparison_verdict(body: dict, *, alpha: float = 0.05) -> str:
+def comparison_verdict(comparison: VersionComparison, *, alpha: float = 0.05) -> str:
     """The comparison in one or two plain sentences."""
-    metric = body["metric"]
+    metric = comparison.metric
     label = metric_label(metric)
-    base, cand = body["baseline"], body["candidate"]
-    if body["difference"] is None:
+    base, cand = comparison.baseline, comparison.candidate
+    difference, mde, p_value = comparison.difference, comparison.mde, comparison.p_value
+    if difference is None:
         return (
-            f"Not enough data to compare {label}: {base['version']} has {base['n']} and "
-            f"{cand['version']} has {cand['n']} observations in this window."
+            f"Not enough data to compare {label}: {base.version} has {base.n} and "
+            f"{cand.version} has {cand.n} observations in this window."
         )
-    difference, mde = body["difference"], body["mde"]
     visible = (
         f"a change under {amount(mde, metric)} would not be visible with this traffic"
         if mde is not None
         else "the smallest visible change cannot be told from this traffic"
     )
-    if body["p_value"] is not None and body["p_value"] < alpha and difference != 0:
+    if p_value is not None and p_value < alpha and difference != 0:
         word = direction_word(metric, difference)
         return (
-            f"The candidate {cand['version']} is {word} by {amount(difference, metric)} on "
-            f"{label} ({p_text(body['p_value'])}); {visible}."
+            f"The candidate {cand.version} is {word} by {amount(difference, metric)} on "
+            f"{label} ({p_text(p_value)}); {visible}."
         )
-    if body["powered"]:
+    if comparison.powered:
         return (
             f"No clear difference on {label}, although the observed gap "
             f"({amount(difference, metric)}) is as large as the smallest visible change; {visible}."
         )
     return (
-        f"No clear difference on {label}: the candidate {cand['version']} is within the noise "
-        f"of {base['version']} ({p_text(body['p_value'])}); {visible}, so a smaller real "
+        f"No clear difference on {label}: the candidate {cand.version} is within the noise "
+        f"of {base.version} ({p_text(p_value)}); {visible}, so a smaller real "
         "difference is not ruled out."
     )
 
@@ -241,7 +241,7 @@ def compare_page(request, name: str):
         return render(request, "dashboard/compare.html", context)
     start, end = query.span(timezone.now())
     try:
-        body = comparison_report(
+        comparison = comparison_report(
             model=model,
             metric=query.metric,
             baseline=query.baseline,
@@ -253,7 +253,10 @@ def compare_page(request, name: str):
     except MetricError as error:
         return bad_request(request, error)
     context.update(
-        result=body, verdict=comparison_verdict(body), start=start, shown=shown_numbers(body)
+        result=comparison,
+        verdict=comparison_verdict(comparison),
+        start=start,
+        shown=shown_numbers(comparison),
     )
     trend = trend_figure(model, query, timezone.now())
     if trend:

@@ -15,7 +15,7 @@ from accounts.roles import Role, role_required
 from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
 from factory.rollouts import plan_current
 from monitoring.metrics.drift import DriftError
-from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.drift_report import DriftReport, drift_report
 from monitoring.metrics.series import metric_check, metric_series
 from monitoring.metrics.windows import MetricError
 
@@ -108,7 +108,7 @@ def version_page(request, name: str, version: str):
     return render(request, "dashboard/version.html", context)
 
 
-def version_drift(model: MLModel, version: ModelVersion) -> dict | None:
+def version_drift(model: MLModel, version: ModelVersion) -> DriftReport | None:
     """The version's latest 7 days against its baseline (the registered reference first)."""
     try:
         return drift_report(model=model, version=version.version)

@@ -12,6 +12,7 @@ from monitoring.api.params import WINDOW_PARAMETERS, query_float, query_time, re
 from monitoring.api.serializers import (
     ComparisonSerializer,
     DriftSerializer,
+    MetricSeriesSerializer,
     SensitivitySerializer,
 )
 from monitoring.metrics.drift import DriftError
@@ -34,7 +35,7 @@ class MetricsView(ModelAPIView):
             OpenApiParameter("version", str),
             OpenApiParameter("segment", str),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=MetricSeriesSerializer,
     )
     def get(self, request, **kwargs):
         model = self.model
@@ -54,14 +55,8 @@ class MetricsView(ModelAPIView):
             )
         except MetricError as error:
             raise ApiProblem(400, str(error)) from None
-        return Response(
-            {
-                "model": model.name,
-                "metric": metric,
-                "granularity": granularity,
-                "points": [p.as_dict() for p in points],
-            }
-        )
+        series = {"model": model.name, "metric": metric, "granularity": granularity}
+        return Response(MetricSeriesSerializer({**series, "points": points}).data)
 
 
 class DriftView(ModelAPIView):
@@ -77,7 +72,7 @@ class DriftView(ModelAPIView):
     )
     def get(self, request, **kwargs):
         try:
-            body = drift_report(
+            report = drift_report(
                 model=self.model,
                 start=query_time(request, "start"),
                 end=query_time(request, "end"),
@@ -88,7 +83,7 @@ class DriftView(ModelAPIView):
             )
         except DriftError as error:
             raise ApiProblem(400, str(error)) from None
-        return Response(DriftSerializer(body).data)
+        return Response(DriftSerializer(report).data)
 
 
 class CompareView(ModelAPIView):
@@ -106,7 +101,7 @@ class CompareView(ModelAPIView):
     )
     def get(self, request, **kwargs):
         try:
-            body = comparison_report(
+            comparison = comparison_report(
                 model=self.model,
                 metric=required(request, "metric", "accuracy"),
                 baseline=required(request, "baseline", "1.0.0"),
@@ -119,7 +114,7 @@ class CompareView(ModelAPIView):
             )
         except MetricError as error:
             raise ApiProblem(400, str(error)) from None
-        return Response(ComparisonSerializer(body).data)
+        return Response(ComparisonSerializer(comparison).data)
 
 
 class SensitivityView(ModelAPIView):
@@ -137,7 +132,7 @@ class SensitivityView(ModelAPIView):
     )
     def get(self, request, **kwargs):
         try:
-            body = sensitivity_report(
+            sensitivity = sensitivity_report(
                 model=self.model,
                 metric=required(request, "metric", "accuracy"),
                 granularity=request.query_params.get("granularity", "day"),
@@ -150,4 +145,4 @@ class SensitivityView(ModelAPIView):
             )
         except MetricError as error:
             raise ApiProblem(400, str(error)) from None
-        return Response(SensitivitySerializer(body).data)
+        return Response(SensitivitySerializer(sensitivity).data)

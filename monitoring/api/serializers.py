@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from numbers import Integral
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as ModelValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.numbers import finite
 from factory import serializers as factory_serializers
 from monitoring.ingest.quarantine import EXPORT_COLUMNS
 from monitoring.metrics.registry import metric_find
@@ -16,6 +20,7 @@ from monitoring.models import (
     Alert,
     AlertEvaluation,
     AlertRule,
+    Granularity,
     QuarantinedRecord,
     WebhookEndpoint,
 )
@@ -38,6 +43,28 @@ def model_errors_reported() -> Iterator[None]:
             for field, messages in error.message_dict.items()
         }
         raise serializers.ValidationError(errors) from None
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A number as JSON carries it: null where the domain's value is missing, NaN or infinite
+    (a window of only missing values, a chi-square on a category the reference never had)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return finite(super().to_representation(value))
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class MetricValueField(serializers.Field):
+    """A metric's value as the series holds it: counts stay integers; null where not finite."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return int(value) if isinstance(value, Integral) else finite(float(value))
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
@@ -187,11 +214,18 @@ class AlertSerializer(serializers.ModelSerializer):
 class PointSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
-    value = serializers.FloatField(allow_null=True)
+    value = MetricValueField(help_text="an integer for counts, null for a window without data")
     n = serializers.IntegerField()
-    ci_low = serializers.FloatField(allow_null=True)
-    ci_high = serializers.FloatField(allow_null=True)
-    label_coverage = serializers.FloatField(allow_null=True)
+    ci_low = FiniteFloatField()
+    ci_high = FiniteFloatField()
+    label_coverage = FiniteFloatField()
+
+
+class MetricSeriesSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    metric = serializers.CharField()
+    granularity = serializers.ChoiceField(choices=Granularity.choices)
+    points = PointSerializer(many=True)
 
 
 class ReceiptSerializer(serializers.Serializer):
@@ -205,33 +239,40 @@ class ReceiptSerializer(serializers.Serializer):
 
 
 class DriftReferenceSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["training", "window"])
-    start = serializers.DateTimeField(allow_null=True)
-    end = serializers.DateTimeField(allow_null=True)
+    kind = serializers.ChoiceField(
+        choices=["training", "window"],
+        help_text="training: the version's registered reference; window: a baseline window",
+    )
+    start = serializers.DateTimeField(allow_null=True, help_text="null for a training reference")
+    end = serializers.DateTimeField(allow_null=True, help_text="null for a training reference")
     n = serializers.IntegerField()
 
 
 class DriftCurrentSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
-    n = serializers.IntegerField()
+    n = serializers.IntegerField(help_text="predictions in the window")
 
 
 class FeatureDriftSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=["numerical", "categorical"])
-    method = serializers.CharField(allow_null=True)
-    statistic = serializers.FloatField(allow_null=True)
-    p_value = serializers.FloatField(allow_null=True)
-    threshold = serializers.FloatField(allow_null=True)
+    method = serializers.CharField(allow_null=True, help_text="null when nothing was tested")
+    statistic = FiniteFloatField(help_text="null without values on one side, or when infinite")
+    p_value = FiniteFloatField()
+    threshold = FiniteFloatField()
     drifted = serializers.BooleanField(allow_null=True)
-    psi = serializers.FloatField(allow_null=True)
+    psi = FiniteFloatField()
     n_reference = serializers.IntegerField()
     n_current = serializers.IntegerField()
     missing_current = serializers.IntegerField()
-    unseen_share = serializers.FloatField(allow_null=True)
-    max_error = serializers.FloatField(allow_null=True)
-    note = serializers.CharField(allow_null=True)
+    unseen_share = FiniteFloatField(
+        help_text="share of current values in categories the reference never had"
+    )
+    max_error = FiniteFloatField(
+        help_text="bound on the statistic's error from binning, where one is known (KS)"
+    )
+    note = serializers.CharField(allow_null=True, help_text="why a number is missing or odd")
 
 
 class DriftSerializer(serializers.Serializer):
@@ -245,7 +286,7 @@ class DriftSerializer(serializers.Serializer):
         help_text="score and prediction against the reference's score/prediction entries "
         "(or the baseline window); not counted in share_drifted",
     )
-    share_drifted = serializers.FloatField(allow_null=True)
+    share_drifted = FiniteFloatField(help_text="null when no feature could be tested")
     share_threshold = serializers.FloatField(
         help_text="the dataset drifts when share_drifted reaches this (model setting, default 0.5)"
     )
@@ -254,7 +295,7 @@ class DriftSerializer(serializers.Serializer):
 
 class CompareSideSerializer(serializers.Serializer):
     version = serializers.CharField()
-    value = serializers.FloatField(allow_null=True)
+    value = FiniteFloatField()
     n = serializers.IntegerField()
 
 
@@ -262,25 +303,28 @@ class ComparisonSerializer(serializers.Serializer):
     metric = serializers.CharField()
     baseline = CompareSideSerializer()
     candidate = CompareSideSerializer()
-    difference = serializers.FloatField(allow_null=True)
-    relative_difference = serializers.FloatField(allow_null=True)
-    ci_low = serializers.FloatField(allow_null=True)
-    ci_high = serializers.FloatField(allow_null=True)
-    p_value = serializers.FloatField(allow_null=True)
-    mde = serializers.FloatField(allow_null=True)
+    difference = FiniteFloatField(help_text="candidate minus baseline; null without enough data")
+    relative_difference = FiniteFloatField()
+    ci_low = FiniteFloatField()
+    ci_high = FiniteFloatField()
+    p_value = FiniteFloatField()
+    mde = FiniteFloatField(help_text="the smallest difference these sample sizes would detect")
     powered = serializers.BooleanField(allow_null=True)
 
 
 class SensitivitySerializer(serializers.Serializer):
     metric = serializers.CharField()
-    granularity = serializers.CharField()
-    windows = serializers.IntegerField()
-    value = serializers.FloatField(allow_null=True)
-    n_per_window = serializers.FloatField(allow_null=True)
-    std = serializers.FloatField(allow_null=True)
-    mde_absolute = serializers.FloatField(allow_null=True)
-    mde_relative = serializers.FloatField(allow_null=True)
-    windows_to_detect = serializers.DictField(child=serializers.IntegerField(allow_null=True))
+    granularity = serializers.ChoiceField(choices=Granularity.choices)
+    windows = serializers.IntegerField(help_text="windows with data")
+    value = FiniteFloatField()
+    n_per_window = FiniteFloatField()
+    std = FiniteFloatField(help_text="one observation's standard deviation")
+    mde_absolute = FiniteFloatField()
+    mde_relative = FiniteFloatField()
+    windows_to_detect = serializers.DictField(
+        child=serializers.IntegerField(allow_null=True),
+        help_text="per relative change (0.01, 0.02, 0.05, 0.1): windows to pool on each side",
+    )
 
 
 class QuarantinedRecordSerializer(serializers.ModelSerializer):

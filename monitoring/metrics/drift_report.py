@@ -1,10 +1,10 @@
 """The drift answer of the API and the version page: every feature and output of a window
-against its baseline, as JSON."""
+against its baseline."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from factory.models import MLModel, ModelVersion
@@ -35,6 +35,61 @@ from monitoring.stats.moments import Moments
 from monitoring.stats.profile import ProfileError, category_key, profile_outputs
 
 
+@dataclass(frozen=True)
+class ReferenceWindow:
+    """What the current window is set against: the registered reference (``training``, no
+    start or end) or a baseline window."""
+
+    kind: str
+    start: datetime | None
+    end: datetime | None
+    n: int
+
+
+@dataclass(frozen=True)
+class CurrentWindow:
+    start: datetime
+    end: datetime
+    n: int
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One feature's or output's test against its reference. The numbers are the test's own:
+    NaN where a side has no values, infinite for a chi-square on a category the reference never
+    had; ``note`` says why a number is missing or odd."""
+
+    name: str
+    kind: str  # numerical or categorical
+    method: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    threshold: float | None = None
+    drifted: bool | None = None
+    psi: float | None = None
+    n_reference: int = 0
+    n_current: int = 0
+    missing_current: int = 0
+    unseen_share: float | None = None
+    max_error: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """A version's features and outputs in a window against its baseline (API.md, drift)."""
+
+    model: str
+    version: str
+    reference: ReferenceWindow
+    current: CurrentWindow
+    features: list[ColumnDrift]
+    outputs: list[ColumnDrift]
+    share_drifted: float | None
+    share_threshold: float
+    dataset_drifted: bool | None
+
+
 def drift_report(
     *,
     model: MLModel,
@@ -44,8 +99,7 @@ def drift_report(
     reference_end: datetime | None = None,
     version: str | None = None,
     segment: str | None = None,
-) -> dict:
-    """The drift endpoint's answer (API.md, drift)."""
+) -> DriftReport:
     chosen = version_pick(model, version)
     bins = bins_load(chosen.pk)
     baseline = baseline_resolve(
@@ -64,80 +118,64 @@ def drift_report(
         results.append((name, current[name], result))
     tested = [r for _, _, r in results if r is not None]
     dataset = dataset_drift(tested, share_threshold=settings.share_threshold)
-    return {
-        "model": model.name,
-        "version": chosen.version,
-        "reference": {
-            "kind": baseline.kind,
-            "start": baseline.start,
-            "end": baseline.end,
-            "n": baseline.n,
-        },
-        "current": {
-            "start": start,
-            "end": end,
-            "n": predictions_count(chosen, start, end, segment),
-        },
-        "features": [feature_json(name, cur, r, settings) for name, cur, r in results],
-        "outputs": outputs_drift(
+    return DriftReport(
+        model=model.name,
+        version=chosen.version,
+        reference=ReferenceWindow(baseline.kind, baseline.start, baseline.end, baseline.n),
+        current=CurrentWindow(start, end, predictions_count(chosen, start, end, segment)),
+        features=[column_drift(name, cur, r, settings) for name, cur, r in results],
+        outputs=outputs_drift(
             model=model, version=chosen, baseline=baseline, window=(start, end, segment)
         ),
-        "share_drifted": dataset.share_drifted,
-        "share_threshold": dataset.share_threshold,
-        "dataset_drifted": dataset.drifted,
-    }
+        share_drifted=dataset.share_drifted,
+        share_threshold=dataset.share_threshold,
+        dataset_drifted=dataset.drifted,
+    )
 
 
-def feature_json(
+def column_drift(
     name: str, current, result: FeatureDrift | None, settings: DriftSettings = NO_SETTINGS
-) -> dict:
+) -> ColumnDrift:
+    """One feature's row: its current counts, and its test where the baseline has it."""
     kind = "numerical" if isinstance(current, NumericHistogram) else "categorical"
-    missing = current.missing
-    present = current.n
-    body = {
-        "name": name,
-        "kind": kind,
-        "method": None,
-        "statistic": None,
-        "p_value": None,
-        "threshold": None,
-        "drifted": None,
-        "psi": None,
-        "n_reference": 0,
-        "n_current": present,
-        "missing_current": missing,
-        "unseen_share": None,
-        "max_error": None,
-        "note": "no reference for this feature" if result is None else None,
-    }
-    if result is not None:
-        data = asdict(result)
-        body.update({k: data[k] for k in ("method", "statistic", "p_value", "threshold")})
-        body.update(
-            drifted=result.drifted,
-            psi=result.psi,
-            n_reference=result.n_ref,
-            unseen_share=result.unseen_share,
-            max_error=result.max_error,
+    if result is None:
+        return ColumnDrift(
+            name,
+            kind,
+            n_current=current.n,
+            missing_current=current.missing,
+            note="no reference for this feature",
         )
-        body["note"] = settings.misfit(name, kind)
-        if result.statistic is None or math.isnan(result.statistic):
-            body["note"] = "no values on one side"
-        elif math.isinf(result.statistic):
-            body["statistic"] = None  # JSON has no infinity
-            body["note"] = "categories the reference never had: the statistic is infinite"
-    return nan_to_none(body)
+    return ColumnDrift(
+        name,
+        kind,
+        method=result.method,
+        statistic=result.statistic,
+        p_value=result.p_value,
+        threshold=result.threshold,
+        drifted=result.drifted,
+        psi=result.psi,
+        n_reference=result.n_ref,
+        n_current=current.n,
+        missing_current=current.missing,
+        unseen_share=result.unseen_share,
+        max_error=result.max_error,
+        note=feature_note(name, kind, result, settings),
+    )
 
 
-def nan_to_none(body: dict) -> dict:
-    """JSON has no NaN: a window of only missing values, or a test on a single class."""
-    for key in ("statistic", "p_value", "psi", "unseen_share", "max_error"):
-        if isinstance(body[key], float) and math.isnan(body[key]):
-            body[key] = None
-    return body
+def feature_note(name: str, kind: str, result: FeatureDrift, settings: DriftSettings) -> str | None:
+    """Why a statistic is missing or infinite, else whether the override fits the feature."""
+    if result.statistic is None or math.isnan(result.statistic):
+        return "no values on one side"
+    if math.isinf(result.statistic):
+        return "categories the reference never had: the statistic is infinite"
+    return settings.misfit(name, kind)
 
 
-def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, window) -> list:
+def outputs_drift(
+    *, model: MLModel, version: ModelVersion, baseline: Baseline, window
+) -> list[ColumnDrift]:
     """Score and prediction drift against the reference's ``score``/``prediction`` entries (or
     the baseline window's), from the hourly sums the metrics use.
 
@@ -146,7 +184,7 @@ def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, 
     note saying why not.
     """
     if model.task == "multiclass_classification":
-        return [_output_json("prediction", "categorical", None, MULTICLASS_NOTE)]
+        return [_output_drift("prediction", "categorical", None, MULTICLASS_NOTE)]
     names = ("score", "prediction") if model.task == "binary_classification" else ("prediction",)
     start, end, segment = window
     references = _output_references(model, version, baseline, names)
@@ -159,7 +197,7 @@ def outputs_drift(*, model: MLModel, version: ModelVersion, baseline: Baseline, 
             out.append(_positive_share_drift(model, reference, k, n))
             continue
         current = _window_measure(model, version, OUTPUT_METRICS[name], start, end, segment)
-        out.append(_mean_shift_json(name, reference, current.moments))
+        out.append(_mean_shift_drift(name, reference, current.moments))
     return out
 
 
@@ -205,55 +243,44 @@ def _output_references(model, version, baseline: Baseline, names) -> dict:
     return refs
 
 
-def _positive_share_drift(model, reference, k: int, n: int) -> dict:
+def _positive_share_drift(model, reference, k: int, n: int) -> ColumnDrift:
     if not isinstance(reference, tuple):
-        return _output_json("prediction", "categorical", None, "the reference has no predictions")
+        return _output_drift("prediction", "categorical", None, "the reference has no predictions")
     k_ref, n_ref = reference
     if n == 0:
-        return _output_json("prediction", "categorical", None, "no predictions in the window")
+        return _output_drift("prediction", "categorical", None, "no predictions in the window")
     positive = category_key(model.positive_class)
     result = categorical_feature_drift(
         name="prediction",
         ref_counts={positive: k_ref, "other": n_ref - k_ref},
         cur_counts={positive: k, "other": n - k},
     )
-    return _output_json("prediction", "categorical", result, None)
+    return _output_drift("prediction", "categorical", result, None)
 
 
-def _mean_shift_json(name: str, reference, current: Moments | None) -> dict:
+def _mean_shift_drift(name: str, reference, current: Moments | None) -> ColumnDrift:
     if not isinstance(reference, Moments) or reference.n == 0:
-        return _output_json(name, "numerical", None, f"the reference has no {name}")
+        return _output_drift(name, "numerical", None, f"the reference has no {name}")
     result = mean_shift_drift(name=name, reference=reference, current=current or Moments())
     note = "no values in the window" if result.statistic is None else None
-    return _output_json(name, "numerical", result, note)
+    return _output_drift(name, "numerical", result, note)
 
 
-def _output_json(name: str, kind: str, result: FeatureDrift | None, note: str | None) -> dict:
-    body = {
-        "name": name,
-        "kind": kind,
-        "method": None,
-        "statistic": None,
-        "p_value": None,
-        "threshold": None,
-        "drifted": None,
-        "psi": None,
-        "n_reference": 0,
-        "n_current": 0,
-        "missing_current": 0,
-        "unseen_share": None,
-        "max_error": None,
-        "note": note,
-    }
-    if result is not None:
-        body.update(
-            method=result.method,
-            statistic=result.statistic,
-            p_value=result.p_value,
-            threshold=result.threshold,
-            drifted=result.drifted,
-            psi=result.psi,
-            n_reference=result.n_ref,
-            n_current=result.n_cur,
-        )
-    return nan_to_none(body)
+def _output_drift(
+    name: str, kind: str, result: FeatureDrift | None, note: str | None
+) -> ColumnDrift:
+    if result is None:
+        return ColumnDrift(name, kind, note=note)
+    return ColumnDrift(
+        name,
+        kind,
+        method=result.method,
+        statistic=result.statistic,
+        p_value=result.p_value,
+        threshold=result.threshold,
+        drifted=result.drifted,
+        psi=result.psi,
+        n_reference=result.n_ref,
+        n_current=result.n_cur,
+        note=note,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from common.numbers import finite
@@ -23,6 +24,50 @@ from monitoring.stats.moments import Moments
 from monitoring.stats.sensitivity import mde, relative_mde, windows_to_detect
 
 RELATIVE_CHANGES = (0.01, 0.02, 0.05, 0.1)
+
+
+@dataclass(frozen=True)
+class ComparisonSide:
+    """One version's value of the metric over the window, and the observations behind it."""
+
+    version: str
+    value: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    """Candidate against baseline on one metric; the test's numbers are None when either side
+    lacks the data to estimate it."""
+
+    metric: str
+    baseline: ComparisonSide
+    candidate: ComparisonSide
+    difference: float | None = None
+    relative_difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    mde: float | None = None  # None where no finite change is detectable
+    powered: bool | None = None
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """The smallest change between two windows of the typical size a test would see, and how
+    many windows a side takes to see each relative change (None: never, for a zero baseline)."""
+
+    metric: str
+    granularity: str
+    windows: int
+    value: float | None = None
+    n_per_window: float | None = None
+    std: float | None = None
+    mde_absolute: float | None = None
+    mde_relative: float | None = None
+    windows_to_detect: dict[float, int | None] = field(
+        default_factory=lambda: dict.fromkeys(RELATIVE_CHANGES)
+    )
 
 
 def delta_keys() -> str:
@@ -57,14 +102,14 @@ def comparison_report(
     segment: str | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
-) -> dict:
+) -> VersionComparison:
     metric_check(model, metric)
     kind = comparable(metric)
     for version in (baseline, candidate):
         if not ModelVersion.objects.filter(model=model, version=version).exists():
             raise MetricError(f"{model.name} has no version {version!r}")
     if kind == "drift":
-        sides, result = compare_drift(
+        measures, result = compare_drift(
             model=model,
             feature=metric.partition(":")[2],
             versions=(baseline, candidate),
@@ -73,32 +118,37 @@ def comparison_report(
             power=power,
         )
     else:
-        sides = [
+        measures = [
             metric_window(
                 model=model, metric=metric, start=start, end=end, version=v, segment=segment
             )
             for v in (baseline, candidate)
         ]
-        result = compare_sides(kind, *sides, alpha=alpha, power=power)
-    body = {
-        "metric": metric,
-        "baseline": {"version": baseline, "value": sides[0].value, "n": sides[0].n},
-        "candidate": {"version": candidate, "value": sides[1].value, "n": sides[1].n},
-        **dict.fromkeys(
-            ("difference", "relative_difference", "ci_low", "ci_high", "p_value", "mde", "powered")
-        ),
-    }
-    if result is not None:
-        body.update(
-            difference=result.difference,
-            relative_difference=result.relative_difference,
-            ci_low=result.low,
-            ci_high=result.high,
-            p_value=result.p_value,
-            mde=finite(result.mde),
-            powered=result.powered,
-        )
-    return body
+        result = compare_sides(kind, *measures, alpha=alpha, power=power)
+    sides = [
+        ComparisonSide(version, measure.value, measure.n)
+        for version, measure in zip((baseline, candidate), measures, strict=True)
+    ]
+    return version_comparison(metric, *sides, result)
+
+
+def version_comparison(
+    metric: str, baseline: ComparisonSide, candidate: ComparisonSide, result: Comparison | None
+) -> VersionComparison:
+    if result is None:
+        return VersionComparison(metric, baseline, candidate)
+    return VersionComparison(
+        metric,
+        baseline,
+        candidate,
+        difference=result.difference,
+        relative_difference=result.relative_difference,
+        ci_low=result.low,
+        ci_high=result.high,
+        p_value=result.p_value,
+        mde=finite(result.mde),
+        powered=result.powered,
+    )
 
 
 def compare_sides(
@@ -202,7 +252,7 @@ def sensitivity_report(
     end: datetime | None = None,
     version: str | None = None,
     segment: str | None = None,
-) -> dict:
+) -> Sensitivity:
     """MDE between two windows of the typical size, and windows needed per relative change.
 
     The per-window n is the mean over windows with data; the standard deviation is that of one
@@ -247,34 +297,26 @@ def sensitivity_from(
     window: Measure,
     alpha: float = 0.05,
     power: float = 0.8,
-) -> dict:
+) -> Sensitivity:
     """The sensitivity report from a metric's window series and its value over the whole span
     (the model page passes those it has already computed)."""
     filled = [p for p in points if p.n > 0]
-    body = {
-        "metric": metric,
-        "granularity": granularity,
-        "windows": len(filled),
-        "value": None,
-        "n_per_window": None,
-        "std": None,
-        "mde_absolute": None,
-        "mde_relative": None,
-        "windows_to_detect": {str(c): None for c in RELATIVE_CHANGES},
-    }
     if not filled or window.value is None:
-        return body
+        return Sensitivity(metric, granularity, len(filled))
     n = sum(p.n for p in filled) / len(filled)
     std = unit_std(kind, window)
     detectable = mde(std=std, n1=n, n2=n, alpha=alpha, power=power)
-    body.update(
+    return Sensitivity(
+        metric,
+        granularity,
+        len(filled),
         value=window.value,
         n_per_window=n,
         std=std,
         mde_absolute=detectable,
         mde_relative=relative_mde(mde_value=detectable, baseline=window.value),
         windows_to_detect={
-            str(change): windows_to_detect(
+            change: windows_to_detect(
                 relative_change=change,
                 n_per_window=n,
                 std=std,
@@ -285,7 +327,6 @@ def sensitivity_from(
             for change in RELATIVE_CHANGES
         },
     )
-    return body
 
 
 def unit_std(kind: str, window: Measure) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
@@ -77,9 +77,6 @@ class Point:
     ci_low: float | None
     ci_high: float | None
     label_coverage: float | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def metric_names(model: MLModel) -> list[str]:

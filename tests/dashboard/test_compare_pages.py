@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,6 +14,7 @@ from scipy import stats
 from dashboard.views.compare import comparison_verdict
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.reports import ComparisonSide, VersionComparison
 from tests.conftest import outcome, prediction
 
 pytestmark = pytest.mark.django_db
@@ -114,21 +116,21 @@ def test_a_segment_and_window_narrow_the_comparison(two_versions, viewer):
 
 
 def test_the_verdict_says_when_the_traffic_cannot_tell(two_versions, viewer):
-    body = {
-        "metric": "accuracy",
-        "baseline": {"version": "a", "n": 50},
-        "candidate": {"version": "b", "n": 50},
-        "difference": 0.01,
-        "p_value": 0.8,
-        "mde": 0.25,
-        "powered": False,
-        "ci_low": -0.1,
-        "ci_high": 0.12,
-    }
-    verdict = comparison_verdict(body)
+    comparison = VersionComparison(
+        "accuracy",
+        ComparisonSide("a", 0.70, 50),
+        ComparisonSide("b", 0.71, 50),
+        difference=0.01,
+        p_value=0.8,
+        mde=0.25,
+        powered=False,
+        ci_low=-0.1,
+        ci_high=0.12,
+    )
+    verdict = comparison_verdict(comparison)
     assert verdict.startswith("No clear difference on Accuracy")
     assert "a change under 25 points would not be visible with this traffic" in verdict
-    empty = comparison_verdict({**body, "difference": None, "p_value": None, "mde": None})
+    empty = comparison_verdict(replace(comparison, difference=None, p_value=None, mde=None))
     assert empty.startswith("Not enough data to compare Accuracy")
 
 

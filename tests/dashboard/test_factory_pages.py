@@ -108,3 +108,25 @@ def test_version_page_shows_current_data_against_the_registered_reference(browse
     assert f"<td>{ks.pvalue:.4f}</td>" in age
     assert "the registered reference" in page and "(5 rows)" in page
     assert "<td>plan</td>" in drift
+
+
+def test_a_category_the_reference_never_had_is_explained_not_printed_as_infinity(
+    browser, deployed, client_with
+):
+    # given: the 2.0.0 reference knows plans basic and pro; ten predictions are on "gold"
+    features = {"age": 40, "plan": "gold"}
+    records = [prediction(i, model_version="2.0.0", features=features) for i in range(10)]
+    records_ingest(model=deployed, kind="predictions", enqueue_jobs=False, records=records)
+    jobs_run(model_id=deployed.pk, now=NOW)
+    note = "categories the reference never had: the statistic is infinite"
+    # when
+    body = client_with("read").get("/api/v1/models/churn/drift", {"version": "2.0.0"}).json()
+    page = browser.get("/models/churn/versions/2.0.0/").content.decode()
+    # then: chi-square against an expected count of 0 is infinite; the API says null and why
+    plan = next(f for f in body["features"] if f["name"] == "plan")
+    assert plan["method"] == "chisquare" and plan["statistic"] is None
+    assert plan["p_value"] == 0.0 and plan["drifted"] is True and plan["note"] == note
+    # and the page shows a dash where the number would be, never "inf"
+    drift = page[page.index('id="drift"') : page.index("</table>", page.index('id="drift"'))]
+    row = drift[drift.index("<td>plan</td>") : drift.index("</tr>", drift.index("<td>plan</td>"))]
+    assert "<td>chisquare</td><td>\N{EN DASH}</td>" in row and "inf" not in row.lower()
