@@ -119,7 +119,8 @@ def test_model_page_sections_and_charts(traffic, viewer):
 def test_an_alert_link_lands_on_its_chart(traffic, viewer):
     html = viewer.get("/models/churn/", {"metric": "accuracy"}).content.decode()
     assert 'id="metric-accuracy"' in html
-    assert 'href="#metric-accuracy"' in html  # the alert row links to it too
+    # the alert row links to it too, in its rule's scope
+    assert 'href="/models/churn/?granularity=day#metric-accuracy"' in html
 
 
 def test_label_delay_comes_from_the_labels(traffic, viewer):
