@@ -8,6 +8,7 @@ retried with backoff (and at once when new data arrives in them, which marks the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Max, Min
@@ -131,3 +132,20 @@ def job_health_update(*, model_id: int, now: datetime | None = None) -> JobHealt
 
 def job_failures_open(*, model_id: int) -> list[JobFailure]:
     return list(JobFailure.objects.filter(model_id=model_id))
+
+
+@dataclass
+class MonitoringHealth:
+    """What the model page and API say about a model's jobs."""
+
+    failing_since: datetime | None
+    failed_runs: int
+    last_run_at: datetime | None
+    failures: list[JobFailure]
+
+
+def monitoring_health_get(*, model_id: int) -> MonitoringHealth:
+    health = JobHealth.objects.filter(model_id=model_id).first() or JobHealth(model_id=model_id)
+    failures = job_failures_open(model_id=model_id)
+    since = min((f.first_seen for f in failures), default=None)
+    return MonitoringHealth(since, health.failed_runs, health.last_run_at, failures)
