@@ -209,3 +209,36 @@ def test_run_jobs_processes_every_model_when_one_is_poisoned(db):
     assert HourlyAggregate.objects.filter(hour=NOW.replace(minute=0)).count() == 20
     assert out.getvalue().count("1 hours aggregated") == 20
     assert "m06: failing: timestamps:" in err.getvalue()
+
+
+def test_on_call_hears_once_that_monitoring_fails_and_once_that_it_is_back(
+    model, smtp_server, settings
+):
+    # given a model with a poison row and an alert after three failed runs
+    settings.CANARY_JOB_FAILURES_ALERT = 3
+    records_ingest(model=model, kind="predictions", records=[prediction(1)], enqueue_jobs=False)
+    poison_write(model, "poison", LAST_HOUR, {"age": 1})
+
+    # when the jobs run five times
+    for _ in range(5):
+        with pytest.raises(CommandError):
+            call_command("run_jobs", stdout=StringIO(), stderr=StringIO())
+
+    # then the on-call list got exactly one message, after the third run
+    assert len(smtp_server.messages) == 1
+    recipients, message = smtp_server.messages[0]
+    assert recipients == ["oncall@example.com"]
+    assert message["Subject"] == "[Canary] FAILING: monitoring of churn is failing"
+    body = message.get_content()
+    assert "failed 3 runs in a row" in body
+    assert "predictions have event times outside" in body
+    assert "/models/churn/" in body
+
+    # when the poison is gone
+    Prediction.objects.filter(prediction_id="poison").delete()
+    call_command("run_jobs", stdout=StringIO())
+    call_command("run_jobs", stdout=StringIO())
+
+    # then one resolved message
+    assert len(smtp_server.messages) == 2
+    assert smtp_server.messages[1][1]["Subject"] == "[Canary] RESOLVED: monitoring of churn is back"
