@@ -10,14 +10,23 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
+def hour_after(hour: datetime) -> datetime:
+    """The next hour; the calendar's last hour (9999-12-31T23:00) ends at its last moment
+    instead of overflowing."""
+    try:
+        return hour + HOUR
+    except OverflowError:
+        return datetime.max.replace(tzinfo=hour.tzinfo)
+
+
 def hour_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     """Contiguous [start, end) ranges covering the given hours."""
     ranges: list[list[datetime]] = []
     for hour in sorted(hours):
         if ranges and ranges[-1][1] == hour:
-            ranges[-1][1] = hour + HOUR
+            ranges[-1][1] = hour_after(hour)
         else:
-            ranges.append([hour, hour + HOUR])
+            ranges.append([hour, hour_after(hour)])
     return [(start, end) for start, end in ranges]
 
 

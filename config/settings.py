@@ -28,6 +28,9 @@ CANARY_INGEST_RATE = env_str("CANARY_INGEST_RATE", "600/min")
 # would overflow the hour arithmetic of every job that reads it.
 CANARY_TIMESTAMP_FLOOR = env_datetime("CANARY_TIMESTAMP_FLOOR", "2000-01-01")
 CANARY_FUTURE_SKEW_S = env_int("CANARY_FUTURE_SKEW_S", 86400)
+# Runs of a model's jobs in a row that end with a failure open before its on-call list gets
+# one "monitoring is failing" e-mail (and a resolved one when the jobs succeed again).
+CANARY_JOB_FAILURES_ALERT = env_int("CANARY_JOB_FAILURES_ALERT", 3)
 
 INSTALLED_APPS = [
     "django.contrib.auth",

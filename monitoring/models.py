@@ -199,6 +199,53 @@ class DirtyHour(models.Model):
         return f"model {self.model_id} hour {self.hour.isoformat()}"
 
 
+class JobStage(models.TextChoices):
+    JOIN = "join"
+    AGGREGATE = "aggregate"  # a range of hours whose aggregates could not be written
+    TIMESTAMPS = "timestamps"  # predictions stored outside the accepted event-time window
+    EVALUATE = "evaluate"
+    NOTIFY = "notify"
+
+
+class JobFailure(models.Model):
+    """A stage of a model's jobs that failed, or a range of hours it could not aggregate.
+
+    Open while the row exists: it is deleted when the stage (or the hours) succeed again.
+    Failed hours are retried at `retry_at` (with backoff) or when new data arrives in them.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=20, choices=JobStage.choices)
+    first_hour = models.DateTimeField(null=True)  # aggregate: the hours first_hour..last_hour
+    last_hour = models.DateTimeField(null=True)
+    error = models.TextField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=1)
+    retry_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["first_seen", "id"]
+        indexes = [models.Index(fields=["model", "stage"], name="job_failure_model_stage")]
+
+    def __str__(self) -> str:
+        return f"{self.stage} of model {self.model_id} failing since {self.first_seen}"
+
+
+class JobHealth(models.Model):
+    """Per model: how many runs of its jobs in a row ended with a failure open, and whether
+    the on-call list was told that its monitoring is failing."""
+
+    model = models.OneToOneField(MLModel, on_delete=models.CASCADE, primary_key=True)
+    failed_runs = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True)
+    alerted_at = models.DateTimeField(null=True)  # "monitoring is failing" sent
+    last_run_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"jobs of model {self.model_id}: {self.failed_runs} failed runs in a row"
+
+
 class HourlyAggregate(models.Model):
     """What the charts and statistics need, per model, version, segment and hour of prediction."""
 

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from factory.models import MLModel
+
+log = logging.getLogger(__name__)
 
 # Transient failures only: the database or the network going away. Every job is idempotent.
 TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OperationalError, InterfaceError)
@@ -26,5 +30,10 @@ def jobs_run_model(model_id: int, sweep: bool = False) -> None:
 
 @shared_task
 def jobs_run_all(sweep: bool = False) -> None:
+    """Every model's jobs, each its own task: one model's failure never stops another's (in
+    the embedded mode the tasks run in-process, and a failure there is logged, not raised)."""
     for model_id in MLModel.objects.values_list("pk", flat=True):
-        jobs_run_model.delay(model_id, sweep)
+        try:
+            jobs_run_model.delay(model_id, sweep)
+        except Exception:
+            log.exception("jobs of model %s failed", model_id)

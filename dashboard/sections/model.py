@@ -45,6 +45,7 @@ from monitoring.metrics.selectors import models_with_health
 from monitoring.metrics.series import Point, SeriesSet, metric_names, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, AlertRule, AlertState, Label, RuleKind
+from monitoring.pipeline.failures import MonitoringHealth, monitoring_health_get
 
 HEALTHS = ("ok", "warning", "firing", "no_data")
 SPARKLINE_DAYS = 14
@@ -155,6 +156,7 @@ class ModelPage:
     series: SeriesSet | None = None  # the scope's hourly sums, read once for every chart
     drift: dict | None = None
     quality: dict | None = None
+    monitoring: MonitoringHealth | None = None  # the model's jobs: failing or not
 
 
 def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None) -> ModelPage:
@@ -164,6 +166,7 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     now = now or timezone.now()
     (model,) = models_with_health([model])
     page = ModelPage(model, scope, model_versions(model), model_segments(model))
+    page.monitoring = monitoring_health_get(model_id=model.pk)
     if scope.version and scope.version not in page.versions:
         raise MetricError(f"{model.name} has no version {scope.version!r}")
     page.rules = list(AlertRule.objects.filter(model=model))

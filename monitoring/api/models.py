@@ -22,10 +22,12 @@ from monitoring.api.serializers import (
     ModelCreateSerializer,
     ModelSerializer,
     ModelUpdateSerializer,
+    MonitoringSerializer,
 )
 from monitoring.metrics.drift import drift_settings_set
 from monitoring.metrics.selectors import models_with_health
 from monitoring.models import Alert, AlertState
+from monitoring.pipeline.failures import monitoring_health_get
 
 
 class ModelListView(APIView):
@@ -69,6 +71,7 @@ class ModelDetailView(ModelAPIView):
             open_alerts.select_related("rule", "model").prefetch_related("notifications"),
             many=True,
         ).data
+        body["monitoring"] = MonitoringSerializer(monitoring_health_get(model_id=model.pk)).data
         return Response(body)
 
     @extend_schema(request=ModelUpdateSerializer, responses=ModelSerializer)

@@ -21,6 +21,7 @@ from monitoring.models import (
     AlertEvaluation,
     AlertRule,
     Granularity,
+    JobFailure,
     QuarantinedRecord,
     WebhookEndpoint,
 )
@@ -410,3 +411,31 @@ class ModelUpdateSerializer(serializers.Serializer):
                     {key: ["cannot be changed here; only drift can"] for key in sorted(unknown)}
                 )
         return super().to_internal_value(data)
+
+
+class JobFailureSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobFailure
+        fields = [
+            "stage",
+            "first_hour",
+            "last_hour",
+            "error",
+            "first_seen",
+            "last_seen",
+            "attempts",
+            "retry_at",
+        ]
+
+
+class MonitoringSerializer(serializers.Serializer):
+    """Whether the model's jobs are failing: what, since when, for how many runs in a row."""
+
+    status = serializers.SerializerMethodField()
+    failing_since = serializers.DateTimeField()
+    failed_runs = serializers.IntegerField()
+    last_run_at = serializers.DateTimeField()
+    failures = JobFailureSerializer(many=True)
+
+    def get_status(self, health) -> str:
+        return "failing" if health.failures else "ok"

@@ -9,16 +9,33 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, FloatField, Q, Sum, Value, When
 from django.db.models.functions import Abs, Greatest, Least, Ln, TruncHour
+from django.utils import timezone
 
 from common.sql import db_datetime, json_entries, json_number
-from common.time import as_utc, hour_ranges
+from common.time import HOUR, as_utc, hour_ranges
 from factory.models import MLModel
 from monitoring.ingest.records import positive_label
-from monitoring.models import HourlyAggregate, HourlyValue, Prediction
+from monitoring.ingest.validate import timestamp_bounds
+from monitoring.models import (
+    HourlyAggregate,
+    HourlyValue,
+    JobFailure,
+    JobStage,
+    Prediction,
+)
 from monitoring.pipeline.bins import bins_stale_reset
+from monitoring.pipeline.failures import (
+    failed_hours_requeue,
+    hour_failures_replace,
+    hours_between,
+    stage_failure_clear,
+    stage_failure_record,
+)
+from monitoring.pipeline.isolate import isolated
 from monitoring.pipeline.sketches import sketches_refresh
 
 EPS = float(np.finfo(np.float64).eps)  # log loss clips scores as scikit-learn does
@@ -170,27 +187,84 @@ def hourly_values(model_id: int, start: datetime, end: datetime) -> list[HourlyV
         ]
 
 
-def aggregates_refresh(*, model_id: int, path: str | None = None) -> int:
+def counts_write(model: MLModel, start: datetime, end: datetime) -> None:
+    window = {"model_id": model.pk, "hour__gte": start, "hour__lt": end}
+    HourlyAggregate.objects.filter(**window).delete()
+    HourlyValue.objects.filter(**window).delete()
+    HourlyAggregate.objects.bulk_create(hourly_counts(model, start, end), 1000)
+    HourlyValue.objects.bulk_create(hourly_values(model.pk, start, end), 1000)
+
+
+def counts_refresh(model: MLModel, hours: list[datetime]) -> dict[datetime, str]:
+    """Rewrite the hours' counts a contiguous range at a time, each in a savepoint; a range
+    that fails is tried again an hour at a time. Returns the failed hours and their errors."""
+    failed: dict[datetime, str] = {}
+    for start, end in hour_ranges(hours):
+        if isolated(lambda s=start, e=end: counts_write(model, s, e)) is None:
+            continue
+        for hour in hours_between(start, end - HOUR):
+            error = isolated(lambda h=hour: counts_write(model, h, h + HOUR))
+            if error is not None:
+                failed[hour] = error
+    return failed
+
+
+def hours_in_window(model_id: int, hours: list[datetime], now: datetime) -> list[datetime]:
+    """The hours inside the accepted event-time window. Predictions outside it (stored past
+    validation) are not aggregated: their hours cannot even be stepped over near year 9999.
+    They are recorded as a failure of their own, cleared once no such prediction is left."""
+    floor, ceiling = timestamp_bounds()
+    low = floor.replace(minute=0, second=0, microsecond=0)
+    inside = [hour for hour in hours if low <= hour <= ceiling]
+    open_failure = JobFailure.objects.filter(model_id=model_id, stage=JobStage.TIMESTAMPS)
+    if len(inside) == len(hours) and not open_failure.exists():
+        return inside
+    outside = Prediction.objects.filter(model_id=model_id).filter(
+        Q(timestamp__lt=floor) | Q(timestamp__gt=ceiling)
+    )
+    count = outside.count()
+    if count:
+        error = (
+            f"{count} predictions have event times outside {floor.isoformat()} .. now plus "
+            f"{settings.CANARY_FUTURE_SKEW_S} s and are not aggregated; delete them"
+        )
+        stage_failure_record(model_id=model_id, stage=JobStage.TIMESTAMPS, error=error, now=now)
+    else:
+        stage_failure_clear(model_id=model_id, stage=JobStage.TIMESTAMPS)
+    return inside
+
+
+def pass_run(model: MLModel, hours: list[datetime], path: str | None) -> dict[datetime, str]:
+    """One pass over the hours (inside the caller's transaction); returns the failed hours."""
+    failed = counts_refresh(model, hours)
+    good = [hour for hour in hours if hour not in failed]
+    return failed | sketches_refresh(model=model, hours=good, path=path)
+
+
+def aggregates_refresh(
+    *, model_id: int, path: str | None = None, now: datetime | None = None
+) -> int:
     """Recompute the aggregates of every dirty hour of a model; returns how many hours.
 
     A pass may mark more hours dirty (a version's bins were frozen anew); they are done in a
     second pass, so when this returns every stored histogram is on its version's current bins.
+    An hour whose aggregates cannot be written is recorded as a failure and left out; the
+    model's other hours are written.
     """
+    now = now or timezone.now()
     model = MLModel.objects.get(pk=model_id)
-    total = 0
+    failed_hours_requeue(model_id=model_id, now=now)
+    total, processed, failed = 0, set(), {}
     for _ in range(MAX_PASSES):
         with transaction.atomic():
             # In the same transaction as the re-aggregation: no reader sees old-edge histograms.
             bins_stale_reset(model_id=model_id)
-            hours = dirty_hours_take(model_id)
-            for start, end in hour_ranges(hours):
-                window = {"model_id": model_id, "hour__gte": start, "hour__lt": end}
-                HourlyAggregate.objects.filter(**window).delete()
-                HourlyValue.objects.filter(**window).delete()
-                HourlyAggregate.objects.bulk_create(hourly_counts(model, start, end), 1000)
-                HourlyValue.objects.bulk_create(hourly_values(model_id, start, end), 1000)
-            sketches_refresh(model=model, hours=hours, path=path)
+            hours = hours_in_window(model_id, dirty_hours_take(model_id), now)
+            failed.update(pass_run(model, hours, path))
+        processed.update(hours)
         total += len(hours)
         if not hours:
             break
-    return total
+    failed = {hour: error for hour, error in failed.items() if hour in processed}
+    hour_failures_replace(model_id=model_id, processed=processed, failed=failed, now=now)
+    return total - len(failed)

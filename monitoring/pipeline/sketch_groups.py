@@ -12,7 +12,7 @@ from monitoring.stats.auc import score_histogram
 from monitoring.stats.codec import counts_encode, histogram_encode, score_histogram_encode
 from monitoring.stats.delay import delay_counts
 from monitoring.stats.histograms import is_missing, numeric_histogram
-from monitoring.stats.profile import category_key, numeric_values
+from monitoring.stats.profile import category_key, numeric_values, out_of_range_count
 
 
 @dataclass
@@ -83,6 +83,14 @@ def feature_sketch(bins: Bins, column) -> tuple[str, str, int, int, bytes]:
     return group_sketches(model=empty, bins={bins.name: bins}, group=group)[0]
 
 
+def number_range_check(name: str, column: list) -> None:
+    """Fail the hour on a number a float cannot hold, as PostgreSQL's float8 cast fails the
+    sql path's chunk: both paths leave such an hour out, recorded, rather than bin it."""
+    bad = out_of_range_count(column)
+    if bad:
+        raise ValueError(f"feature {name!r} holds {bad} numbers outside float range")
+
+
 def frame_columns(group: pd.DataFrame, bins: dict[str, Bins], positive: str) -> GroupColumns:
     """The pandas path's reading of one group's rows."""
     judged = group[group["outcome"].notna()]
@@ -92,6 +100,7 @@ def frame_columns(group: pd.DataFrame, bins: dict[str, Bins], positive: str) -> 
     for name, feature in bins.items():
         column = [row.get(name) for row in features]
         if feature.kind == "numerical":
+            number_range_check(name, column)
             values = numeric_values(column)
             numbers[name] = values[~np.isnan(values)]
         else:

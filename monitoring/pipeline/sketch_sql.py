@@ -36,16 +36,17 @@ HASHING = {"work_mem": "256MB", "enable_sort": "off"}
 
 @contextmanager
 def planner_settings(cursor, settings: dict[str, str]):
-    """Settings for this transaction's next statements, restored afterwards."""
+    """Settings for this transaction's next statements, restored afterwards.
+
+    Not restored when the statement fails: the transaction is aborted then (a query there
+    would hide the error), and rolling back to the chunk's savepoint undoes them anyway."""
     before = {}
     for name, value in settings.items():
         cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
         before[name] = cursor.fetchone()[0]
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+    yield
+    for name, value in before.items():
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
 def chunk_sql(model: MLModel, bins: dict[int, dict[str, Bins]]) -> tuple[str, list[tuple]]:

@@ -15,7 +15,6 @@ of a pass is binned on the same edges whichever path bins it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import pandas as pd
@@ -34,6 +33,7 @@ from monitoring.pipeline.codec import (
     confusion_encode,
     confusion_merge,
 )
+from monitoring.pipeline.isolate import isolated
 from monitoring.pipeline.sketch_groups import frame_columns, group_sketches
 from monitoring.pipeline.sketch_sql import chunk_sketches
 from monitoring.stats.codec import (
@@ -161,18 +161,51 @@ def hour_chunks(model: MLModel, hours: list[datetime]) -> list[list[datetime]]:
     return [*chunks, current] if current else chunks
 
 
-def sketches_compute(
-    model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], path: str
-) -> Iterator[dict[tuple, list[tuple[str, str, int, int, bytes]]]]:
-    """The sketches of the hours, a chunk at a time: an hour (pandas) or a bounded number of
-    predictions (sql), so memory does not grow with the number of dirty hours."""
+def sketch_chunks(model: MLModel, hours: list[datetime], path: str) -> list[list[datetime]]:
+    """The hours a chunk at a time: an hour (pandas) or a bounded number of predictions
+    (sql), so memory does not grow with the number of dirty hours."""
     if path == "pandas":
-        for hour in hours:
-            yield hour_sketches(model, hour, bins)
-        return
+        return [[hour] for hour in hours]
+    return hour_chunks(model, hours)
 
-    for chunk in hour_chunks(model, hours):
-        yield chunk_sketches(model=model, hours=chunk, bins=bins, positive=positive_label(model))
+
+def chunk_compute(
+    model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
+) -> dict[tuple, list[tuple[str, str, int, int, bytes]]]:
+    if path == "pandas":
+        return hour_sketches(model, chunk[0], bins)
+    return chunk_sketches(model=model, hours=chunk, bins=bins, positive=positive_label(model))
+
+
+def chunk_write(
+    model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
+) -> None:
+    Sketch.objects.filter(model=model, period=Period.HOUR, start__in=chunk).delete()
+    sketches_write(
+        [
+            (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
+            for (version_id, segment, hour), items in chunk_compute(
+                model, chunk, bins, path
+            ).items()
+            for sketch in items
+        ]
+    )
+
+
+def chunk_refresh(
+    model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
+) -> dict[datetime, str]:
+    """Write a chunk's sketches in a savepoint; a failing chunk is tried again an hour at a
+    time, so only the hours that fail alone are left out. Returns them with their errors."""
+    error = isolated(lambda: chunk_write(model, chunk, bins, path))
+    if error is None:
+        return {}
+    if len(chunk) == 1:
+        return {chunk[0]: error}
+    failed: dict[datetime, str] = {}
+    for hour in chunk:
+        failed |= chunk_refresh(model, [hour], bins, path)
+    return failed
 
 
 SKETCH_COLUMNS = (
@@ -228,29 +261,27 @@ def day_sketches(model: MLModel, day: datetime) -> list[Sketch]:
     return [Sketch(**dict(zip(SKETCH_COLUMNS, row, strict=True))) for row in day_rows(model, day)]
 
 
-def sketches_refresh(*, model: MLModel, hours: list[datetime], path: str | None = None) -> None:
-    """Rewrite the sketches of the given hours, then of the days they fall in.
+def sketches_refresh(
+    *, model: MLModel, hours: list[datetime], path: str | None = None
+) -> dict[datetime, str]:
+    """Rewrite the sketches of the given hours, then of the days they fall in; returns the
+    hours that failed, with their errors (their old sketches stay).
 
     ``path`` is ``sql`` (set-based, PostgreSQL only; its default there) or ``pandas`` (the
     rows read into Python an hour at a time; SQLite's). Both write the same sketches.
     """
     if not hours:
-        return
+        return {}
     path = path or ("sql" if is_postgres() else "pandas")
     bins = hours_bins(model, hours)
-    Sketch.objects.filter(model=model, period=Period.HOUR, start__in=hours).delete()
-    for computed in sketches_compute(model, hours, bins, path):
-        sketches_write(
-            [
-                (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
-                for (version_id, segment, hour), items in computed.items()
-                for sketch in items
-            ]
-        )
+    failed: dict[datetime, str] = {}
+    for chunk in sketch_chunks(model, hours, path):
+        failed |= chunk_refresh(model, chunk, bins, path)
     days = sorted({hour.replace(hour=0) for hour in hours})
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=days).delete()
     for day in days:
         sketches_write(day_rows(model, day))
+    return failed
 
 
 # --- reading ---

@@ -15,6 +15,7 @@ for labels, so a reference's 1, 1.0 and true meet the current window's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +75,27 @@ def feature_kind(values: Iterable[Any]) -> str | None:
     return "numerical" if all(is_numeric_value(v) for v in present) else "categorical"
 
 
+def as_finite_float(value: Any) -> float:
+    """The value as a finite float; NaN if it is not a number or outside float range (a
+    401-digit integer stored past validation must not stop a profile)."""
+    if not is_numeric_value(value):
+        return np.nan
+    try:
+        number = float(value)
+    except OverflowError:
+        return np.nan
+    return number if math.isfinite(number) else np.nan
+
+
 def numeric_values(values: Iterable[Any]) -> np.ndarray:
-    """Floats, with NaN for missing values and for values that are not numbers."""
-    return np.array([float(v) if is_numeric_value(v) else np.nan for v in values], dtype=float)
+    """Floats, with NaN for missing values, values that are not numbers and numbers outside
+    float range."""
+    return np.array([as_finite_float(v) for v in values], dtype=float)
+
+
+def out_of_range_count(values: Iterable[Any]) -> int:
+    """How many values are numbers a float cannot hold (or infinities)."""
+    return sum(1 for v in values if is_numeric_value(v) and np.isnan(as_finite_float(v)))
 
 
 def categorical_reference(values: Iterable[Any]) -> CategoricalReference:
