@@ -93,6 +93,11 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 
+# Security: login lockout (accounts/lockout.py), HTTPS, proxies, query and database limits.
+CANARY_LOGIN_FAILURES = env_int("CANARY_LOGIN_FAILURES", 5)
+CANARY_LOGIN_LOCKOUT_MINUTES = env_int("CANARY_LOGIN_LOCKOUT_MINUTES", 15)
+CANARY_BEHIND_PROXY = env_bool("CANARY_BEHIND_PROXY", False)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
