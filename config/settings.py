@@ -9,14 +9,14 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_str, secret_key_kept
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # embedded mode's database and files
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "canary-embedded-insecure-key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CANARY_BASE_URL = env_str("CANARY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -93,10 +93,27 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 
-# Security: login lockout (accounts/lockout.py), HTTPS, proxies, query and database limits.
+# Security (docs/operations.md): the secret key, HTTPS, proxies, login lockout, query limits.
+# With DEBUG off and a production database, a missing SECRET_KEY stops the start; the embedded
+# mode makes its own once and keeps it in var/.
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY and not DEBUG and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off and DATABASE_URL names a production database."
+    )
+SECRET_KEY = SECRET_KEY or secret_key_kept(VAR_DIR / "secret_key")
+# Secure cookies, the redirect to https and HSTS; off for plain HTTP on a trusted network.
+CANARY_HTTPS = env_bool("CANARY_HTTPS", not DEBUG)
+# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (and -For, for logins).
+CANARY_BEHIND_PROXY = env_bool("CANARY_BEHIND_PROXY", False)
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CANARY_HTTPS
+# HSTS covers Canary's own host name and the names below it; serve it on a host of its own.
+SECURE_HSTS_SECONDS = env_int("CANARY_HSTS_SECONDS", 31_536_000) if CANARY_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
+if CANARY_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CANARY_LOGIN_FAILURES = env_int("CANARY_LOGIN_FAILURES", 5)
 CANARY_LOGIN_LOCKOUT_MINUTES = env_int("CANARY_LOGIN_LOCKOUT_MINUTES", 15)
-CANARY_BEHIND_PROXY = env_bool("CANARY_BEHIND_PROXY", False)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
