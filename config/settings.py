@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.QueryTextMiddleware",
+    "config.middleware.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,6 +116,10 @@ if CANARY_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CANARY_LOGIN_FAILURES = env_int("CANARY_LOGIN_FAILURES", 5)
 CANARY_LOGIN_LOCKOUT_MINUTES = env_int("CANARY_LOGIN_LOCKOUT_MINUTES", 15)
+# The most windows one series may span (metrics, sensitivity, the pages' charts): a 400 past it.
+CANARY_MAX_POINTS = env_int("CANARY_MAX_POINTS", 5000)
+# PostgreSQL statements of web requests stop after this long (0: never); jobs have no limit.
+CANARY_STATEMENT_TIMEOUT_S = env_int("CANARY_STATEMENT_TIMEOUT_S", 30)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
