@@ -6,11 +6,7 @@ from django.conf import settings
 from django.db import connection
 from django.shortcuts import render
 
-from config.problems import problem_response
-
-
-def is_api(request) -> bool:
-    return request.path.startswith("/api/")
+from config.problems import is_api, problem_response
 
 
 class QueryTextMiddleware:

@@ -19,3 +19,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("dashboard.urls")),
 ]
+
+# Unrouted API paths and unhandled errors answer problem+json under /api/, pages elsewhere.
+handler404 = "config.problems.not_found"
+handler500 = "config.problems.server_error"
