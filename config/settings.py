@@ -118,6 +118,9 @@ CANARY_LOGIN_FAILURES = env_int("CANARY_LOGIN_FAILURES", 5)
 CANARY_LOGIN_LOCKOUT_MINUTES = env_int("CANARY_LOGIN_LOCKOUT_MINUTES", 15)
 # The most windows one series may span (metrics, sensitivity, the pages' charts): a 400 past it.
 CANARY_MAX_POINTS = env_int("CANARY_MAX_POINTS", 5000)
+# Outbound URLs users set (webhooks, retrain hooks) may reach private addresses and plain http:
+# only for a lab or a trusted network; off, they must be https to public addresses.
+CANARY_OUTBOUND_ALLOW_PRIVATE = env_bool("CANARY_OUTBOUND_ALLOW_PRIVATE", False)
 # PostgreSQL statements of web requests stop after this long (0: never); jobs have no limit.
 CANARY_STATEMENT_TIMEOUT_S = env_int("CANARY_STATEMENT_TIMEOUT_S", 30)
 
