@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "csp",
     "accounts",
     "factory",
     "monitoring",
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.QueryTextMiddleware",
     "config.middleware.StatementTimeoutMiddleware",
@@ -114,6 +116,33 @@ SECURE_HSTS_SECONDS = env_int("CANARY_HSTS_SECONDS", 31_536_000) if CANARY_HTTPS
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
 if CANARY_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy: the pages load scripts, styles and plotly.js from this server only,
+# and carry their data in <script type="application/json"> blocks, never inline code. The API
+# docs page (Redoc from its CDN, with an inline script) is left out until it is served locally.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # plotly.js adds its rules to <style> elements it creates empty (the empty content's
+        # hash) and writes maplibre's stylesheet into one on load (that text's hash, for the
+        # pinned plotly; tests/dashboard/test_csp_browser.py notices when it changes).
+        "style-src": [
+            "'self'",
+            "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+            "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",
+        ],
+        # plotly.js also sets style attributes on the SVG it draws (no script can run from one).
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 CANARY_LOGIN_FAILURES = env_int("CANARY_LOGIN_FAILURES", 5)
 CANARY_LOGIN_LOCKOUT_MINUTES = env_int("CANARY_LOGIN_LOCKOUT_MINUTES", 15)
 # The most windows one series may span (metrics, sensitivity, the pages' charts): a 400 past it.

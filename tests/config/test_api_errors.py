@@ -123,3 +123,10 @@ def test_the_schema_lists_the_error_answers(writer):
     silence = schema["paths"]["/api/v1/alerts/{id}/silence"]["delete"]["responses"]
     assert "204" in silence and "200" not in silence
     assert "Problem" in schema["components"]["schemas"]
+
+
+def test_pages_carry_a_csp_and_the_api_docs_are_left_out(db, client):
+    login = client.get("/login/")
+    assert "script-src 'self'" in login["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in login["Content-Security-Policy"]
+    assert "Content-Security-Policy" not in client.get("/api/docs/")
