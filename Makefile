@@ -14,9 +14,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-# Embedded default: SQLite, tasks in-process, demo data, dashboard on port 8000.
+# Embedded default: SQLite, tasks in-process, demo data, dashboard on port 8000 (plain HTTP on
+# the loopback address, so no HTTPS redirect and no secure-only cookies).
 demo: demo-setup
-	$(PY) manage.py runserver 127.0.0.1:8000
+	CANARY_HTTPS=false $(PY) manage.py runserver 127.0.0.1:8000
 
 demo-setup: install
 	$(PY) manage.py migrate --noinput

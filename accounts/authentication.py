@@ -16,7 +16,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         keyword, _, raw_key = header.partition(" ")
-        if keyword != self.keyword or not raw_key.strip():
+        # An authentication scheme is case-insensitive (RFC 9110): "bearer" is "Bearer".
+        if keyword.lower() != self.keyword.lower() or not raw_key.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <key>'.")
         key = (
             ApiKey.objects.filter(key_sha256=key_hash(raw_key.strip()), revoked_at__isnull=True)

@@ -11,6 +11,11 @@ def key_allows_model(key: ApiKey, model_name: str) -> bool:
     return not allowed or model_name in allowed
 
 
+def key_is_limited(key: ApiKey) -> bool:
+    """A key limited to some models touches only those: it may not create another."""
+    return bool(key.limited_to.all())
+
+
 class HasScope(permissions.BasePermission):
     """API keys need the view's scope for the method (the model limit: factory.api_base).
 

@@ -15,7 +15,7 @@ def django_setup() -> str:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("Set DATABASE_URL to a PostgreSQL database of the benchmark's own.")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.test_settings")
     os.environ["CELERY_BROKER_URL"] = "memory://"  # no worker: jobs are not what is measured
     import django
 

@@ -87,7 +87,7 @@ def canary_raw(reference: pd.DataFrame, current: pd.DataFrame) -> dict:
 
 
 def django_setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.test_settings")
     import django
 
     django.setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
@@ -40,12 +41,40 @@ def as_utc(value) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# RFC 3339's date-time: seconds required, the offset Z or +hh:mm (hours 00-23).
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+    r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
+)
+# A query bound is an instant Canary can hold data for: records start in 2000 at the earliest
+# (CANARY_TIMESTAMP_FLOOR), and bounds far outside would only overflow window arithmetic.
+TIME_BOUND_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_BOUND_MAX = datetime(3000, 1, 1, tzinfo=UTC)
+
+
 def time_parse(text: str, name: str) -> datetime:
-    """An RFC 3339 timestamp with its UTC offset; ValueError says what is wrong with it."""
+    """An RFC 3339 timestamp with its UTC offset, in UTC, from 1970 to 2999.
+
+    ValueError says what is wrong. The answer is in UTC whatever the offset, so the database
+    never sees an offset it cannot hold (PostgreSQL stops at 15:59).
+    """
+    shown = repr(text[:60])
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{name} {text!r} is not an RFC 3339 timestamp") from None
+        raise ValueError(f"{name} {shown} is not an RFC 3339 timestamp") from None
     if value.tzinfo is None:
-        raise ValueError(f"{name} {text!r} has no UTC offset (add Z or +00:00)")
+        raise ValueError(f"{name} {shown} has no UTC offset (add Z or +00:00)")
+    if not RFC3339.fullmatch(text):
+        raise ValueError(f"{name} {shown} is not an RFC 3339 timestamp (2026-03-01T12:00:00Z)")
+    return time_bounded(value, name, shown)
+
+
+def time_bounded(value: datetime, name: str, shown: str) -> datetime:
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = None
+    if value is None or not TIME_BOUND_MIN <= value < TIME_BOUND_MAX:
+        raise ValueError(f"{name} {shown} is outside the years 1970 to 2999 (UTC)")
     return value

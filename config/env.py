@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -50,3 +52,24 @@ def env_datetime(name: str, default: str) -> datetime:
             f"{name} must be an ISO 8601 date such as 2000-01-01, got {value!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def secret_key_kept(path: Path) -> str:
+    """The embedded mode's own secret key: made once, kept in `path` for its owner alone.
+
+    Concurrent first starts (several web workers) agree on one key: each writes a candidate
+    aside and links it into place, and the first link wins.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return path.read_text().strip()

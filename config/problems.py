@@ -5,6 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
@@ -74,3 +75,21 @@ def field_errors(detail, prefix: str = "") -> list[dict]:
             out += field_errors(item, f"{prefix}[{index}]")
         return out
     return [{"field": prefix, "message": str(detail)}]
+
+
+def is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception):
+    """handler404: an unrouted API path answers problem+json, a page path Django's page."""
+    if is_api(request):
+        return problem_response(404, f"There is no API endpoint at {request.path[:200]}.")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: an unhandled error in the API answers problem+json (the trace is logged)."""
+    if is_api(request):
+        return problem_response(500, "The server failed to answer; the error has been logged.")
+    return defaults.server_error(request)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_datetime, env_int, env_list, env_str
+from config.env import env_bool, env_datetime, env_int, env_list, env_str, secret_key_kept
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # embedded mode's database and files
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "canary-embedded-insecure-key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CANARY_BASE_URL = env_str("CANARY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "csp",
     "accounts",
     "factory",
     "monitoring",
@@ -49,7 +50,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.QueryTextMiddleware",
+    "config.middleware.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +104,62 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 
+# Security (docs/operations.md): the secret key, HTTPS, proxies, login lockout, query limits.
+# With DEBUG off and a production database, a missing SECRET_KEY stops the start; the embedded
+# mode makes its own once and keeps it in var/.
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY and not DEBUG and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off and DATABASE_URL names a production database."
+    )
+SECRET_KEY = SECRET_KEY or secret_key_kept(VAR_DIR / "secret_key")
+# Secure cookies, the redirect to https and HSTS; off for plain HTTP on a trusted network.
+CANARY_HTTPS = env_bool("CANARY_HTTPS", not DEBUG)
+# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (and -For, for logins).
+CANARY_BEHIND_PROXY = env_bool("CANARY_BEHIND_PROXY", False)
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CANARY_HTTPS
+# HSTS covers Canary's own host name and the names below it; serve it on a host of its own.
+SECURE_HSTS_SECONDS = env_int("CANARY_HSTS_SECONDS", 31_536_000) if CANARY_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
+if CANARY_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy: the pages load scripts, styles and plotly.js from this server only,
+# and carry their data in <script type="application/json"> blocks, never inline code. The API
+# docs page (Redoc from its CDN, with an inline script) is left out until it is served locally.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # plotly.js adds its rules to <style> elements it creates empty (the empty content's
+        # hash) and writes maplibre's stylesheet into one on load (that text's hash, for the
+        # pinned plotly; tests/dashboard/test_csp_browser.py notices when it changes).
+        "style-src": [
+            "'self'",
+            "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+            "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",
+        ],
+        # plotly.js also sets style attributes on the SVG it draws (no script can run from one).
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+CANARY_LOGIN_FAILURES = env_int("CANARY_LOGIN_FAILURES", 5)
+CANARY_LOGIN_LOCKOUT_MINUTES = env_int("CANARY_LOGIN_LOCKOUT_MINUTES", 15)
+# The most windows one series may span (metrics, sensitivity, the pages' charts): a 400 past it.
+CANARY_MAX_POINTS = env_int("CANARY_MAX_POINTS", 5000)
+# Outbound URLs users set (webhooks, retrain hooks) may reach private addresses and plain http:
+# only for a lab or a trusted network; off, they must be https to public addresses.
+CANARY_OUTBOUND_ALLOW_PRIVATE = env_bool("CANARY_OUTBOUND_ALLOW_PRIVATE", False)
+# PostgreSQL statements of web requests stop after this long (0: never); jobs have no limit.
+CANARY_STATEMENT_TIMEOUT_S = env_int("CANARY_STATEMENT_TIMEOUT_S", 30)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -141,6 +201,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.problem_responses",
+    ],
 }
 
 # The cache holds throttling counters; they must be shared by every web process in production.

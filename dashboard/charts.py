@@ -29,8 +29,12 @@ PLAIN_FORMAT = (".4g", "")
 
 
 def plain(text: str) -> str:
-    """A user string as text Plotly shows literally (it renders some HTML tags otherwise)."""
-    return html.escape(str(text), quote=True)
+    """A user string as text Plotly shows literally (it renders some HTML tags otherwise).
+
+    Only &, < and > are escaped: with no < left no tag can form, and Plotly decodes &lt;, &gt;
+    and &amp; but shows &quot; and &#x27; as typed, so quotes stay quotes.
+    """
+    return html.escape(str(text), quote=False)
 
 
 @dataclass

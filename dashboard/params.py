@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.shortcuts import render
 
+from common.numbers import finite_parse
 from common.time import time_parse
 from dashboard.sections.base import DEFAULT_DAYS, Scope
 from monitoring.metrics.windows import WINDOW
@@ -59,9 +60,9 @@ def number_param(request, name: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
-    except ValueError:
-        raise BadQuery(f"{name} {text!r} is not a number") from None
+        return finite_parse(text, name)
+    except ValueError as error:
+        raise BadQuery(str(error)) from None
 
 
 ALL = "__all__"  # the pickers' "all" choice: the empty segment is a real segment

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from common.http import UnsafeUrl, outbound_url_check
 from factory.models import (
     AuditEntry,
     MLModel,
@@ -142,3 +143,15 @@ class RetrainRequestSerializer(serializers.ModelSerializer):
 
 class RetrainSettingsSerializer(serializers.Serializer):
     retrain_webhook_url = serializers.URLField(allow_blank=True, max_length=500)
+
+    def validate_retrain_webhook_url(self, url: str) -> str:
+        return outbound_url_valid(url) if url else url
+
+
+def outbound_url_valid(url: str) -> str:
+    """A user's outbound URL, or a validation error that says why it may not be called."""
+    try:
+        outbound_url_check(url)
+    except UnsafeUrl as error:
+        raise serializers.ValidationError(str(error)) from None
+    return url

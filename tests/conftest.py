@@ -23,6 +23,12 @@ def need_service(what: str, available: bool) -> None:
 
 
 @pytest.fixture
+def outbound_private(settings):
+    """Outbound calls may reach 127.0.0.1 over plain http: the tests' local receivers."""
+    settings.CANARY_OUTBOUND_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
 def model(db):
     return model_create(
         name="churn",

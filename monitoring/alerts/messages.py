@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.template.loader import render_to_string
-from django.utils.html import escape
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from monitoring.alerts.judge import series, window_count
 from monitoring.alerts.links import AlertLinks, alert_links
@@ -105,7 +106,7 @@ class Item:
     kind: str
     changed: bool  # a firing alert that crossed to the other side of its bounds
     links: AlertLinks
-    sparkline_svg: str
+    sparkline_svg: SafeString | str  # built by format_html from escaped values, or ""
 
     @property
     def metric(self) -> str:
@@ -165,7 +166,7 @@ def subject_line(items: list[Item]) -> str:
     return f"[Canary] {marker}{model}: {item.short}"
 
 
-def sparkline_svg(alert: Alert) -> str:
+def sparkline_svg(alert: Alert) -> SafeString | str:
     """An inline SVG of the metric's last windows with the bounds dashed; no external host."""
     rule = alert.rule
     start = alert.window_end - WINDOW[rule.granularity] * SPARKLINE_WINDOWS
@@ -187,16 +188,22 @@ def sparkline_svg(alert: Alert) -> str:
 
     step = SPARK_W / max(len(values) - 1, 1)
     path = " ".join(f"{i * step:.1f},{y(v)}" for i, v in enumerate(values) if v is not None)
-    lines = "".join(
-        f'<line x1="0" x2="{SPARK_W}" y1="{y(b)}" y2="{y(b)}" stroke="#c0392b" '
-        f'stroke-dasharray="4 3" stroke-width="1"/>'
-        for b in bounds
+    lines = format_html_join(
+        "",
+        '<line x1="0" x2="{}" y1="{}" y2="{}" stroke="#c0392b" stroke-dasharray="4 3" '
+        'stroke-width="1"/>',
+        ((SPARK_W, y(b), y(b)) for b in bounds),
     )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{SPARK_W}" height="{SPARK_H}" '
-        f'viewBox="0 0 {SPARK_W} {SPARK_H}" role="img" '
-        f'aria-label="{escape(metric_label(rule.metric))} sparkline">'
-        f'{lines}<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{path}"/></svg>'
+    # format_html escapes every value it fills in: the metric's words may be a user's name.
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        'viewBox="0 0 {w} {h}" role="img" aria-label="{label} sparkline">'
+        '{lines}<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{path}"/></svg>',
+        w=SPARK_W,
+        h=SPARK_H,
+        label=metric_label(rule.metric),
+        lines=lines,
+        path=path,
     )
 
 

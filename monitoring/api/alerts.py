@@ -163,11 +163,11 @@ class AlertSilenceView(APIView):
         rule = rule_silence(rule=alert.rule, until=until, reason=body.validated_data["reason"])
         return Response(rule_answer(rule))
 
-    @extend_schema(request=None, responses=AlertRuleSerializer)
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request, pk):
         alert = alert_or_404(request, pk)
-        rule = rule_silence(rule=alert.rule, until=None, reason="")
-        return Response(rule_answer(rule))
+        rule_silence(rule=alert.rule, until=None, reason="")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def alert_response(pk: int) -> Response:

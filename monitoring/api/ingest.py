@@ -44,7 +44,8 @@ class IngestView(ModelAPIView):
         too_large = f"The body is over the limit of {limit_mb} MB."
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit_mb * 1024 * 1024:
             raise ApiProblem(413, too_large)
-        body = io.BufferedReader(LimitedBody(request._request, limit_mb * 1024 * 1024), 1 << 20)
+        source = body_source(request._request)
+        body = io.BufferedReader(LimitedBody(source, limit_mb * 1024 * 1024), 1 << 20)
         max_records = settings.CANARY_MAX_RECORDS
         records = records_capped(parse_stream(body, media_type, self.kind), max_records)
         try:
@@ -64,6 +65,24 @@ class IngestView(ModelAPIView):
                 413, f"More than {max_records} records in one request; split it."
             ) from None
         return Response(receipt.as_dict())
+
+
+def body_source(request):
+    """The request body as a stream, a chunked one included.
+
+    Django reads CONTENT_LENGTH bytes, and a chunked body has none: it would read as empty.
+    A server that de-chunks it and ends the stream (gunicorn, mod_wsgi: `wsgi.input_terminated`)
+    is read to its end instead; any other server cannot tell where a chunked body ends (411).
+    """
+    environ = request.META
+    if (
+        environ.get("CONTENT_LENGTH")
+        or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        return request
+    if not environ.get("wsgi.input_terminated"):
+        raise ApiProblem(411, "Send a Content-Length: this server cannot read a chunked body.")
+    return environ["wsgi.input"]
 
 
 class PredictionIngestView(IngestView):

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
-from accounts.permissions import key_allows_model
+from accounts.permissions import key_allows_model, key_is_limited
 from accounts.roles import Role
 from config.problems import ApiProblem
 from factory.api_base import ModelAPIView, request_actor
@@ -32,6 +32,15 @@ from monitoring.pipeline.failures import monitoring_health_get
 
 class ModelListView(APIView):
     scopes = {"POST": Scope.FACTORY_WRITE}
+    roles = {"POST": Role.ADMIN}
+
+    def check_permissions(self, request) -> None:
+        super().check_permissions(request)
+        auth = request.auth
+        if request.method == "POST" and isinstance(auth, ApiKey) and key_is_limited(auth):
+            self.permission_denied(
+                request, message="This API key is limited to some models and may not create one."
+            )
 
     @extend_schema(responses=ModelSerializer(many=True))
     def get(self, request):

@@ -7,6 +7,7 @@ from datetime import datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
+from common.numbers import finite_parse
 from common.time import time_parse
 from config.problems import ApiProblem
 
@@ -31,9 +32,9 @@ def query_float(request, name: str, default: float, low: float, high: float) -> 
     if not text:
         return default
     try:
-        value = float(text)
-    except ValueError:
-        raise ApiProblem(400, f"{name} {text!r} is not a number") from None
+        value = finite_parse(text, name)
+    except ValueError as error:
+        raise ApiProblem(400, str(error)) from None
     if not low < value < high:
         raise ApiProblem(400, f"{name} must be between {low} and {high} (exclusive), not {text}")
     return value

@@ -143,6 +143,9 @@ class WebhookSerializer(serializers.ModelSerializer):
         fields = ["id", "url", "created_at"]
         read_only_fields = ["id", "created_at"]
 
+    def validate_url(self, url: str) -> str:
+        return factory_serializers.outbound_url_valid(url)
+
 
 class EvaluationSerializer(serializers.ModelSerializer):
     class Meta:

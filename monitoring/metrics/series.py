@@ -49,6 +49,7 @@ from monitoring.metrics.windows import (
     window_check,
     window_start,
     windows_between,
+    windows_span_check,
 )
 from monitoring.models import (
     FeatureBins,
@@ -157,6 +158,7 @@ def metric_series(
     last = (end - timedelta(microseconds=1)) if end else span["last"]
     if first is None or last is None:
         return []
+    windows_span_check(first, last, granularity)
     measures = window_measures(
         model=model,
         metric=entry,
@@ -278,6 +280,7 @@ class SeriesSet:
         last = (end - timedelta(microseconds=1)) if end else max(known, default=None)
         if first is None or last is None:
             return []
+        windows_span_check(first, last, granularity)
         measures = window_measures(
             model=self.model,
             metric=entry,

@@ -44,7 +44,7 @@ class Peer:
 
 
 @pytest.fixture
-def peer():
+def peer(outbound_private):
     peer = Peer()
     yield peer
     peer.server.shutdown()
@@ -89,7 +89,7 @@ def test_a_peer_slower_than_the_timeout_is_transient(peer):
     assert "timed out" in str(raised.value)
 
 
-def test_a_refused_connection_is_transient():
+def test_a_refused_connection_is_transient(outbound_private):
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

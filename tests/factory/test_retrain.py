@@ -33,7 +33,7 @@ class Hook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook():
+def webhook(outbound_private):
     Hook.received, Hook.answers = [], []
     server = HTTPServer(("127.0.0.1", 0), Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -154,7 +154,7 @@ def test_malformed_rollouts_are_400(two_versions):
     assert "version" in [e["field"] for e in answer.json()["errors"]]
 
 
-def test_every_factory_change_is_in_the_audit_log(two_versions):
+def test_every_factory_change_is_in_the_audit_log(two_versions, outbound_private):
     client = two_versions
     client.put("/api/v1/models/churn/gates", {"canary": {"roc_auc": 0.7}}, format="json")
     rollout(client, "1.0.0", 100)

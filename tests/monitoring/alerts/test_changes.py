@@ -186,7 +186,9 @@ def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(
     assert heights.index(max(heights)) == 5
 
 
-def test_a_change_of_direction_reaches_the_webhook_as_slack_text(model, smtp_server):
+def test_a_change_of_direction_reaches_the_webhook_as_slack_text(
+    model, smtp_server, outbound_private
+):
     from monitoring.models import WebhookEndpoint
     from tests.monitoring.alerts.test_channels import Receiver
 

@@ -47,7 +47,7 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(outbound_private):
     receiver = Receiver()
     yield receiver
     receiver.stop()
