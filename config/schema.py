@@ -28,10 +28,22 @@ EVERY_CALL = {
 WITH_A_PATH_ID = {"404": "No such model, or no such object under it."}
 INGESTION = {
     "413": "The body is over CANARY_MAX_UPLOAD_MB, or holds more than CANARY_MAX_RECORDS records.",
+    "411": "A chunked body the server in front cannot end: send a Content-Length.",
     "415": "The Content-Type is not JSON, NDJSON, CSV or Parquet.",
     "429": "Over the key's rate (CANARY_INGEST_RATE); `Retry-After` says when to try again.",
 }
 INGESTION_PATHS = ("/predictions", "/outcomes")
+# Answers of single operations, by method and the end of the path.
+OWN_ANSWERS = {
+    ("get", "/alerts"): {"404": "The `model` query parameter names no model."},
+    ("post", "/models"): {"409": "A model of this name exists."},
+    ("post", "/versions"): {"409": "Another body is already registered under this version."},
+    ("post", "/rollouts"): {"409": "The version does not pass the promotion gates."},
+    ("post", "/rollouts/rollback"): {"409": "There is no rollout to roll back."},
+    ("post", "/resubmit"): {"409": "The quarantined record is already resolved."},
+    ("post", "/acknowledge"): {"409": "The alert is resolved."},
+    ("post", "/webhooks"): {"409": "The URL is already a webhook of the model."},
+}
 
 
 def problem_responses(result, generator, request, public):
@@ -42,10 +54,22 @@ def problem_responses(result, generator, request, public):
             errors = {**EVERY_CALL}
             errors |= WITH_A_PATH_ID if "{" in path else {}
             errors |= INGESTION if method == "post" and path.endswith(INGESTION_PATHS) else {}
+            errors |= own_answers(method, path)
             responses = operation.setdefault("responses", {})
             for code, description in errors.items():
                 responses.setdefault(code, problem_answer(description))
     return result
+
+
+def own_answers(method: str, path: str) -> dict[str, str]:
+    return next(
+        (
+            answers
+            for (verb, end), answers in OWN_ANSWERS.items()
+            if verb == method and path.endswith(end)
+        ),
+        {},
+    )
 
 
 def problem_answer(description: str) -> dict:

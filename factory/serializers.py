@@ -109,6 +109,19 @@ class GatesSerializer(serializers.Serializer):
     canary = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
     production = serializers.DictField(child=serializers.FloatField(), required=False, default=dict)
 
+    def validate_canary(self, gates: dict) -> dict:
+        return gate_names_checked(gates)
+
+    def validate_production(self, gates: dict) -> dict:
+        return gate_names_checked(gates)
+
+
+def gate_names_checked(gates: dict) -> dict:
+    """Gates are named by metric: no name may hold a NUL, which no database stores."""
+    if any("\x00" in name for name in gates):
+        raise serializers.ValidationError("A metric name may not hold a NUL character.")
+    return gates
+
 
 class AuditEntrySerializer(serializers.ModelSerializer):
     class Meta:

@@ -36,6 +36,7 @@ from monitoring.ingest.validate import (
     MAX_INT_DIGITS,
     MAX_RECORD_CHARS,
     TOO_DEEP,
+    TOO_LONG,
 )
 
 PREDICTION_COLUMNS = (
@@ -348,27 +349,62 @@ def csv_cells_record(cells: dict, kind: str) -> dict:
 
 
 SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # Parquet needs its footer first: larger bodies go to disk
+PARQUET_BATCH_ROWS = 10_000
+# The most one column of one row group may decompress to: Arrow decompresses a column chunk's
+# pages whole, so a tiny body of a highly compressible cell would otherwise take the worker's
+# memory. 100,000 records (CANARY_MAX_RECORDS) of 640-byte cells are under it.
+MAX_COLUMN_CHUNK_BYTES = 64 * 1024 * 1024
+MAX_CELL_BYTES = 4 * MAX_RECORD_CHARS  # UTF-8 takes at most 4 bytes a character
 
 
-def parse_parquet(stream: BinaryIO, kind: str) -> Iterator[dict]:
+def parse_parquet(stream: BinaryIO, kind: str) -> Iterator:
+    """Records row group by row group, in batches; a row group with a column that would
+    decompress past its rows' limit is not read, its rows quarantined (Unreadable)."""
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         shutil.copyfileobj(stream, spool, 1 << 20)
         spool.seek(0)
         try:
-            parquet = pq.ParquetFile(spool)
+            parquet = pq.ParquetFile(spool, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowException, OSError) as error:
             raise BodyError(f"the body is not a readable Parquet file: {error}") from None
         check_columns(parquet.schema_arrow.names, kind)
-        batches = parquet.iter_batches(batch_size=10_000)
-        while True:
-            try:
-                batch = next(batches, None)
-            except (pa.ArrowException, OSError) as error:
-                raise BodyError(f"the Parquet body cannot be read: {error}") from None
-            if batch is None:
-                return
-            for row in batch_rows(batch):
-                yield tabular_record(row, kind)
+        first_row = 0
+        for group in range(parquet.metadata.num_row_groups):
+            metadata = parquet.metadata.row_group(group)
+            refused = oversized_column_message(metadata, group)
+            if refused is None:
+                yield from row_group_records(parquet, group, kind)
+            else:
+                for row in range(first_row, first_row + metadata.num_rows):
+                    yield Unreadable(f"(Parquet row {row}, not read)", refused, TOO_LONG)
+            first_row += metadata.num_rows
+
+
+def oversized_column_message(metadata, group: int) -> str | None:
+    """Why a row group is not read, from its metadata alone; None when it may be."""
+    limit = min(metadata.num_rows * MAX_CELL_BYTES, MAX_COLUMN_CHUNK_BYTES)
+    for index in range(metadata.num_columns):
+        column = metadata.column(index)
+        if column.total_uncompressed_size > limit:
+            return (
+                f"column {column.path_in_schema!r} of Parquet row group {group} decompresses to "
+                f"{column.total_uncompressed_size:,} bytes, more than the {limit:,} its "
+                f"{metadata.num_rows:,} rows may hold; the row group is not read"
+            )
+    return None
+
+
+def row_group_records(parquet: pq.ParquetFile, group: int, kind: str) -> Iterator[dict]:
+    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group])
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as error:
+            raise BodyError(f"the Parquet body cannot be read: {error}") from None
+        if batch is None:
+            return
+        for row in batch_rows(batch):
+            yield tabular_record(row, kind)
 
 
 def batch_rows(batch) -> list[dict]:
