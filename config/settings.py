@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "csp",
+    "drf_spectacular_sidecar",
     "accounts",
     "factory",
     "monitoring",
@@ -125,9 +126,8 @@ if CANARY_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Content-Security-Policy: the pages load scripts, styles and plotly.js from this server only,
 # and carry their data in <script type="application/json"> blocks, never inline code. The API
-# docs page (Redoc from its CDN, with an inline script) is left out until it is served locally.
+# docs (Redoc, from this server's static files) add what Redoc needs: see config/urls.py.
 CONTENT_SECURITY_POLICY = {
-    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
@@ -201,6 +201,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "REDOC_DIST": "SIDECAR",  # Redoc from the app's static files: the docs work offline
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.schema.problem_responses",

@@ -8,7 +8,7 @@ from accounts.roles import Role
 from monitoring.demo import demo_create
 from monitoring.jobs import jobs_run
 from monitoring.models import Alert, AlertRule
-from tests.dashboard.test_browser import log_in, page, user_make  # noqa: F401 - fixtures
+from tests.dashboard.test_browser import SCREENSHOTS, log_in, page, user_make  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LISTEN = (
@@ -67,3 +67,22 @@ def test_an_inline_script_would_be_refused(live_server, page):  # noqa: F811
     # then: the browser refuses it
     assert page.evaluate("window.ran") is None
     assert any("script-src" in v for v in page.evaluate("window.cspViolations"))
+
+
+def test_the_api_docs_render_offline_under_the_policy(live_server, page):  # noqa: F811
+    # given: every request that gets an answer is watched (one the policy refuses never leaves)
+    asked = []
+    page.on("requestfinished", lambda request: asked.append(request.url))
+    page.add_init_script(LISTEN)
+    # when
+    response = page.goto(live_server.url + "/api/docs/")
+    # then: Redoc draws the operations from this server's files alone, with no violation
+    page.wait_for_selector("h1:has-text('Canary API')")
+    page.wait_for_selector("[data-section-id*='predictions']", state="attached")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    # Redoc's own attribution logo points at its CDN: the policy keeps it out, the page is whole
+    refused = [v for v in page.evaluate("window.cspViolations") if "redoc/logo" not in v]
+    assert refused == []
+    outside = [url for url in asked if not url.startswith((live_server.url, "blob:", "data:"))]
+    assert outside == []
+    page.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
