@@ -146,6 +146,20 @@ def column_drift(
             missing_current=current.missing,
             note="no reference for this feature",
         )
+    return tested(
+        name,
+        kind,
+        result,
+        n_current=current.n,
+        missing_current=current.missing,
+        unseen_share=result.unseen_share,
+        max_error=result.max_error,
+        note=feature_note(name, kind, result, settings),
+    )
+
+
+def tested(name: str, kind: str, result: FeatureDrift, **more) -> ColumnDrift:
+    """A column's row with its test's numbers, and whatever else the caller knows of it."""
     return ColumnDrift(
         name,
         kind,
@@ -156,11 +170,7 @@ def column_drift(
         drifted=result.drifted,
         psi=result.psi,
         n_reference=result.n_ref,
-        n_current=current.n,
-        missing_current=current.missing,
-        unseen_share=result.unseen_share,
-        max_error=result.max_error,
-        note=feature_note(name, kind, result, settings),
+        **more,
     )
 
 
@@ -271,16 +281,4 @@ def _output_drift(
 ) -> ColumnDrift:
     if result is None:
         return ColumnDrift(name, kind, note=note)
-    return ColumnDrift(
-        name,
-        kind,
-        method=result.method,
-        statistic=result.statistic,
-        p_value=result.p_value,
-        threshold=result.threshold,
-        drifted=result.drifted,
-        psi=result.psi,
-        n_reference=result.n_ref,
-        n_current=result.n_cur,
-        note=note,
-    )
+    return tested(name, kind, result, n_current=result.n_cur, note=note)
