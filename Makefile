@@ -12,6 +12,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The client is imported from its source (tests, lint-imports), as pytest's pythonpath does.
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'canary-client.pth').write_text(str(pathlib.Path('client').resolve()) + '\\n')"
 	touch $(STAMP)
 
 # Embedded default: SQLite, tasks in-process, demo data, dashboard on port 8000 (plain HTTP on
