@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from common import dataset_ensure, django_setup
+from harness import dataset_ensure, django_setup
 
 
 def all_hours_mark_dirty(model_id: int) -> None:

@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://.../canary_bench .venv/bin/python bench/endpoints.py \
         [--rows 10000000] [--days 30] [--requests 20]
 
-The model is the shared benchmark dataset (bench/common.py `dataset_ensure`): predictions
+The model is the shared benchmark dataset (bench/harness.py `dataset_ensure`): predictions
 ingested as CSV bodies through the ingestion service (the columnar COPY path), outcomes
 joined and aggregates built by the app's own job. A stored complete dataset of the same size
 is reused, so reruns (and bench/pages.py) do not rebuild it. Each endpoint is then called
@@ -21,7 +21,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-from common import DATASET_START, dataset_ensure, django_setup
+from harness import DATASET_START, dataset_ensure, django_setup
 
 GOAL_MS = 300
 

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import Gunicorn, django_setup, model_and_key, post, psycopg_url, tables_truncate
+from harness import Gunicorn, django_setup, model_and_key, post, psycopg_url, tables_truncate
 
 FEATURES = 10
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from common import django_setup, model_and_key, tables_truncate
+from harness import django_setup, model_and_key, tables_truncate
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 TABLES = (

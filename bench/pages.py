@@ -1,6 +1,6 @@
 """Page benchmark: p95 of the model page and of its chart data, with N stored predictions.
 
-The model is the shared benchmark dataset (bench/common.py `dataset_ensure`: predictions
+The model is the shared benchmark dataset (bench/harness.py `dataset_ensure`: predictions
 through the ingestion service's COPY path, two of three labelled, joined and aggregated by the
 app's own job), built once and reused by later runs and by bench/endpoints.py. The pages show
 the whole stored span (`days=all`), so every stored prediction is behind them. The baseline, run
@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from common import DATASET_START, dataset_ensure, django_setup
+from harness import DATASET_START, dataset_ensure, django_setup
 
 GOAL_MS = 300
 

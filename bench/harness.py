@@ -1,4 +1,4 @@
-"""Shared set-up for the benchmarks: Django against DATABASE_URL, a clean schema, gunicorn."""
+"""Shared set-up for the benchmarks (harness: not `common`, which is the app's package): Django against DATABASE_URL, a clean schema, gunicorn."""
 
 from __future__ import annotations
 
