@@ -1,4 +1,7 @@
-"""Shared set-up for the benchmarks (harness: not `common`, which is the app's package): Django against DATABASE_URL, a clean schema, gunicorn."""
+"""Shared set-up for the benchmarks: Django against DATABASE_URL, a clean schema, gunicorn.
+
+(Named harness, not common: bench/ comes first on the path, and would hide the app's common.)
+"""
 
 from __future__ import annotations
 
