@@ -1,5 +1,25 @@
+"""Every sketch of a chunk in one pass over its rows: vectorised, whatever the number of groups.
+
+A group is a (version, segment, hour). Each sketch kind is computed for all groups at once:
+a row's group and bin make one key, NumPy counts and sums per key (`np.unique` and
+`np.bincount`), and the non-empty bins of every group are encoded in bulk
+(`sparse_encode_groups`). Python loops run per group only to slice and compress bytes, so the
+cost is in the rows, not in the number of groups or features.
+
+What a group gets (each with its n and missing count):
+- binary: a score histogram of its judged, scored predictions; multiclass: a confusion table;
+- every task: a histogram of its label delays;
+- per feature of its version: numerical, the JSON numbers on the version's fixed bins (any
+  other value is missing); categorical, each present value counted by its `category_key`;
+  unknown (every value so far missing), the missing count alone.
+"""
+
+from __future__ import annotations
+
 from collections import Counter
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -7,113 +27,199 @@ import pandas as pd
 from factory.models import MLModel, Task
 from monitoring.models import SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins
+from monitoring.pipeline.chunk_rows import Categories, ChunkRows
 from monitoring.pipeline.codec import categorical_encode, confusion_encode
-from monitoring.stats.auc import score_histogram
-from monitoring.stats.codec import counts_encode, histogram_encode, score_histogram_encode
-from monitoring.stats.delay import delay_counts
-from monitoring.stats.histograms import is_missing, numeric_histogram
-from monitoring.stats.profile import category_key, numeric_values, out_of_range_count
+from monitoring.stats.auc import SCORE_BINS, score_bin_index
+from monitoring.stats.codec import sparse_encode_groups
+from monitoring.stats.delay import DELAY_BINS, DELAY_EDGES_S
+from monitoring.stats.histograms import bin_index
+
+SketchRow = tuple[int, str, datetime, str, str, int, int, bytes]  # group, kind, name, n, ...
 
 
 @dataclass
-class GroupColumns:
-    """What the sketches of one version and segment in one hour are made of, whichever path
-    read it: both paths fill this and `group_sketches` turns it into sketches."""
+class Groups:
+    """Each row's group (an index into ``keys``) and each group's row count."""
 
-    rows: int
-    scores: np.ndarray  # judged, scored predictions (binary): their scores
-    actual: np.ndarray  # ... and whether their outcome is the positive class
-    pairs: Counter  # judged predictions: (outcome, prediction) counts
-    delays: np.ndarray  # labelled predictions: label delays
-    numbers: dict[str, np.ndarray]  # numerical features: their JSON numbers
-    categories: dict[str, Counter]  # categorical features: counts per category key
-    present: dict[str, int]  # categorical and unknown features: values that are not null
+    of_row: np.ndarray
+    keys: list[tuple[int, str, datetime]]  # (version id, segment, hour)
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, rows: ChunkRows) -> Groups:
+        frame = pd.DataFrame({"v": rows.version, "s": rows.segment, "h": rows.hour})
+        grouped = frame.groupby(["v", "s", "h"], sort=True)
+        sizes = grouped.size()  # in the order of the group numbers
+        keys = [(int(v), s, datetime.fromtimestamp(int(h), UTC)) for v, s, h in sizes.index]
+        return cls(grouped.ngroup().to_numpy(np.int64), keys, sizes.to_numpy(np.int64))
 
 
-def group_sketches(
-    *, model: MLModel, bins: dict[str, Bins], group: GroupColumns
-) -> list[tuple[str, str, int, int, bytes]]:
-    """(kind, name, n, missing, data) of one version and segment in one hour.
+@dataclass
+class Binned:
+    """Values counted per (group, bin): the non-empty bins, sorted by group then bin."""
 
-    A numerical feature counts JSON numbers only (as its edges were frozen from); any other
-    value is missing. A categorical one counts every present value by its `category_key`.
-    """
+    group: np.ndarray  # each entry's group
+    index: np.ndarray  # each entry's bin
+    inverse: np.ndarray  # each value's entry
+
+    @classmethod
+    def of(cls, group: np.ndarray, index: np.ndarray, size: int) -> Binned:
+        keys, inverse = np.unique(group * size + index, return_inverse=True)
+        return cls(keys // size, keys % size, inverse.ravel())
+
+    def counts(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per entry: how many values (or how many True weights), or the sum of float weights."""
+        counts = np.bincount(self.inverse, weights=weights, minlength=self.group.size)
+        floats = weights is not None and weights.dtype.kind == "f"
+        return counts if floats else counts.astype(np.int64)
+
+    def entries(self) -> Iterator[tuple[int, int, int]]:
+        """(group, bin, count) of each entry, as Python numbers."""
+        counts = self.counts().tolist()
+        return zip(self.group.tolist(), self.index.tolist(), counts, strict=True)
+
+    def encode(
+        self,
+        groups: np.ndarray,
+        size: int,
+        arrays: list[np.ndarray],
+        scalars: list[np.ndarray] = (),
+    ) -> list[bytes]:
+        """One encoding per group of ``groups`` (sorted), empty where it has no entry."""
+        bounds = np.searchsorted(self.group, np.append(groups, np.iinfo(np.int64).max))
+        sizes = np.full(groups.size, size)
+        return sparse_encode_groups(sizes, bounds, self.index, arrays, scalars)
+
+
+def chunk_sketches(
+    *, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows
+) -> list[SketchRow]:
+    """(version id, segment, hour, kind, name, n, missing, data) of every sketch of the rows."""
+    if not len(rows):
+        return []
+    groups = Groups.of(rows)
     out = []
-    if model.task == Task.BINARY and group.scores.size:
-        histogram = score_histogram(group.actual, group.scores, positive=True)
-        out.append((SketchKind.SCORE, "", group.scores.size, 0, score_histogram_encode(histogram)))
-    if model.task == Task.MULTICLASS and group.pairs:
-        judged = sum(group.pairs.values())
-        out.append((SketchKind.CONFUSION, "", judged, 0, confusion_encode(dict(group.pairs))))
-    if group.delays.size:
-        counts = counts_encode(delay_counts(group.delays))
-        out.append((SketchKind.DELAY, "", group.delays.size, 0, counts))
-    for name, feature in bins.items():
-        if feature.kind == "numerical":
-            values = group.numbers.get(name, np.array([]))
-            histogram = numeric_histogram(values, feature.edges)
-            histogram = replace(histogram, missing=group.rows - histogram.n)
-            data = histogram_encode(histogram)
-            out.append((SketchKind.NUMERICAL, name, histogram.n, histogram.missing, data))
-        else:
-            n = group.present.get(name, 0)
-            counts = group.categories.get(name, {}) if feature.kind != UNKNOWN else {}
-            data = categorical_encode(dict(counts), group.rows - n)
-            out.append((SketchKind.CATEGORICAL, name, n, group.rows - n, data))
+    if model.task == Task.BINARY:
+        out += score_sketches(groups, rows)
+    if model.task == Task.MULTICLASS:
+        out += confusion_sketches(groups, rows)
+    out += delay_sketches(groups, rows)
+    for version_id in np.unique(rows.version).tolist():
+        in_version = rows.version == version_id
+        members = np.unique(groups.of_row[in_version])
+        for feature in bins.get(version_id, {}).values():
+            out += feature_sketches(groups, members, in_version, feature, rows)
     return out
 
 
-def feature_sketch(bins: Bins, column) -> tuple[str, str, int, int, bytes]:
-    """The sketch of one feature's values (a list or Series; None or NaN is missing)."""
-    values = [None if is_missing(value) else value for value in column]
-    group = frame_columns(
-        pd.DataFrame(
-            {
-                "features": [{bins.name: v} for v in values],
-                "outcome": None,
-                "score": None,
-                "delay_s": None,
-                "prediction": None,
-            }
-        ),
-        {bins.name: bins},
-        "1",
-    )
-    empty = MLModel(task=Task.REGRESSION)
-    return group_sketches(model=empty, bins={bins.name: bins}, group=group)[0]
+def rows_of(groups: Groups, members: np.ndarray, kind: str, name: str, n, missing, datas):
+    return [
+        (*groups.keys[g], kind, name, int(n[i]), int(missing[i]), datas[i])
+        for i, g in enumerate(members.tolist())
+    ]
 
 
-def number_range_check(name: str, column: list) -> None:
-    """Fail the hour on a number a float cannot hold, as PostgreSQL's float8 cast fails the
-    sql path's chunk: both paths leave such an hour out, recorded, rather than bin it."""
-    bad = out_of_range_count(column)
-    if bad:
-        raise ValueError(f"feature {name!r} holds {bad} numbers outside float range")
+def score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
+    """Groups with judged, scored predictions: their scores' histogram by outcome."""
+    judged = ~np.isnan(rows.actual) & ~np.isnan(rows.score)
+    scores, positive = rows.score[judged], rows.actual[judged] == 1.0
+    binned = Binned.of(groups.of_row[judged], score_bin_index(scores, SCORE_BINS), SCORE_BINS)
+    members = np.unique(binned.group)
+    arrays = [binned.counts(positive), binned.counts(~positive), binned.counts(scores)]
+    n = np.bincount(groups.of_row[judged], minlength=len(groups.keys))[members]
+    datas = binned.encode(members, SCORE_BINS, arrays)
+    return rows_of(groups, members, SketchKind.SCORE, "", n, np.zeros_like(n), datas)
 
 
-def frame_columns(group: pd.DataFrame, bins: dict[str, Bins], positive: str) -> GroupColumns:
-    """The pandas path's reading of one group's rows."""
-    judged = group[group["outcome"].notna()]
-    scored = judged[judged["score"].notna()]
-    features = [f or {} for f in group["features"]]
-    numbers, categories, present = {}, {}, {}
-    for name, feature in bins.items():
-        column = [row.get(name) for row in features]
-        if feature.kind == "numerical":
-            number_range_check(name, column)
-            values = numeric_values(column)
-            numbers[name] = values[~np.isnan(values)]
-        else:
-            values = [value for value in column if not is_missing(value)]
-            present[name] = len(values)
-            categories[name] = Counter(category_key(value) for value in values)
-    return GroupColumns(
-        rows=len(group),
-        scores=scored["score"].to_numpy(float),
-        actual=(scored["outcome"] == positive).to_numpy(bool),
-        pairs=Counter(zip(judged["outcome"], judged["prediction"], strict=True)),
-        delays=group["delay_s"].dropna().to_numpy(float),
-        numbers=numbers,
-        categories=categories,
-        present=present,
-    )
+def delay_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
+    """Groups with labels: their label delays' histogram."""
+    labelled = ~np.isnan(rows.delay)
+    index = np.searchsorted(DELAY_EDGES_S, rows.delay[labelled], side="left")
+    binned = Binned.of(groups.of_row[labelled], index, DELAY_BINS)
+    members = np.unique(binned.group)
+    n = np.bincount(groups.of_row[labelled], minlength=len(groups.keys))[members]
+    datas = binned.encode(members, DELAY_BINS, [binned.counts()])
+    return rows_of(groups, members, SketchKind.DELAY, "", n, np.zeros_like(n), datas)
+
+
+def confusion_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
+    """Groups with judged predictions: their (outcome, prediction) counts."""
+    judged = np.array([outcome is not None for outcome in rows.outcome], dtype=bool)
+    if not judged.any():
+        return []
+    pairs = pd.MultiIndex.from_arrays([rows.outcome[judged], rows.prediction[judged]])
+    codes, uniques = pd.factorize(pairs)
+    binned = Binned.of(groups.of_row[judged], codes, max(len(uniques), 1))
+    tables: dict[int, dict] = {}
+    for g, code, count in binned.entries():
+        tables.setdefault(g, {})[tuple(uniques[code])] = count
+    members = np.array(sorted(tables), dtype=np.int64)
+    n = [sum(tables[g].values()) for g in members.tolist()]
+    datas = [confusion_encode(tables[g]) for g in members.tolist()]
+    return rows_of(groups, members, SketchKind.CONFUSION, "", n, [0] * len(n), datas)
+
+
+def feature_sketches(
+    groups: Groups, members: np.ndarray, in_version: np.ndarray, feature: Bins, rows: ChunkRows
+) -> list[SketchRow]:
+    if feature.kind == "numerical":
+        return numerical_sketches(groups, members, in_version, feature, rows.numbers)
+    if feature.kind == UNKNOWN:
+        present = rows.present.get(feature.name, np.zeros(len(rows), dtype=bool))
+        n = np.bincount(groups.of_row[in_version & present], minlength=len(groups.keys))
+        n = n[members]
+        missing = groups.sizes[members] - n
+        datas = [categorical_encode({}, int(m)) for m in missing.tolist()]
+        return rows_of(groups, members, SketchKind.CATEGORICAL, feature.name, n, missing, datas)
+    return categorical_sketches(groups, members, in_version, feature, rows.categories)
+
+
+def numerical_sketches(
+    groups: Groups,
+    members: np.ndarray,
+    in_version: np.ndarray,
+    feature: Bins,
+    numbers: dict[str, np.ndarray],
+) -> list[SketchRow]:
+    """Each group's histogram on the version's edges: counts, values on an edge, sums per
+    bin, the sum of squares and the missing count (the layout of `histogram_encode`)."""
+    values = numbers.get(feature.name)
+    if values is None:
+        values = np.full(in_version.size, np.nan)
+    present = in_version & ~np.isnan(values)
+    values, of_row = values[present], groups.of_row[present]
+    edges, size = feature.edges, feature.edges.size + 1
+    index = bin_index(values, edges)
+    on_edge = index < edges.size
+    on_edge[on_edge] = edges[index[on_edge]] == values[on_edge]
+    binned = Binned.of(of_row, index, size)
+    n = np.bincount(of_row, minlength=len(groups.keys))[members]
+    missing = groups.sizes[members] - n
+    sum_sq = np.bincount(of_row, weights=values * values, minlength=len(groups.keys))[members]
+    arrays = [binned.counts(), binned.counts(on_edge), binned.counts(values)]
+    datas = binned.encode(members, size, arrays, [sum_sq, missing.astype(float)])
+    return rows_of(groups, members, SketchKind.NUMERICAL, feature.name, n, missing, datas)
+
+
+def categorical_sketches(
+    groups: Groups,
+    members: np.ndarray,
+    in_version: np.ndarray,
+    feature: Bins,
+    categories: dict[str, Categories],
+) -> list[SketchRow]:
+    column = categories.get(feature.name)
+    codes = column.codes if column else np.full(in_version.size, -1)
+    keys = column.keys if column else []
+    present = in_version & (codes >= 0)
+    binned = Binned.of(groups.of_row[present], codes[present], max(len(keys), 1))
+    counts: dict[int, Counter] = {int(g): Counter() for g in members.tolist()}
+    for g, code, count in binned.entries():
+        counts[g][keys[code]] = count
+    n = np.bincount(groups.of_row[present], minlength=len(groups.keys))[members]
+    missing = groups.sizes[members] - n
+    datas = [
+        categorical_encode(dict(counts[g]), int(m))
+        for g, m in zip(members.tolist(), missing.tolist(), strict=True)
+    ]
+    return rows_of(groups, members, SketchKind.CATEGORICAL, feature.name, n, missing, datas)

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
 from django.db import connection
 from django.db.models import Sum
 
 from common.sql import db_datetime, is_postgres
-from common.time import DAY, HOUR, hour_ranges
+from common.time import DAY, as_utc, hour_ranges
 from factory.models import MLModel, ModelVersion
 from monitoring.ingest.records import positive_label
-from monitoring.models import FeatureBins, HourlyAggregate, Period, Prediction, Sketch, SketchKind
+from monitoring.models import FeatureBins, HourlyAggregate, Period, Sketch, SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins, bins_ensure
+from monitoring.pipeline.chunk_rows import rows_load, rows_select
 from monitoring.pipeline.codec import (
     categorical_encode,
     categorical_merge,
@@ -34,44 +34,10 @@ from monitoring.pipeline.codec import (
     confusion_merge,
 )
 from monitoring.pipeline.isolate import isolated
-from monitoring.pipeline.sketch_groups import frame_columns, group_sketches
-from monitoring.pipeline.sketch_sql import chunk_sketches
-from monitoring.stats.codec import (
-    sparse_merge,
-)
+from monitoring.pipeline.sketch_groups import SketchRow, chunk_sketches
+from monitoring.stats.codec import sparse_merge_groups
 
 # --- writing ---
-
-
-def hour_frame(model: MLModel, start: datetime) -> pd.DataFrame:
-    rows = Prediction.objects.filter(
-        model_id=model.pk, timestamp__gte=start, timestamp__lt=start + HOUR
-    ).values_list(
-        "version_id",
-        "segment",
-        "prediction",
-        "score",
-        "features",
-        "label__outcome",
-        "label__delay_s",
-    )
-    columns = ["version_id", "segment", "prediction", "score", "features", "outcome", "delay_s"]
-    return pd.DataFrame.from_records(list(rows), columns=columns)
-
-
-def hour_sketches(
-    model: MLModel, start: datetime, bins: dict[int, dict[str, Bins]]
-) -> dict[tuple, list[tuple[str, str, int, int, bytes]]]:
-    """The pandas path: one hour's sketches from its rows read into Python."""
-    frame = hour_frame(model, start)
-    sketches = {}
-    for (version_id, segment), group in frame.groupby(["version_id", "segment"], sort=False):
-        features = bins.get(version_id, {})
-        columns = frame_columns(group, features, positive_label(model))
-        sketches[(version_id, segment, start)] = group_sketches(
-            model=model, bins=features, group=columns
-        )
-    return sketches
 
 
 def features_seen(model_id: int, hours: list[datetime]) -> dict[int, tuple[set, set]]:
@@ -138,12 +104,19 @@ def hours_bins(model: MLModel, hours: list[datetime]) -> dict[int, dict[str, Bin
     }
 
 
-SQL_CHUNK_PREDICTIONS = 200_000  # rows per statement: a few arrays of 200k values per feature
+CHUNK_VALUES = 4_000_000  # a chunk's columns hold about this many values (rows x features)
 
 
-def hour_chunks(model: MLModel, hours: list[datetime]) -> list[list[datetime]]:
-    """Dirty hours in groups of about SQL_CHUNK_PREDICTIONS predictions (their hourly counts
-    are already rewritten in this transaction)."""
+def chunk_rows_limit(bins: dict[int, dict[str, Bins]]) -> int:
+    """Predictions a chunk holds: fewer as there are more features, so its memory is bounded
+    (about 12 bytes a value as read, 8 once in NumPy)."""
+    features = len({name for one in bins.values() for name in one})
+    return max(1, CHUNK_VALUES // (features + 6))
+
+
+def hour_chunks(model: MLModel, hours: list[datetime], limit: int) -> list[list[datetime]]:
+    """Dirty hours in groups of at most ``limit`` predictions (or one hour, when it alone
+    holds more); their hourly counts are already rewritten in this transaction."""
     sizes = dict(
         HourlyAggregate.objects.filter(model=model, hour__in=hours)
         .values("hour")
@@ -153,7 +126,7 @@ def hour_chunks(model: MLModel, hours: list[datetime]) -> list[list[datetime]]:
     chunks, current, rows = [], [], 0
     for hour in hours:
         size = sizes.get(hour, 0)
-        if current and rows + size > SQL_CHUNK_PREDICTIONS:
+        if current and rows + size > limit:
             chunks.append(current)
             current, rows = [], 0
         current.append(hour)
@@ -161,20 +134,22 @@ def hour_chunks(model: MLModel, hours: list[datetime]) -> list[list[datetime]]:
     return [*chunks, current] if current else chunks
 
 
-def sketch_chunks(model: MLModel, hours: list[datetime], path: str) -> list[list[datetime]]:
-    """The hours a chunk at a time: an hour (pandas) or a bounded number of predictions
-    (sql), so memory does not grow with the number of dirty hours."""
+def sketch_chunks(
+    model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], path: str
+) -> list[list[datetime]]:
+    """The hours a chunk at a time, so memory does not grow with the number of dirty hours:
+    an hour (pandas, whose rows are Python objects) or a bounded number of values (sql)."""
     if path == "pandas":
         return [[hour] for hour in hours]
-    return hour_chunks(model, hours)
+    return hour_chunks(model, hours, chunk_rows_limit(bins))
 
 
 def chunk_compute(
     model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
-) -> dict[tuple, list[tuple[str, str, int, int, bytes]]]:
-    if path == "pandas":
-        return hour_sketches(model, chunk[0], bins)
-    return chunk_sketches(model=model, hours=chunk, bins=bins, positive=positive_label(model))
+) -> list[SketchRow]:
+    read = rows_load if path == "pandas" else rows_select
+    rows = read(model=model, hours=chunk, bins=bins, positive=positive_label(model))
+    return chunk_sketches(model=model, bins=bins, rows=rows)
 
 
 def chunk_write(
@@ -184,10 +159,7 @@ def chunk_write(
     sketches_write(
         [
             (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
-            for (version_id, segment, hour), items in chunk_compute(
-                model, chunk, bins, path
-            ).items()
-            for sketch in items
+            for version_id, segment, hour, *sketch in chunk_compute(model, chunk, bins, path)
         ]
     )
 
@@ -236,29 +208,68 @@ def sketches_write(rows: list[tuple]) -> None:
                 copy.write_row(row)
 
 
-def day_rows(model: MLModel, day: datetime) -> list[tuple]:
-    """A day's rows: the sums of its hour rows, per version, segment, kind and name."""
-    groups: dict[tuple, list] = {}
-    for row in Sketch.objects.filter(
-        model=model, period=Period.HOUR, start__gte=day, start__lt=day + DAY
-    ).values_list("version_id", "segment", "kind", "name", "n", "missing", "data"):
-        groups.setdefault(row[:4], []).append(row[4:])
-    out = []
-    for (version_id, segment, kind, name), items in groups.items():
-        datas = [bytes(data) for _, _, data in items]
-        if kind == SketchKind.CATEGORICAL:
-            data = categorical_encode(*categorical_merge(datas))
-        elif kind == SketchKind.CONFUSION:
-            data = confusion_encode(confusion_merge(datas))
+DAYS_PER_MERGE = 7  # the hour rows of a week of days are in memory at once
+
+
+def day_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted days as [start, end) ranges of consecutive days."""
+    ranges: list[list[datetime]] = []
+    for day in days:
+        if ranges and ranges[-1][1] == day:
+            ranges[-1][1] = day + DAY
         else:
-            data = sparse_merge(datas)
-        n, missing = sum(item[0] for item in items), sum(item[1] for item in items)
-        out.append((model.pk, version_id, segment, Period.DAY, day, kind, name, n, missing, data))
-    return out
+            ranges.append([day, day + DAY])
+    return [(start, end) for start, end in ranges]
+
+
+def day_rows(model: MLModel, days: list[datetime]) -> list[tuple]:
+    """The days' rows: the sums of their hour rows, per version, segment, kind and name.
+    Histograms are summed all at once (`sparse_merge_groups`); category counts and
+    confusion tables, a few small documents a group, one group at a time."""
+    keys: dict[tuple, int] = {}
+    totals: list[list[int]] = []  # per group: n, missing
+    histograms: dict[str, tuple[list, list]] = {}
+    documents: dict[int, list[bytes]] = {}
+    kinds: list[str] = []
+    for start, end in day_ranges(days):
+        hours = Sketch.objects.filter(
+            model=model, period=Period.HOUR, start__gte=start, start__lt=end
+        ).order_by("start")
+        for version_id, segment, hour, kind, name, n, missing, data in hours.values_list(
+            "version_id", "segment", "start", "kind", "name", "n", "missing", "data"
+        ):
+            key = (version_id, segment, as_utc(hour).replace(hour=0), kind, name)
+            group = keys.setdefault(key, len(keys))
+            if group == len(totals):
+                totals.append([0, 0])
+                kinds.append(kind)
+            totals[group][0] += n
+            totals[group][1] += missing
+            if kind in (SketchKind.CATEGORICAL, SketchKind.CONFUSION):
+                documents.setdefault(group, []).append(bytes(data))
+            else:
+                groups, items = histograms.setdefault(kind, ([], []))
+                groups.append(group)
+                items.append(bytes(data))
+    merged = {}
+    for groups, items in histograms.values():
+        merged |= sparse_merge_groups(groups, items)
+    for group, datas in documents.items():
+        merged[group] = document_merge(kinds[group], datas)
+    return [
+        (model.pk, version_id, segment, Period.DAY, day, kind, name, *totals[group], merged[group])
+        for (version_id, segment, day, kind, name), group in keys.items()
+    ]
+
+
+def document_merge(kind: str, datas: list[bytes]) -> bytes:
+    if kind == SketchKind.CATEGORICAL:
+        return categorical_encode(*categorical_merge(datas))
+    return confusion_encode(confusion_merge(datas))
 
 
 def day_sketches(model: MLModel, day: datetime) -> list[Sketch]:
-    return [Sketch(**dict(zip(SKETCH_COLUMNS, row, strict=True))) for row in day_rows(model, day)]
+    return [Sketch(**dict(zip(SKETCH_COLUMNS, row, strict=True))) for row in day_rows(model, [day])]
 
 
 def sketches_refresh(
@@ -275,12 +286,12 @@ def sketches_refresh(
     path = path or ("sql" if is_postgres() else "pandas")
     bins = hours_bins(model, hours)
     failed: dict[datetime, str] = {}
-    for chunk in sketch_chunks(model, hours, path):
+    for chunk in sketch_chunks(model, hours, bins, path):
         failed |= chunk_refresh(model, chunk, bins, path)
     days = sorted({hour.replace(hour=0) for hour in hours})
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=days).delete()
-    for day in days:
-        sketches_write(day_rows(model, day))
+    for first in range(0, len(days), DAYS_PER_MERGE):
+        sketches_write(day_rows(model, days[first : first + DAYS_PER_MERGE]))
     return failed
 
 

@@ -33,8 +33,43 @@ def sparse_encode(arrays: list[np.ndarray], scalars: list[float] = ()) -> bytes:
     return zlib.compress(b"".join(parts), 1)
 
 
-def sparse_decode(data: bytes) -> tuple[list[np.ndarray], list[float]]:
-    """The dense arrays and the scalars that `sparse_encode` was given."""
+def sparse_encode_groups(
+    sizes: np.ndarray,
+    bounds: np.ndarray,
+    index: np.ndarray,
+    arrays: list[np.ndarray],
+    scalars: list[np.ndarray] = (),
+) -> list[bytes]:
+    """Many `sparse_encode`s at once, byte for byte the same: one per group.
+
+    Group g has dense size ``sizes[g]`` and its non-empty bins at entries
+    ``bounds[g]:bounds[g + 1]``, in ascending ``index`` order, with their values in each of
+    ``arrays``; ``scalars`` are arrays with a value per group. Only the slicing and the
+    compression are done a group at a time.
+    """
+    kinds = "".join("i" if a.dtype.kind in "iu" else "f" for a in arrays).encode()
+    columns = [
+        np.asarray(a, dtype="<i8" if a.dtype.kind in "iu" else "<f8").tobytes() for a in arrays
+    ]
+    positions = np.asarray(index, dtype="<u4").tobytes()
+    scalar_rows = np.column_stack(scalars).astype("<f8") if len(scalars) else None
+    out = []
+    for g, size in enumerate(sizes.tolist()):
+        start, end = int(bounds[g]), int(bounds[g + 1])
+        parts = [
+            _HEADER.pack(size, end - start, len(arrays), len(scalars)),
+            scalar_rows[g].tobytes() if scalar_rows is not None else b"",
+            positions[4 * start : 4 * end],
+            kinds,
+        ]
+        parts += [column[8 * start : 8 * end] for column in columns]
+        out.append(zlib.compress(b"".join(parts), 1))
+    return out
+
+
+def sparse_entries(data: bytes) -> tuple[int, np.ndarray, list[np.ndarray], list[float]]:
+    """An encoding's dense size, its non-empty bins and each array's values there, and its
+    scalars: what `sparse_decode` spreads out, left sparse."""
     raw = zlib.decompress(bytes(data))
     size, n, n_arrays, n_scalars = _HEADER.unpack_from(raw)
     offset = _HEADER.size
@@ -46,11 +81,18 @@ def sparse_decode(data: bytes) -> tuple[list[np.ndarray], list[float]]:
     offset += n_arrays
     arrays = []
     for kind in kinds:
-        dtype = np.int64 if kind == "i" else np.float64
-        values = np.frombuffer(raw, "<i8" if kind == "i" else "<f8", n, offset)
+        arrays.append(np.frombuffer(raw, "<i8" if kind == "i" else "<f8", n, offset))
         offset += 8 * n
-        dense = np.zeros(size, dtype=dtype)
-        dense[index] = values
+    return size, index, arrays, scalars
+
+
+def sparse_decode(data: bytes) -> tuple[list[np.ndarray], list[float]]:
+    """The dense arrays and the scalars that `sparse_encode` was given."""
+    size, index, values, scalars = sparse_entries(data)
+    arrays = []
+    for array in values:
+        dense = np.zeros(size, dtype=np.int64 if array.dtype.kind == "i" else np.float64)
+        dense[index] = array
         arrays.append(dense)
     return arrays, scalars
 
@@ -68,6 +110,35 @@ def sparse_merge(items: list[bytes]) -> bytes:
     arrays = [sum(parts) for parts in zip(*(a for a, _ in decoded), strict=True)]
     scalars = [sum(parts) for parts in zip(*(s for _, s in decoded), strict=True)]
     return sparse_encode(arrays, scalars)
+
+
+def sparse_merge_groups(groups: list[int], items: list[bytes]) -> dict[int, bytes]:
+    """Many `sparse_merge`s at once: the items of each group summed (``groups[i]`` is item i's
+    group; a group's items share their shape). The sums are vectorised over all items, and
+    equal `sparse_merge`'s: each bin's values are added in the order of the items."""
+    if not items:
+        return {}
+    parsed = [sparse_entries(item) for item in items]
+    per_item = np.array([index.size for _, index, _, _ in parsed])
+    of_entry = np.repeat(np.asarray(groups, dtype=np.int64), per_item)
+    index = np.concatenate([index for _, index, _, _ in parsed]).astype(np.int64)
+    keys, inverse = np.unique(of_entry << 32 | index, return_inverse=True)
+    inverse = inverse.ravel()
+    arrays = []
+    for position, first in enumerate(parsed[0][2]):
+        values = np.concatenate([arrays_[position] for _, _, arrays_, _ in parsed])
+        total = np.bincount(inverse, weights=values, minlength=keys.size)
+        arrays.append(total.astype(np.int64) if first.dtype.kind == "i" else total)
+    members, firsts = np.unique(np.asarray(groups, dtype=np.int64), return_index=True)
+    at = np.searchsorted(members, groups)
+    scalars = [
+        np.bincount(at, weights=[s[position] for _, _, _, s in parsed], minlength=members.size)
+        for position in range(len(parsed[0][3]))
+    ]
+    sizes = np.array([parsed[i][0] for i in firsts.tolist()])
+    bounds = np.searchsorted(keys >> 32, np.append(members, np.iinfo(np.int64).max))
+    datas = sparse_encode_groups(sizes, bounds, keys & 0xFFFFFFFF, arrays, scalars)
+    return dict(zip(members.tolist(), datas, strict=True))
 
 
 def histogram_decode(data: bytes, edges: np.ndarray) -> NumericHistogram:

@@ -1,0 +1,292 @@
+"""The rows of a chunk of dirty hours, read column by column, for the sketches.
+
+Two readers fill the same `ChunkRows`, row i of every column being the same prediction:
+- `rows_select` (PostgreSQL): one statement per chunk (per `FEATURES_PER_STATEMENT` features),
+  an array per column. The database reads each row's `features` once (`jsonb_to_record`: a
+  TOASTed document is decompressed once per row, not once per feature) and sends numbers as
+  float8 arrays in binary, NaN where a value is missing or not a number;
+- `rows_load` (SQLite, the embedded default): the rows read into Python through the ORM.
+Then `monitoring.pipeline.sketch_groups` turns the columns into every sketch of the chunk at
+once, whichever reader filled them.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models.functions import TruncHour
+from psycopg import sql
+
+from common.time import HOUR
+from factory.models import MLModel, Task
+from monitoring.models import Prediction
+from monitoring.pipeline.bins import UNKNOWN, Bins
+from monitoring.stats.histograms import is_missing
+from monitoring.stats.profile import category_key, numeric_values, out_of_range_count
+
+FEATURES_PER_STATEMENT = 400  # a statement's columns stay far below PostgreSQL's 1,664
+MAX_IDENTIFIER_BYTES = 63  # longer feature names are read by key, not by record column
+
+
+@dataclass
+class Categories:
+    """A categorical feature's column: a code per row (-1: missing) into ``keys``."""
+
+    codes: np.ndarray
+    keys: list[str]
+
+
+@dataclass
+class ChunkRows:
+    """A chunk's predictions, a column each (NaN or None where a value is missing)."""
+
+    version: np.ndarray  # version id
+    segment: np.ndarray  # text
+    hour: np.ndarray  # the hour's start, in seconds since the epoch
+    score: np.ndarray
+    actual: np.ndarray  # 1.0 the positive class, 0.0 another, NaN not judged (binary)
+    delay: np.ndarray  # label delay in seconds, NaN without a label
+    outcome: np.ndarray | None = None  # multiclass: the outcome, None when not judged
+    prediction: np.ndarray | None = None  # multiclass
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)  # numerical features
+    categories: dict[str, Categories] = field(default_factory=dict)  # categorical features
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # unknown kind: not null
+
+    def __len__(self) -> int:
+        return self.version.size
+
+
+def chunk_features(bins: dict[int, dict[str, Bins]]) -> list[tuple[str, str]]:
+    """(name, kind) of every feature column: each kind a feature has in any version (versions
+    may differ), read once for all versions."""
+    return sorted({(b.name, b.kind) for one in bins.values() for b in one.values()})
+
+
+def categories_of(values: list, parse=lambda value: value) -> Categories:
+    """Codes into category keys for a column of values (None: missing); ``parse`` reads a
+    distinct value (JSON text) before it is keyed, once per value, not once per row."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    keys = [category_key(parse(value)) for value in uniques]
+    keys, key_codes = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    codes = np.where(codes >= 0, key_codes[np.maximum(codes, 0)], -1) if len(uniques) else codes
+    return Categories(np.asarray(codes, dtype=np.int64), keys.tolist())
+
+
+# --- PostgreSQL ---
+
+# Group by hashing, in memory: freshly loaded rows have no statistics yet, and the planner
+# would otherwise sort a chunk's rows on disk by their text keys.
+HASHING = {"work_mem": "256MB", "enable_sort": "off"}
+
+
+@contextmanager
+def planner_settings(cursor, settings: dict[str, str]):
+    """Settings for this transaction's next statements, restored afterwards.
+
+    Not restored when the statement fails: the transaction is aborted then (a query there
+    would hide the error), and rolling back to the chunk's savepoint undoes them anyway."""
+    before = {}
+    for name, value in settings.items():
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
+        before[name] = cursor.fetchone()[0]
+    yield
+    for name, value in before.items():
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+def binary_array(data: bytes | None, dtype: str) -> np.ndarray:
+    """An array of fixed-size elements without NULLs (``>f8``, ``>i8``) sent in PostgreSQL's
+    binary format by `array_send`: a 20-byte header, then per element its length and value."""
+    if data is None or int.from_bytes(data[:4], "big") == 0:
+        return np.empty(0, dtype=dtype)
+    count = int.from_bytes(data[12:16], "big")
+    element = np.dtype([("length", ">i4"), ("value", dtype)])
+    return np.frombuffer(data, element, count, offset=20)["value"].astype(dtype[1:])
+
+
+def feature_value(name: str) -> sql.Composable:
+    """The feature's JSON value in the row: its `jsonb_to_record` column, or (a name too long
+    or empty for a column) the `->` operator, which decompresses the document again."""
+    if 0 < len(name.encode()) <= MAX_IDENTIFIER_BYTES:
+        return sql.SQL("x.{}").format(sql.Identifier(name))
+    return sql.SQL("(p.features -> {})").format(sql.Literal(name))
+
+
+def feature_column(name: str, kind: str) -> sql.Composable:
+    value = feature_value(name)
+    if kind == "numerical":
+        template = (
+            "array_send(array_agg(CASE WHEN jsonb_typeof({v}) = 'number' THEN ({v})::float8 "
+            "ELSE 'NaN'::float8 END))"
+        )
+    elif kind == UNKNOWN:
+        template = (
+            "array_send(array_agg(coalesce(jsonb_typeof({v}) <> 'null', false)::int::float8))"
+        )
+    else:
+        template = "array_agg(CASE WHEN jsonb_typeof({v}) <> 'null' THEN ({v})::text END)"
+    return sql.SQL(template).format(v=value)
+
+
+def statement(model: MLModel, features: list[tuple[str, str]], first: bool) -> sql.Composable:
+    """One statement of a chunk: the row ids (to align statements), the first statement's
+    prediction and label columns, and the given features' columns."""
+    columns = [sql.SQL("array_send(array_agg(p.id))")]
+    if first:
+        columns += [
+            sql.SQL(text)
+            for text in (
+                "array_send(array_agg(p.version_id))",
+                "array_agg(p.segment)",
+                "array_send(array_agg(extract(epoch FROM date_trunc('hour', p.timestamp))::int8))",
+                "array_send(array_agg(coalesce(p.score, 'NaN')))",
+                "array_send(array_agg(CASE WHEN l.outcome IS NULL THEN 'NaN'::float8 "
+                "WHEN l.outcome = %(positive)s THEN 1::float8 ELSE 0::float8 END))",
+                "array_send(array_agg(coalesce(l.delay_s, 'NaN')))",
+            )
+        ]
+        if model.task == Task.MULTICLASS:
+            columns += [sql.SQL("array_agg(l.outcome)"), sql.SQL("array_agg(p.prediction)")]
+    columns += [feature_column(name, kind) for name, kind in features]
+    record = [
+        sql.SQL("{} jsonb").format(sql.Identifier(name))
+        for name in sorted({name for name, _ in features})
+        if 0 < len(name.encode()) <= MAX_IDENTIFIER_BYTES
+    ]
+    lateral = sql.SQL("")
+    if record:
+        lateral = sql.SQL(
+            "LEFT JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(p.features) = 'object' "
+            "THEN p.features END) AS x({}) ON true"
+        ).format(sql.SQL(", ").join(record))
+    return sql.SQL(
+        """SELECT {columns}
+        FROM monitoring_prediction p LEFT JOIN monitoring_label l ON l.prediction_id = p.id
+        {lateral}
+        WHERE p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s
+            AND date_trunc('hour', p.timestamp) = ANY(%(hours)s::timestamptz[])"""
+    ).format(columns=sql.SQL(", ").join(columns), lateral=lateral)
+
+
+def rows_select(
+    *, model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], positive: str
+) -> ChunkRows:
+    """The chunk's rows from PostgreSQL, in the order of their ids."""
+    features = chunk_features(bins)
+    params = {
+        "model": model.pk,
+        "hours": hours,
+        "low": min(hours),
+        "high": max(hours) + HOUR,
+        "positive": positive,
+    }
+    batches = [
+        features[i : i + FEATURES_PER_STATEMENT]
+        for i in range(0, max(len(features), 1), FEATURES_PER_STATEMENT)
+    ]
+    rows = None
+    with connection.cursor() as cursor, planner_settings(cursor, HASHING):
+        for number, batch in enumerate(batches):
+            cursor.execute(statement(model, batch, first=number == 0), params)
+            ids, *values = cursor.fetchone()
+            order = np.argsort(binary_array(ids, ">i8"), kind="stable")
+            if rows is None:
+                rows, values = first_columns(model, values, order)
+            feature_columns(rows, batch, values, order)
+    return rows
+
+
+def first_columns(model: MLModel, values: list, order: np.ndarray) -> tuple[ChunkRows, list]:
+    version, segment, hour, score, actual, delay, *rest = values
+    rows = ChunkRows(
+        version=binary_array(version, ">i8")[order],
+        segment=np.array(segment or [], dtype=object)[order],
+        hour=binary_array(hour, ">i8")[order],
+        score=binary_array(score, ">f8")[order],
+        actual=binary_array(actual, ">f8")[order],
+        delay=binary_array(delay, ">f8")[order],
+    )
+    if model.task == Task.MULTICLASS:
+        outcome, prediction, *rest = rest
+        rows.outcome = np.array(outcome or [], dtype=object)[order]
+        rows.prediction = np.array(prediction or [], dtype=object)[order]
+    return rows, rest
+
+
+def feature_columns(
+    rows: ChunkRows, features: list[tuple[str, str]], values: list, order: np.ndarray
+) -> None:
+    for (name, kind), value in zip(features, values, strict=True):
+        if kind == "numerical":
+            rows.numbers[name] = binary_array(value, ">f8")[order]
+        elif kind == UNKNOWN:
+            rows.present[name] = binary_array(value, ">f8")[order] == 1.0
+        else:
+            texts = np.array(value or [], dtype=object)[order]
+            rows.categories[name] = categories_of(texts, parse=json.loads)
+
+
+# --- SQLite (and any database): through the ORM ---
+
+
+def number_range_check(name: str, column: list) -> None:
+    """Fail the chunk on a number a float cannot hold, as PostgreSQL's float8 cast fails the
+    statement: both readers leave such an hour out, recorded, rather than bin it."""
+    bad = out_of_range_count(column)
+    if bad:
+        raise ValueError(f"feature {name!r} holds {bad} numbers outside float range")
+
+
+def rows_load(
+    *, model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], positive: str
+) -> ChunkRows:
+    """The chunk's rows through the ORM, each row's features parsed in Python."""
+    records = list(
+        Prediction.objects.filter(
+            model_id=model.pk, timestamp__gte=min(hours), timestamp__lt=max(hours) + HOUR
+        )
+        .annotate(hour=TruncHour("timestamp"))
+        .filter(hour__in=hours)
+        .order_by("id")
+        .values_list(
+            "version_id",
+            "segment",
+            "hour",
+            "prediction",
+            "score",
+            "features",
+            "label__outcome",
+            "label__delay_s",
+        )
+    )
+    columns = list(zip(*records, strict=True)) if records else [()] * 8
+    version, segment, hour, prediction, score, features, outcome, delay = columns
+    actual = [np.nan if value is None else float(value == positive) for value in outcome]
+    rows = ChunkRows(
+        version=np.array(version, dtype=np.int64),
+        segment=np.array(segment, dtype=object),
+        hour=np.array([int(h.timestamp()) for h in hour], dtype=np.int64),
+        score=np.array(score, dtype=float),
+        actual=np.array(actual, dtype=float),
+        delay=np.array(delay, dtype=float),
+    )
+    if model.task == Task.MULTICLASS:
+        rows.outcome = np.array(outcome, dtype=object)
+        rows.prediction = np.array(prediction, dtype=object)
+    documents = [f if isinstance(f, dict) else {} for f in features]
+    for name, kind in chunk_features(bins):
+        column = [document.get(name) for document in documents]
+        if kind == "numerical":
+            number_range_check(name, column)
+            rows.numbers[name] = numeric_values(column)
+        elif kind == UNKNOWN:
+            rows.present[name] = np.array([not is_missing(v) for v in column], dtype=bool)
+        else:
+            rows.categories[name] = categories_of(column)
+    return rows
