@@ -61,6 +61,32 @@ class ChunkRows:
     def __len__(self) -> int:
         return self.version.size
 
+    def days_only(self, days: list[int]) -> ChunkRows:
+        """The rows of the given days (their starts, in seconds since the epoch), each in its
+        day's group: ``hour`` holds the day's start."""
+        day = self.hour - self.hour % 86400
+        keep = np.isin(day, days)
+
+        def pick(column):
+            return None if column is None else column[keep]
+
+        return ChunkRows(
+            version=self.version[keep],
+            segment=self.segment[keep],
+            hour=day[keep],
+            score=self.score[keep],
+            actual=self.actual[keep],
+            delay=self.delay[keep],
+            outcome=pick(self.outcome),
+            prediction=pick(self.prediction),
+            numbers={name: values[keep] for name, values in self.numbers.items()},
+            categories={
+                name: Categories(column.codes[keep], column.keys)
+                for name, column in self.categories.items()
+            },
+            present={name: values[keep] for name, values in self.present.items()},
+        )
+
 
 def chunk_features(bins: dict[int, dict[str, Bins]]) -> list[tuple[str, str]]:
     """(name, kind) of every feature column: each kind a feature has in any version (versions

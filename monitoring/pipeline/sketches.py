@@ -15,13 +15,15 @@ of a pass is binned on the same edges whichever path bins it.
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from common.sql import db_datetime, is_postgres
-from common.time import DAY, as_utc, hour_ranges
+from common.time import DAY, as_utc, day_floor, hour_ranges
 from factory.models import MLModel, ModelVersion
 from monitoring.ingest.records import positive_label
 from monitoring.models import FeatureBins, HourlyAggregate, Period, Sketch, SketchKind
@@ -34,7 +36,7 @@ from monitoring.pipeline.codec import (
     confusion_merge,
 )
 from monitoring.pipeline.isolate import isolated
-from monitoring.pipeline.sketch_groups import SketchRow, chunk_sketches
+from monitoring.pipeline.sketch_groups import chunk_sketches
 from monitoring.stats.codec import sparse_merge_groups
 
 # --- writing ---
@@ -114,70 +116,111 @@ def chunk_rows_limit(bins: dict[int, dict[str, Bins]]) -> int:
     return max(1, CHUNK_VALUES // (features + 6))
 
 
-def hour_chunks(model: MLModel, hours: list[datetime], limit: int) -> list[list[datetime]]:
-    """Dirty hours in groups of at most ``limit`` predictions (or one hour, when it alone
-    holds more); their hourly counts are already rewritten in this transaction."""
-    sizes = dict(
-        HourlyAggregate.objects.filter(model=model, hour__in=hours)
-        .values("hour")
-        .annotate(n=Sum("predictions"))
-        .values_list("hour", "n")
-    )
-    chunks, current, rows = [], [], 0
-    for hour in hours:
-        size = sizes.get(hour, 0)
-        if current and rows + size > limit:
+@dataclass
+class Chunk:
+    """Dirty hours aggregated together, and the days among them whose every hour with
+    predictions is dirty and in this chunk: their day rows are counted from the same rows,
+    not merged from stored hour rows."""
+
+    hours: list[datetime]
+    days: list[datetime] = field(default_factory=list)
+
+
+def hour_sizes(model: MLModel, hours: list[datetime]) -> tuple[dict[datetime, int], set]:
+    """The dirty hours' prediction counts, and the days all of whose hours with predictions
+    are dirty (counts are already rewritten in this transaction)."""
+    days = sorted({day_floor(hour) for hour in hours})
+    in_days = Q()
+    for start, end in day_ranges(days):
+        in_days |= Q(hour__gte=start, hour__lt=end)
+    counted = HourlyAggregate.objects.filter(in_days, model=model)
+    sizes: dict[datetime, int] = {}
+    for hour, n in counted.values("hour").annotate(n=Sum("predictions")).values_list("hour", "n"):
+        sizes[as_utc(hour)] = n
+    dirty = set(hours)
+    incomplete = {day_floor(hour) for hour in sizes if hour not in dirty}
+    return sizes, set(days) - incomplete
+
+
+def hour_chunks(model: MLModel, hours: list[datetime], limit: int) -> list[Chunk]:
+    """Dirty hours in chunks of at most ``limit`` predictions, a day's hours together when
+    they fit (a single hour may hold more)."""
+    sizes, complete = hour_sizes(model, hours)
+    chunks: list[Chunk] = []
+    current, rows = Chunk([]), 0
+    for day, day_hours in itertools.groupby(hours, key=day_floor):
+        day_hours = list(day_hours)
+        size = sum(sizes.get(hour, 0) for hour in day_hours)
+        if current.hours and rows + size > limit:
             chunks.append(current)
-            current, rows = [], 0
-        current.append(hour)
+            current, rows = Chunk([]), 0
+        if size > limit:  # the day alone is too big: its hours in chunks, the day merged
+            for hour in day_hours:
+                if current.hours and rows + sizes.get(hour, 0) > limit:
+                    chunks.append(current)
+                    current, rows = Chunk([]), 0
+                current.hours.append(hour)
+                rows += sizes.get(hour, 0)
+            continue
+        current.hours += day_hours
         rows += size
-    return [*chunks, current] if current else chunks
+        if day in complete:
+            current.days.append(day)
+    return [*chunks, current] if current.hours else chunks
 
 
 def sketch_chunks(
     model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], path: str
-) -> list[list[datetime]]:
+) -> list[Chunk]:
     """The hours a chunk at a time, so memory does not grow with the number of dirty hours:
     an hour (pandas, whose rows are Python objects) or a bounded number of values (sql)."""
     if path == "pandas":
-        return [[hour] for hour in hours]
+        return [Chunk([hour]) for hour in hours]
     return hour_chunks(model, hours, chunk_rows_limit(bins))
 
 
 def chunk_compute(
-    model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
-) -> list[SketchRow]:
+    model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], path: str
+) -> list[tuple]:
+    """The chunk's sketch rows: its hours', and its whole days' from the same rows."""
     read = rows_load if path == "pandas" else rows_select
-    rows = read(model=model, hours=chunk, bins=bins, positive=positive_label(model))
-    return chunk_sketches(model=model, bins=bins, rows=rows)
-
-
-def chunk_write(
-    model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
-) -> None:
-    Sketch.objects.filter(model=model, period=Period.HOUR, start__in=chunk).delete()
-    sketches_write(
-        [
-            (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
-            for version_id, segment, hour, *sketch in chunk_compute(model, chunk, bins, path)
+    rows = read(model=model, hours=chunk.hours, bins=bins, positive=positive_label(model))
+    out = [
+        (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
+        for version_id, segment, hour, *sketch in chunk_sketches(model=model, bins=bins, rows=rows)
+    ]
+    if chunk.days:
+        days = rows.days_only([int(day.timestamp()) for day in chunk.days])
+        out += [
+            (model.pk, version_id, segment, Period.DAY, day, *sketch)
+            for version_id, segment, day, *sketch in chunk_sketches(
+                model=model, bins=bins, rows=days
+            )
         ]
-    )
+    return out
+
+
+def chunk_write(model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], path: str) -> None:
+    Sketch.objects.filter(model=model, period=Period.HOUR, start__in=chunk.hours).delete()
+    Sketch.objects.filter(model=model, period=Period.DAY, start__in=chunk.days).delete()
+    sketches_write(chunk_compute(model, chunk, bins, path))
 
 
 def chunk_refresh(
-    model: MLModel, chunk: list[datetime], bins: dict[int, dict[str, Bins]], path: str
-) -> dict[datetime, str]:
+    model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], path: str
+) -> tuple[dict[datetime, str], list[datetime]]:
     """Write a chunk's sketches in a savepoint; a failing chunk is tried again an hour at a
-    time, so only the hours that fail alone are left out. Returns them with their errors."""
+    time, so only the hours that fail alone are left out. Returns them with their errors,
+    and the days whose rows were written."""
     error = isolated(lambda: chunk_write(model, chunk, bins, path))
     if error is None:
-        return {}
-    if len(chunk) == 1:
-        return {chunk[0]: error}
+        return {}, chunk.days
+    if len(chunk.hours) == 1:
+        return {chunk.hours[0]: error}, []
     failed: dict[datetime, str] = {}
-    for hour in chunk:
-        failed |= chunk_refresh(model, [hour], bins, path)
-    return failed
+    for hour in chunk.hours:
+        failed |= chunk_refresh(model, Chunk([hour]), bins, path)[0]
+    return failed, []
 
 
 SKETCH_COLUMNS = (
@@ -286,9 +329,12 @@ def sketches_refresh(
     path = path or ("sql" if is_postgres() else "pandas")
     bins = hours_bins(model, hours)
     failed: dict[datetime, str] = {}
+    counted: set[datetime] = set()
     for chunk in sketch_chunks(model, hours, bins, path):
-        failed |= chunk_refresh(model, chunk, bins, path)
-    days = sorted({hour.replace(hour=0) for hour in hours})
+        chunk_failed, days_written = chunk_refresh(model, chunk, bins, path)
+        failed |= chunk_failed
+        counted.update(days_written)
+    days = sorted({day_floor(hour) for hour in hours} - counted)
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=days).delete()
     for first in range(0, len(days), DAYS_PER_MERGE):
         sketches_write(day_rows(model, days[first : first + DAYS_PER_MERGE]))
