@@ -147,13 +147,13 @@ def features_sample(version: ModelVersion, names: set[str]) -> dict[str, list]:
     """Values of the named features in the version's first days of predictions."""
     if not names:
         return {}
-    first = Prediction.objects.filter(version=version).aggregate(t=Min("timestamp"))["t"]
+    # By model too: the (model, timestamp) index serves both reads.
+    stored = Prediction.objects.filter(model_id=version.model_id, version=version)
+    first = stored.aggregate(t=Min("timestamp"))["t"]
     if first is None:
         return {}
     rows = (
-        Prediction.objects.filter(
-            version=version, timestamp__lt=first + timedelta(days=FREEZE_DAYS)
-        )
+        stored.filter(timestamp__lt=first + timedelta(days=FREEZE_DAYS))
         .order_by("timestamp")
         .values_list("features", flat=True)[:FREEZE_SAMPLE_ROWS]
     )

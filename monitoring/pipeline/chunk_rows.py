@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
-from common.time import HOUR
+from common.time import HOUR, hour_ranges
 from factory.models import MLModel, Task
 from monitoring.models import Prediction
 from monitoring.pipeline.bins import UNKNOWN, Bins
@@ -196,7 +196,7 @@ def statement(model: MLModel, features: list[tuple[str, str]], first: bool) -> s
         FROM monitoring_prediction p LEFT JOIN monitoring_label l ON l.prediction_id = p.id
         {lateral}
         WHERE p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s
-            AND date_trunc('hour', p.timestamp) = ANY(%(hours)s::timestamptz[])"""
+            AND (%(contiguous)s OR date_trunc('hour', p.timestamp) = ANY(%(hours)s))"""
     ).format(columns=sql.SQL(", ").join(columns), lateral=lateral)
 
 
@@ -210,6 +210,8 @@ def rows_select(
         "hours": hours,
         "low": min(hours),
         "high": max(hours) + HOUR,
+        # Contiguous hours need no test per row against the list of hours.
+        "contiguous": len(hour_ranges(hours)) == 1,
         "positive": positive,
     }
     batches = [
