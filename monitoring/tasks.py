@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -37,3 +38,32 @@ def jobs_run_all(sweep: bool = False) -> None:
             jobs_run_model.delay(model_id, sweep)
         except Exception:
             log.exception("jobs of model %s failed", model_id)
+
+
+@shared_task(
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def aggregates_range(model_id: int, start: str, end: str) -> int:
+    """Aggregate one range of a model's days (a backfill's share of one worker)."""
+    from monitoring.pipeline.backfill import range_aggregate
+
+    return range_aggregate(
+        model_id=model_id, start=datetime.fromisoformat(start), end=datetime.fromisoformat(end)
+    )
+
+
+@shared_task
+def aggregates_backfill(model_id: int, days: int = 7) -> int:
+    """Aggregate a model's whole history, fanned out as a task per range of ``days`` days so
+    that every worker takes a share; returns how many tasks were enqueued."""
+    from monitoring.pipeline.backfill import bins_prepare, history_ranges
+
+    bins_prepare(model_id)
+    ranges = history_ranges(model_id, days)
+    for start, end in ranges:
+        aggregates_range.delay(model_id, start.isoformat(), end.isoformat())
+    return len(ranges)
