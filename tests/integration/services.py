@@ -210,12 +210,16 @@ class PrivatePostgres:
             shutil.chown(self.dir, "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
         if standby_of is None:
-            self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+            self.run(
+                "initdb",
+                *("-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
+                "--no-sync",  # a throwaway cluster: no wait for its files to reach the disk
+            )
         else:
             self.run(
                 "pg_basebackup",
                 *("-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres"),
-                *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast"),
+                *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
             )
         self.start()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/canary"
