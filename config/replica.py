@@ -186,6 +186,18 @@ class ReplicaLag:
     receiving: bool  # False: its connection to the primary is lost
     as_of: datetime | None  # the primary's time of the last transaction replayed
 
+    @property
+    def behind(self) -> str:
+        """The lag for people, to the second under an hour: '45 s', '4 min 10 s', '2 h 5 min'."""
+        seconds = round(self.seconds)
+        if seconds < 60:
+            return f"{seconds} s"
+        if seconds < 3600:
+            return f"{seconds // 60} min {seconds % 60} s"
+        if seconds < 86400:
+            return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
 
 LAG_SQL = """
 SELECT pg_last_xact_replay_timestamp(), clock_timestamp(),

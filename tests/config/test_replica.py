@@ -172,13 +172,20 @@ def test_the_lag_counts_only_what_is_left_to_replay_or_the_time_without_a_primar
     assert replica_lag_from(now, replayed_at, False, True).seconds == 0
 
 
+def test_the_lag_reads_to_the_second_under_an_hour():
+    as_of = datetime(2026, 3, 10, tzinfo=UTC)
+    shown = [ReplicaLag(s, True, as_of).behind for s in (59.4, 61, 3599, 7500, 90000)]
+    assert shown == ["59 s", "1 min 1 s", "59 min 59 s", "2 h 5 min", "1 d 1 h"]
+
+
 def test_the_banner_says_how_far_behind_the_replica_is_or_that_it_lost_its_primary():
-    as_of = datetime.now(UTC) - timedelta(minutes=4, seconds=5)
+    as_of = datetime(2026, 3, 10, 11, 55, 55, tzinfo=UTC)
     behind = render_to_string("base.html", {"replica_lag": ReplicaLag(245, True, as_of)})
     lost = render_to_string("base.html", {"replica_lag": ReplicaLag(245, False, as_of)})
-    assert "that is 4\xa0minutes behind the primary" in behind
-    assert as_of.strftime("%Y-%m-%d %H:%M:%S UTC") in behind
+    assert "Read from a replica 4 min 5 s behind the primary" in behind
+    assert f"stored up to {as_of:%Y-%m-%d %H:%M:%S} UTC, not what came since" in behind
     assert "lost its connection to the primary" in lost
+    assert f"stored up to {as_of:%Y-%m-%d %H:%M:%S} UTC (4 min 5 s ago)" in lost
     assert "replica-lag" not in render_to_string("base.html", {})
 
 
