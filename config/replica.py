@@ -87,9 +87,16 @@ class ReplicaReadsMiddleware:
         request.reads_from = request_reading_alias(request)
         with reads_from(request.reads_from):
             response = self.get_response(request)
-        if request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS and request_authenticated(request):
             write_remember(request, response)
         return response
+
+
+def request_authenticated(request) -> bool:
+    """A logged-in user or an API key (DRF sets the request's user to the key): only they
+    write, and an anonymous POST leaves no mark to fill the cache with."""
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
 
 
 def request_reading_alias(request) -> str:

@@ -69,6 +69,11 @@ def unreachable_replica(django_db_setup, django_db_blocker, postgres):
     yield from replica_alias(django_db_blocker, HOST="127.0.0.1", PORT=str(free_port()))
 
 
+def as_user(request):
+    request.user = User(username="alice")  # as AuthenticationMiddleware or DRF would set it
+    return request
+
+
 def served(request) -> tuple[str, HttpResponse]:
     """Where the middleware sent the request's reads, and its response."""
     seen = {}
@@ -122,7 +127,7 @@ def test_a_write_leaves_the_primarys_wal_position_in_a_signed_cookie(stand_in_re
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         before = wal_position(cursor.fetchone()[0])
     # when
-    _, response = served(RequestFactory().post("/"))
+    _, response = served(as_user(RequestFactory().post("/")))
     # then
     request = RequestFactory().get("/")
     request.COOKIES[WRITE_COOKIE] = response.cookies[WRITE_COOKIE].value
@@ -134,6 +139,13 @@ def test_a_write_leaves_the_primarys_wal_position_in_a_signed_cookie(stand_in_re
     assert served(request)[0] == PRIMARY
 
 
+def test_an_anonymous_post_leaves_no_mark(stand_in_replica):
+    requests = RequestFactory()
+    _, response = served(requests.post("/api/v1/models", HTTP_AUTHORIZATION="Bearer cnry_x"))
+    assert WRITE_COOKIE not in response.cookies
+    assert served(requests.get("/api/v1/models", HTTP_AUTHORIZATION="Bearer cnry_x"))[0] == REPLICA
+
+
 def test_a_forged_write_cookie_is_ignored(stand_in_replica):
     request = RequestFactory().get("/")
     request.COOKIES[WRITE_COOKIE] = "99999999999"
@@ -142,7 +154,7 @@ def test_a_forged_write_cookie_is_ignored(stand_in_replica):
 
 def test_an_api_key_that_wrote_reads_from_the_primary_and_other_keys_do_not(stand_in_replica):
     requests = RequestFactory()
-    served(requests.post("/api/v1/models", **KEY_HEADER))
+    served(as_user(requests.post("/api/v1/models", **KEY_HEADER)))
     assert served(requests.get("/api/v1/models", **KEY_HEADER))[0] == PRIMARY
     other = {"HTTP_AUTHORIZATION": "Bearer cnry_another-key"}
     assert served(requests.get("/api/v1/models", **other))[0] == REPLICA
