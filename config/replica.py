@@ -106,13 +106,21 @@ def request_reading_alias(request) -> str:
     written = last_write_position(request)
     try:
         if written is None:
-            connections[REPLICA].ensure_connection()
+            replica_connect()
             return REPLICA
         replayed = replica_replayed_position()
     except DatabaseError as error:
         logger.warning("The replica cannot be read (%s); reading from the primary.", error)
         return PRIMARY
     return REPLICA if replayed is not None and replayed >= written else PRIMARY
+
+
+def replica_connect() -> None:
+    """Connect to the replica, or check that a kept connection still works (what a query's
+    cursor does first): a replica gone away is found before the page reads, not during it."""
+    replica = connections[REPLICA]
+    replica.close_if_health_check_failed()
+    replica.ensure_connection()
 
 
 def replica_replayed_position() -> int | None:
