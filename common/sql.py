@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, connections, router
 
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+def reading_cursor(model):
+    """A cursor for a raw read of `model`'s table, on the database the ORM would read it from
+    (a replica, for a page or GET answer when there is one: docs/operations.md)."""
+    return connections[router.db_for_read(model)].cursor()
 
 
 def hour_of(column: str) -> str:

@@ -7,7 +7,10 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+POSTGRESQL = "django.db.backends.postgresql"
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -52,6 +55,26 @@ def env_datetime(name: str, default: str) -> datetime:
             f"{name} must be an ISO 8601 date such as 2000-01-01, got {value!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def replica_database(url: str, primary: dict) -> dict:
+    """The DATABASES entry of DATABASE_REPLICA_URL, a streaming replica of the primary's.
+
+    Its connection is checked before a request reuses it and gives up connecting after a few
+    seconds, so that a replica gone away sends reads to the primary instead of failing them;
+    tests give it no database of its own (it mirrors the primary's).
+    """
+    replica = dj_database_url.parse(
+        url, conn_max_age=primary["CONN_MAX_AGE"], conn_health_checks=True
+    )
+    if primary["ENGINE"] != POSTGRESQL or replica["ENGINE"] != POSTGRESQL:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL needs PostgreSQL, in it and in DATABASE_URL: a streaming "
+            f"replica of the primary (got {replica['ENGINE']} beside {primary['ENGINE']})."
+        )
+    replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    replica["TEST"] = {"MIRROR": "default"}
+    return replica
 
 
 def secret_key_kept(path: Path) -> str:

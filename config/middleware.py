@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from django.shortcuts import render
 
 from config.problems import is_api, problem_response
+from config.replica import reading_alias
 
 
 class QueryTextMiddleware:
@@ -31,9 +32,11 @@ def query_refused(request, message: str):
 class StatementTimeoutMiddleware:
     """Web requests' SQL statements stop after CANARY_STATEMENT_TIMEOUT_S on PostgreSQL.
 
-    Set per request on the web process's connection; Celery workers and management commands
-    never pass here, so jobs have no limit (in the embedded mode, where jobs run inside the
-    ingestion request, they share it, but that mode runs on SQLite).
+    Set per request on the web process's connection that the request reads from (the
+    replica's, for a page read off one: a primary that is away must not fail it); Celery
+    workers and management commands never pass here, so jobs have no limit (in the embedded
+    mode, where jobs run inside the ingestion request, they share it, but that mode runs on
+    SQLite).
     """
 
     def __init__(self, get_response):
@@ -41,6 +44,7 @@ class StatementTimeoutMiddleware:
 
     def __call__(self, request):
         timeout_s = settings.CANARY_STATEMENT_TIMEOUT_S
+        connection = connections[reading_alias()]
         if connection.vendor == "postgresql" and timeout_s:
             with connection.cursor() as cursor:
                 cursor.execute(

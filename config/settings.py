@@ -11,7 +11,15 @@ import dj_database_url
 import plotly
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_datetime, env_int, env_list, env_str, secret_key_kept
+from config.env import (
+    env_bool,
+    env_datetime,
+    env_int,
+    env_list,
+    env_str,
+    replica_database,
+    secret_key_kept,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # embedded mode's database and files
@@ -97,6 +105,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Reads off a PostgreSQL streaming replica of DATABASE_URL (docs/operations.md): pages and GET
+# answers read there; writes, jobs and a user's reads until their last write is replayed (at
+# most CANARY_REPLICA_WAIT_S) use the primary. Pages say when it lags past the warning.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+CANARY_REPLICA_WAIT_S = env_int("CANARY_REPLICA_WAIT_S", 300)
+CANARY_REPLICA_LAG_WARN_S = env_int("CANARY_REPLICA_LAG_WARN_S", 60)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = replica_database(DATABASE_REPLICA_URL, DATABASES["default"])
+    DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("config.middleware.StatementTimeoutMiddleware"),
+        "config.replica.ReplicaReadsMiddleware",
+    )
+    SESSION_ENGINE = "config.sessions"
+    TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.replica.replica_lag_context")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count, F, Max, Min, Sum
 from django.db.models.functions import TruncHour
 
-from common.sql import hour_of
+from common.sql import hour_of, reading_cursor
 from common.time import as_utc
 from factory.models import MLModel, ModelVersion
 from monitoring.metrics.drift import (
@@ -55,6 +54,7 @@ from monitoring.models import (
     FeatureBins,
     HourlyAggregate,
     HourlyValue,
+    Outcome,
     QuarantinedRecord,
     Sketch,
     SketchKind,
@@ -468,7 +468,7 @@ def metric_value(metric: Metric, sums: dict, extra) -> Measure:
 
 def unmatched_outcome_hours(model_id: int) -> dict[datetime, int]:
     """Outcomes still waiting for their prediction, counted by the hour the first one came."""
-    with connection.cursor() as cursor:
+    with reading_cursor(Outcome) as cursor:
         cursor.execute(
             f"""
             SELECT {hour_of("first_at")}, COUNT(*) FROM (

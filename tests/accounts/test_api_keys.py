@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
+from accounts.services import api_key_create
 from tests.conftest import prediction
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +78,20 @@ def test_dashboard_user_may_read_but_not_write(model):
     assert client.get("/api/v1/models").status_code == 200
     response = client.post("/api/v1/models/churn/predictions", [prediction(1)], format="json")
     assert response.status_code == 403
+
+
+def test_a_keys_last_use_is_stored_to_the_minute(model):
+    # given: a key first used now
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='poll', scopes=['read'])}")
+    assert client.get("/api/v1/models").status_code == 200
+    first = ApiKey.objects.get(name="poll").last_used_at
+    assert first is not None
+    # when: used again within the minute, then after it
+    assert client.get("/api/v1/models").status_code == 200
+    again = ApiKey.objects.get(name="poll").last_used_at
+    ApiKey.objects.filter(name="poll").update(last_used_at=first - timedelta(minutes=2))
+    assert client.get("/api/v1/models").status_code == 200
+    # then: the second use wrote nothing; the third did
+    assert again == first
+    assert ApiKey.objects.get(name="poll").last_used_at > first

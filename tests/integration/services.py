@@ -190,23 +190,41 @@ def postgres_bindir() -> Path | None:
 
 
 class PrivatePostgres:
-    """A throwaway PostgreSQL cluster on its own port, which a test may stop and start."""
+    """A throwaway PostgreSQL cluster on its own port, which a test may stop and start.
 
-    def __init__(self):
+    With `standby_of`, a hot standby of that cluster: its base backup taken with
+    `pg_basebackup -R`, so it streams the primary's WAL as soon as it starts. `settings` are
+    server settings (`-c name=value`) for every start.
+    """
+
+    def __init__(self, settings: tuple[str, ...] = (), standby_of: PrivatePostgres | None = None):
         bindir = postgres_bindir()
         need_service("PostgreSQL server binaries (initdb, pg_ctl)", bindir is not None)
         self.bindir = bindir
         self.port = free_port()
+        self.settings = settings
         self.dir = Path(tempfile.mkdtemp(prefix="canary-pg-"))
         self.data = self.dir / "data"
         self.as_user: list[str] = []
         if os.geteuid() == 0:  # the server refuses to run as root
             shutil.chown(self.dir, "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
-        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if standby_of is None:
+            self.run(
+                "initdb",
+                *("-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
+                "--no-sync",  # a throwaway cluster: no wait for its files to reach the disk
+            )
+        else:
+            self.run(
+                "pg_basebackup",
+                *("-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres"),
+                *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+            )
         self.start()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/canary"
-        self.sql("postgres", "CREATE DATABASE canary")
+        if standby_of is None:
+            self.sql("postgres", "CREATE DATABASE canary")
 
     def run(self, tool: str, *args: str) -> None:
         subprocess.run(
@@ -214,7 +232,10 @@ class PrivatePostgres:
         )
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        options = " ".join(
+            [f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"]
+            + [f"-c {setting}" for setting in self.settings]
+        )
         self.run(
             "pg_ctl",
             "-D",
@@ -230,12 +251,17 @@ class PrivatePostgres:
     def stop_immediately(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
-    def sql(self, database: str, statement: str) -> None:
+    def stop(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def sql(self, database: str, statement: str, params=None) -> list[tuple]:
+        """Run one statement; its rows (none for a statement that returns none)."""
         import psycopg
 
         url = f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(statement)
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
 
     def migrate(self) -> None:
         subprocess.run(
