@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from monitoring.stats.auc import ScoreHistogram
-from monitoring.stats.histograms import NumericHistogram
+from monitoring.stats.histograms import HistogramRows, NumericHistogram
 
 _HEADER = struct.Struct("<IIHH")  # dense size, non-empty bins, arrays, scalars
 
@@ -55,6 +55,43 @@ def sparse_decode(data: bytes) -> tuple[list[np.ndarray], list[float]]:
     return arrays, scalars
 
 
+def sparse_decode_rows(items: list[bytes], size: int, dtypes: tuple, n_scalars: int):
+    """`sparse_decode` of many encodings of one shape at once: a (rows, size) matrix per array
+    (of the given dtypes) and a (rows, n_scalars) matrix of the scalars.
+
+    Only the decompression is a call per item; the values of all items are scattered into
+    the matrices by one assignment per array, which is what makes reading a month of a
+    feature's days cheap. ValueError names the first item of another shape.
+    """
+    arrays = [np.zeros((len(items), size), dtype) for dtype in dtypes]
+    scalars = np.zeros((len(items), n_scalars))
+    rows, indices, values = [], [], [[] for _ in dtypes]
+    for row, item in enumerate(items):
+        raw = zlib.decompress(bytes(item))
+        dense, n, n_arrays, stored_scalars = _HEADER.unpack_from(raw)
+        if (dense, n_arrays, stored_scalars) != (size, len(dtypes), n_scalars):
+            raise ValueError(
+                f"encoding {row} holds {n_arrays} arrays of {dense} and {stored_scalars} scalars,"
+                f" not {len(dtypes)} of {size} and {n_scalars}"
+            )
+        offset = _HEADER.size
+        scalars[row] = np.frombuffer(raw, "<f8", n_scalars, offset)
+        offset += 8 * n_scalars
+        indices.append(np.frombuffer(raw, "<u4", n, offset))
+        offset += 4 * n
+        kinds = raw[offset : offset + n_arrays].decode()
+        offset += n_arrays
+        for parts, kind in zip(values, kinds, strict=True):
+            parts.append(np.frombuffer(raw, "<i8" if kind == "i" else "<f8", n, offset))
+            offset += 8 * n
+        rows.append(np.full(n, row, np.intp))
+    if items:
+        where = (np.concatenate(rows), np.concatenate(indices).astype(np.intp))
+        for array, parts in zip(arrays, values, strict=True):
+            array[where] = np.concatenate(parts)
+    return arrays, scalars
+
+
 def histogram_encode(histogram: NumericHistogram) -> bytes:
     at_edges = np.append(histogram.at_edges, 0)  # same length as counts
     return sparse_encode(
@@ -73,6 +110,16 @@ def sparse_merge(items: list[bytes]) -> bytes:
 def histogram_decode(data: bytes, edges: np.ndarray) -> NumericHistogram:
     (counts, at_edges, sums), (sum_sq, missing) = sparse_decode(data)
     return NumericHistogram(edges, counts, at_edges[:-1], sums, sum_sq, int(missing))
+
+
+def histograms_decode(items: list[bytes], edges: np.ndarray) -> HistogramRows:
+    """`histogram_decode` of many encodings on the same edges, as rows."""
+    (counts, at_edges, sums), scalars = sparse_decode_rows(
+        items, edges.size + 1, (np.int64, np.int64, float), 2
+    )
+    return HistogramRows(
+        edges, counts, at_edges[:, :-1], sums, scalars[:, 0], scalars[:, 1].astype(np.int64)
+    )
 
 
 def score_histogram_encode(histogram: ScoreHistogram) -> bytes:
