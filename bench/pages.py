@@ -13,7 +13,9 @@ the data in scope); `model_page_uncached_p95_ms` empties the whole cache before 
 cold start); `model_page_after_new_data_p95_ms` ingests and aggregates one new prediction
 (untimed) before each request, so the page's sections are recomputed as under continuous
 ingestion; `feature_page_p95_ms` is the page of the drifting feature `f0` (its distribution,
-drift over time and per segment). The last line printed is one JSON object.
+drift over time and per segment). `goal_met` needs the warm page, the page after new data and
+the chart data under GOAL_MS, and the page with an empty cache under COLD_GOAL_MS. The last
+line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from urllib.parse import urlencode
 from harness import DATASET_START, dataset_ensure, django_setup
 
 GOAL_MS = 300
+COLD_GOAL_MS = 1000  # the first visit after a restart or a deploy
 
 
 def p95_ms(client, url: str, repeat: int, before=lambda: None) -> tuple[float, float]:
@@ -118,7 +121,7 @@ def main() -> None:
         "feature_page_p95_ms": round(feature_p95, 1),
         "feature_page_median_ms": round(feature_median, 1),
         "baseline_empty_model_page_p95_ms": round(empty_p95, 1),
-        "goal_met": max(page_p95, fresh_p95, chart_p95) < GOAL_MS,
+        "goal_met": max(page_p95, fresh_p95, chart_p95) < GOAL_MS and cold_p95 < COLD_GOAL_MS,
         "repeat": args.repeat,
     }
     print(json.dumps(result))

@@ -57,6 +57,7 @@ from monitoring.stats.profile import (
 from monitoring.stats.quality import out_of_range, out_of_range_rows
 
 DEFAULT_CURRENT = timedelta(days=7)
+CELL_CACHE_S = 3600  # how long a window's test (or a baseline) is kept once computed
 HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
 
 
@@ -167,7 +168,34 @@ def baseline_resolve(
     return window_baseline(version, bins, first, first + timedelta(days=FREEZE_DAYS))
 
 
+FEATURE_KINDS = (SketchKind.NUMERICAL, SketchKind.CATEGORICAL)
+
+
 def window_baseline(version, bins, start, end) -> Baseline:
+    """A window of the version's own predictions as its baseline, cached under a digest of
+    the window's stored sketches and the bins: a page after new data does not merge the
+    baseline's days again unless one of them changed."""
+    stamps = sketch_stamps(
+        model=version.model_id,
+        kinds=FEATURE_KINDS,
+        name=None,
+        start=start,
+        end=end,
+        version_ids=[version.pk],
+        segment=None,
+    )
+    digest = hashlib.sha256(pickle.dumps((version.pk, start, end, bins)))
+    for stamp_digest in sorted(stamp.digest for stamp in stamps):
+        digest.update(stamp_digest.encode())
+    key = "canary:baseline:" + digest.hexdigest()
+    baseline = cache.get(key)
+    if baseline is None:
+        baseline = window_baseline_merged(version, bins, start, end)
+        cache.set(key, baseline, CELL_CACHE_S)
+    return baseline
+
+
+def window_baseline_merged(version, bins, start, end) -> Baseline:
     features = {}
     for name, merged in window_features(
         version=version, bins=bins, start=start, end=end, segment=None
@@ -356,7 +384,6 @@ def span_summary(reference, current: NumericHistogram | CategoricalReference) ->
     return SpanSummary("categorical", current.n, counts=dict(current.counts))
 
 
-CELL_CACHE_S = 3600
 Cell = tuple[FeatureDrift | None, SpanSummary]
 
 
@@ -492,7 +519,7 @@ def drift_series(
     grouped: dict[tuple[str, datetime], list[SketchStamp]] = {}
     for stamp in sketch_stamps(
         model=model,
-        kinds=(SketchKind.NUMERICAL, SketchKind.CATEGORICAL),
+        kinds=FEATURE_KINDS,
         name=feature,
         start=start,
         end=end,
