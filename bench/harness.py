@@ -12,9 +12,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# The scripts import this module as `common`, which shadows the app's package of that name;
-# this path lets the app's `common.numbers`, `common.time`... still be found through it.
-__path__ = [str(ROOT / "common")]
 
 
 def django_setup() -> str:
