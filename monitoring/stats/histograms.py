@@ -125,9 +125,15 @@ def rows_group_sum(rows: HistogramRows, group: np.ndarray, groups: int) -> Histo
     """Rows summed by group (``group[i]`` in ``range(groups)``): hours or days into windows.
     A group without rows is a row of zeros."""
 
+    order = np.argsort(group, kind="stable")
+    sizes = np.bincount(group, minlength=groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    present = sizes > 0
+
     def summed(values: np.ndarray) -> np.ndarray:
         out = np.zeros((groups, *values.shape[1:]), values.dtype)
-        np.add.at(out, group, values)
+        if present.any():
+            out[present] = np.add.reduceat(values[order], starts[present], axis=0)
         return out
 
     return HistogramRows(
