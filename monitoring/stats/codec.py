@@ -57,15 +57,11 @@ def sparse_decode(data: bytes) -> tuple[list[np.ndarray], list[float]]:
 
 def sparse_decode_rows(items: list[bytes], size: int, dtypes: tuple, n_scalars: int):
     """`sparse_decode` of many encodings of one shape at once: a (rows, size) matrix per array
-    (of the given dtypes) and a (rows, n_scalars) matrix of the scalars.
-
-    Only the decompression is a call per item; the values of all items are scattered into
-    the matrices by one assignment per array, which is what makes reading a month of a
-    feature's days cheap. ValueError names the first item of another shape.
+    (of the given dtypes) and a (rows, n_scalars) matrix of the scalars, each item's values
+    written straight into its row. ValueError names the first item of another shape.
     """
     arrays = [np.zeros((len(items), size), dtype) for dtype in dtypes]
     scalars = np.zeros((len(items), n_scalars))
-    rows, indices, values = [], [], [[] for _ in dtypes]
     for row, item in enumerate(items):
         raw = zlib.decompress(bytes(item))
         dense, n, n_arrays, stored_scalars = _HEADER.unpack_from(raw)
@@ -77,18 +73,13 @@ def sparse_decode_rows(items: list[bytes], size: int, dtypes: tuple, n_scalars: 
         offset = _HEADER.size
         scalars[row] = np.frombuffer(raw, "<f8", n_scalars, offset)
         offset += 8 * n_scalars
-        indices.append(np.frombuffer(raw, "<u4", n, offset))
+        index = np.frombuffer(raw, "<u4", n, offset)
         offset += 4 * n
         kinds = raw[offset : offset + n_arrays].decode()
         offset += n_arrays
-        for parts, kind in zip(values, kinds, strict=True):
-            parts.append(np.frombuffer(raw, "<i8" if kind == "i" else "<f8", n, offset))
+        for array, kind in zip(arrays, kinds, strict=True):
+            array[row, index] = np.frombuffer(raw, "<i8" if kind == "i" else "<f8", n, offset)
             offset += 8 * n
-        rows.append(np.full(n, row, np.intp))
-    if items:
-        where = (np.concatenate(rows), np.concatenate(indices).astype(np.intp))
-        for array, parts in zip(arrays, values, strict=True):
-            array[where] = np.concatenate(parts)
     return arrays, scalars
 
 
