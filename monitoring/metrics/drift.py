@@ -570,6 +570,10 @@ def feature_windows(
     if bins.kind == UNKNOWN:
         bins = Bins(name, "categorical", bins.edges)
     reference = baseline.features.get(name)
-    scope = hashlib.sha256(pickle.dumps((*where, bins, reference))).hexdigest()
+    scope = hashlib.sha256()
+    for part in (*where, bins, reference):
+        # Each part pickled alone: in one pickle, arrays the bins and a fresh reference share
+        # would be written once, and a reference read back from the cache would not match.
+        scope.update(pickle.dumps(part))
     stamps = {w: grouped[(name, w)] for w in windows if (name, w) in grouped}
-    return FeatureWindows(name, bins, reference, stamps, scope)
+    return FeatureWindows(name, bins, reference, stamps, scope.hexdigest())

@@ -22,7 +22,7 @@ from monitoring.metrics.drift import (
     version_pick,
     window_features,
 )
-from monitoring.pipeline.bins import bins_load
+from monitoring.pipeline.bins import FREEZE_DAYS, bins_load
 from tests.conftest import prediction
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +139,41 @@ def test_every_window_agrees_with_scipy_on_the_raw_values(traffic, model):
         assert plan.statistic == pytest.approx(expected, rel=1e-12)
         assert plan.unseen_share == pytest.approx(unseen / PER_DAY)
     assert series.features["plan"][3].unseen_share > 0
+
+
+def test_without_a_reference_a_window_is_tested_once_until_its_sketches_change(model, monkeypatch):
+    # given: no reference, so the baseline is the version's first days (kept in the cache)
+    import monitoring.metrics.drift as drift
+
+    rng = np.random.default_rng(2)
+    records = [
+        prediction(i, at=START + timedelta(minutes=20 * i), features={"age": float(age)})
+        for i, age in enumerate(rng.normal(40, 8, 300).round(1))
+    ]
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    later = START + timedelta(days=FREEZE_DAYS + 1)  # after the baseline's days
+    span = {"granularity": "day", "start": START, "end": later + timedelta(days=1)}
+    first = drift_series(model=model, **span)
+    tested = []
+    real = drift.feature_cells
+    monkeypatch.setattr(
+        drift,
+        "feature_cells",
+        lambda feature, parts, settings: (
+            tested.append((feature.name, len(parts))) or real(feature, parts, settings)
+        ),
+    )
+    # when: read again, then after a prediction on a day past the baseline
+    again = drift_series(model=model, **span)
+    untouched = tested[:]
+    late = prediction(999, at=later + timedelta(hours=5), features={"age": 70.0})
+    records_ingest(model=model, kind="predictions", records=[late], enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    after = drift_series(model=model, **span)
+    # then: nothing is tested again until a window's sketches change, then that window alone
+    assert untouched == []
+    assert again.features == first.features
+    assert tested == [("age", 1)]
+    assert first.features["age"][-1] is None and after.features["age"][-1].n_cur == 1
+    assert after.features["age"][:-1] == first.features["age"][:-1]
