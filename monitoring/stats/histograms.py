@@ -98,7 +98,7 @@ class HistogramRows:
             self.counts.sum(axis=0),
             self.at_edges.sum(axis=0),
             self.sums.sum(axis=0),
-            float(self.sum_sq.sum()),
+            float(sum(self.sum_sq.tolist())),  # in row order, as `merge_histograms` adds
             int(self.missing.sum()),
         )
 
