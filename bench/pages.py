@@ -12,8 +12,11 @@ in the same process, is the model page of a model without data: the page's fixed
 the data in scope); `model_page_uncached_p95_ms` empties the whole cache before each request (a
 cold start); `model_page_after_new_data_p95_ms` ingests and aggregates one new prediction
 (untimed) before each request, so the page's sections are recomputed as under continuous
-ingestion; `feature_page_p95_ms` is the page of the drifting feature `f0` (its distribution,
-drift over time and per segment). The last line printed is one JSON object.
+ingestion; `drift_section_uncached_p95_ms` is the page's drift section alone (every window of
+every feature tested) with an empty cache; `feature_page_p95_ms` is the page of the drifting
+feature `f0` (its distribution, drift over time and per segment). `goal_met` needs the warm
+page, the page after new data and the chart data under GOAL_MS, and the page with an empty
+cache under COLD_GOAL_MS. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -29,18 +32,28 @@ from urllib.parse import urlencode
 from harness import DATASET_START, dataset_ensure, django_setup
 
 GOAL_MS = 300
+COLD_GOAL_MS = 1000  # the first visit after a restart or a deploy
 
 
 def p95_ms(client, url: str, repeat: int, before=lambda: None) -> tuple[float, float]:
     """p95 and median in ms of `repeat` reads; `before` runs untimed ahead of each one."""
     client.get(url)  # warm connections
+
+    def read() -> None:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+
+    return p95_call_ms(read, repeat, before)
+
+
+def p95_call_ms(call, repeat: int, before=lambda: None) -> tuple[float, float]:
+    """p95 and median in ms of `repeat` calls; `before` runs untimed ahead of each one."""
     times = []
     for _ in range(repeat):
         before()
         began = time.perf_counter()
-        response = client.get(url)
+        call()
         times.append((time.perf_counter() - began) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
     times.sort()
     return times[int(0.95 * (len(times) - 1))], statistics.median(times)
 
@@ -75,6 +88,8 @@ def main() -> None:
     from django.core.cache import cache
     from django.test import Client
 
+    from dashboard.sections.base import Scope
+    from dashboard.sections.drift import drift_section
     from factory.models import MLModel
     from factory.services import model_create
 
@@ -91,6 +106,9 @@ def main() -> None:
     page = f"/models/{model.name}/?days=all"
     page_p95, page_median = p95_ms(client, page, args.repeat)
     cold_p95, cold_median = p95_ms(client, page, args.repeat, before=cache.clear)
+    drift_p95, _ = p95_call_ms(
+        lambda: drift_section(model=model, scope=Scope(days=None)), args.repeat, cache.clear
+    )
     start = datetime.fromisoformat(DATASET_START)
     last_hour = start + timedelta(days=args.days) - timedelta(minutes=30)
     fresh_p95, fresh_median = p95_ms(
@@ -111,6 +129,7 @@ def main() -> None:
         "model_page_median_ms": round(page_median, 1),
         "model_page_uncached_p95_ms": round(cold_p95, 1),
         "model_page_uncached_median_ms": round(cold_median, 1),
+        "drift_section_uncached_p95_ms": round(drift_p95, 1),
         "model_page_after_new_data_p95_ms": round(fresh_p95, 1),
         "model_page_after_new_data_median_ms": round(fresh_median, 1),
         "chart_data_p95_ms": round(chart_p95, 1),
@@ -118,7 +137,7 @@ def main() -> None:
         "feature_page_p95_ms": round(feature_p95, 1),
         "feature_page_median_ms": round(feature_median, 1),
         "baseline_empty_model_page_p95_ms": round(empty_p95, 1),
-        "goal_met": max(page_p95, fresh_p95, chart_p95) < GOAL_MS,
+        "goal_met": max(page_p95, fresh_p95, chart_p95) < GOAL_MS and cold_p95 < COLD_GOAL_MS,
         "repeat": args.repeat,
     }
     print(json.dumps(result))

@@ -14,6 +14,7 @@ import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max, Min, Sum
@@ -22,37 +23,41 @@ from common.time import HOUR
 from factory.models import MLModel, ModelVersion
 from factory.services import audit_record
 from monitoring.metrics.registry import output_metrics
-from monitoring.metrics.sketches import sketches_read
+from monitoring.metrics.sketches import SketchStamp, sketch_data, sketch_stamps, sketches_read
 from monitoring.metrics.windows import window_start, windows_between
 from monitoring.models import HourlyAggregate, SketchKind
 from monitoring.pipeline.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profile
 from monitoring.pipeline.sketches import categorical_merge
-from monitoring.stats.codec import histogram_decode
+from monitoring.stats.codec import histograms_decode
 from monitoring.stats.compare import bootstrap_variance
 from monitoring.stats.drift import (
     NO_SETTINGS,
     DriftSettings,
     FeatureDrift,
     categorical_feature_drift,
+    categorical_feature_drift_rows,
     dataset_drift,
     drift_settings_parse,
     numeric_feature_drift,
+    numeric_feature_drift_rows,
 )
 from monitoring.stats.histograms import (
+    HistogramRows,
     NumericHistogram,
     NumericReference,
     counts_resample,
     histogram_resample,
-    merge_histograms,
+    rows_group_sum,
 )
 from monitoring.stats.profile import (
     CategoricalReference,
     FeatureReference,
     deciles_from_histogram,
 )
-from monitoring.stats.quality import out_of_range
+from monitoring.stats.quality import out_of_range, out_of_range_rows
 
 DEFAULT_CURRENT = timedelta(days=7)
+CELL_CACHE_S = 3600  # how long a window's test (or a baseline) is kept once computed
 HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
 
 
@@ -130,21 +135,9 @@ def sketches_read_all(version, kind, start, end, segment):
 
 def merge_feature(bins: Bins, datas: list[bytes]) -> NumericHistogram | CategoricalReference:
     if bins.kind == "numerical":
-        histograms = [histogram_decode(data, bins.edges) for data in datas]
-        if not histograms:
-            return merge_histograms([_empty(bins)])
-        return merge_histograms(histograms)
+        return histograms_decode(datas, bins.edges).total()
     counts, missing = categorical_merge(datas)
     return CategoricalReference(counts, missing)
-
-
-def _empty(bins: Bins) -> NumericHistogram:
-    import numpy as np
-
-    size = bins.edges.size
-    return NumericHistogram(
-        bins.edges, np.zeros(size + 1, np.int64), np.zeros(size, np.int64), np.zeros(size + 1), 0.0
-    )
 
 
 def baseline_resolve(
@@ -175,7 +168,34 @@ def baseline_resolve(
     return window_baseline(version, bins, first, first + timedelta(days=FREEZE_DAYS))
 
 
+FEATURE_KINDS = (SketchKind.NUMERICAL, SketchKind.CATEGORICAL)
+
+
 def window_baseline(version, bins, start, end) -> Baseline:
+    """A window of the version's own predictions as its baseline, cached under a digest of
+    the window's stored sketches and the bins: a page after new data does not merge the
+    baseline's days again unless one of them changed."""
+    stamps = sketch_stamps(
+        model=version.model_id,
+        kinds=FEATURE_KINDS,
+        name=None,
+        start=start,
+        end=end,
+        version_ids=[version.pk],
+        segment=None,
+    )
+    digest = hashlib.sha256(pickle.dumps((version.pk, start, end, bins)))
+    for stamp_digest in sorted(stamp.digest for stamp in stamps):
+        digest.update(stamp_digest.encode())
+    key = "canary:baseline:" + digest.hexdigest()
+    baseline = cache.get(key)
+    if baseline is None:
+        baseline = window_baseline_merged(version, bins, start, end)
+        cache.set(key, baseline, CELL_CACHE_S)
+    return baseline
+
+
+def window_baseline_merged(version, bins, start, end) -> Baseline:
     features = {}
     for name, merged in window_features(
         version=version, bins=bins, start=start, end=end, segment=None
@@ -364,36 +384,118 @@ def span_summary(reference, current: NumericHistogram | CategoricalReference) ->
     return SpanSummary("categorical", current.n, counts=dict(current.counts))
 
 
-CELL_CACHE_S = 3600
+Cell = tuple[FeatureDrift | None, SpanSummary]
 
 
-def window_cells(
-    *, name: str, bins: Bins, reference, parts: dict[datetime, list[bytes]], settings, scope: str
-) -> dict[datetime, tuple[FeatureDrift | None, SpanSummary]]:
-    """Each window's test of a feature and its summary, cached under a digest of the window's
-    stored sketches, the baseline and the settings: once a window stops changing it is never
-    tested again, so new data costs only the windows it touched."""
-    keys = {}
-    for window, datas in parts.items():
-        digest = hashlib.sha256(repr((name, scope, window.isoformat())).encode())
-        for data in sorted(datas):
-            digest.update(data)
-        keys[window] = "canary:drift-cell:" + digest.hexdigest()
+@dataclass(frozen=True)
+class FeatureWindows:
+    """One feature's stored sketches per window, and what its tests are set against."""
+
+    name: str
+    bins: Bins
+    reference: object  # NumericReference, CategoricalReference or None
+    stamps: dict[datetime, list[SketchStamp]]
+    scope: str  # a digest of what, beside the sketches, a window's test depends on
+
+    def cell_key(self, window: datetime) -> str:
+        digest = hashlib.sha256(repr((self.name, self.scope, window.isoformat())).encode())
+        for stamp in sorted(self.stamps[window], key=lambda stamp: stamp.digest):
+            digest.update(stamp.digest.encode())
+        return "canary:drift-cell:" + digest.hexdigest()
+
+
+def windows_cells(
+    features: list[FeatureWindows], settings: DriftSettings
+) -> dict[str, dict[datetime, Cell]]:
+    """Each feature's test and summary per window, cached under a digest of the window's stored
+    sketches, the baseline and the settings: once a window stops changing it is never tested
+    again, so new data costs only the windows it touched. The rest are read from the cache in
+    one round trip, and what is missing is read from the database in one query and tested
+    for all its windows at once."""
+    keys = {(f.name, w): f.cell_key(w) for f in features for w in f.stamps}
     found = cache.get_many(list(keys.values()))
-    cells, missing = {}, {}
-    for window, key in keys.items():
+    cells: dict[str, dict[datetime, Cell]] = {f.name: {} for f in features}
+    missing = {}
+    for (name, window), key in keys.items():
         if key in found:
-            cells[window] = found[key]
-            continue
-        merged = merge_feature(bins, parts[window])
-        cells[window] = (
-            feature_drift(name, reference, merged, settings=settings),
-            span_summary(reference, merged),
-        )
-        missing[key] = cells[window]
-    if missing:
-        cache.set_many(missing, CELL_CACHE_S)
+            cells[name][window] = found[key]
+        else:
+            missing.setdefault(name, []).append(window)
+    if not missing:
+        return cells
+    datas = sketch_data(
+        [s.pk for f in features for w in missing.get(f.name, ()) for s in f.stamps[w]]
+    )
+    computed = {}
+    for feature in (f for f in features if f.name in missing):
+        windows = missing[feature.name]
+        parts = [[datas[s.pk] for s in feature.stamps[w]] for w in windows]
+        fresh = feature_cells(feature, parts, settings)
+        for window, cell in zip(windows, fresh, strict=True):
+            cells[feature.name][window] = computed[keys[(feature.name, window)]] = cell
+    cache.set_many(computed, CELL_CACHE_S)
     return cells
+
+
+def feature_cells(feature: FeatureWindows, parts: list[list[bytes]], settings) -> list[Cell]:
+    """The test and summary of each window (its sketches' data in `parts`), all at once."""
+    if not parts:
+        return []
+    name, bins, reference = feature.name, feature.bins, feature.reference
+    if bins.kind == "numerical":
+        current = windows_histograms(bins, parts)
+        results = features_drift_rows(name, reference, current, settings)
+        return list(zip(results, numeric_summaries(reference, current), strict=True))
+    merged = [CategoricalReference(*categorical_merge(datas)) for datas in parts]
+    results = features_drift_rows(name, reference, merged, settings)
+    summaries = [span_summary(reference, counts) for counts in merged]
+    return list(zip(results, summaries, strict=True))
+
+
+def windows_histograms(bins: Bins, parts: list[list[bytes]]) -> HistogramRows:
+    """Each window's histogram: every sketch decoded in one pass, summed by window."""
+    window_of = np.repeat(np.arange(len(parts)), [len(datas) for datas in parts])
+    decoded = histograms_decode([data for datas in parts for data in datas], bins.edges)
+    return rows_group_sum(decoded, window_of, len(parts))
+
+
+def features_drift_rows(
+    name: str, reference, current: HistogramRows | list[CategoricalReference], settings
+) -> list[FeatureDrift | None]:
+    """`feature_drift` of each window, all at once; None for all when the reference is not
+    of the windows' kind or bins."""
+    if isinstance(current, HistogramRows):
+        if not isinstance(reference, NumericReference) or not np.array_equal(
+            reference.edges, current.edges
+        ):
+            return [None] * len(current.counts)
+        return numeric_feature_drift_rows(
+            name=name,
+            reference=reference,
+            current=current,
+            **_chosen(settings.override_for(name, "numerical")),
+        )
+    if not isinstance(reference, CategoricalReference):
+        return [None] * len(current)
+    return categorical_feature_drift_rows(
+        name=name,
+        ref_counts=reference.counts,
+        cur_counts=[c.counts for c in current],
+        missing_cur=[c.missing for c in current],
+        **_chosen(settings.override_for(name, "categorical")),
+    )
+
+
+def numeric_summaries(reference, current: HistogramRows) -> list[SpanSummary]:
+    """`span_summary` of each window's histogram."""
+    n = current.n
+    if not isinstance(reference, NumericReference) or reference.edges.shape != current.edges.shape:
+        return [SpanSummary("numerical", int(count)) for count in n]
+    below, above = out_of_range_rows(reference.histogram, current)
+    return [
+        SpanSummary("numerical", int(count), int(low), int(high), ranged=True)
+        for count, low, high in zip(n, below, above, strict=True)
+    ]
 
 
 def drift_series(
@@ -414,52 +516,42 @@ def drift_series(
         raise DriftError(f"version {chosen.version} has no feature {feature!r}")
     baseline = baseline_resolve(model=model, version=chosen, bins=bins)
     settings = model_drift_settings(model)
-    grouped: dict[tuple[str, datetime], list[bytes]] = {}
-    for kind in (SketchKind.NUMERICAL, SketchKind.CATEGORICAL):
-        for row in sketches_read(
-            model=model,
-            kind=kind,
-            name=feature,
-            start=start,
-            end=end,
-            version_ids=[chosen.pk],
-            segment=segment,
-            hourly=granularity == "hour",
-        ):
-            grouped.setdefault((row.name, window_start(row.start, granularity)), []).append(
-                bytes(row.data)
-            )
+    grouped: dict[tuple[str, datetime], list[SketchStamp]] = {}
+    for stamp in sketch_stamps(
+        model=model,
+        kinds=FEATURE_KINDS,
+        name=feature,
+        start=start,
+        end=end,
+        version_ids=[chosen.pk],
+        segment=segment,
+        hourly=granularity == "hour",
+    ):
+        grouped.setdefault((stamp.name, window_start(stamp.start, granularity)), []).append(stamp)
     starts = [moment for _, moment in grouped]
     first = start or min(starts, default=None)
     last = (end - timedelta(microseconds=1)) if end else max(starts, default=None)
     windows = []
     if first is not None and last is not None:
         windows = list(windows_between(first, last, granularity))
-    features, totals, summaries = {}, {}, {}
-    for name in sorted(bins):
-        feature_bins = bins[name]
-        if feature_bins.kind == UNKNOWN:
-            feature_bins = Bins(name, "categorical", feature_bins.edges)
-        reference = baseline.features.get(name)
-        parts = {w: grouped[(name, w)] for w in windows if (name, w) in grouped}
-        cells = window_cells(
-            name=name,
-            bins=feature_bins,
-            reference=reference,
-            parts=parts,
-            settings=settings,
-            scope=hashlib.sha256(
-                pickle.dumps((chosen.pk, granularity, feature_bins, reference, settings))
-            ).hexdigest(),
+    where = (chosen.pk, granularity, settings)
+    tested = [
+        feature_windows(name, bins[name], baseline, grouped, windows, where)
+        for name in sorted(bins)
+    ]
+    cells = windows_cells(tested, settings)
+    features, summaries = {}, {}
+    for one in tested:
+        found = cells[one.name]
+        features[one.name] = [found[w][0] if w in found else None for w in windows]
+        summaries[one.name] = sum(
+            (summary for _, summary in found.values()), SpanSummary(one.bins.kind)
         )
-        features[name] = [cells[w][0] if w in cells else None for w in windows]
-        summaries[name] = sum(
-            (summary for _, summary in cells.values()), SpanSummary(feature_bins.kind)
-        )
-        if feature is not None:  # the feature page draws the whole span's distribution
-            totals[name] = merge_feature(
-                feature_bins, [d for datas in parts.values() for d in datas]
-            )
+    totals = {}
+    if feature is not None:  # the feature page draws the whole span's distribution
+        (one,) = tested
+        datas = sketch_data([s.pk for stamps in one.stamps.values() for s in stamps])
+        totals[feature] = merge_feature(one.bins, list(datas.values()))
     shares = [
         dataset_drift(
             [r[i] for r in features.values() if r[i] is not None],
@@ -468,3 +560,20 @@ def drift_series(
         for i in range(len(windows))
     ]
     return DriftSeries(chosen.version, baseline, windows, features, shares, totals, summaries)
+
+
+def feature_windows(
+    name: str, bins: Bins, baseline: Baseline, grouped, windows, where
+) -> FeatureWindows:
+    """A feature's sketches per window of the span, and the digest of everything else its
+    tests depend on: `where` (version, granularity, settings), its bins and its baseline."""
+    if bins.kind == UNKNOWN:
+        bins = Bins(name, "categorical", bins.edges)
+    reference = baseline.features.get(name)
+    scope = hashlib.sha256()
+    for part in (*where, bins, reference):
+        # Each part pickled alone: in one pickle, arrays the bins and a fresh reference share
+        # would be written once, and a reference read back from the cache would not match.
+        scope.update(pickle.dumps(part))
+    stamps = {w: grouped[(name, w)] for w in windows if (name, w) in grouped}
+    return FeatureWindows(name, bins, reference, stamps, scope.hexdigest())

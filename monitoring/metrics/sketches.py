@@ -1,8 +1,11 @@
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
+from django.db.models.functions import MD5
 
+from common.sql import is_postgres
 from common.time import DAY, day_floor
 from factory.models import MLModel
 from monitoring.models import Period, Sketch
@@ -64,3 +67,50 @@ def sketches_read(
     fields = ("start", "period", "version_id", "segment", "kind", "name", "n", "data")
     cover = period_cover(start, end, hourly=hourly)
     return [SketchRow(*row) for row in rows.filter(cover).values_list(*fields)]
+
+
+@dataclass(frozen=True)
+class SketchStamp:
+    """A sketch row without its data: which window it belongs to and a digest of its content,
+    so that what was computed from it can be looked up before its bytes are read."""
+
+    pk: int
+    start: datetime
+    kind: str
+    name: str
+    digest: str
+
+
+def sketch_stamps(
+    *,
+    model: MLModel,
+    kinds: tuple[str, ...],
+    name: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    version_ids: list[int],
+    segment: str | None,
+    hourly: bool = False,
+) -> list[SketchStamp]:
+    """The rows `sketches_read` would return (of several kinds), stamped with the MD5 of their
+    data: PostgreSQL hashes it where it lies; SQLite's rows are read and hashed here."""
+    rows = Sketch.objects.filter(model=model, kind__in=kinds, version_id__in=version_ids)
+    if name is not None:
+        rows = rows.filter(name=name)
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    rows = rows.filter(period_cover(start, end, hourly=hourly))
+    fields = ("pk", "start", "kind", "name")
+    if is_postgres():
+        stamped = rows.annotate(digest=MD5("data")).values_list(*fields, "digest")
+        return [SketchStamp(*row) for row in stamped]
+    return [
+        SketchStamp(*row[:-1], hashlib.md5(bytes(row[-1])).hexdigest())
+        for row in rows.values_list(*fields, "data")
+    ]
+
+
+def sketch_data(pks: list[int]) -> dict[int, bytes]:
+    """The data of the given sketch rows, by key."""
+    rows = Sketch.objects.filter(pk__in=pks).values_list("pk", "data")
+    return {pk: bytes(data) for pk, data in rows.iterator(chunk_size=2000)}

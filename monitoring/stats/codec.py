@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from monitoring.stats.auc import ScoreHistogram
-from monitoring.stats.histograms import NumericHistogram
+from monitoring.stats.histograms import HistogramRows, NumericHistogram
 
 _HEADER = struct.Struct("<IIHH")  # dense size, non-empty bins, arrays, scalars
 
@@ -97,6 +97,34 @@ def sparse_decode(data: bytes) -> tuple[list[np.ndarray], list[float]]:
     return arrays, scalars
 
 
+def sparse_decode_rows(items: list[bytes], size: int, dtypes: tuple, n_scalars: int):
+    """`sparse_decode` of many encodings of one shape at once: a (rows, size) matrix per array
+    (of the given dtypes) and a (rows, n_scalars) matrix of the scalars, each item's values
+    written straight into its row. ValueError names the first item of another shape.
+    """
+    arrays = [np.zeros((len(items), size), dtype) for dtype in dtypes]
+    scalars = np.zeros((len(items), n_scalars))
+    for row, item in enumerate(items):
+        raw = zlib.decompress(bytes(item))
+        dense, n, n_arrays, stored_scalars = _HEADER.unpack_from(raw)
+        if (dense, n_arrays, stored_scalars) != (size, len(dtypes), n_scalars):
+            raise ValueError(
+                f"encoding {row} holds {n_arrays} arrays of {dense} and {stored_scalars} scalars,"
+                f" not {len(dtypes)} of {size} and {n_scalars}"
+            )
+        offset = _HEADER.size
+        scalars[row] = np.frombuffer(raw, "<f8", n_scalars, offset)
+        offset += 8 * n_scalars
+        index = np.frombuffer(raw, "<u4", n, offset)
+        offset += 4 * n
+        kinds = raw[offset : offset + n_arrays].decode()
+        offset += n_arrays
+        for array, kind in zip(arrays, kinds, strict=True):
+            array[row, index] = np.frombuffer(raw, "<i8" if kind == "i" else "<f8", n, offset)
+            offset += 8 * n
+    return arrays, scalars
+
+
 def histogram_encode(histogram: NumericHistogram) -> bytes:
     at_edges = np.append(histogram.at_edges, 0)  # same length as counts
     return sparse_encode(
@@ -144,6 +172,16 @@ def sparse_merge_groups(groups: list[int], items: list[bytes]) -> dict[int, byte
 def histogram_decode(data: bytes, edges: np.ndarray) -> NumericHistogram:
     (counts, at_edges, sums), (sum_sq, missing) = sparse_decode(data)
     return NumericHistogram(edges, counts, at_edges[:-1], sums, sum_sq, int(missing))
+
+
+def histograms_decode(items: list[bytes], edges: np.ndarray) -> HistogramRows:
+    """`histogram_decode` of many encodings on the same edges, as rows."""
+    (counts, at_edges, sums), scalars = sparse_decode_rows(
+        items, edges.size + 1, (np.int64, np.int64, float), 2
+    )
+    return HistogramRows(
+        edges, counts, at_edges[:, :-1], sums, scalars[:, 0], scalars[:, 1].astype(np.int64)
+    )
 
 
 def score_histogram_encode(histogram: ScoreHistogram) -> bytes:

@@ -17,9 +17,11 @@ from scipy import stats
 from scipy.spatial import distance
 
 from monitoring.stats.histograms import (
+    HistogramRows,
     NumericHistogram,
     bin_index,
     decile_edges,
+    histogram_rows,
     rebin_counts,
     split_missing,
 )
@@ -48,11 +50,14 @@ def psi_from_counts(
     ref_counts: ArrayLike, cur_counts: ArrayLike, *, floor: float = PSI_FLOOR
 ) -> float:
     """PSI = sum((cur - ref) * ln(cur / ref)) on proportions floored at ``floor``."""
-    ref, cur = _proportions_pair(ref_counts, cur_counts)
-    if ref is None or cur is None:
-        return NAN
+    return float(psi_rows(ref_counts, np.atleast_2d(cur_counts), floor=floor)[0])
+
+
+def psi_rows(ref_counts: ArrayLike, cur_rows: ArrayLike, *, floor: float = PSI_FLOOR) -> np.ndarray:
+    """`psi_from_counts` of one reference against each row of current counts."""
+    ref, cur = _proportions_rows(ref_counts, cur_rows)
     ref, cur = np.maximum(ref, floor), np.maximum(cur, floor)
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
+    return np.sum((cur - ref) * np.log(cur / ref), axis=1)
 
 
 def jensenshannon_from_counts(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
@@ -63,12 +68,24 @@ def jensenshannon_from_counts(ref_counts: ArrayLike, cur_counts: ArrayLike) -> f
     return float(distance.jensenshannon(ref, cur, base=2))
 
 
+def jensenshannon_rows(ref_counts: ArrayLike, cur_rows: ArrayLike) -> np.ndarray:
+    """`jensenshannon_from_counts` of one reference against each row (SciPy's, by row)."""
+    ref, cur = _proportions_rows(ref_counts, cur_rows)
+    if cur.shape[0] == 0:
+        return np.zeros(0)
+    with np.errstate(invalid="ignore"):
+        return distance.jensenshannon(np.broadcast_to(ref, cur.shape), cur, base=2, axis=1)
+
+
 def hellinger_from_counts(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
     """Hellinger distance, ``||sqrt(p) - sqrt(q)|| / sqrt(2)``, in [0, 1]."""
-    ref, cur = _proportions_pair(ref_counts, cur_counts)
-    if ref is None or cur is None:
-        return NAN
-    return float(np.linalg.norm(np.sqrt(ref) - np.sqrt(cur)) / np.sqrt(2))
+    return float(hellinger_rows(ref_counts, np.atleast_2d(cur_counts))[0])
+
+
+def hellinger_rows(ref_counts: ArrayLike, cur_rows: ArrayLike) -> np.ndarray:
+    """`hellinger_from_counts` of one reference against each row of current counts."""
+    ref, cur = _proportions_rows(ref_counts, cur_rows)
+    return np.linalg.norm(np.sqrt(ref) - np.sqrt(cur), axis=1) / np.sqrt(2)
 
 
 def _proportions_pair(
@@ -83,6 +100,17 @@ def _proportions_pair(
 def _proportions(counts: np.ndarray) -> np.ndarray | None:
     total = counts.sum()
     return counts / total if total > 0 else None
+
+
+def _proportions_rows(ref_counts: ArrayLike, cur_rows: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's proportions and each row's; all NaN where a side has no values."""
+    ref, cur = np.asarray(ref_counts, dtype=float), np.asarray(cur_rows, dtype=float)
+    if ref.shape != cur.shape[1:]:
+        raise ValueError("reference and current counts must have the same bins")
+    ref_total, cur_total = ref.sum(), cur.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = ref / ref_total if ref_total > 0 else np.full(ref.shape, NAN)
+        return ref, np.where(cur_total > 0, cur / np.where(cur_total > 0, cur_total, 1), NAN)
 
 
 # --- categorical ---
@@ -125,6 +153,58 @@ def chisquare_categorical(
     keep = expected > 0
     result = stats.chisquare(observed[keep], expected[keep])
     return float(result.statistic), float(result.pvalue)
+
+
+def category_rows(
+    ref_counts: Mapping[Hashable, int], cur_counts: list[Mapping[Hashable, int]]
+) -> tuple[list[Hashable], np.ndarray]:
+    """Every category of the reference, then those only the rows have (in the order first
+    met), and each row's counts on them: (rows, categories)."""
+    keys = list({**ref_counts, **{k: 0 for counts in cur_counts for k in counts}})
+    position = {key: i for i, key in enumerate(keys)}
+    matrix = np.zeros((len(cur_counts), len(keys)))
+    for row, counts in enumerate(cur_counts):
+        for key, count in counts.items():
+            matrix[row, position[key]] = count
+    return keys, matrix
+
+
+def categorical_bins_rows(ref_counts: Mapping[Hashable, int], cur_rows: np.ndarray):
+    """`categorical_bins` of each row of `category_rows`: the reference's categories plus one
+    last bin for the rest."""
+    seen = len(ref_counts)
+    ref = np.array([*ref_counts.values(), 0], dtype=float)
+    cur = np.concatenate([cur_rows[:, :seen], cur_rows[:, seen:].sum(axis=1, keepdims=True)], 1)
+    return ref, cur
+
+
+def unseen_share_rows(ref_counts: Mapping[Hashable, int], cur_rows: np.ndarray) -> np.ndarray:
+    """`unseen_share` of each row of `category_rows`."""
+    _, cur = categorical_bins_rows(ref_counts, cur_rows)
+    total = cur.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, cur[:, -1] / np.where(total > 0, total, 1), NAN)
+
+
+def chisquare_rows(
+    ref_counts: Mapping[Hashable, int], cur_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`chisquare_categorical` of each row of `category_rows` (SciPy's test, by row)."""
+    ref = np.zeros(cur_rows.shape[1])
+    ref[: len(ref_counts)] = list(ref_counts.values())
+    n_ref, n_cur = ref.sum(), cur_rows.sum(axis=1)
+    statistic, p_value = np.full(n_cur.shape, NAN), np.full(n_cur.shape, NAN)
+    if n_ref == 0:
+        return statistic, p_value
+    keep = ref > 0
+    unseen = (cur_rows[:, ~keep] > 0).any(axis=1)
+    statistic[unseen], p_value[unseen] = np.inf, 0.0
+    tested = (n_cur > 0) & ~unseen
+    if tested.any():
+        expected = ref[keep] * (n_cur[tested, None] / n_ref)
+        result = stats.chisquare(cur_rows[tested][:, keep], expected, axis=1)
+        statistic[tested], p_value[tested] = result.statistic, result.pvalue
+    return statistic, p_value
 
 
 # --- numerical, raw values ---
@@ -247,19 +327,29 @@ def ks_p_value(statistic: float, n_ref: int, n_cur: int) -> float:
     same sizes whose ECDFs differ by the same statistic. Above, Smirnov's asymptotic
     ``kstwo.sf(D, round(n1 * n2 / (n1 + n2)))``, exactly as SciPy.
     """
-    if n_ref == 0 or n_cur == 0:
-        return NAN
-    if max(n_ref, n_cur) > KS_EXACT_MAX_N:
-        return float(np.clip(stats.kstwo.sf(statistic, np.round(_effective_n(n_ref, n_cur))), 0, 1))
-    # Values at or below 0 put a share of k/n at the first jump of each ECDF.
-    k_ref, k_cur = _two_point_counts(statistic, n_ref, n_cur)
-    ref = np.repeat([0.0, 1.0], [k_ref, n_ref - k_ref])
-    cur = np.repeat([0.0, 1.0], [k_cur, n_cur - k_cur])
-    return float(stats.ks_2samp(ref, cur).pvalue)
+    return float(ks_p_values(np.array([statistic]), n_ref, np.array([n_cur]))[0])
 
 
-def _effective_n(n_ref: int, n_cur: int) -> float:
-    return float(n_ref) * float(n_cur) / (n_ref + n_cur)
+def ks_p_values(statistics: np.ndarray, n_ref: int, n_cur: np.ndarray) -> np.ndarray:
+    """`ks_p_value` of each (statistic, current size): the asymptotic ones in one call."""
+    p_values = np.full(statistics.shape, NAN)
+    if n_ref == 0:
+        return p_values
+    large = (n_cur > 0) & (np.maximum(n_ref, n_cur) > KS_EXACT_MAX_N)
+    if large.any():
+        sizes = np.round(_effective_n(n_ref, n_cur[large]))
+        p_values[large] = np.clip(stats.kstwo.sf(statistics[large], sizes), 0, 1)
+    for i in np.flatnonzero((n_cur > 0) & ~large):
+        # Values at or below 0 put a share of k/n at the first jump of each ECDF.
+        k_ref, k_cur = _two_point_counts(statistics[i], n_ref, int(n_cur[i]))
+        ref = np.repeat([0.0, 1.0], [k_ref, n_ref - k_ref])
+        cur = np.repeat([0.0, 1.0], [k_cur, n_cur[i] - k_cur])
+        p_values[i] = stats.ks_2samp(ref, cur).pvalue
+    return p_values
+
+
+def _effective_n(n_ref: int, n_cur):
+    return float(n_ref) * np.asarray(n_cur, float) / (n_ref + n_cur)
 
 
 def _two_point_counts(statistic: float, n_ref: int, n_cur: int) -> tuple[int, int]:
@@ -283,30 +373,45 @@ def ks_from_histograms(
     reference of at most ``n_bins`` values or a discrete feature.
     """
     _check_same_edges(reference, current)
-    if reference.n == 0 or current.n == 0:
-        return KsResult(NAN, NAN, NAN)
-    ref_left, ref_inner = _ecdf_steps(reference)
-    cur_left, cur_inner = _ecdf_steps(current)
+    rows = histogram_rows([current], current.edges)
+    statistic, p_value, max_error = ks_rows(reference, rows, with_p_value=with_p_value)
+    return KsResult(float(statistic[0]), float(p_value[0]), float(max_error[0]))
+
+
+def ks_rows(
+    reference: NumericHistogram, current: HistogramRows, *, with_p_value: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`ks_from_histograms` of one reference against each row: (statistics, p-values,
+    max errors), NaN where a side has no values."""
+    n_cur = current.n
+    size = n_cur.shape
+    if reference.n == 0 or not n_cur.any():
+        return np.full(size, NAN), np.full(size, NAN), np.full(size, NAN)
+    ref_left, ref_inner = _ecdf_steps(reference.counts[None], reference.at_edges[None])
+    cur_left, cur_inner = _ecdf_steps(current.counts, current.at_edges)
     left = ref_left - cur_left  # difference at each bin's left end (after the edge's own values)
     # Inside a bin the difference moves within [left - cur_inner, left + ref_inner].
     end = left + ref_inner - cur_inner
     one_moves = (ref_inner == 0) | (cur_inner == 0)
     lower = np.maximum(np.abs(left), np.abs(end))
     upper = np.maximum(np.abs(left - cur_inner), np.abs(left + ref_inner))
-    statistic = float(np.max(np.where(one_moves, upper, lower)))
-    max_error = float(np.max(upper)) - statistic
+    statistic = np.max(np.where(one_moves, upper, lower), axis=1)
+    max_error = np.maximum(np.max(upper, axis=1) - statistic, 0.0)
+    empty = n_cur == 0
+    statistic[empty], max_error[empty] = NAN, NAN
     # The exact p-value costs O(n_ref * n_cur); a bootstrap of the statistic can skip it.
-    p_value = ks_p_value(statistic, reference.n, current.n) if with_p_value else NAN
-    return KsResult(statistic, p_value, max(max_error, 0.0))
+    p_value = ks_p_values(statistic, reference.n, n_cur) if with_p_value else np.full(size, NAN)
+    return statistic, p_value, max_error
 
 
-def _ecdf_steps(histogram: NumericHistogram) -> tuple[np.ndarray, np.ndarray]:
-    """Per bin: the ECDF at the bin's left edge, and the share of values strictly inside it."""
-    n = histogram.n
-    at_edges = np.append(histogram.at_edges, 0)
-    inner = (histogram.counts - at_edges) / n
-    left = np.concatenate([[0.0], np.cumsum(histogram.counts)[:-1] / n])
-    return left, inner
+def _ecdf_steps(counts: np.ndarray, at_edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and bin: the ECDF at the bin's left edge, and the share of values strictly
+    inside it (rows without values give zeros, left for the caller to blank)."""
+    n = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    at_edges = np.concatenate([at_edges, np.zeros((at_edges.shape[0], 1), at_edges.dtype)], 1)
+    inner = (counts - at_edges) / n
+    cumulative = np.cumsum(counts, axis=1)[:, :-1] / n
+    return np.concatenate([np.zeros((counts.shape[0], 1)), cumulative], axis=1), inner
 
 
 def wasserstein_normed_from_histograms(
@@ -329,6 +434,34 @@ def wasserstein_normed_from_histograms(
         current.counts[cur_keep],
     )
     return float(distance_value / max(reference.std, MIN_NORM_STD))
+
+
+def wasserstein_normed_rows(reference: NumericHistogram, current: HistogramRows) -> np.ndarray:
+    """`wasserstein_normed_from_histograms` of one reference against each row, NaN where a
+    side has no values.
+
+    As SciPy's ``wasserstein_distance``: the area between the two CDFs, each a step function
+    with its bins' counts at their mean values, summed between consecutive points of both.
+    Every row's points are sorted at once; an empty bin is a point of no weight (placed at 0),
+    which splits an interval without changing the area.
+    """
+    rows, size = current.counts.shape
+    n_cur = current.n
+    if reference.n == 0 or rows == 0:
+        return np.full(rows, NAN)
+    ref_points = np.broadcast_to(np.nan_to_num(reference.bin_means()), (rows, size))
+    points = np.concatenate([ref_points, np.nan_to_num(current.bin_means())], axis=1)
+    ref_mass = np.broadcast_to(reference.counts / reference.n, (rows, size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cur_mass = current.counts / n_cur[:, None]
+    zeros = np.zeros((rows, size))
+    order = np.argsort(points, axis=1, kind="stable")
+    points = np.take_along_axis(points, order, axis=1)
+    ref_cdf = np.cumsum(np.take_along_axis(np.concatenate([ref_mass, zeros], 1), order, 1), 1)
+    cur_cdf = np.cumsum(np.take_along_axis(np.concatenate([zeros, cur_mass], 1), order, 1), 1)
+    area = np.sum(np.abs(ref_cdf - cur_cdf)[:, :-1] * np.diff(points, axis=1), axis=1)
+    area[n_cur == 0] = NAN
+    return area / max(reference.std, MIN_NORM_STD)
 
 
 def decile_counts_from_histogram(histogram: NumericHistogram, deciles: ArrayLike) -> np.ndarray:

@@ -19,9 +19,11 @@ from scipy import stats
 from monitoring.stats import distances as d
 from monitoring.stats.histograms import (
     DECILES,
+    HistogramRows,
     NumericHistogram,
     NumericReference,
     category_counts,
+    rebin_counts_rows,
 )
 from monitoring.stats.moments import Moments
 
@@ -139,6 +141,48 @@ def numeric_feature_drift(
     )
 
 
+def numeric_feature_drift_rows(
+    *,
+    name: str,
+    reference: NumericReference,
+    current: HistogramRows,
+    method: str | None = None,
+    threshold: float | None = None,
+) -> list[FeatureDrift]:
+    """`numeric_feature_drift` of each row of `current` (a feature's windows), every
+    statistic computed for all rows at once."""
+    ref = reference.histogram
+    ref_deciles = d.decile_counts_from_histogram(ref, reference.deciles)
+    cur_deciles = rebin_counts_rows(current, reference.deciles)
+    tests: dict[str, Callable[[], RowsOutcome]] = {
+        "ks": lambda: d.ks_rows(ref, current),
+        "wasserstein": lambda: (d.wasserstein_normed_rows(ref, current), None, None),
+        **decile_tests_rows(ref_deciles, cur_deciles),
+    }
+    return _decide_rows(
+        name=name,
+        kind="numerical",
+        tests=tests,
+        sizes=(ref.n, current.n, current.missing),
+        psi=lambda: d.psi_rows(ref_deciles, cur_deciles),
+        method=method,
+        threshold=threshold,
+    )
+
+
+# (statistics, p-values, max errors) of many rows
+RowsOutcome = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+def decile_tests_rows(ref_deciles, cur_rows) -> dict[str, Callable[[], RowsOutcome]]:
+    """`decile_tests` of each row of current counts."""
+    return {
+        "psi": lambda: (d.psi_rows(ref_deciles, cur_rows), None, None),
+        "jensenshannon": lambda: (d.jensenshannon_rows(ref_deciles, cur_rows), None, None),
+        "hellinger": lambda: (d.hellinger_rows(ref_deciles, cur_rows), None, None),
+    }
+
+
 def numeric_feature_drift_raw(
     *,
     name: str,
@@ -199,6 +243,38 @@ def categorical_feature_drift(
     )
     unseen = d.unseen_share(ref_counts, cur_counts)
     return replace(result, unseen_share=None if np.isnan(unseen) else unseen)
+
+
+def categorical_feature_drift_rows(
+    *,
+    name: str,
+    ref_counts: Mapping[Hashable, int],
+    cur_counts: list[Mapping[Hashable, int]],
+    missing_cur: ArrayLike,
+    method: str | None = None,
+    threshold: float | None = None,
+) -> list[FeatureDrift]:
+    """`categorical_feature_drift` of each window's category counts, all at once."""
+    _, cur_rows = d.category_rows(ref_counts, cur_counts)
+    ref_bins, cur_bins = d.categorical_bins_rows(ref_counts, cur_rows)
+    tests: dict[str, Callable[[], RowsOutcome]] = {
+        "chisquare": lambda: (*d.chisquare_rows(ref_counts, cur_rows), None),
+        **decile_tests_rows(ref_bins, cur_bins),
+    }
+    results = _decide_rows(
+        name=name,
+        kind="categorical",
+        tests=tests,
+        sizes=(int(ref_bins.sum()), cur_bins.sum(axis=1), np.asarray(missing_cur)),
+        psi=lambda: d.psi_rows(ref_bins, cur_bins),
+        method=method,
+        threshold=threshold,
+    )
+    unseen = d.unseen_share_rows(ref_counts, cur_rows)
+    return [
+        replace(r, unseen_share=None if np.isnan(u) else float(u))
+        for r, u in zip(results, unseen, strict=True)
+    ]
 
 
 def categorical_feature_drift_raw(
@@ -283,6 +359,59 @@ def _decide(
         psi=psi(),
         max_error=max_error,
     )
+
+
+def _decide_rows(
+    *,
+    name: str,
+    kind: Kind,
+    tests: Mapping[str, Callable[[], RowsOutcome]],
+    sizes: tuple[int, np.ndarray, np.ndarray],
+    psi: Callable[[], np.ndarray],
+    method: str | None,
+    threshold: float | None,
+) -> list[FeatureDrift]:
+    """`_decide` for each row: one method for all (it depends on the reference alone)."""
+    n_ref, n_cur, missing_cur = sizes
+    method = method or default_method(kind=kind, n_ref=n_ref)
+    if method not in tests:
+        raise ValueError(f"method {method!r} does not apply to a {kind} feature")
+    threshold = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
+    rows = len(n_cur)
+    if n_ref == 0 or rows == 0 or not np.any(n_cur):
+        statistic = p_value = max_error = psi_value = [None] * rows
+    else:
+        statistic, p_value, max_error = tests[method]()
+        psi_value = psi()
+    results = []
+    for i in range(rows):
+        common = dict(
+            name=name,
+            kind=kind,
+            method=method,
+            threshold=threshold,
+            n_ref=n_ref,
+            n_cur=int(n_cur[i]),
+            missing_cur=int(missing_cur[i]),
+        )
+        if n_ref == 0 or n_cur[i] == 0:
+            results.append(
+                FeatureDrift(**common, statistic=None, p_value=None, drifted=None, psi=None)
+            )
+            continue
+        value = float(statistic[i])
+        p = None if p_value is None else float(p_value[i])
+        results.append(
+            FeatureDrift(
+                **common,
+                statistic=value,
+                p_value=p,
+                drifted=is_drifted(method=method, statistic=value, p_value=p, threshold=threshold),
+                psi=float(psi_value[i]),
+                max_error=None if max_error is None else float(max_error[i]),
+            )
+        )
+    return results
 
 
 # --- model outputs: score and prediction against the reference's ---

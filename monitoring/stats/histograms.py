@@ -60,6 +60,106 @@ class NumericHistogram:
             return np.where(self.counts > 0, self.sums / np.maximum(self.counts, 1), np.nan)
 
 
+@dataclass(frozen=True)
+class HistogramRows:
+    """Many `NumericHistogram`s on the same edges, one per row (a feature's windows), so a
+    statistic is computed for every window with one NumPy call instead of one call a window.
+
+    ``counts`` and ``sums`` are (rows, len(edges) + 1), ``at_edges`` (rows, len(edges)),
+    ``sum_sq`` and ``missing`` one value per row.
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    at_edges: np.ndarray
+    sums: np.ndarray
+    sum_sq: np.ndarray
+    missing: np.ndarray
+
+    @property
+    def n(self) -> np.ndarray:
+        """Non-missing values per row."""
+        return self.counts.sum(axis=1)
+
+    def row(self, i: int) -> NumericHistogram:
+        return NumericHistogram(
+            self.edges,
+            self.counts[i],
+            self.at_edges[i],
+            self.sums[i],
+            float(self.sum_sq[i]),
+            int(self.missing[i]),
+        )
+
+    def total(self) -> NumericHistogram:
+        """Every row merged into one histogram."""
+        return NumericHistogram(
+            self.edges,
+            self.counts.sum(axis=0),
+            self.at_edges.sum(axis=0),
+            self.sums.sum(axis=0),
+            float(sum(self.sum_sq.tolist())),  # in row order, as `merge_histograms` adds
+            int(self.missing.sum()),
+        )
+
+    def bin_means(self) -> np.ndarray:
+        """Mean value in each bin of each row; NaN for empty bins."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, self.sums / np.maximum(self.counts, 1), np.nan)
+
+
+def histogram_rows(histograms: list[NumericHistogram], edges: np.ndarray) -> HistogramRows:
+    """Histograms (on ``edges``) stacked as rows; no histogram gives zero rows."""
+    rows, size = len(histograms), edges.size
+    return HistogramRows(
+        edges,
+        np.array([h.counts for h in histograms], np.int64).reshape(rows, size + 1),
+        np.array([h.at_edges for h in histograms], np.int64).reshape(rows, size),
+        np.array([h.sums for h in histograms], float).reshape(rows, size + 1),
+        np.array([h.sum_sq for h in histograms], float),
+        np.array([h.missing for h in histograms], np.int64),
+    )
+
+
+def rows_group_sum(rows: HistogramRows, group: np.ndarray, groups: int) -> HistogramRows:
+    """Rows summed by group (``group[i]`` in ``range(groups)``): hours or days into windows.
+    A group without rows is a row of zeros."""
+
+    order = np.argsort(group, kind="stable")
+    sizes = np.bincount(group, minlength=groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    present = sizes > 0
+
+    def summed(values: np.ndarray) -> np.ndarray:
+        out = np.zeros((groups, *values.shape[1:]), values.dtype)
+        if present.any():
+            out[present] = np.add.reduceat(values[order], starts[present], axis=0)
+        return out
+
+    return HistogramRows(
+        rows.edges,
+        summed(rows.counts),
+        summed(rows.at_edges),
+        summed(rows.sums),
+        summed(rows.sum_sq),
+        summed(rows.missing),
+    )
+
+
+def rebin_counts_rows(rows: HistogramRows, coarse_edges: ArrayLike) -> np.ndarray:
+    """`rebin_counts` of every row: (rows, len(coarse_edges) + 1)."""
+    coarse_edges = np.asarray(coarse_edges, dtype=float)
+    position = np.searchsorted(rows.edges, coarse_edges)
+    found = position < rows.edges.size
+    if not np.all(found) or not np.array_equal(rows.edges[position], coarse_edges):
+        raise ValueError("coarse edges must be a subset of the histogram's edges")
+    cumulative = np.concatenate(
+        [np.zeros((rows.counts.shape[0], 1), np.int64), np.cumsum(rows.counts, axis=1)], axis=1
+    )
+    bounds = np.concatenate([[0], position + 1, [rows.counts.shape[1]]])
+    return np.diff(cumulative[:, bounds], axis=1)
+
+
 def histogram_resample(histogram: NumericHistogram, rng: np.random.Generator) -> NumericHistogram:
     """A bootstrap replicate of the sample behind a histogram: counts drawn multinomially.
 
@@ -165,14 +265,7 @@ def merge_histograms(histograms: Iterable[NumericHistogram]) -> NumericHistogram
 
 def rebin_counts(histogram: NumericHistogram, coarse_edges: ArrayLike) -> np.ndarray:
     """Counts on coarser edges, which must all be edges of the histogram (exact re-binning)."""
-    coarse_edges = np.asarray(coarse_edges, dtype=float)
-    position = np.searchsorted(histogram.edges, coarse_edges)
-    found = position < histogram.edges.size
-    if not np.all(found) or not np.array_equal(histogram.edges[position], coarse_edges):
-        raise ValueError("coarse edges must be a subset of the histogram's edges")
-    cumulative = np.concatenate([[0], np.cumsum(histogram.counts)])
-    bounds = np.concatenate([[0], position + 1, [histogram.counts.size]])
-    return np.diff(cumulative[bounds])
+    return rebin_counts_rows(histogram_rows([histogram], histogram.edges), coarse_edges)[0]
 
 
 def is_missing(value: object) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from monitoring.stats.histograms import NumericHistogram
+from monitoring.stats.histograms import HistogramRows, NumericHistogram, histogram_rows
 
 
 def out_of_range(reference: NumericHistogram, current: NumericHistogram) -> tuple[int, int]:
@@ -15,16 +15,25 @@ def out_of_range(reference: NumericHistogram, current: NumericHistogram) -> tupl
     Exact when the bins' outer edges are the reference's minimum and maximum (bins frozen from
     the reference): a bin holding only values equal to its upper edge marks the minimum there.
     """
-    ref_counts, cur_counts = np.asarray(reference.counts), np.asarray(current.counts)
+    below, above = out_of_range_rows(reference, histogram_rows([current], current.edges))
+    return int(below[0]), int(above[0])
+
+
+def out_of_range_rows(
+    reference: NumericHistogram, current: HistogramRows
+) -> tuple[np.ndarray, np.ndarray]:
+    """`out_of_range` of each row: (below, above) arrays."""
+    ref_counts, cur_counts = np.asarray(reference.counts), current.counts
     present = np.flatnonzero(ref_counts)
-    if present.size == 0 or current.n == 0:
-        return 0, 0
+    rows = cur_counts.shape[0]
+    if present.size == 0:
+        return np.zeros(rows, np.int64), np.zeros(rows, np.int64)
     low, high = int(present[0]), int(present[-1])
-    below = int(cur_counts[:low].sum())
+    below = cur_counts[:, :low].sum(axis=1)
     at_edge = low < reference.at_edges.size and ref_counts[low] == reference.at_edges[low]
     if at_edge:  # the reference's minimum is the edge itself: values under it are outside
-        below += int(cur_counts[low] - current.at_edges[low])
-    return below, int(cur_counts[high + 1 :].sum())
+        below += cur_counts[:, low] - current.at_edges[:, low]
+    return below, cur_counts[:, high + 1 :].sum(axis=1)
 
 
 def unseen_categories(reference: Mapping[str, int], current: Mapping[str, int]) -> dict[str, int]:
