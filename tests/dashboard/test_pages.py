@@ -112,7 +112,9 @@ def test_model_page_sections_and_charts(traffic, viewer):
     assert accuracy["layout"]["meta"]["rows_url"].startswith("/models/churn/rows/?metric=accuracy")
     # Text alternative with the latest value.
     assert re.search(
-        r'aria-label="Accuracy per day: \d+ day windows; latest \([^)]*\) [\d.]+% over n', html
+        r'aria-label="Accuracy per day: \d+ daily windows; '
+        r"latest complete \([^)]*\) [\d.]+% over n",
+        html,
     )
 
 
