@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from monitoring.metrics.registry import COUNT, SECONDS, SHARE
 from monitoring.metrics.series import Point
@@ -111,6 +112,7 @@ def bound_line(label: str, value: float) -> tuple[dict, dict]:
         "xanchor": "left",
         "yanchor": "bottom",
         "font": font,
+        "bgcolor": "rgba(255, 255, 255, 0.85)",  # readable over a dense hourly line
     }
     return shape, note
 
@@ -258,6 +260,12 @@ def event_line(at: datetime, label: str) -> tuple[dict, dict]:
     return shape, note
 
 
+@lru_cache(maxsize=8192)
+def iso(moment: datetime) -> str:
+    """A window's time as Plotly reads it; the same windows recur in every chart of a page."""
+    return moment.isoformat()
+
+
 def metric_figure(
     *,
     title: str,
@@ -280,7 +288,7 @@ def metric_figure(
     data = []
     known = [p for p in done if p.ci_low is not None and p.ci_high is not None]
     if known:  # windows without an interval are left out, so the ribbon has no holes
-        ribbon_x = [p.start.isoformat() for p in known]
+        ribbon_x = [iso(p.start) for p in known]
         data.append(
             {
                 "type": "scatter",
@@ -342,13 +350,13 @@ def window_trace(points: list[Point], name: str, hover: str) -> dict:
     """The windows' values as a line; the hover gives n and, while labels arrive, coverage."""
     return {
         "type": "scatter",
-        "x": [p.start.isoformat() for p in points],
+        "x": [iso(p.start) for p in points],
         "y": [p.value for p in points],
         "mode": "lines+markers",
         "name": name,
         "line": {"color": LINE, "width": 2 if len(points) <= DOTTED_POINTS_MAX else 1},
         "marker": {"color": LINE, "size": 6 if len(points) <= DOTTED_POINTS_MAX else 2},
-        "customdata": [[p.n, p.end.isoformat(), coverage_note(p)] for p in points],
+        "customdata": [[p.n, iso(p.end), coverage_note(p)] for p in points],
         "hovertemplate": hover,
     }
 
@@ -407,6 +415,9 @@ DRIFT_SCALE = [
 ]
 
 
+GAPPED_COLUMNS_MAX = 120  # an hourly month's cells are under a pixel wide: no gap between
+
+
 def heatmap_figure(
     *,
     title: str,
@@ -431,7 +442,7 @@ def heatmap_figure(
             "colorscale": DRIFT_SCALE,
             "zmin": 0,
             "zmax": 2,
-            "xgap": 1,
+            "xgap": 1 if len(x) <= GAPPED_COLUMNS_MAX else 0,  # else thinner than the gap
             "ygap": 1,
             "hoverongaps": False,
             "colorbar": {"title": {"text": "score"}, "thickness": 12},

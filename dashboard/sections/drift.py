@@ -41,7 +41,7 @@ from monitoring.metrics.drift import (
     merge_feature,
 )
 from monitoring.metrics.sketches import period_cover, sketches_read
-from monitoring.metrics.windows import MetricError, window_start
+from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load
 from monitoring.stats.drift import (
@@ -187,9 +187,14 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
         threshold=(f"dataset drift at {DATASET_DRIFT_SHARE:.0%}", DATASET_DRIFT_SHARE),
     )
     shares["layout"]["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
+    half = WINDOW[scope.granularity] / 2  # a heatmap's cell is centred on its window's start
+    span = [(series.windows[0] - half).isoformat(), (series.windows[-1] + half).isoformat()]
+    heatmap["layout"]["xaxis"]["range"] = span  # its cells, not the hatching's hidden axis
     partial = window_partial(series.windows[-1], scope.granularity, now)
     if partial is not None:
-        partial_decorate(heatmap, partial)
+        partial_decorate(
+            heatmap, replace(partial, start=partial.start - half, end=partial.end - half)
+        )
         partial_decorate(shares, partial)
     complete = zip(series.shares, series.windows, strict=True)
     known = [share for share, window in complete if share is not None and window < current]

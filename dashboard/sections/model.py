@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, Q
@@ -205,7 +205,8 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.series = SeriesSet(
         model=model, start=start, end=end, version=scope.version, segment=scope.segment
     )
-    page.windows = cached(page_key("windows", page), lambda: charted_windows(page))
+    packed = cached(page_key("windows", page), lambda: windows_pack(charted_windows(page)))
+    page.windows = windows_unpack(packed)
     sections = {
         "performance": performance_charts(page, maturity_s=maturity_s, now=now),
         "business": business_charts(page),
@@ -262,6 +263,41 @@ def charted_windows(page: ModelPage) -> dict[str, list[Point]]:
         except MetricError:  # a metric the model's task or data cannot answer: no chart
             continue
     return found
+
+
+def windows_pack(windows: dict[str, list[Point]]) -> dict[str, list[tuple]]:
+    """Points as tuples of numbers (times as POSIX seconds): an hourly month of every chart
+    unpickles in a tenth of the time Point objects take."""
+    return {
+        metric: [
+            (
+                p.start.timestamp(),
+                p.end.timestamp(),
+                p.value,
+                p.n,
+                p.ci_low,
+                p.ci_high,
+                p.label_coverage,
+            )
+            for p in points
+        ]
+        for metric, points in windows.items()
+    }
+
+
+def windows_unpack(packed: dict[str, list[tuple]]) -> dict[str, list[Point]]:
+    """The Points again; each window's times made once for every metric."""
+    times: dict[float, datetime] = {}
+
+    def moment(seconds: float) -> datetime:
+        if seconds not in times:
+            times[seconds] = datetime.fromtimestamp(seconds, UTC)
+        return times[seconds]
+
+    return {
+        metric: [Point(moment(start), moment(end), *rest) for start, end, *rest in rows]
+        for metric, rows in packed.items()
+    }
 
 
 WARNINGS_CACHE_S = 300
