@@ -21,6 +21,9 @@ from tests.dashboard.test_browser import SCREENSHOTS, log_in, user_make
 page = browser.page
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREEN = {"width": 1440, "height": 900}
+# The demo's first, uncached model page tests every feature's drift in every window: on a
+# shared two-core machine it can take longer than Playwright's 30 s default.
+COLD_PAGE_MS = 120_000
 
 
 @pytest.fixture
@@ -39,6 +42,7 @@ def bottom(page, selector: str) -> float:
 
 def test_the_first_screen_shows_health_open_alerts_and_headline_metrics(live_server, demo, page):
     page.set_viewport_size(SCREEN)
+    page.set_default_timeout(COLD_PAGE_MS)
     log_in(page, live_server)
     page.goto(f"{live_server.url}/models/churn/")
     page.wait_for_selector("#metric-accuracy .main-svg")
@@ -68,6 +72,7 @@ def test_the_first_screen_shows_health_open_alerts_and_headline_metrics(live_ser
 
 def test_the_day_in_progress_is_drawn_as_partial(live_server, demo, page):
     page.set_viewport_size(SCREEN)
+    page.set_default_timeout(COLD_PAGE_MS)
     log_in(page, live_server)
     page.goto(f"{live_server.url}/models/churn/")
     page.wait_for_selector("#metric-predictions .main-svg")
