@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from monitoring.metrics.registry import COUNT, SECONDS, SHARE
 from monitoring.metrics.series import Point
@@ -20,6 +21,7 @@ BAND = "rgba(37, 99, 235, 0.15)"
 BOUND = "#dc2626"
 ALERT = "#b91c1c"
 IMMATURE = "rgba(245, 158, 11, 0.14)"
+PARTIAL = "#64748b"  # the hatching of a window not over yet (dashes are for estimates)
 BAR = "#0f766e"
 EVENT = "#7c3aed"
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
@@ -44,6 +46,15 @@ class Immature:
     start: str
     end: str
     coverage: float | None
+
+
+@dataclass
+class Partial:
+    """A window not over yet: drawn hatched, its value so far as an open marker."""
+
+    start: datetime
+    end: datetime
+    label: str  # "day in progress"
 
 
 @dataclass
@@ -79,7 +90,7 @@ def layout(*, title: str, x_title: str, y_title: str, x_type: str | None = None)
 
 
 def bound_line(label: str, value: float) -> tuple[dict, dict]:
-    line = {"color": BOUND, "dash": "dash", "width": 1.5}
+    line = {"color": BOUND, "width": 1.5}  # solid: dashed lines are for estimates
     shape = {
         "type": "line",
         "xref": "paper",
@@ -101,37 +112,124 @@ def bound_line(label: str, value: float) -> tuple[dict, dict]:
         "xanchor": "left",
         "yanchor": "bottom",
         "font": font,
+        "bgcolor": "rgba(255, 255, 255, 0.85)",  # readable over a dense hourly line
     }
     return shape, note
 
 
-def immature_rect(window: Immature) -> tuple[dict, dict]:
-    coverage = "?" if window.coverage is None else f"{window.coverage:.0%}"
-    shape = {
-        "type": "rect",
-        "xref": "x",
-        "yref": "paper",
-        "x0": window.start,
-        "x1": window.end,
-        "y0": 0,
-        "y1": 1,
-        "fillcolor": IMMATURE,
-        "line": {"width": 0},
-        "layer": "below",
-    }
-    note = {
-        "text": f"labels {coverage}",
-        "xref": "x",
-        "x": window.start,
-        "yref": "paper",
-        "y": 0,
-        "showarrow": False,
-        "textangle": -90,
-        "xanchor": "left",
-        "yanchor": "bottom",
-        "font": {"size": 9, "color": "#92400e"},
-    }
-    return shape, note
+# Above this many immature windows in a row their coverage is written once for the run (the
+# hover of each point still says it): one vertical note per hour would print over each other.
+LABELLED_WINDOWS_MAX = 16
+
+
+def immature_runs(windows: Sequence[Immature]) -> list[list[Immature]]:
+    """Immature windows grouped into runs of adjacent ones, each shaded as one area."""
+    runs: list[list[Immature]] = []
+    for window in windows:
+        if runs and runs[-1][-1].end == window.start:
+            runs[-1].append(window)
+        else:
+            runs.append([window])
+    return runs
+
+
+def coverage_text(coverage: float | None) -> str:
+    return "?" if coverage is None else f"{coverage:.0%}"
+
+
+def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]]:
+    """One shaded area per run of immature windows, and its label coverage in words: per
+    window when they are few enough to read, else once for the run (lowest to highest)."""
+    shapes, notes = [], []
+    font = {"size": 9, "color": "#92400e"}
+    for run in immature_runs(windows):
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": run[0].start,
+                "x1": run[-1].end,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": IMMATURE,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        if len(run) <= LABELLED_WINDOWS_MAX:
+            notes += [
+                {
+                    "text": f"labels {coverage_text(w.coverage)}",
+                    "xref": "x",
+                    "x": w.start,
+                    "yref": "paper",
+                    "y": 0,
+                    "showarrow": False,
+                    "textangle": -90,
+                    "xanchor": "left",
+                    "yanchor": "bottom",
+                    "font": font,
+                }
+                for w in run
+            ]
+            continue
+        known = [w.coverage for w in run if w.coverage is not None]
+        spread = f"{min(known):.0%} to {max(known):.0%}" if known else "unknown"
+        notes.append(
+            {
+                "text": f"labels arriving: {spread} labelled",
+                "xref": "x",
+                "x": run[0].start,
+                "yref": "paper",
+                "y": 0,
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": font,
+            }
+        )
+    return shapes, notes
+
+
+def partial_decorate(figure: dict, partial: Partial) -> None:
+    """Hatch the window not over yet, over the plot's whole height (a bar on a hidden axis of
+    its own, since shapes take no pattern), and name it at the top: a half-filled window must
+    not read as a drop."""
+    middle = partial.start + (partial.end - partial.start) / 2
+    width_ms = (partial.end - partial.start).total_seconds() * 1000
+    figure["data"].append(
+        {
+            "type": "bar",
+            "x": [middle.isoformat()],
+            "y": [1],
+            "width": [width_ms],
+            "yaxis": "y2",
+            "name": partial.label,
+            "marker": {
+                "color": "rgba(0, 0, 0, 0)",
+                "line": {"width": 0},
+                "pattern": {"shape": "/", "fgcolor": PARTIAL, "size": 7, "solidity": 0.15},
+            },
+            "opacity": 0.6,
+            "hovertemplate": f"{plain(partial.label)}: not judged until it ends<extra></extra>",
+        }
+    )
+    layout_ = figure["layout"]
+    layout_["yaxis2"] = {"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True}
+    layout_["annotations"].append(
+        {
+            "text": plain(partial.label),
+            "xref": "x",
+            "x": middle.isoformat(),
+            "yref": "paper",
+            "y": 1,
+            "showarrow": False,
+            "xanchor": "center",
+            "yanchor": "bottom",
+            "font": {"size": 10, "color": PARTIAL},
+        }
+    )
 
 
 def event_line(at: datetime, label: str) -> tuple[dict, dict]:
@@ -162,6 +260,12 @@ def event_line(at: datetime, label: str) -> tuple[dict, dict]:
     return shape, note
 
 
+@lru_cache(maxsize=8192)
+def iso(moment: datetime) -> str:
+    """A window's time as Plotly reads it; the same windows recur in every chart of a page."""
+    return moment.isoformat()
+
+
 def metric_figure(
     *,
     title: str,
@@ -173,16 +277,18 @@ def metric_figure(
     events: Sequence[tuple[datetime, str]] = (),
     rows_url: str = "",
     unit: str = "",
+    partial: Partial | None = None,
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
     and shaded immature windows, its numbers in the metric's `unit` (a share as a percentage).
-    `rows_url` lets a click on a point open the rows behind it."""
+    The `partial` window (not over yet) is left off the line: its value so far is an open
+    marker in a hatched area. `rows_url` lets a click on a point open the rows behind it."""
     hover_format, tick_format = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
-    x = [p.start.isoformat() for p in points]
+    done = [p for p in points if partial is None or p.start < partial.start]
     data = []
-    known = [p for p in points if p.ci_low is not None and p.ci_high is not None]
+    known = [p for p in done if p.ci_low is not None and p.ci_high is not None]
     if known:  # windows without an interval are left out, so the ribbon has no holes
-        ribbon_x = [p.start.isoformat() for p in known]
+        ribbon_x = [iso(p.start) for p in known]
         data.append(
             {
                 "type": "scatter",
@@ -196,22 +302,17 @@ def metric_figure(
                 "name": "95% interval",
             }
         )
-    data.append(
-        {
-            "type": "scatter",
-            "x": x,
-            "y": [p.value for p in points],
-            "mode": "lines+markers",
-            "name": y_title,
-            "line": {"color": LINE},
-            "marker": {"color": LINE, "size": 6},
-            "customdata": [[p.n, p.end.isoformat()] for p in points],
-            "hovertemplate": (
-                f"%{{x|%Y-%m-%d %H:%M}}: %{{y:{hover_format}}} (n=%{{customdata[0]:,}})"
-                "<extra></extra>"
-            ),
-        }
+    hover = (
+        f"%{{x|%Y-%m-%d %H:%M}}: %{{y:{hover_format}}} (n=%{{customdata[0]:,}}%{{customdata[2]}})"
+        "<extra></extra>"
     )
+    data.append(window_trace(done, y_title, hover))
+    ongoing = [p for p in points if partial is not None and p.start >= partial.start]
+    if ongoing:
+        trace = window_trace(ongoing, f"{y_title}, so far", hover.replace(": %{y", " so far: %{y"))
+        trace["mode"] = "markers"
+        trace["marker"] = {"color": "white", "size": 8, "line": {"color": LINE, "width": 2}}
+        data.append(trace)
     if markers:
         data.append(
             {
@@ -231,13 +332,40 @@ def metric_figure(
     if tick_format:
         figure_layout["yaxis"]["tickformat"] = tick_format
     decorations = [bound_line(label, value) for label, value in bounds]
-    decorations += [immature_rect(window) for window in immature]
     decorations += [event_line(at, label) for at, label in events]
-    for shape, note in decorations:
-        figure_layout["shapes"].append(shape)
-        figure_layout["annotations"].append(note)
+    shapes, notes = immature_shapes(immature)
+    figure_layout["shapes"] += shapes + [shape for shape, _ in decorations]
+    figure_layout["annotations"] += notes + [note for _, note in decorations]
     figure_layout["meta"] = {"rows_url": rows_url}
-    return {"data": data, "layout": figure_layout}
+    figure = {"data": data, "layout": figure_layout}
+    if partial is not None:
+        partial_decorate(figure, partial)
+    return figure
+
+
+DOTTED_POINTS_MAX = 120  # more windows than this (an hourly month) are drawn thin
+
+
+def window_trace(points: list[Point], name: str, hover: str) -> dict:
+    """The windows' values as a line; the hover gives n and, while labels arrive, coverage."""
+    return {
+        "type": "scatter",
+        "x": [iso(p.start) for p in points],
+        "y": [p.value for p in points],
+        "mode": "lines+markers",
+        "name": name,
+        "line": {"color": LINE, "width": 2 if len(points) <= DOTTED_POINTS_MAX else 1},
+        "marker": {"color": LINE, "size": 6 if len(points) <= DOTTED_POINTS_MAX else 2},
+        "customdata": [[p.n, iso(p.end), coverage_note(p)] for p in points],
+        "hovertemplate": hover,
+    }
+
+
+def coverage_note(p: Point) -> str:
+    """ ", labels 40%" while a window's labels are incomplete; nothing once all arrived."""
+    if p.label_coverage is None or p.label_coverage >= 1:
+        return ""
+    return f", labels {p.label_coverage:.0%}"
 
 
 def bar_figure(*, title: str, labels: list[str], values: list[float], x_title: str, y_title: str):
@@ -287,6 +415,9 @@ DRIFT_SCALE = [
 ]
 
 
+GAPPED_COLUMNS_MAX = 120  # an hourly month's cells are under a pixel wide: no gap between
+
+
 def heatmap_figure(
     *,
     title: str,
@@ -311,7 +442,7 @@ def heatmap_figure(
             "colorscale": DRIFT_SCALE,
             "zmin": 0,
             "zmax": 2,
-            "xgap": 1,
+            "xgap": 1 if len(x) <= GAPPED_COLUMNS_MAX else 0,  # else thinner than the gap
             "ygap": 1,
             "hoverongaps": False,
             "colorbar": {"title": {"text": "score"}, "thickness": 12},

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 from django.core.cache import cache
 from django.utils import timezone
 
+from dashboard.charts import Partial
 from factory.models import MLModel, ModelVersion, Rollout
 from monitoring.metrics.windows import WINDOW, window_start
 from monitoring.models import HourlyAggregate
@@ -40,12 +41,18 @@ class Scope:
     version: str | None = None
     segment: str | None = None
     days: int | None = None  # the last so many days (to the end of the current window)
+    # The model's first data: a span starts no earlier, so a young model's data fills the
+    # charts instead of sitting in the right tenth of 182 empty days.
+    first: datetime | None = None
 
     def span(self, now: datetime) -> tuple[datetime | None, datetime | None]:
         if self.days is None:
             return None, None
         end = window_start(now, self.granularity) + WINDOW[self.granularity]
-        return window_start(end - timedelta(days=self.days), self.granularity), end
+        start = window_start(end - timedelta(days=self.days), self.granularity)
+        if self.first is not None and self.first < end:
+            start = max(start, window_start(self.first, self.granularity))
+        return start, end
 
     def series_args(self, now: datetime | None = None) -> dict:
         start, end = self.span(now or timezone.now())
@@ -75,6 +82,12 @@ def model_versions(model: MLModel) -> list[str]:
     return list(ModelVersion.objects.filter(model=model).values_list("version", flat=True))
 
 
+def model_first_hour(model: MLModel) -> datetime | None:
+    """The hour of the model's first aggregated prediction (one index probe)."""
+    hours = HourlyAggregate.objects.filter(model=model).order_by("hour")
+    return hours.values_list("hour", flat=True).first()
+
+
 def model_segments(model: MLModel) -> list[str]:
     segments = HourlyAggregate.objects.filter(model=model).values_list("segment", flat=True)
     return sorted(set(segments.distinct()))
@@ -90,3 +103,12 @@ def rollout_annotations(model: MLModel) -> list[tuple]:
     """(time, label) of every plan change, for the model's charts."""
     history = Rollout.objects.filter(model=model).select_related("version")
     return [(r.created_at, f"{r.kind} {r.version.version} {r.traffic_percent:g}%") for r in history]
+
+
+IN_PROGRESS = {"hour": "this hour so far", "day": "today so far", "week": "this week so far"}
+
+
+def window_partial(start: datetime, granularity: str, now: datetime) -> Partial | None:
+    """The window starting at `start`, drawn as partial if it is not over yet."""
+    end = start + WINDOW[granularity]
+    return Partial(start, end, IN_PROGRESS[granularity]) if end > now else None

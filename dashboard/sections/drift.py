@@ -18,12 +18,19 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from common.numbers import finite
-from dashboard.charts import distribution_figure, heatmap_figure, plain, threshold_figure
+from dashboard.charts import (
+    distribution_figure,
+    heatmap_figure,
+    partial_decorate,
+    plain,
+    threshold_figure,
+)
 from dashboard.sections.base import (
     Chart,
     Scope,
     model_segments,
     scope_suffix,
+    window_partial,
 )
 from factory.models import MLModel, ModelVersion
 from monitoring.metrics.drift import (
@@ -34,7 +41,7 @@ from monitoring.metrics.drift import (
     merge_feature,
 )
 from monitoring.metrics.sketches import period_cover, sketches_read
-from monitoring.metrics.windows import MetricError
+from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load
 from monitoring.stats.drift import (
@@ -113,11 +120,14 @@ def series_for(*, model: MLModel, scope: Scope, now: datetime, feature: str | No
     )
 
 
-def since(results: list[FeatureDrift | None], windows: list[datetime]) -> datetime | None:
-    """The start of the latest unbroken run of drifted windows, if the latest tested drifted."""
+def since(
+    results: list[FeatureDrift | None], windows: list[datetime], current: datetime
+) -> datetime | None:
+    """The start of the latest unbroken run of drifted windows, if the latest tested drifted.
+    Windows from `current` on (the window in progress) are not over, so not judged."""
     first = None
     for result, window in zip(reversed(results), reversed(windows), strict=True):
-        if result is None or result.drifted is None:
+        if result is None or result.drifted is None or window >= current:
             continue
         if not result.drifted:
             break
@@ -139,7 +149,8 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
         return None
     x = [w.isoformat() for w in series.windows]
     names = list(series.features)
-    rows = [feature_row(model, scope, series, name) for name in names]
+    current = window_start(now, scope.granularity)
+    rows = [feature_row(model, scope, series, name, current) for name in names]
     suffix = plain(scope_suffix(Scope(scope.granularity, None, scope.segment)))
     versions = sorted({v for v in served_by if v}) or [series.version]
     which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
@@ -176,9 +187,19 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
         threshold=(f"dataset drift at {DATASET_DRIFT_SHARE:.0%}", DATASET_DRIFT_SHARE),
     )
     shares["layout"]["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
-    known = [s for s in series.shares if s is not None]
+    half = WINDOW[scope.granularity] / 2  # a heatmap's cell is centred on its window's start
+    span = [(series.windows[0] - half).isoformat(), (series.windows[-1] + half).isoformat()]
+    heatmap["layout"]["xaxis"]["range"] = span  # its cells, not the hatching's hidden axis
+    partial = window_partial(series.windows[-1], scope.granularity, now)
+    if partial is not None:
+        partial_decorate(
+            heatmap, replace(partial, start=partial.start - half, end=partial.end - half)
+        )
+        partial_decorate(shares, partial)
+    complete = zip(series.shares, series.windows, strict=True)
+    known = [share for share, window in complete if share is not None and window < current]
     share_summary = f"{share_title}: " + (
-        f"{known[-1]:.0%} of the tested features drifted in the latest window."
+        f"{known[-1]:.0%} of the tested features drifted in the latest complete window."
         if known
         else "no window could be tested."
     )
@@ -252,7 +273,9 @@ def serving_series(
     return latest, served_by
 
 
-def feature_row(model: MLModel, scope: Scope, series: DriftSeries, name: str) -> dict:
+def feature_row(
+    model: MLModel, scope: Scope, series: DriftSeries, name: str, current: datetime
+) -> dict:
     results = series.features[name]
     tested = [r for r in results if r is not None and r.drifted is not None]
     latest = next((r for r in reversed(results) if r is not None), None)
@@ -263,7 +286,7 @@ def feature_row(model: MLModel, scope: Scope, series: DriftSeries, name: str) ->
         "latest_text": statistic_text(latest) if latest else "no values in the span",
         "drifted": sum(bool(r.drifted) for r in tested),
         "tested": len(tested),
-        "since": since(results, series.windows),
+        "since": since(results, series.windows, current),
     }
 
 
@@ -379,7 +402,7 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
         "baseline": series.baseline,
         "kind": "numerical" if isinstance(current, NumericHistogram) else "categorical",
         "overall": feature_drift(feature, reference, current) if reference is not None else None,
-        "since": since(results, series.windows),
+        "since": since(results, series.windows, window_start(now, scope.granularity)),
     }
     page["distribution"] = distribution_chart(feature, reference, current, series.version, suffix)
     page["over_time"] = drift_time_chart(feature, series, served_by, scope, suffix)

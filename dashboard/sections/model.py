@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, Q
@@ -34,8 +34,10 @@ from dashboard.sections.base import (
     model_versions,
     rollout_annotations,
     scope_suffix,
+    window_partial,
 )
 from dashboard.sections.drift import drift_section, quality_section
+from dashboard.sections.summary import bounds_text, summary_section, value_text
 from factory.models import MLModel
 from monitoring.alerts.links import metric_chart_id
 from monitoring.alerts.warnings import rule_warnings
@@ -84,20 +86,28 @@ def metric_text(metric: str) -> tuple[str, str]:
     return (entry.label, entry.axis) if entry else (metric, metric)
 
 
-def chart_summary(title: str, points: list[Point], granularity: str, metric: str = "") -> str:
-    """The text alternative of a chart: its span and its latest value (in the metric's unit)."""
-    known = [p for p in points if p.value is not None]
+WINDOWS_WORD = {"hour": "hourly", "day": "daily", "week": "weekly"}
+
+
+def chart_summary(
+    title: str, points: list[Point], granularity: str, metric: str = "", now: datetime | None = None
+) -> str:
+    """The text alternative of a chart: its span, its latest complete window's value (in the
+    metric's unit) and, when one is under way, the window in progress."""
+    now = now or timezone.now()
+    known = [p for p in points if p.value is not None and p.end <= now]
+    text = f"{title}: {len(points)} {WINDOWS_WORD.get(granularity, granularity)} windows"
     if not known:
-        return f"{title}: no value yet."
+        return f"{text}; no complete window with a value yet."
     entry = metric_find(metric)
     number = entry.format if entry else (lambda value: f"{value:.4g}")
     last = known[-1]
-    text = (
-        f"{title}: {len(points)} {granularity} windows; latest ({last.start:%Y-%m-%d %H:%M} UTC) "
-    )
+    text += f"; latest complete ({last.start:%Y-%m-%d %H:%M} UTC) "
     text += f"{number(last.value)} over n = {last.n:,}"
     if last.ci_low is not None and last.ci_high is not None:
         text += f", 95% interval {number(last.ci_low)} to {number(last.ci_high)}"
+    if points[-1].end > now:
+        text += f". The {granularity} in progress is hatched and judged once it ends"
     return text + "."
 
 
@@ -157,6 +167,14 @@ class ModelPage:
     drift: dict | None = None
     quality: dict | None = None
     monitoring: MonitoringHealth | None = None  # the model's jobs: failing or not
+    summary: dict | None = None  # the first screen: health, open alerts, headlines, changes
+    windows: dict[str, list[Point]] = field(default_factory=dict)  # cached series, by metric
+
+    def points(self, metric: str) -> list[Point]:
+        """The metric's windows at the page's granularity: cached ones, else read now."""
+        if metric not in self.windows:
+            self.windows[metric] = self.series.series(metric, self.scope.granularity)
+        return self.windows[metric]
 
 
 def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None) -> ModelPage:
@@ -175,6 +193,10 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
         rule.silenced = rule.is_silenced(now)
     alerts = Alert.objects.filter(model=model).select_related("rule")
     page.alerts = list(alerts.prefetch_related("notifications")[:50])
+    for alert in page.alerts:
+        alert.value_text = value_text(alert.rule.metric, alert.value)
+        alert.bounds_text = bounds_text(alert)
+        alert.told_text = told_text(list(alert.notifications.all()))
     page.events = rollout_annotations(model)
     page.metrics = metric_names(model)
     page.delay = label_delay_section(model=model, scope=scope, now=now)
@@ -183,6 +205,8 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.series = SeriesSet(
         model=model, start=start, end=end, version=scope.version, segment=scope.segment
     )
+    packed = cached(page_key("windows", page), lambda: windows_pack(charted_windows(page)))
+    page.windows = windows_unpack(packed)
     sections = {
         "performance": performance_charts(page, maturity_s=maturity_s, now=now),
         "business": business_charts(page),
@@ -200,7 +224,80 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
         page_key("drift", page), lambda: drift_section(model=model, scope=scope, now=now)
     )
     page.quality = quality_section(model=model, scope=scope, now=now, drift=page.drift)
+    page.summary = summary_section(page, maturity_s=maturity_s, now=now)
     return page
+
+
+def told_text(notifications: list) -> str:
+    """Who was told what, in one line: the first message, then how many reminders, resolved
+    messages and failures followed (messages, one per change, channel and target)."""
+    if not notifications:
+        return ""
+    sent = [n for n in notifications if n.sent_at]
+    parts = []
+    firing = sorted((n for n in sent if n.kind == "firing"), key=lambda n: n.sent_at)
+    if firing:
+        channels = ", ".join(sorted({n.channel.replace("email", "e-mail") for n in firing}))
+        parts.append(f"told by {channels} {firing[0].sent_at:%Y-%m-%d %H:%M}")
+    for kind, word in (("reminder", "reminder"), ("resolved", "resolved message")):
+        count = sum(n.kind == kind for n in sent)
+        parts += [f"{count} {word}{'s' * (count != 1)}"] if count else []
+    failed = sum(bool(n.error) and not n.sent_at for n in notifications)
+    due = sum(not n.error and not n.sent_at for n in notifications)
+    parts += [f"{failed} failing"] if failed else []
+    parts += [f"{due} due"] if due else []
+    return "; ".join(parts)
+
+
+VOLUME_METRICS = ("predictions", "label_coverage", "mean_score")
+
+
+def charted_windows(page: ModelPage) -> dict[str, list[Point]]:
+    """Every charted metric's windows, computed together so the page can keep them (with an
+    hourly month, reading them is most of the page's time) until its data change."""
+    metrics = [m for m in page.metrics if metric_get(m).tasks or metric_get(m).source == VALUES]
+    found = {}
+    for metric in (*metrics, *VOLUME_METRICS):
+        try:
+            found[metric] = page.series.series(metric, page.scope.granularity)
+        except MetricError:  # a metric the model's task or data cannot answer: no chart
+            continue
+    return found
+
+
+def windows_pack(windows: dict[str, list[Point]]) -> dict[str, list[tuple]]:
+    """Points as tuples of numbers (times as POSIX seconds): an hourly month of every chart
+    unpickles in a tenth of the time Point objects take."""
+    return {
+        metric: [
+            (
+                p.start.timestamp(),
+                p.end.timestamp(),
+                p.value,
+                p.n,
+                p.ci_low,
+                p.ci_high,
+                p.label_coverage,
+            )
+            for p in points
+        ]
+        for metric, points in windows.items()
+    }
+
+
+def windows_unpack(packed: dict[str, list[tuple]]) -> dict[str, list[Point]]:
+    """The Points again; each window's times made once for every metric."""
+    times: dict[float, datetime] = {}
+
+    def moment(seconds: float) -> datetime:
+        if seconds not in times:
+            times[seconds] = datetime.fromtimestamp(seconds, UTC)
+        return times[seconds]
+
+    return {
+        metric: [Point(moment(start), moment(end), *rest) for start, end, *rest in rows]
+        for metric, rows in packed.items()
+    }
 
 
 WARNINGS_CACHE_S = 300
@@ -235,9 +332,13 @@ def rows_url(model: MLModel, scope: Scope, metric: str) -> str:
 
 
 def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> Chart | None:
-    points = page.series.series(metric, page.scope.granularity)
+    try:
+        points = page.points(metric)
+    except MetricError:
+        return None
     if not any(p.value is not None and p.n for p in points):
         return None
+    now = now or timezone.now()
     entry = metric_get(metric)
     title = plain(f"{entry.label} per {page.scope.granularity}{scope_suffix(page.scope)}")
     url = rows_url(page.model, page.scope, metric)
@@ -251,8 +352,9 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
         immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
         events=page.events,
         rows_url=url,
+        partial=window_partial(points[-1].start, page.scope.granularity, now),
     )
-    summary = chart_summary(title, points, page.scope.granularity, metric)
+    summary = chart_summary(title, points, page.scope.granularity, metric, now)
     return Chart(metric_chart_id(metric), metric, title, figure, summary, url)
 
 
@@ -263,10 +365,12 @@ def applies(item, scope: Scope) -> bool:
 
 def rule_bounds(rules, metric: str, scope: Scope) -> list[tuple[str, float]]:
     bounds = []
+    number = metric_get(metric).format
     for rule in rules:
         if rule.metric == metric and rule.kind == RuleKind.STATIC and applies(rule, scope):
-            bounds += [(f"rule #{rule.pk} lower", rule.lower)] if rule.lower is not None else []
-            bounds += [(f"rule #{rule.pk} upper", rule.upper)] if rule.upper is not None else []
+            for side, value in (("lower", rule.lower), ("upper", rule.upper)):
+                if value is not None:
+                    bounds.append((f"rule #{rule.pk}: {side} bound {number(value)}", value))
     return bounds
 
 
@@ -279,12 +383,13 @@ def alert_markers(alerts, metric: str, scope: Scope) -> list[Marker]:
 
 
 def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> list[Immature]:
-    """Windows whose cohort is younger than the usual label delay: their labels still arrive."""
+    """Complete windows whose cohort is younger than the usual label delay: their labels still
+    arrive. The window in progress is drawn as partial instead."""
     cutoff = now - timedelta(seconds=maturity_s)
     return [
         Immature(p.start.isoformat(), p.end.isoformat(), p.label_coverage)
         for p in points
-        if p.end > cutoff and p.label_coverage is not None
+        if cutoff < p.end <= now and p.label_coverage is not None
     ]
 
 
@@ -303,7 +408,7 @@ def business_charts(page: ModelPage) -> list[Chart]:
 
 
 def volume_charts(page: ModelPage) -> list[Chart]:
-    charts = [series_chart(page, m) for m in ("predictions", "label_coverage", "mean_score")]
+    charts = [series_chart(page, m) for m in VOLUME_METRICS]
     charts = [c for c in charts if c]
     coverage = cohort_coverage_chart(page)
     return charts + ([coverage] if coverage else [])

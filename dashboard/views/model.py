@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
 from dashboard.params import BadQuery, bad_request, number_param, param, scope_from, time_param
-from dashboard.sections.base import DAYS_CHOICES
+from dashboard.sections.base import DAYS_CHOICES, model_first_hour
 from dashboard.sections.model import (
     HEALTHS,
     business_kpis,
@@ -66,7 +67,7 @@ def overview(request):
 def model_page(request, name: str):
     model = get_object_or_404(MLModel, name=name)
     try:
-        scope = scope_from(request)
+        scope = replace(scope_from(request), first=model_first_hour(model))
     except BadQuery as error:
         return bad_request(request, error)
     try:

@@ -88,7 +88,7 @@ def test_log_in_open_the_model_and_see_its_charts(live_server, model_with_data, 
     chart = page.inner_text("#metric-accuracy")
     assert "Accuracy per day" in chart
     assert "rule #" in chart  # the rule's bound is drawn
-    assert "Too Low" in page.inner_text("#alerts")
+    assert "too low" in page.inner_text("#alerts")
     assert page.console_errors == []
 
 
@@ -207,6 +207,6 @@ def test_a_rule_created_on_the_page_fires(live_server, model_with_data, page):
     page.reload()
     page.wait_for_selector("#metric-predictions .main-svg")
     alerts = page.inner_text("#alerts")
-    assert "Predictions" in alerts and "Too High" in alerts
+    assert "Predictions" in alerts and "too high" in alerts
     assert "rule #" in page.inner_text("#metric-predictions")  # its bound is drawn
     assert page.console_errors == []

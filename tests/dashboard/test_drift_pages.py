@@ -130,8 +130,10 @@ def test_the_heatmap_shows_each_windows_drift_as_the_api_and_scipy_do(raw, viewe
         assert trace["customdata"][rows.index("age")][column] == pytest.approx(expected.statistic)
         drifted = trace["z"][rows.index("age")][column] >= 1
         assert drifted == (expected.pvalue < 0.05) == (day > 0)
-    # Windows without traffic are blank, not zero.
-    assert trace["customdata"][0][trace["x"].index(day_start(10).isoformat())] is None
+    # Windows without traffic are blank, not zero (today's); the span starts at the model's
+    # first data, not 30 empty days before it.
+    assert trace["customdata"][0][trace["x"].index(day_start(0).isoformat())] is None
+    assert trace["x"][0] == day_start(3).isoformat()
 
 
 def test_the_drifted_share_over_time_and_the_feature_table(raw, viewer, client_with):

@@ -112,7 +112,9 @@ def test_model_page_sections_and_charts(traffic, viewer):
     assert accuracy["layout"]["meta"]["rows_url"].startswith("/models/churn/rows/?metric=accuracy")
     # Text alternative with the latest value.
     assert re.search(
-        r'aria-label="Accuracy per day: \d+ day windows; latest \([^)]*\) [\d.]+% over n', html
+        r'aria-label="Accuracy per day: \d+ daily windows; '
+        r"latest complete \([^)]*\) [\d.]+% over n",
+        html,
     )
 
 
@@ -133,8 +135,9 @@ def test_label_delay_comes_from_the_labels(traffic, viewer):
 def test_version_and_segment_pickers_filter_the_charts(traffic, viewer):
     html = viewer.get("/models/churn/", {"segment": "web", "granularity": "week"}).content.decode()
     volume = figures(html)["metric-predictions"]
-    line = next(t for t in volume["data"] if t.get("mode") == "lines+markers")
-    assert sum(v for v in line["y"] if v) == 36  # half of the predictions are on "web"
+    # The complete weeks' line and this week's value so far: half the predictions are on "web".
+    shown = [t for t in volume["data"] if t["name"].startswith("Predictions (count)")]
+    assert len(shown) == 2 and sum(v for t in shown for v in t["y"] if v) == 36
     assert "segment" in volume["layout"]["title"]["text"]
     unknown = viewer.get("/models/churn/", {"version": "9.9"})
     assert unknown.status_code == 400 and "no version" in unknown.content.decode()
