@@ -227,7 +227,7 @@ def block_check(texts: list[bytes], decode) -> JsonChunk:
     ok = pc.and_(ok, features_ok)
     timestamp = cols["timestamp"].fill_null("")
     ok = pc.and_(ok, matches(timestamp, TIMESTAMP)).fill_null(False)
-    ok = within_bounds(timestamp, dates_exist(timestamp, ok))
+    ok = within_bounds(timestamp, pc.and_(ok, dates_exist(timestamp, ok)))
     keep = pc.indices_nonzero(ok)
     take = lambda array: pc.take(array, keep)  # noqa: E731
     good = canonical_table(
