@@ -15,6 +15,7 @@ path, so one bad record is still quarantined alone and the rest kept.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -58,17 +59,15 @@ OWN_SCHEMA = pa.schema(
 KNOWN = {*OWN_SCHEMA.names, "prediction", "features"}
 ARRAY_START = re.compile(rb'[ \t\r\n]*(\[|\{[ \t\r\n]*"records"[ \t\r\n]*:[ \t\r\n]*\[)')
 ARRAY_END = {b"[": re.compile(rb"[ \t\r\n]*"), b"{": re.compile(rb"[ \t\r\n]*\}[ \t\r\n]*")}
-BLANK = b" \t\r\n"
-# A float's shortest text, as both Arrow and Python's repr() print it: fixed notation with a
-# fraction, from 0.0001 (repr() writes smaller numbers with an exponent) to below 1e15.
-FRACTION = r"^-?(0|[1-9]\d{0,14})\.\d*[1-9]$"
-TINY = r"^-?0\.0000"
 # Each byte as what it is to the scan: 1 a quote, 2 an opening bracket, 3 a closing one.
 STRUCTURE = bytes(
     {ord('"'): 1, ord("{"): 2, ord("["): 2, ord("}"): 3, ord("]"): 3}.get(byte, 0)
     for byte in range(256)
 )
 MAX_NESTING = 2  # a record, and its features
+# Records, and the text between them, longer than this go to the records path, which measures
+# a record (or an NDJSON line, blanks included) against MAX_RECORD_CHARS in characters.
+MAX_LONG = MAX_RECORD_CHARS // 2
 
 
 @dataclass
@@ -94,7 +93,7 @@ def record_blocks(stream: BinaryIO, *, ndjson: bool) -> Iterator[list[bytes]]:
 
     A JSON body is `[...]` or `{"records": [...]}` with nothing else; an NDJSON body holds one
     object a line. Records must be objects nested at most MAX_NESTING deep and no longer than
-    MAX_RECORD_CHARS, and the text between them only blanks and commas (or line breaks).
+    MAX_LONG, and the text between them only blanks and commas (or line breaks).
     """
     carry, opener, first = b"", b"", True
     if not ndjson:
@@ -110,7 +109,7 @@ def record_blocks(stream: BinaryIO, *, ndjson: bool) -> Iterator[list[bytes]]:
         last_end = closing if closing is not None else (len(data) if not more else None)
         gaps_check(data, spans, last_end, ndjson=ndjson, first=first)
         if spans:
-            yield [data[a:b] for a, b in spans]
+            yield spans.texts(data)
             first = False
         if closing is not None:
             tail_check(data[closing + 1 :] + stream.read(BLOCK_BYTES), opener)
@@ -119,12 +118,26 @@ def record_blocks(stream: BinaryIO, *, ndjson: bool) -> Iterator[list[bytes]]:
             if not ndjson:
                 raise ColumnarFallback("the body ends inside the records")
             return
-        carry = data[spans[-1][1] :] if spans else data
+        carry = data[spans.ends[-1] :] if spans else data
         if len(carry) > 4 * MAX_RECORD_CHARS:
             raise ColumnarFallback("a record longer than the limit")
 
 
-def record_spans(data: bytes, *, array: bool) -> tuple[list[tuple[int, int]], int | None]:
+@dataclass
+class Spans:
+    """Where the complete records of a piece of the body start and end."""
+
+    starts: list[int]
+    ends: list[int]
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def texts(self, data: bytes) -> list[bytes]:
+        return [data[a:b] for a, b in zip(self.starts, self.ends, strict=True)]
+
+
+def record_spans(data: bytes, *, array: bool) -> tuple[Spans, int | None]:
     """(start, end) of each complete top-level record in `data`, and where the records
     array closes (None if it does not, in `data`)."""
     marks = np.frombuffer(data.translate(STRUCTURE), np.uint8)
@@ -152,9 +165,9 @@ def record_spans(data: bytes, *, array: bool) -> tuple[list[tuple[int, int]], in
     if closing is not None and starts.size != ends.size:
         raise ColumnarFallback("a record the array closes")
     starts = starts[: ends.size]
-    if ends.size and (ends - starts).max() > MAX_RECORD_CHARS:
-        raise ColumnarFallback("a record over the size limit")
-    return list(zip(starts.tolist(), ends.tolist(), strict=True)), closing
+    if ends.size and (ends - starts).max() > MAX_LONG:
+        raise ColumnarFallback("a record near the size limit")
+    return Spans(starts.tolist(), ends.tolist()), closing
 
 
 def unescaped_quotes(data: bytes, codes: np.ndarray, quotes: np.ndarray) -> np.ndarray:
@@ -171,23 +184,30 @@ def backslashes_before(data: bytes, position: int) -> int:
     return position - start
 
 
-def gaps_check(data, spans, last_end: int | None, *, ndjson: bool, first: bool) -> None:
+def gaps_check(data: bytes, spans: Spans, last_end, *, ndjson: bool, first: bool) -> None:
     """The text between records is what the records path skips: blanks, and a comma (JSON) or
     a line break (NDJSON) between two records; `last_end` bounds the text after the last."""
-    bounds = [0, *(edge for span in spans for edge in span)]
-    if last_end is not None:
-        bounds.append(last_end)
-    for number, (a, b) in enumerate(zip(bounds[::2], bounds[1::2], strict=False)):
-        gap = data[a:b]
-        between = number < len(spans) and (number > 0 or not first)
-        if ndjson:
-            ok = not gap.strip(BLANK) and (not between or b"\n" in gap or b"\r" in gap)
-        else:
-            ok = gap.strip(BLANK) == (b"," if between else b"")
-        if not ok:
-            raise ColumnarFallback("text between records")
-    if ndjson and any(b"\n" in data[a:b] or b"\r" in data[a:b] for a, b in spans):
-        raise ColumnarFallback("a record over more than one line")
+    gap_ends = spans.starts + ([last_end] if last_end is not None else [])
+    gaps = b"|".join([data[a:b] for a, b in zip([0, *spans.ends], gap_ends, strict=False)])
+    pattern = gaps_pattern(ndjson, first=first, spans=bool(spans), last=last_end is not None)
+    if len(gaps) > MAX_LONG or pattern.fullmatch(gaps) is None:
+        raise ColumnarFallback("text between records")
+    if ndjson:  # line breaks only between records, none inside one
+        checked = data[: last_end if last_end is not None else ([0, *spans.ends][-1])]
+        for mark in (b"\n", b"\r"):
+            if checked.count(mark) != gaps.count(mark):
+                raise ColumnarFallback("a record over more than one line")
+
+
+@functools.cache
+def gaps_pattern(ndjson: bool, *, first: bool, spans: bool, last: bool) -> re.Pattern:
+    """The gaps joined by '|': the one before the first record, those between, the last."""
+    blank = rb"[ \t\r\n]*"
+    between = rb"[ \t]*[\r\n]" + blank if ndjson else blank + b"," + blank
+    if not spans:
+        return re.compile(blank if first or last else b"")
+    head = blank if first else between
+    return re.compile(head + rb"(\|" + between + rb")*" + (rb"\|" + blank if last else b""))
 
 
 def tail_check(tail: bytes, opener: bytes) -> None:
@@ -270,9 +290,14 @@ def not_finite(column: pa.Array) -> bool:
 
 
 def float_text(column: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """repr() of each float where Arrow's text is the same, and whether it is."""
+    """repr() of each float where Arrow's text is the same, and whether it is: both print the
+    shortest digits that read back; repr() in fixed notation for floats from 0.0001 (smaller
+    ones have an exponent) to below 1e16, Arrow for fewer digits, and without ".0"."""
     text = pc.cast(column, pa.string())
-    same = pc.and_(matches(text, FRACTION), pc.invert(matches(text, TINY)))
+    size = pc.abs(column)
+    same = pc.and_(pc.greater_equal(size, 1e-4), pc.less(size, 1e15))
+    same = pc.and_(same, pc.not_equal(pc.floor(column), column))
+    same = pc.and_(same, pc.invert(pc.match_substring(text, "e")))
     return text, same.fill_null(False)
 
 
