@@ -305,7 +305,6 @@ def date_exists(text: str) -> bool:
 
 def good_table(cols, keep, label, label_num, score_text, segment, features) -> pa.Table:
     take = lambda array: pc.take(array, keep)  # noqa: E731
-    iso = iso_utc(take(cols["timestamp"]))
     score_text = take(score_text)
     # repr() of the float the records path makes of the cell
     score_repr = pc.if_else(pc.equal(score_text, "1"), "1.0", score_text)
@@ -314,27 +313,39 @@ def good_table(cols, keep, label, label_num, score_text, segment, features) -> p
     score = pc.cast(
         pc.if_else(pc.equal(score_text, ""), pa.scalar(None, pa.string()), score_text), pa.float64()
     )
-    version, seg, label, feats = (
-        take(cols["model_version"]),
-        take(segment),
-        take(label),
-        take(features),
+    return canonical_table(
+        prediction_id=take(cols["prediction_id"]),
+        timestamp=take(cols["timestamp"]),
+        version=take(cols["model_version"]),
+        label=take(label),
+        label_num=take(label_num),
+        score=score,
+        score_repr=score_repr,
+        segment=take(segment),
+        features=take(features),
     )
+
+
+def canonical_table(
+    *, prediction_id, timestamp, version, label, label_num, score, score_repr, segment, features
+) -> pa.Table:
+    """The staged columns of rows known valid, in the records path's canonical forms, with the
+    content hash it would compute (`score_repr` is repr() of each score, "None" for none)."""
+    iso = iso_utc(timestamp)
     digest_text = pc.binary_join_element_wise(
-        iso, version, label, score_repr, seg, feats.fill_null("None"), "\x1f"
+        iso, version, label, score_repr, segment, features.fill_null("None"), "\x1f"
     )
-    digests = md5_hex(digest_text)
     return pa.table(
         {
-            "prediction_id": take(cols["prediction_id"]),
+            "prediction_id": prediction_id,
             "ts": iso,
             "model_version": version,
             "prediction": label,
-            "prediction_num": take(label_num),
+            "prediction_num": label_num,
             "score": score,
-            "segment": seg,
-            "features": feats,
-            "content_md5": digests,
+            "segment": segment,
+            "features": features,
+            "content_md5": md5_hex(digest_text),
         }
     )
 

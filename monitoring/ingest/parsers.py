@@ -30,6 +30,7 @@ from monitoring.ingest.columnar import (
     columnar_usable,
     csv_header,
 )
+from monitoring.ingest.columnar_json import json_chunks
 from monitoring.ingest.validate import (
     INVALID,
     MAX_DEPTH,
@@ -437,10 +438,10 @@ MEDIA_TYPES = (
 )
 
 
-class CsvPredictions:
-    """A CSV body of predictions, spooled so that it can be read column-wise or record-wise.
+class SpooledPredictions:
+    """A body of predictions, spooled so that it can be read column-wise or record-wise.
 
-    Iterating gives records; `chunks()` gives column-wise blocks (see columnar.py) and raises
+    Iterating gives records; `chunks()` gives column-wise blocks (ColumnarChunk) and raises
     ColumnarFallback when the body is not regular enough, after which iterating starts over.
     """
 
@@ -457,33 +458,65 @@ class CsvPredictions:
         return self.spool
 
     def __iter__(self) -> Iterator:
-        records = parse_csv(self.spooled(), "predictions")
-        return records_capped(records, self.max_records) if self.max_records else records
+        records = self.records(self.spooled())
+        return records_counted(records, self.max_records) if self.max_records else records
 
     def chunks(self) -> Iterator:
-        spool = self.spooled()
+        count = 0
+        for chunk in self.columnar(self.spooled()):
+            count += len(chunk)
+            if self.max_records and count > self.max_records:
+                raise RecordLimitExceeded(self.max_records)
+            yield chunk
+
+    def records(self, spool: BinaryIO) -> Iterator:
+        raise NotImplementedError
+
+    def columnar(self, spool: BinaryIO) -> Iterator:
+        raise NotImplementedError
+
+
+class CsvPredictions(SpooledPredictions):
+    """A CSV body of predictions: columnar.py reads it column-wise."""
+
+    def records(self, spool: BinaryIO) -> Iterator:
+        return parse_csv(spool, "predictions")
+
+    def columnar(self, spool: BinaryIO) -> Iterator:
         try:
             header = csv_header(spool)
         except UnicodeDecodeError:
             raise ColumnarFallback("header") from None
         if not header or not columnar_usable(header):
             raise ColumnarFallback("header")
-        count = 0
-        for chunk in columnar_chunks(spool, header, self.cell_record):
-            count += len(chunk)
-            if self.max_records and count > self.max_records:
-                raise RecordLimitExceeded(self.max_records)
-            yield chunk
+        return columnar_chunks(spool, header, self.cell_record)
 
     @staticmethod
     def cell_record(cells: dict) -> dict:
         return csv_cells_record(cells, "predictions")
 
 
+class JsonPredictions(SpooledPredictions):
+    """A JSON or NDJSON body of predictions: columnar_json.py reads it column-wise."""
+
+    def __init__(self, stream: BinaryIO, *, ndjson: bool):
+        super().__init__(stream)
+        self.ndjson = ndjson
+
+    def records(self, spool: BinaryIO) -> Iterator:
+        return parse_ndjson(spool) if self.ndjson else parse_json(spool)
+
+    def columnar(self, spool: BinaryIO) -> Iterator:
+        return json_chunks(spool, ndjson=self.ndjson, decode=json_loads)
+
+
 def parse_stream(stream: BinaryIO, media_type: str, kind: str) -> Iterator:
     """Records from a body read as a stream; BodyError may come at any record."""
-    if media_type == "text/csv" and kind == "predictions":
-        return CsvPredictions(stream)
+    if kind == "predictions":
+        if media_type == "text/csv":
+            return CsvPredictions(stream)
+        if media_type in ("application/json", "application/x-ndjson"):
+            return JsonPredictions(stream, ndjson=media_type == "application/x-ndjson")
     if media_type == "application/json":
         return parse_json(stream)
     if media_type == "application/x-ndjson":
@@ -528,7 +561,7 @@ class LimitedBody(io.RawIOBase):
 
 
 def records_capped(records, max_records: int):
-    if isinstance(records, CsvPredictions):
+    if isinstance(records, SpooledPredictions):
         records.max_records = max_records
         return records
     return records_counted(records, max_records)

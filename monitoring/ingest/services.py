@@ -15,7 +15,7 @@ from common.sql import is_postgres
 from factory.models import MLModel
 from factory.services import versions_resolve
 from monitoring.ingest.columnar import ColumnarChunk, ColumnarFallback
-from monitoring.ingest.parsers import CsvPredictions, Unreadable
+from monitoring.ingest.parsers import SpooledPredictions, Unreadable
 from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
 from monitoring.ingest.store import outcomes_store, predictions_store
 from monitoring.ingest.validate import printable
@@ -127,7 +127,7 @@ def records_ingest(
             model=model, kind=kind, content_type=content_type, source=source
         )
         receipt = Receipt(batch_id=str(batch.public_id))
-        if isinstance(records, CsvPredictions) and is_postgres():
+        if columnar_readable(records):
             receipt = columnar_or_records(batch, kind, records, receipt, first_index)
         else:
             records_loop(batch, kind, records, receipt, first_index)
@@ -137,6 +137,11 @@ def records_ingest(
         if enqueue_jobs and receipt.accepted:
             transaction.on_commit(lambda: jobs_enqueue(model.pk))
     return receipt
+
+
+def columnar_readable(records) -> bool:
+    """Whether the records come as a body that may be read column-wise (COPY: PostgreSQL)."""
+    return isinstance(records, SpooledPredictions) and is_postgres()
 
 
 def jobs_enqueue(model_id: int) -> None:
@@ -158,7 +163,7 @@ def records_loop(batch: IngestBatch, kind: str, records, receipt: Receipt, first
 
 
 def columnar_or_records(
-    batch: IngestBatch, kind: str, source: CsvPredictions, receipt: Receipt, first_index: int
+    batch: IngestBatch, kind: str, source: SpooledPredictions, receipt: Receipt, first_index: int
 ) -> Receipt:
     """Column-wise blocks when the body allows; else, from a clean slate, record by record."""
     try:

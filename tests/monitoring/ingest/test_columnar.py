@@ -128,6 +128,7 @@ def test_csv_rows_stored_column_wise_equal_the_same_records_sent_as_json(
     assert first["accepted"] > 100 and first["rejected"] > 0
     # and the same records, typed by the records path and sent as JSON, are all duplicates
     records = list(parse_body(body.encode(), "text/csv", "predictions"))
+    monkeypatch.setattr(services, "columnar_readable", lambda records: False)
     second = writer.post(URL, json.dumps(records), content_type="application/json").json()
     assert (second["accepted"], second["duplicates"]) == (0, first["accepted"])
     assert second["rejected"] == first["rejected"]

@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from django.test import override_settings
 
-from monitoring.ingest import parsers, services
+from monitoring.ingest import columnar_json, parsers, services
 from monitoring.ingest.parsers import (
     BodyError,
     BodyTooLarge,
@@ -91,13 +91,33 @@ def test_parsing_memory_is_bounded_by_a_record_not_the_body(monkeypatch):
     body = json.dumps({"records": records}).encode()
     ndjson = "\n".join(json.dumps(r) for r in records).encode()
     del records
-    for payload, media_type in ((body, "application/json"), (ndjson, "application/x-ndjson")):
+    for payload, parse in ((body, parsers.parse_json), (ndjson, parsers.parse_ndjson)):
         tracemalloc.start()
-        count = sum(1 for _ in parse_body(payload, media_type, "predictions"))
+        count = sum(1 for _ in parse(io.BytesIO(payload)))
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert count == 20_000
-        assert peak < len(payload) / 10, f"{media_type}: peak {peak} for a {len(payload)} byte body"
+        assert peak < len(payload) / 10, f"{parse.__name__}: peak {peak} for {len(payload)} bytes"
+
+
+def test_column_wise_reading_memory_is_bounded_by_a_block_not_the_body(monkeypatch):
+    monkeypatch.setattr(parsers, "SPOOL_MEMORY_BYTES", 1 << 16)  # the body spooled to disk
+    monkeypatch.setattr(columnar_json, "BLOCK_BYTES", 1 << 17)
+    features = {f"f{j}": j + 0.25 for j in range(10)}  # no whole floats: all rows column-wise
+    records = [prediction(i, features=features) for i in range(60_000)]
+    list(parse_body(json.dumps(records[:10]).encode(), "application/json", "predictions").chunks())
+    body = json.dumps({"records": records}).encode()
+    ndjson = "\n".join(json.dumps(r) for r in records).encode()
+    del records
+    for payload, media_type in ((body, "application/json"), (ndjson, "application/x-ndjson")):
+        source = parse_body(payload, media_type, "predictions")
+        tracemalloc.start()
+        count = sum(len(chunk) for chunk in source.chunks())
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert count == 60_000
+        # a few blocks, and the 1 MB buffer that copies the body to its spool
+        assert peak < len(payload) / 5, f"{media_type}: peak {peak} for {len(payload)} bytes"
 
 
 @pytest.mark.django_db
