@@ -53,6 +53,7 @@ urlpatterns = [
 urlpatterns += [
     path("models/<slug:name>/compare/", compare_pages.compare_page, name="compare"),
     path("alerts/", alert_pages.alerts_page, name="alerts"),
+    path("alerts/acknowledge", alert_pages.alerts_acknowledge_form, name="alerts-acknowledge"),
     path("models/<slug:name>/alerts/<int:pk>/", alert_pages.alert_page, name="alert"),
     path(
         "models/<slug:name>/alerts/<int:pk>/unsilence",

@@ -5,6 +5,7 @@ the alert page. Links come from monitoring.alerts.links, a metric's words from t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
@@ -266,3 +267,48 @@ def alert_data(notification: Notification) -> dict:
         "chart_url": links.chart,
         "alert_url": links.page,
     }
+
+
+CHANNEL_WORDS = {
+    "email": "e-mail",
+    "webhook": "webhook",
+    "slack": "Slack",
+    "pagerduty": "PagerDuty",
+}
+WAITING_WORDS = {"failed": "failed", "retrying": "failing", "held": "held by the silence"}
+
+
+def channel_words(channels: set[str]) -> str:
+    names = sorted(CHANNEL_WORDS.get(c, c) for c in channels)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def messages_told(notifications: list[Notification], now: datetime) -> str:
+    """What people were told about one alert, counted as they received it: the firing
+    message, each change of direction, each reminder and the resolution count once however
+    many channels carried them; a reminder a later message made redundant (superseded) is
+    not counted. Then what is still on its way: "firing and 3 reminders sent by e-mail;
+    1 due"."""
+    states = [(n, n.delivery_state(now)) for n in notifications]
+    sent = [n for n, state in states if state == "sent"]
+    changes = {(n.kind, n.sequence) for n in sent}
+    kinds = [kind for kind, _ in changes]
+    told = ["firing"] if (NotificationKind.FIRING, 0) in changes else []
+    turned = kinds.count(NotificationKind.FIRING) - len(told)
+    told += [plural(turned, "change of direction", "changes of direction")] if turned else []
+    reminders = kinds.count(NotificationKind.REMINDER)
+    told += [plural(reminders, "reminder")] if reminders else []
+    told += ["resolution"] if NotificationKind.RESOLVED in kinds else []
+    parts = []
+    if told:
+        listed = told[0] if len(told) == 1 else f"{', '.join(told[:-1])} and {told[-1]}"
+        parts.append(f"{listed} sent by {channel_words({n.channel for n in sent})}")
+    waiting = [state for _, state in states if state not in ("sent", "superseded")]
+    for state in ("failed", "retrying", "held", "due"):
+        if waiting.count(state):
+            parts.append(f"{waiting.count(state)} {WAITING_WORDS.get(state, state)}")
+    return "; ".join(parts) or "no message"
