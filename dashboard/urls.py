@@ -55,6 +55,7 @@ urlpatterns += [
     path("alerts/", alert_pages.alerts_page, name="alerts"),
     path("alerts/acknowledge", alert_pages.alerts_acknowledge_form, name="alerts-acknowledge"),
     path("models/<slug:name>/alerts/<int:pk>/", alert_pages.alert_page, name="alert"),
+    path("models/<slug:name>/alerts/<int:pk>/act", alert_pages.alert_act, name="alert-act"),
     path(
         "models/<slug:name>/alerts/<int:pk>/unsilence",
         alert_pages.alert_silence_lift,

@@ -5,7 +5,7 @@ around it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -22,7 +22,13 @@ from dashboard.sections.base import Chart
 from dashboard.sections.model import chart_summary, metric_text
 from factory.models import MLModel
 from monitoring.alerts.judge import series
-from monitoring.alerts.links import alert_links
+from monitoring.alerts.links import (
+    ACKNOWLEDGE,
+    SILENCE_HOURS,
+    ActionLinkInvalid,
+    action_read,
+    alert_links,
+)
 from monitoring.alerts.messages import (
     alert_summary,
     alert_title,
@@ -30,7 +36,7 @@ from monitoring.alerts.messages import (
     messages_told,
     rule_words,
 )
-from monitoring.alerts.services import alerts_acknowledge, rule_silence
+from monitoring.alerts.services import alert_acknowledge, alerts_acknowledge, rule_silence
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics.registry import metric_find, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
@@ -230,6 +236,33 @@ def alert_evaluations(alert: Alert):
     return evaluations
 
 
+DEFAULT_SILENCE_HOURS = 4
+
+
+@dataclass
+class ActionRequest:
+    """What an e-mail's link asks the alert page to confirm (or why it cannot)."""
+
+    action: str = ""
+    token: str = ""
+    hours: int = DEFAULT_SILENCE_HOURS
+    error: str = ""
+
+
+def action_request(request, alert: Alert) -> ActionRequest | None:
+    """The signed request an e-mail's link carries (`act`, and `hours` for a silence)."""
+    token = request.GET.get("act", "")
+    if not token:
+        return None
+    try:
+        action = action_read(token, alert)
+    except ActionLinkInvalid as error:
+        return ActionRequest(error=str(error))
+    hours = request.GET.get("hours", "")
+    chosen = int(hours) if hours.isdigit() and int(hours) in SILENCE_HOURS else None
+    return ActionRequest(action, token, chosen or DEFAULT_SILENCE_HOURS)
+
+
 @require_GET
 @role_required(Role.VIEWER)
 def alert_page(request, name: str, pk: int):
@@ -259,8 +292,35 @@ def alert_page(request, name: str, pk: int):
         "silenced": rule.is_silenced(now),
         "query": "",
         "next": request.get_full_path(),
+        "asked": action_request(request, alert),
+        "silence_hours": SILENCE_HOURS,
     }
     return render(request, "dashboard/alert.html", context)
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def alert_act(request, name: str, pk: int):
+    """Do what an e-mail's link asked, once the person confirmed it on the alert page."""
+    alert = get_object_or_404(Alert.objects.select_related("rule"), model__name=name, pk=pk)
+    try:
+        action = action_read(request.POST.get("act", ""), alert)
+    except ActionLinkInvalid as error:
+        return bad_request(request, BadQuery(str(error)))
+    by = request.user.get_username()
+    if action == ACKNOWLEDGE:
+        done = alert_acknowledge(alert=alert, by=by)
+        note = "Acknowledged: no more reminders." if done else "Resolved already: nothing to do."
+    else:
+        hours = request.POST.get("hours", "")
+        if not hours.isdigit() or int(hours) not in SILENCE_HOURS:
+            return bad_request(request, BadQuery(f"hours must be one of {list(SILENCE_HOURS)}"))
+        until = timezone.now() + timedelta(hours=int(hours))
+        reason = request.POST.get("reason", "").strip()[:500] or f"silenced by {by} from an e-mail"
+        rule_silence(rule=alert.rule, until=until, reason=reason)
+        note = f"Rule #{alert.rule_id} silenced for {SILENCE_HOURS[int(hours)]}."
+    messages.success(request, note)
+    return redirect("dashboard:alert", name=name, pk=pk)
 
 
 @require_POST

@@ -19,6 +19,7 @@ from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertRule, Notification
 from monitoring.tasks import jobs_run_model
 from tests.conftest import NOW, need_service, outcome, prediction
+from tests.monitoring.alerts.email_parts import inline_images
 from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic
 
 pytestmark = pytest.mark.django_db
@@ -167,7 +168,10 @@ def test_five_breaches_in_one_run_make_one_email(model, smtp_server):
     text = message.get_body(("plain",)).get_content()
     assert all(f"{metric_label(metric)} of churn is too low" in text for metric in metrics)
     html = message.get_body(("html",)).get_content()
-    assert html.count("<svg") == 5 and "<img" not in html  # inline, no external host
+    # a chart per alert inside the message, shown by cid; nothing from an outside host
+    charts = inline_images(message)
+    assert len(charts) == 5 and all(f'src="cid:{cid}"' in html for cid in charts)
+    assert "<svg" not in html and 'src="http' not in html
     assert Notification.objects.filter(sent_at__isnull=False).count() == 5
 
 
