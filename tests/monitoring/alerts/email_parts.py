@@ -14,9 +14,10 @@ LINE_RGB = np.array([31, 111, 235])
 
 
 def bodies(message) -> tuple[str, str]:
+    """The plain text and the HTML, with SMTP's CRLF line ends read as newlines."""
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
-    return text, html
+    return text.replace("\r\n", "\n"), html.replace("\r\n", "\n")
 
 
 def inline_images(message) -> dict[str, bytes]:
