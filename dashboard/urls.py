@@ -62,6 +62,8 @@ urlpatterns += [
         name="alert-unsilence",
     ),
     path("models/<slug:name>/rules/new", rule_pages.rule_new, name="rule-new"),
+    path("models/<slug:name>/rules/check", rule_pages.rule_check, name="rule-check-new"),
+    path("models/<slug:name>/rules/<int:pk>/check", rule_pages.rule_check, name="rule-check"),
     path("models/<slug:name>/rules/<int:pk>/", rule_pages.rule_edit, name="rule-edit"),
     path("models/<slug:name>/rules/<int:pk>/delete", rule_pages.rule_delete, name="rule-delete"),
     path(

@@ -408,22 +408,23 @@ class Granularity(models.TextChoices):
     WEEK = "week"
 
 
+# The labels are the words a person reads on the rule form.
 class RuleKind(models.TextChoices):
-    STATIC = "static"
-    RELATIVE = "relative"
-    BAND = "band"
-    NO_DATA = "no_data"
+    STATIC = "static", "Fixed bounds"
+    RELATIVE = "relative", "Change from a baseline, in percent"
+    BAND = "band", "Band around the recent mean"
+    NO_DATA = "no_data", "Too little data"
 
 
 class Severity(models.TextChoices):
-    WARNING = "warning"
-    CRITICAL = "critical"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
 
 
 class Sides(models.TextChoices):
-    BOTH = "both"
-    TOO_LOW = "too_low"
-    TOO_HIGH = "too_high"
+    BOTH = "both", "Too low or too high"
+    TOO_LOW = "too_low", "Only too low"
+    TOO_HIGH = "too_high", "Only too high"
 
 
 # What a no_data rule may count: silence of the predictions, or of the outcomes. Outcomes (the
