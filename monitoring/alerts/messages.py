@@ -28,6 +28,7 @@ from monitoring.models import (
     NotificationKind,
     RuleKind,
     Severity,
+    Sides,
 )
 
 SPARKLINE_WINDOWS = 30
@@ -82,6 +83,11 @@ def alert_summary(alert: Alert) -> str:
     return text + f" The alert has been {alert.state} since {alert.started_at:%Y-%m-%d %H:%M} UTC."
 
 
+def sides_words(sides: str) -> str:
+    """ "too low or too high", "only too low": the rule form's words for the sides."""
+    return Sides(sides).label.lower() if sides in Sides.values else sides.replace("_", " ")
+
+
 def rule_words(rule: AlertRule) -> str:
     """When the rule fires, in words: "fires when Accuracy is below 0.8"."""
     metric = metric_label(rule.metric)
@@ -92,7 +98,7 @@ def rule_words(rule: AlertRule) -> str:
     if rule.kind == RuleKind.BAND:
         return (
             f"fires when {metric} leaves the mean of the last {rule.baseline_windows} "
-            f"windows ± {rule.k:g} standard errors of the window ({rule.sides.replace('_', ' ')})"
+            f"windows ± {rule.k:g} standard errors of the window ({sides_words(rule.sides)})"
         )
     if rule.kind == RuleKind.RELATIVE:
         baseline = (
@@ -112,6 +118,7 @@ class InlineImage:
     png: bytes
     filename: str
     alt: str
+    caption: str
 
 
 @dataclass
@@ -225,7 +232,9 @@ def chart_values(alert: Alert) -> list[float | None]:
     except MetricError:
         return []
     metric = metric_get(rule.metric)
-    return [window_count(metric, p) if metric.reads else p.value for p in points]
+    values = [window_count(metric, p) if metric.reads else p.value for p in points]
+    first = next((i for i, p in enumerate(points) if p.n), len(points))
+    return values[first:]  # from the first window with data: a young model fills the width
 
 
 def alert_chart(alert: Alert) -> InlineImage | None:
@@ -235,12 +244,14 @@ def alert_chart(alert: Alert) -> InlineImage | None:
         return None
     bounds = [b for b in (alert.lower, alert.upper) if b is not None]
     png = sparkline_png(values, bounds=bounds, width=SPARK_W, height=SPARK_H)
-    windows = f"{len(values)} {alert.rule.granularity}s"
+    count = len(values)
+    windows = f"{count} {alert.rule.granularity}{'s' if count > 1 else ''}"
     return InlineImage(
         cid=f"alert-{alert.pk}-chart@canary",
         png=png,
         filename=f"alert-{alert.pk}.png",
         alt=f"{metric_label(alert.rule.metric)} over the last {windows}, bounds dashed",
+        caption=f"The last {windows}; dashed: the rule's bounds; dot: the alert's window.",
     )
 
 

@@ -3,6 +3,7 @@ and a PNG's pixels (zlib and the PNG layout, nothing of Canary's)."""
 
 from __future__ import annotations
 
+import base64
 import struct
 import zlib
 
@@ -57,3 +58,11 @@ def dashed_rows(pixels: np.ndarray) -> list[int]:
     number (the group's first row) per dashed line."""
     rows = np.flatnonzero(near(pixels, BOUND_RGB).mean(axis=1) > 1 / 3)
     return [int(r) for i, r in enumerate(rows) if i == 0 or r != rows[i - 1] + 1]
+
+
+def shown_in_a_mail_program(message) -> str:
+    """The e-mail's HTML with each cid: picture as a data: URL, as a mail program shows it."""
+    _, html = bodies(message)
+    for cid, png in inline_images(message).items():
+        html = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
+    return html

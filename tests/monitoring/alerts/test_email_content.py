@@ -68,7 +68,14 @@ def test_the_subject_puts_the_critical_alert_first_and_names_each_change_once(th
     )
     # and the body tells the critical one first, marked
     text, html = bodies(message)
-    assert text.startswith(f"CRITICAL. Firing (critical): {PREDICTIONS} of churn is too high.")
+    overview, first = text.split("\n====\n\n")[0], text.split("\n====\n\n")[1]
+    assert overview.splitlines() == [
+        "3 changes of churn, the most urgent first:",
+        f"- critical: {PREDICTIONS} too high (50.0000 > 10.0000)",
+        f"- {ACCURACY} too low (0.4000 < 0.8000)",
+        f"- {ACCURACY} too low (0.4000 < 0.9000)",
+    ]
+    assert first.startswith(f"CRITICAL. Firing (critical): {PREDICTIONS} of churn is too high.")
     assert html.index(f"{PREDICTIONS} of churn") < html.index(f"{ACCURACY} of churn")
     assert f"static #{critical.pk}" in text.split("----")[0]
 
