@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
@@ -60,9 +61,13 @@ def y_scale(values: list[float], height_px: int, scale: int):
     return y_of
 
 
+@lru_cache(maxsize=4)
 def pixel_centres(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel's centre (kept for the next picture of the same size)."""
     rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-    return cols + 0.5, rows + 0.5
+    xs, ys = cols + 0.5, rows + 0.5
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
 
 
 def paint(canvas: np.ndarray, colour: tuple[int, int, int], cover: np.ndarray) -> None:
@@ -89,10 +94,14 @@ def polyline_cover(shape, points: list[tuple[float, float] | None], half_width: 
     segments = known or [(p, p) for p in points if p is not None]  # one point: a dot
     xs, ys = pixel_centres(shape)
     distance = np.full(xs.shape, np.inf)
-    for (ax, ay), (bx, by) in segments:  # a few dozen segments, each over every pixel at once
+    reach = half_width + 1  # pixels farther from a segment than this get none of it
+    for (ax, ay), (bx, by) in segments:  # each over the pixels of its own bounding box
+        rows = slice(max(int(min(ay, by) - reach), 0), int(max(ay, by) + reach) + 1)
+        cols = slice(max(int(min(ax, bx) - reach), 0), int(max(ax, bx) + reach) + 1)
+        px, py, box = xs[rows, cols], ys[rows, cols], distance[rows, cols]
         dx, dy = bx - ax, by - ay
-        t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
-        np.minimum(distance, np.hypot(xs - (ax + t * dx), ys - (ay + t * dy)), out=distance)
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
+        np.minimum(box, np.hypot(px - (ax + t * dx), py - (ay + t * dy)), out=box)
     return edge(distance, half_width)
 
 
@@ -113,6 +122,6 @@ def png_encode(rgb: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
+        + png_chunk(b"IDAT", zlib.compress(rows.tobytes()))
         + png_chunk(b"IEND", b"")
     )
