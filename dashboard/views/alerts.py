@@ -116,6 +116,8 @@ def alerts_acknowledge_form(request):
     try:
         ids = [int(pk) for pk in request.POST.getlist("alert")]
     except ValueError:
+        ids = [0]
+    if not all(0 < pk < 2**31 for pk in ids):  # an id the database could not even compare
         return bad_request(request, BadQuery("alert must be alert ids"))
     if not ids:
         return bad_request(request, BadQuery("tick at least one alert to acknowledge"))

@@ -254,4 +254,5 @@ def test_an_editor_acknowledges_several_alerts_at_once(model, editor, viewer):
     assert 'name="alert"' not in viewer.get("/alerts/").content.decode()
     assert viewer.post("/alerts/acknowledge", {"alert": [left.pk]}).status_code == 403
     assert editor.post("/alerts/acknowledge", {"alert": ["x"]}).status_code == 400
+    assert editor.post("/alerts/acknowledge", {"alert": [str(10**20)]}).status_code == 400
     assert editor.post("/alerts/acknowledge", {}).status_code == 400
