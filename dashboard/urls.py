@@ -53,13 +53,17 @@ urlpatterns = [
 urlpatterns += [
     path("models/<slug:name>/compare/", compare_pages.compare_page, name="compare"),
     path("alerts/", alert_pages.alerts_page, name="alerts"),
+    path("alerts/acknowledge", alert_pages.alerts_acknowledge_form, name="alerts-acknowledge"),
     path("models/<slug:name>/alerts/<int:pk>/", alert_pages.alert_page, name="alert"),
+    path("models/<slug:name>/alerts/<int:pk>/act", alert_pages.alert_act, name="alert-act"),
     path(
         "models/<slug:name>/alerts/<int:pk>/unsilence",
         alert_pages.alert_silence_lift,
         name="alert-unsilence",
     ),
     path("models/<slug:name>/rules/new", rule_pages.rule_new, name="rule-new"),
+    path("models/<slug:name>/rules/check", rule_pages.rule_check, name="rule-check-new"),
+    path("models/<slug:name>/rules/<int:pk>/check", rule_pages.rule_check, name="rule-check"),
     path("models/<slug:name>/rules/<int:pk>/", rule_pages.rule_edit, name="rule-edit"),
     path("models/<slug:name>/rules/<int:pk>/delete", rule_pages.rule_delete, name="rule-delete"),
     path(

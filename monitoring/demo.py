@@ -185,12 +185,13 @@ def demo_history_evaluate(*, model: MLModel, now: datetime) -> None:
     """Evaluate the rules at the end of every past day, as the beat schedule would have.
 
     The alerts then open when the change happened (and band baselines freeze before it),
-    instead of a single evaluation today seeing four weeks at once. Messages are left for
-    the next `jobs_run`, which groups them into one e-mail. (The replay sees outcomes that
-    arrived after each day; the demo accepts that shortcut.)
+    instead of a single evaluation today seeing four weeks at once. The replay records no
+    message (no reminder of the past): the next `jobs_run` tells what still fires, in one
+    e-mail. (The replay sees outcomes that arrived after each day; the demo accepts that
+    shortcut.)
     """
     outcomes_join(model_id=model.pk)
     aggregates_refresh(model_id=model.pk)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for days_ago in range(DEMO_DAYS - 1, 0, -1):
-        rules_evaluate(model_id=model.pk, now=today - timedelta(days=days_ago))
+        rules_evaluate(model_id=model.pk, now=today - timedelta(days=days_ago), replay=True)

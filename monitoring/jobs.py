@@ -40,7 +40,7 @@ class JobsReport:
     labels_written: int
     hours_refreshed: int
     rules_evaluated: int
-    notifications_sent: int
+    messages_sent: int  # one per model, channel and target, however many changes
     failures: list[str] = field(default_factory=list)  # open failures after the run
 
     @property

@@ -408,22 +408,23 @@ class Granularity(models.TextChoices):
     WEEK = "week"
 
 
+# The labels are the words a person reads on the rule form.
 class RuleKind(models.TextChoices):
-    STATIC = "static"
-    RELATIVE = "relative"
-    BAND = "band"
-    NO_DATA = "no_data"
+    STATIC = "static", "Fixed bounds"
+    RELATIVE = "relative", "Change from a baseline, in percent"
+    BAND = "band", "Band around the recent mean"
+    NO_DATA = "no_data", "Too little data"
 
 
 class Severity(models.TextChoices):
-    WARNING = "warning"
-    CRITICAL = "critical"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
 
 
 class Sides(models.TextChoices):
-    BOTH = "both"
-    TOO_LOW = "too_low"
-    TOO_HIGH = "too_high"
+    BOTH = "both", "Too low or too high"
+    TOO_LOW = "too_low", "Only too low"
+    TOO_HIGH = "too_high", "Only too high"
 
 
 # What a no_data rule may count: silence of the predictions, or of the outcomes. Outcomes (the
@@ -575,6 +576,10 @@ class Notification(models.Model):
     claim_token = models.UUIDField(null=True)  # who holds it: one sender per group
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # Settled without being told: a reminder that a message telling a newer change of its
+    # alert (its firing or resolution, or a later reminder) made redundant. `sent_at` is
+    # when that message went out.
+    superseded = models.BooleanField(default=False)
 
     MAX_ATTEMPTS = 5  # a notification failing this often is given up (until the peer is back)
 
@@ -591,10 +596,11 @@ class Notification(models.Model):
         return f"{self.kind} {self.channel} notification of alert {self.alert_id}"
 
     def delivery_state(self, now: datetime) -> str:
-        """sent; failed (given up); retrying (failed, tried again later); held (its rule is
-        silenced); or due (waiting for the next sending run)."""
+        """sent; superseded (a newer message of its alert told it); failed (given up);
+        retrying (failed, tried again later); held (its rule is silenced); or due (waiting
+        for the next sending run)."""
         if self.sent_at:
-            return "sent"
+            return "superseded" if self.superseded else "sent"
         if self.error and self.attempts >= self.MAX_ATTEMPTS:
             return "failed"
         if self.error:

@@ -1,14 +1,18 @@
-"""Alert pages: the list of open and recent alerts, and one alert explained (its rule, its
-evaluation history, its messages and their delivery, the chart around it)."""
+"""Alert pages: the list of open and recent alerts (critical first, bulk acknowledge), and one
+alert explained (its rule, its evaluation history, its messages and their delivery, the chart
+around it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Case, IntegerField, Value, When
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, role_required, user_has_role
@@ -18,13 +22,25 @@ from dashboard.sections.base import Chart
 from dashboard.sections.model import chart_summary, metric_text
 from factory.models import MLModel
 from monitoring.alerts.judge import series
-from monitoring.alerts.links import alert_links
-from monitoring.alerts.messages import alert_summary, alert_title, direction_words, rule_words
-from monitoring.alerts.services import rule_silence
+from monitoring.alerts.links import (
+    ACKNOWLEDGE,
+    SILENCE_HOURS,
+    ActionLinkInvalid,
+    action_read,
+    alert_links,
+)
+from monitoring.alerts.messages import (
+    alert_summary,
+    alert_title,
+    direction_words,
+    messages_told,
+    rule_words,
+)
+from monitoring.alerts.services import alert_acknowledge, alerts_acknowledge, rule_silence
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics.registry import metric_find, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
-from monitoring.models import Alert, AlertEvaluation, AlertState, Notification
+from monitoring.models import Alert, AlertEvaluation, AlertState, Notification, Severity
 
 ALERTS_PER_PAGE = 50
 EVALUATIONS_PER_PAGE = 50
@@ -32,13 +48,32 @@ STATE_FILTERS = ("open", "pending", "firing", "resolved", "all")
 CHART_WINDOWS = 30  # windows shown before the alert's latest window
 
 
+def rank(field: str, order: list[str]) -> Case:
+    """A sort key putting the field's values in this order (others last)."""
+    whens = [When(**{field: value}, then=Value(i)) for i, value in enumerate(order)]
+    return Case(*whens, default=Value(len(order)), output_field=IntegerField())
+
+
+# What needs a person first: open before resolved, critical before warning, firing before
+# pending; then the newest.
+URGENCY = (
+    rank("state", [AlertState.RESOLVED]).desc(),  # 0 for resolved, 1 for open ones
+    rank("rule__severity", [Severity.CRITICAL, Severity.WARNING]).asc(),
+    rank("state", [AlertState.FIRING, AlertState.PENDING]).asc(),
+    "-started_at",
+    "-id",
+)
+
+
 def alerts_filtered(*, model: str, state: str):
     alerts = Alert.objects.select_related("rule", "model").prefetch_related("notifications")
     if model:
         alerts = alerts.filter(model__name=model)
     if state == "open":
-        return alerts.exclude(state=AlertState.RESOLVED)
-    return alerts if state == "all" else alerts.filter(state=state)
+        alerts = alerts.exclude(state=AlertState.RESOLVED)
+    elif state != "all":
+        alerts = alerts.filter(state=state)
+    return alerts.order_by(*URGENCY)
 
 
 @require_GET
@@ -54,10 +89,11 @@ def alerts_page(request):
     page = Paginator(alerts, ALERTS_PER_PAGE).get_page(request.GET.get("page"))
     now = timezone.now()
     for alert in page:
-        alert.delivery = delivery_summary(list(alert.notifications.all()), now)
+        alert.delivery = messages_told(list(alert.notifications.all()), now)
         alert.page_url = alert_links(alert).page
         alert.metric_label = metric_label(alert.rule.metric)
         alert.direction_words = direction_words(alert.direction)
+        alert.silenced = alert.rule.is_silenced(now)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -67,8 +103,32 @@ def alerts_page(request):
         "states": STATE_FILTERS,
         "models": MLModel.objects.order_by("name").values_list("name", flat=True),
         "query": query.urlencode(),
+        "can_edit": user_has_role(request.user, Role.EDITOR),
+        "next": request.get_full_path(),
     }
     return render(request, "dashboard/alerts.html", context)
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def alerts_acknowledge_form(request):
+    """Acknowledge the alerts ticked on the alerts page; back to the same list."""
+    try:
+        ids = [int(pk) for pk in request.POST.getlist("alert")]
+    except ValueError:
+        ids = [0]
+    if not all(0 < pk < 2**31 for pk in ids):  # an id the database could not even compare
+        return bad_request(request, BadQuery("alert must be alert ids"))
+    if not ids:
+        return bad_request(request, BadQuery("tick at least one alert to acknowledge"))
+    done = alerts_acknowledge(alert_ids=ids, by=request.user.get_username())
+    skipped = len(set(ids)) - done
+    note = f" ({skipped} resolved or acknowledged already)" if skipped else ""
+    messages.success(request, f"{done} alert{'s' if done != 1 else ''} acknowledged{note}.")
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, {request.get_host()}):
+        return redirect(back)
+    return redirect("dashboard:alerts")
 
 
 @dataclass
@@ -92,15 +152,6 @@ def delivery_of(notification: Notification, now: datetime) -> Delivery:
         until = notification.alert.rule.silenced_until
         return Delivery(state, f"held by the silence until {until:%Y-%m-%d %H:%M}")
     return Delivery(state, "waiting for the next sending run")
-
-
-def delivery_summary(notifications: list[Notification], now: datetime) -> str:
-    if not notifications:
-        return "no message"
-    states = [n.delivery_state(now) for n in notifications]
-    failing = sum(1 for state in states if state in ("failed", "retrying"))
-    text = f"{states.count('sent')} of {len(notifications)} sent"
-    return text + (f", {failing} failing" if failing else "")
 
 
 def evaluation_bounds(evaluations: list[AlertEvaluation]) -> list[dict]:
@@ -187,6 +238,33 @@ def alert_evaluations(alert: Alert):
     return evaluations
 
 
+DEFAULT_SILENCE_HOURS = 4
+
+
+@dataclass
+class ActionRequest:
+    """What an e-mail's link asks the alert page to confirm (or why it cannot)."""
+
+    action: str = ""
+    token: str = ""
+    hours: int = DEFAULT_SILENCE_HOURS
+    error: str = ""
+
+
+def action_request(request, alert: Alert) -> ActionRequest | None:
+    """The signed request an e-mail's link carries (`act`, and `hours` for a silence)."""
+    token = request.GET.get("act", "")
+    if not token:
+        return None
+    try:
+        action = action_read(token, alert)
+    except ActionLinkInvalid as error:
+        return ActionRequest(error=str(error))
+    hours = request.GET.get("hours", "")
+    chosen = int(hours) if hours.isdigit() and int(hours) in SILENCE_HOURS else None
+    return ActionRequest(action, token, chosen or DEFAULT_SILENCE_HOURS)
+
+
 @require_GET
 @role_required(Role.VIEWER)
 def alert_page(request, name: str, pk: int):
@@ -216,8 +294,35 @@ def alert_page(request, name: str, pk: int):
         "silenced": rule.is_silenced(now),
         "query": "",
         "next": request.get_full_path(),
+        "asked": action_request(request, alert),
+        "silence_hours": SILENCE_HOURS,
     }
     return render(request, "dashboard/alert.html", context)
+
+
+@require_POST
+@role_required(Role.EDITOR)
+def alert_act(request, name: str, pk: int):
+    """Do what an e-mail's link asked, once the person confirmed it on the alert page."""
+    alert = get_object_or_404(Alert.objects.select_related("rule"), model__name=name, pk=pk)
+    try:
+        action = action_read(request.POST.get("act", ""), alert)
+    except ActionLinkInvalid as error:
+        return bad_request(request, BadQuery(str(error)))
+    by = request.user.get_username()
+    if action == ACKNOWLEDGE:
+        done = alert_acknowledge(alert=alert, by=by)
+        note = "Acknowledged: no more reminders." if done else "Resolved already: nothing to do."
+    else:
+        hours = request.POST.get("hours", "")
+        if not hours.isdigit() or int(hours) not in SILENCE_HOURS:
+            return bad_request(request, BadQuery(f"hours must be one of {list(SILENCE_HOURS)}"))
+        until = timezone.now() + timedelta(hours=int(hours))
+        reason = request.POST.get("reason", "").strip()[:500] or f"silenced by {by} from an e-mail"
+        rule_silence(rule=alert.rule, until=until, reason=reason)
+        note = f"Rule #{alert.rule_id} silenced for {SILENCE_HOURS[int(hours)]}."
+    messages.success(request, note)
+    return redirect("dashboard:alert", name=name, pk=pk)
 
 
 @require_POST

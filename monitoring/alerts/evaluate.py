@@ -9,7 +9,10 @@ Lifecycle of one rule's alert:
   relative: the inner half of the band), so a metric hovering at the line fires once and
   stays firing instead of flapping; a pending alert that never fired closes on the first
   window inside;
-- windows are re-read from the aggregates on every run, so late outcomes re-judge them.
+- windows are re-read from the aggregates on every run, so late outcomes re-judge them;
+- a replay (a backfill evaluating past moments) moves alerts as they would have moved but
+  records no message: nobody was waiting for its reminders, and what still fires is told
+  by the next live run.
 Every run records one AlertEvaluation per rule (verdict, value, bounds, n, state, duration,
 error). A metric that cannot be computed is an `error` evaluation, never an alert.
 """
@@ -50,7 +53,9 @@ def open_alert_of(rule: AlertRule) -> Alert | None:
     return rule.alerts.exclude(state=AlertState.RESOLVED).first()
 
 
-def rule_evaluate(rule: AlertRule, now: datetime | None = None, run_id=None) -> AlertEvaluation:
+def rule_evaluate(
+    rule: AlertRule, now: datetime | None = None, run_id=None, *, replay: bool = False
+) -> AlertEvaluation:
     """Judge a rule now, apply the transition; returns the (unsaved) evaluation row."""
     now = now or timezone.now()
     began = time.perf_counter()
@@ -69,7 +74,7 @@ def rule_evaluate(rule: AlertRule, now: datetime | None = None, run_id=None) -> 
         shown = judged[-1] if judged else (judgements[-1] if judgements else None)
         evaluation_describe(evaluation, shown)
         if judged:
-            alert = alert_transition(rule, alert, judged, now)
+            alert = alert_transition(rule, alert, judged, now, tell=not replay)
     evaluation.alert = alert
     evaluation.state = alert.state if alert else ""
     evaluation.duration_ms = (time.perf_counter() - began) * 1000
@@ -105,22 +110,24 @@ def recovered(judgement: Judgement) -> bool:
 
 
 def alert_transition(
-    rule: AlertRule, alert: Alert | None, judged: list[Judgement], now: datetime
+    rule: AlertRule, alert: Alert | None, judged: list[Judgement], now: datetime, *, tell: bool
 ) -> Alert | None:
+    """Move the alert by the judged windows; `tell` records the messages the move needs."""
     latest = judged[-1]
     was_firing = alert.direction if alert is not None and alert.state == AlertState.FIRING else None
     if latest.breach:
         may_fire = tail_length(judged, breached) >= rule.for_windows and cooled_down(rule, now)
         alert = alert_open_or_update(rule, alert, judged, may_fire, now)
-        if was_firing and alert is not None and alert.direction != was_firing:
+        if tell and was_firing and alert is not None and alert.direction != was_firing:
             direction_change_record(alert, now)
     elif alert is not None and (
         alert.state == AlertState.PENDING or tail_length(judged, recovered) >= rule.resolve_windows
     ):
-        alert_resolve(alert, now)
+        alert_resolve(alert, now, tell=tell)
         return None
     if alert is not None and alert.state == AlertState.FIRING:
-        notifications_due_record(alert, now)
+        if tell:
+            notifications_due_record(alert, now)
         retrain_on_firing(alert)  # the factory's hook: at most one retrain request per alert
     return alert
 
@@ -170,10 +177,10 @@ def alert_open_or_update(
     return alert
 
 
-def alert_resolve(alert: Alert, now: datetime) -> None:
+def alert_resolve(alert: Alert, now: datetime, *, tell: bool = True) -> None:
     with transaction.atomic():
         changed = Alert.objects.filter(pk=alert.pk).exclude(state=AlertState.RESOLVED)
-        if not changed.update(state=AlertState.RESOLVED, resolved_at=now):
+        if not changed.update(state=AlertState.RESOLVED, resolved_at=now) or not tell:
             return
         # Tell "resolved" only to those who were told it fired.
         told = alert.notifications.filter(kind=NotificationKind.FIRING)
@@ -244,13 +251,14 @@ def notification_record(
     )
 
 
-def rules_evaluate(*, model_id: int, now: datetime | None = None) -> int:
-    """Evaluate every rule of a model once; the evaluations are written in one bulk insert."""
+def rules_evaluate(*, model_id: int, now: datetime | None = None, replay: bool = False) -> int:
+    """Evaluate every rule of a model once; the evaluations are written in one bulk insert.
+    `replay`: `now` is a past moment of a backfill, and no message is recorded."""
     now = now or timezone.now()
     run_id = uuid.uuid4()
     value_rules_ensure(model_id=model_id)
     rules = list(AlertRule.objects.filter(model_id=model_id).select_related("model"))
-    evaluations = [rule_evaluate(rule, now, run_id) for rule in rules]
+    evaluations = [rule_evaluate(rule, now, run_id, replay=replay) for rule in rules]
     AlertEvaluation.objects.bulk_create(evaluations)
     # One statement keeps the audit trail bounded: a rule evaluated every minute leaves
     # about 43,000 rows in 30 days.

@@ -3,13 +3,20 @@
 Pages link relatively; a message is read outside the site, so e-mails and webhooks put
 CANARY_BASE_URL in front (`absolute=True`). A chart link opens the page in the rule's window
 size, version and segment, at an element the page has for that kind of metric.
+
+An e-mail's one-click actions (acknowledge, silence for a while) are links to the alert page
+carrying a signed, expiring token for that alert and action: the page asks the person to log
+in, then to confirm with a POST. A link never acts by itself (mail scanners open links), and a
+token copied to another alert or kept past ACTION_LINK_MAX_AGE is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -57,6 +64,54 @@ def alert_links(alert: Alert, *, absolute: bool = False) -> AlertLinks:
         return paths
     base = settings.CANARY_BASE_URL
     return AlertLinks(**{name: base + path for name, path in vars(paths).items()})
+
+
+ACTION_LINK_MAX_AGE = timedelta(days=7)
+ACTION_SALT = "canary.alerts.action-link"
+ACKNOWLEDGE, SILENCE = "acknowledge", "silence"
+SILENCE_HOURS = {1: "1 hour", 4: "4 hours", 24: "1 day", 168: "1 week"}  # what a link offers
+
+
+class ActionLinkInvalid(Exception):
+    """A link's token is forged, for another alert, or too old; the message says which."""
+
+
+@dataclass(frozen=True)
+class ActionLinks:
+    acknowledge: str
+    silence: dict[str, str]  # "4 hours": its link
+
+
+def action_token(alert: Alert, action: str) -> str:
+    return signing.dumps({"alert": alert.pk, "action": action}, salt=ACTION_SALT, compress=True)
+
+
+def action_read(token: str, alert: Alert) -> str:
+    """The action a link's token asks for on this alert, or ActionLinkInvalid."""
+    try:
+        data = signing.loads(token, salt=ACTION_SALT, max_age=ACTION_LINK_MAX_AGE)
+    except signing.SignatureExpired as error:
+        days = ACTION_LINK_MAX_AGE.days
+        raise ActionLinkInvalid(f"this link has expired (links work for {days} days)") from error
+    except signing.BadSignature as error:
+        raise ActionLinkInvalid("this link is not one Canary made") from error
+    if data.get("alert") != alert.pk or data.get("action") not in (ACKNOWLEDGE, SILENCE):
+        raise ActionLinkInvalid("this link is for another alert")
+    return data["action"]
+
+
+def action_links(alert: Alert, *, absolute: bool = False) -> ActionLinks:
+    """The alert page with a signed request to acknowledge it, or to silence its rule for one
+    of SILENCE_HOURS (the page lets the person pick another before confirming)."""
+    page = alert_url(alert, absolute=absolute)
+    silence = action_token(alert, SILENCE)
+    return ActionLinks(
+        acknowledge=page + "?" + urlencode({"act": action_token(alert, ACKNOWLEDGE)}),
+        silence={
+            words: page + "?" + urlencode({"act": silence, "hours": hours})
+            for hours, words in SILENCE_HOURS.items()
+        },
+    )
 
 
 def alert_url(alert: Alert, *, absolute: bool = False) -> str:

@@ -1,17 +1,21 @@
 """What Canary says about an alert, said once: the subject line, the one-line change, the
 one-sentence summary and the rule in words, for the e-mail (text and HTML), the webhook and
-the alert page. Links come from monitoring.alerts.links, a metric's words from the registry."""
+the alert page. Links come from monitoring.alerts.links, a metric's words from the registry.
+
+The e-mail carries no SVG (mail programs strip it) and loads nothing from elsewhere: its chart
+is a PNG inside the message, shown by `cid:`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.template.loader import render_to_string
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
+from common.sparkline import sparkline_png
 from monitoring.alerts.judge import series, window_count
-from monitoring.alerts.links import AlertLinks, alert_links
+from monitoring.alerts.links import ActionLinks, AlertLinks, action_links, alert_links
 from monitoring.metrics.registry import metric_get, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import (
@@ -19,9 +23,12 @@ from monitoring.models import (
     AlertRule,
     AlertState,
     Direction,
+    HourlyAggregate,
     Notification,
     NotificationKind,
     RuleKind,
+    Severity,
+    Sides,
 )
 
 SPARKLINE_WINDOWS = 30
@@ -76,6 +83,11 @@ def alert_summary(alert: Alert) -> str:
     return text + f" The alert has been {alert.state} since {alert.started_at:%Y-%m-%d %H:%M} UTC."
 
 
+def sides_words(sides: str) -> str:
+    """ "too low or too high", "only too low": the rule form's words for the sides."""
+    return Sides(sides).label.lower() if sides in Sides.values else sides.replace("_", " ")
+
+
 def rule_words(rule: AlertRule) -> str:
     """When the rule fires, in words: "fires when Accuracy is below 0.8"."""
     metric = metric_label(rule.metric)
@@ -86,7 +98,7 @@ def rule_words(rule: AlertRule) -> str:
     if rule.kind == RuleKind.BAND:
         return (
             f"fires when {metric} leaves the mean of the last {rule.baseline_windows} "
-            f"windows ± {rule.k:g} standard errors of the window ({rule.sides.replace('_', ' ')})"
+            f"windows ± {rule.k:g} standard errors of the window ({sides_words(rule.sides)})"
         )
     if rule.kind == RuleKind.RELATIVE:
         baseline = (
@@ -98,6 +110,17 @@ def rule_words(rule: AlertRule) -> str:
     return f"fires when a {rule.granularity} has fewer than {rule.min_count} {metric}"
 
 
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture sent inside the message and shown by `cid:` (no outside host to block)."""
+
+    cid: str
+    png: bytes
+    filename: str
+    alt: str
+    caption: str
+
+
 @dataclass
 class Item:
     """One alert's change, as told: the alert, the kind of change, its links and evidence."""
@@ -106,7 +129,10 @@ class Item:
     kind: str
     changed: bool  # a firing alert that crossed to the other side of its bounds
     links: AlertLinks
-    sparkline_svg: SafeString | str  # built by format_html from escaped values, or ""
+    actions: ActionLinks | None = None  # e-mail only: signed links to act on the alert
+    chart: InlineImage | None = None  # e-mail only: the metric's last windows, as a PNG
+    versions: list[str] = field(default_factory=list)  # what served the alert's window
+    drivers: list[str] = field(default_factory=list)  # see alert_drivers
 
     @property
     def metric(self) -> str:
@@ -115,6 +141,10 @@ class Item:
     @property
     def direction(self) -> str:
         return direction_words(self.alert.direction)
+
+    @property
+    def critical(self) -> bool:
+        return self.alert.rule.severity == Severity.CRITICAL
 
     @property
     def headline(self) -> str:
@@ -138,6 +168,20 @@ class Item:
         return rule_words(self.alert.rule)
 
     @property
+    def version_words(self) -> str:
+        """ "1.1.0", "1.0.0 and 1.1.0", or "" when no prediction was in the window."""
+        names = self.versions
+        if len(names) < 2:
+            return "".join(names)
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+
+    @property
+    def change_words(self) -> str:
+        """The change as a subject names it: "Accuracy too low", "ROC AUC resolved"."""
+        resolved = self.kind == NotificationKind.RESOLVED
+        return f"{self.metric} {'resolved' if resolved else self.direction}"
+
+    @property
     def short(self) -> str:
         """The change in a subject's few words: "Accuracy too low (0.4000 < 0.8000)"."""
         alert = self.alert
@@ -152,59 +196,82 @@ class Item:
         return f"{self.metric} {now}{self.direction} ({four_places(alert.value)}{against})"
 
 
+def urgency(item: Item) -> tuple[int, int]:
+    """Critical before warning; a firing or changed alert before a reminder, resolved last."""
+    order = {NotificationKind.FIRING: 0, NotificationKind.REMINDER: 1}
+    resolved = item.kind == NotificationKind.RESOLVED
+    return (0 if item.critical and not resolved else 1, order.get(item.kind, 2))
+
+
 def subject_line(items: list[Item]) -> str:
+    """Critical first, each change named once: two rules finding accuracy too low make
+    "Accuracy too low on 2 rules", not the same words twice."""
+    items = sorted(items, key=urgency)
     model = items[0].alert.model.name
+    critical = "CRITICAL " if urgency(items[0])[0] == 0 else ""
     if len(items) > 1:
-        changes = ", ".join(
-            f"{i.metric} {'resolved' if i.kind == NotificationKind.RESOLVED else i.direction}"
-            for i in items
+        counts = Counter(i.change_words for i in items)
+        named = ", ".join(
+            words if count == 1 else f"{words} on {count} rules"
+            for words, count in counts.items()  # in the order first met: critical first
         )
-        return f"[Canary] {model}: {len(items)} alert changes ({changes})"
+        return f"[Canary] {critical}{model}: {len(items)} alert changes ({named})"
     (item,) = items
     prefix = {NotificationKind.RESOLVED: "RESOLVED ", NotificationKind.REMINDER: "STILL FIRING "}
     marker = "CHANGED " if item.changed else prefix.get(item.kind, "")
-    return f"[Canary] {marker}{model}: {item.short}"
+    return f"[Canary] {critical}{marker}{model}: {item.short}"
 
 
-def sparkline_svg(alert: Alert) -> SafeString | str:
-    """An inline SVG of the metric's last windows with the bounds dashed; no external host."""
+def chart_values(alert: Alert) -> list[float | None]:
+    """The rule's metric over the last SPARKLINE_WINDOWS windows up to the alert's (a
+    no_data rule's count, for a pseudo-metric); [] when it cannot be computed."""
     rule = alert.rule
     start = alert.window_end - WINDOW[rule.granularity] * SPARKLINE_WINDOWS
     try:
         points = series(rule, start=start, now=alert.window_end)
     except MetricError:
-        return ""
+        return []
     metric = metric_get(rule.metric)
     values = [window_count(metric, p) if metric.reads else p.value for p in points]
-    known = [v for v in values if v is not None]
+    first = next((i for i, p in enumerate(points) if p.n), len(points))
+    return values[first:]  # from the first window with data: a young model fills the width
+
+
+def alert_chart(alert: Alert) -> InlineImage | None:
+    """The sparkline of the metric with the bounds dashed and the alert's window dotted."""
+    values = chart_values(alert)
+    if not any(v is not None for v in values):
+        return None
     bounds = [b for b in (alert.lower, alert.upper) if b is not None]
-    if not known:
-        return ""
-    low, high = min(known + bounds), max(known + bounds)
-    span = (high - low) or 1.0
-
-    def y(value: float) -> float:
-        return round(SPARK_H - 4 - (value - low) / span * (SPARK_H - 8), 1)
-
-    step = SPARK_W / max(len(values) - 1, 1)
-    path = " ".join(f"{i * step:.1f},{y(v)}" for i, v in enumerate(values) if v is not None)
-    lines = format_html_join(
-        "",
-        '<line x1="0" x2="{}" y1="{}" y2="{}" stroke="#c0392b" stroke-dasharray="4 3" '
-        'stroke-width="1"/>',
-        ((SPARK_W, y(b), y(b)) for b in bounds),
+    png = sparkline_png(values, bounds=bounds, width=SPARK_W, height=SPARK_H)
+    count = len(values)
+    windows = f"{count} {alert.rule.granularity}{'s' if count > 1 else ''}"
+    return InlineImage(
+        cid=f"alert-{alert.pk}-chart@canary",
+        png=png,
+        filename=f"alert-{alert.pk}.png",
+        alt=f"{metric_label(alert.rule.metric)} over the last {windows}, bounds dashed",
+        caption=f"The last {windows}; dashed: the rule's bounds; dot: the alert's window.",
     )
-    # format_html escapes every value it fills in: the metric's words may be a user's name.
-    return format_html(
-        '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        'viewBox="0 0 {w} {h}" role="img" aria-label="{label} sparkline">'
-        '{lines}<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{path}"/></svg>',
-        w=SPARK_W,
-        h=SPARK_H,
-        label=metric_label(rule.metric),
-        lines=lines,
-        path=path,
+
+
+def window_versions(alert: Alert) -> list[str]:
+    """The versions that made the predictions of the alert's window (the rule's, if it
+    watches one)."""
+    if alert.rule.version:
+        return [alert.rule.version]
+    hours = HourlyAggregate.objects.filter(
+        model_id=alert.model_id, hour__gte=alert.window_start, hour__lt=alert.window_end
     )
+    names = hours.values_list("version__version", flat=True).distinct()
+    return sorted(names)
+
+
+def alert_drivers(alert: Alert) -> list[str]:
+    """HOOK for the explain issue: the top drivers of the alert's change, each a sentence
+    ("tenure_months drifted: 0.31 against 0.1"). The e-mail lists them under the summary when
+    there are any. Until the explanation lands, there are none."""
+    return []
 
 
 def changed_direction(notification: Notification) -> bool:
@@ -212,31 +279,49 @@ def changed_direction(notification: Notification) -> bool:
     return notification.kind == NotificationKind.FIRING and notification.sequence > 0
 
 
-def items_of(notifications: list[Notification]) -> list[Item]:
-    return [
+def items_of(notifications: list[Notification], *, for_email: bool = False) -> list[Item]:
+    """The changes to tell, most urgent first; `for_email` adds what only an e-mail carries
+    (the chart and the signed action links)."""
+    items = [
         Item(
             alert=n.alert,
             kind=n.kind,
             changed=changed_direction(n),
             links=alert_links(n.alert, absolute=True),
-            sparkline_svg=sparkline_svg(n.alert),
+            actions=action_links(n.alert, absolute=True) if for_email else None,
+            chart=alert_chart(n.alert) if for_email else None,
+            versions=window_versions(n.alert),
+            drivers=alert_drivers(n.alert),
         )
         for n in notifications
     ]
+    return sorted(items, key=urgency)
 
 
-def message_render(notifications: list[Notification]) -> tuple[str, str, str]:
-    """Subject, plain text and HTML telling these notifications of one model together."""
-    items = items_of(notifications)
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    text: str
+    html: str
+    images: list[InlineImage]
+
+
+def email_render(notifications: list[Notification]) -> Email:
+    """The e-mail telling these notifications of one model together: subject, plain text,
+    HTML and the pictures its HTML shows by cid."""
+    items = items_of(notifications, for_email=True)
     context = {"model": items[0].alert.model, "items": items}
     text = render_to_string("emails/alert.txt", context)
     html = render_to_string("emails/alert.html", context)
-    return subject_line(items), text, html
+    images = [item.chart for item in items if item.chart]
+    return Email(subject_line(items), text, html, images)
 
 
 def payload_render(notifications: list[Notification]) -> dict:
     """A webhook's JSON: a Slack-compatible `text` and the alerts as data."""
-    subject, text, _ = message_render(notifications)
+    items = items_of(notifications)
+    subject = subject_line(items)
+    text = render_to_string("emails/alert.txt", {"model": items[0].alert.model, "items": items})
     alerts = [alert_data(n) for n in notifications]
     return {
         "text": text,
@@ -266,3 +351,48 @@ def alert_data(notification: Notification) -> dict:
         "chart_url": links.chart,
         "alert_url": links.page,
     }
+
+
+CHANNEL_WORDS = {
+    "email": "e-mail",
+    "webhook": "webhook",
+    "slack": "Slack",
+    "pagerduty": "PagerDuty",
+}
+WAITING_WORDS = {"failed": "failed", "retrying": "failing", "held": "held by the silence"}
+
+
+def channel_words(channels: set[str]) -> str:
+    names = sorted(CHANNEL_WORDS.get(c, c) for c in channels)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def messages_told(notifications: list[Notification], now: datetime) -> str:
+    """What people were told about one alert, counted as they received it: the firing
+    message, each change of direction, each reminder and the resolution count once however
+    many channels carried them; a reminder a later message made redundant (superseded) is
+    not counted. Then what is still on its way: "firing and 3 reminders sent by e-mail;
+    1 due"."""
+    states = [(n, n.delivery_state(now)) for n in notifications]
+    sent = [n for n, state in states if state == "sent"]
+    changes = {(n.kind, n.sequence) for n in sent}
+    kinds = [kind for kind, _ in changes]
+    told = ["firing"] if (NotificationKind.FIRING, 0) in changes else []
+    turned = kinds.count(NotificationKind.FIRING) - len(told)
+    told += [plural(turned, "change of direction", "changes of direction")] if turned else []
+    reminders = kinds.count(NotificationKind.REMINDER)
+    told += [plural(reminders, "reminder")] if reminders else []
+    told += ["resolution"] if NotificationKind.RESOLVED in kinds else []
+    parts = []
+    if told:
+        listed = told[0] if len(told) == 1 else f"{', '.join(told[:-1])} and {told[-1]}"
+        parts.append(f"{listed} sent by {channel_words({n.channel for n in sent})}")
+    waiting = [state for _, state in states if state not in ("sent", "superseded")]
+    for state in ("failed", "retrying", "held", "due"):
+        if waiting.count(state):
+            parts.append(f"{waiting.count(state)} {WAITING_WORDS.get(state, state)}")
+    return "; ".join(parts) or "no message"

@@ -3,7 +3,8 @@
 A sender claims due notifications in one UPDATE (free ones only, marked with its token),
 so two evaluators running at once never send the same one twice. The claimed rows are
 grouped per model, channel and target: five breaches of one model found in one run make
-one e-mail. A failed group is retried with exponential backoff up to MAX_ATTEMPTS times;
+one e-mail, and a reminder that message makes redundant is marked superseded, not counted
+as sent. A failed group is retried with exponential backoff up to MAX_ATTEMPTS times;
 permanent failures stop at once. Every outcome is recorded on the rows. Once the same peer
 accepts a message again, what was given up for it is tried again.
 """
@@ -69,13 +70,15 @@ def told(group: list[Notification]) -> list[Notification]:
 
 
 def group_send(group: list[Notification], now: datetime) -> int:
-    """Send one message for the group; record the outcome on every row of it."""
+    """Send one message for the group; record the outcome on every row of it. Returns the
+    number of messages delivered: 1, or 0 on failure."""
     first = group[0]
     ids = [n.pk for n in group]
     rows = Notification.objects.filter(pk__in=ids)
     transport = TRANSPORTS[first.channel](first.target, first.recipients)
+    telling = told(group)
     try:
-        subject = transport.send(told(group))
+        subject = transport.send(telling)
     except TransportError as error:
         attempts = max(n.attempts for n in group)  # the claim counted this one
         log.warning("%s notification %s failed: %s", first.channel, ids, error)
@@ -87,8 +90,9 @@ def group_send(group: list[Notification], now: datetime) -> int:
         )
         return 0
     rows.update(sent_at=timezone.now(), subject=subject[:300], error="")
+    rows.exclude(pk__in=[n.pk for n in telling]).update(superseded=True)
     given_up_rearm(first)
-    return len(group)
+    return 1
 
 
 def given_up_rearm(sent: Notification) -> int:
@@ -106,7 +110,8 @@ def given_up_rearm(sent: Notification) -> int:
 
 
 def notifications_send(*, model_id: int | None = None, now: datetime | None = None) -> int:
-    """Send every notification still due; returns how many were delivered."""
+    """Send every notification still due; returns how many messages were delivered (one
+    per model, channel and target however many changes it tells)."""
     now = now or timezone.now()
     claimed = notifications_claim(model_id=model_id, now=now)
     return sum(group_send(group, now) for group in groups_of(claimed))

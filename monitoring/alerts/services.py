@@ -36,6 +36,15 @@ def alert_acknowledge(*, alert: Alert, by: str, now: datetime | None = None) -> 
     return bool(open_alert.update(acknowledged_at=now or timezone.now(), acknowledged_by=by))
 
 
+def alerts_acknowledge(*, alert_ids: list[int], by: str, now: datetime | None = None) -> int:
+    """Acknowledge many open alerts at once (the alerts page's bulk action) in one UPDATE;
+    one already acknowledged keeps who saw it first. Returns how many were acknowledged."""
+    chosen = Alert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True)
+    return chosen.exclude(state=AlertState.RESOLVED).update(
+        acknowledged_at=now or timezone.now(), acknowledged_by=by
+    )
+
+
 def rule_silence(*, rule: AlertRule, until: datetime | None, reason: str) -> AlertRule:
     """No messages for this rule until `until` (None lifts the silence); evaluation goes on.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 
 from django.db.models import Max
 from django.utils import timezone
@@ -61,22 +62,61 @@ def rule_half_width(rule: AlertRule, n: float, std: float, mean: float) -> float
     return min(distances) if distances else None
 
 
-def rule_warnings(*, rule: AlertRule, labelled: bool = False) -> list[str]:
-    """The rule's warnings; `labelled` names the metric in words (pages), else by key (API)."""
+@dataclass(frozen=True)
+class RuleSensitivity:
+    """What a rule can see in its metric's recent noise."""
+
+    n: float  # typical observations per window
+    effect: float  # the minimum detectable effect of the rule's comparison
+    reacts_to: float | None  # the change the rule fires on (None: not a comparison)
+
+    @property
+    def noisy(self) -> bool:
+        return self.reacts_to is not None and self.reacts_to < self.effect
+
+
+def rule_sensitivity(rule: AlertRule) -> RuleSensitivity | None:
+    """None for a no_data rule (it counts, it weighs no noise) or without recent windows."""
     if rule.kind == RuleKind.NO_DATA:
-        return []
+        return None
     noise = metric_noise(rule)
     if noise is None:
-        return []
+        return None
     n, std, mean = noise
-    half_width = rule_half_width(rule, n, std, mean)
     baseline_n = n if rule.kind == RuleKind.STATIC else n * rule.baseline_windows
     effect = mde(std=std, n1=n, n2=baseline_n)
-    if half_width is None or half_width >= effect:
+    return RuleSensitivity(n, effect, rule_half_width(rule, n, std, mean))
+
+
+def sensitivity_words(rule: AlertRule, sensitivity: RuleSensitivity | None) -> str:
+    """The rule's minimum detectable effect in a sentence, for the form before saving."""
+    metric = metric_label(rule.metric)
+    if rule.kind == RuleKind.NO_DATA:
+        return f"A no-data rule counts {metric}; there is no noise to weigh."
+    if sensitivity is None:
+        return f"No recent windows of {metric} yet: its noise cannot be weighed."
+    said = (
+        f"With about {sensitivity.n:,.0f} observations per {rule.granularity}, the smallest "
+        f"change of {metric} this rule can tell from noise is {sensitivity.effect:.4g}"
+    )
+    if sensitivity.reacts_to is None:
+        return said + "."
+    return said + f"; the rule reacts to changes of {sensitivity.reacts_to:.4g}."
+
+
+def rule_warnings(*, rule: AlertRule, labelled: bool = False) -> list[str]:
+    """The rule's warnings; `labelled` names the metric in words (pages), else by key (API)."""
+    return noise_warnings(rule, rule_sensitivity(rule), labelled=labelled)
+
+
+def noise_warnings(
+    rule: AlertRule, sensitivity: RuleSensitivity | None, *, labelled: bool
+) -> list[str]:
+    if sensitivity is None or not sensitivity.noisy:
         return []
     metric = metric_label(rule.metric) if labelled else rule.metric
     return [
-        f"this rule will fire on noise: it reacts to changes of {half_width:.4g}, smaller than "
-        f"the minimum detectable effect of {metric} ({effect:.4g} with about "
-        f"{n:.0f} observations per {rule.granularity})"
+        f"this rule will fire on noise: it reacts to changes of {sensitivity.reacts_to:.4g}, "
+        f"smaller than the minimum detectable effect of {metric} ({sensitivity.effect:.4g} "
+        f"with about {sensitivity.n:.0f} observations per {rule.granularity})"
     ]

@@ -205,6 +205,7 @@ class AlertSerializer(serializers.ModelSerializer):
                 "kind": n.kind,
                 "channel": n.channel,
                 "sent_at": n.sent_at,
+                "superseded": n.superseded,
                 "attempts": n.attempts,
                 "error": n.error,
             }
@@ -212,7 +213,7 @@ class AlertSerializer(serializers.ModelSerializer):
         ]
 
     def get_notified(self, alert) -> bool:
-        return any(n.sent_at is not None for n in alert.notifications.all())
+        return any(n.sent_at is not None and not n.superseded for n in alert.notifications.all())
 
 
 class PointSerializer(serializers.Serializer):

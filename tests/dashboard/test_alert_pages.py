@@ -43,7 +43,7 @@ def alert_url(alert: Alert) -> str:
 def test_the_list_shows_open_alerts_and_filters(firing, viewer):
     html = viewer.get("/alerts/").content.decode()
     assert "1 alert open" in html and alert_url(firing) in html
-    assert "too low" in html and "1 of 1 sent" in html
+    assert "too low" in html and "firing sent by e-mail" in html
     Alert.objects.update(state="resolved", resolved_at=timezone.now())
     assert alert_url(firing) not in viewer.get("/alerts/").content.decode()
     resolved = viewer.get("/alerts/", {"state": "resolved", "model": "churn"}).content.decode()
@@ -177,3 +177,82 @@ def test_segment_names_are_escaped_on_alert_pages(firing, viewer):
         assert XSS not in html
     shown = viewer.get(alert_url(firing)).content.decode()
     assert "segment “&lt;script&gt;alert(1)&lt;/script&gt;”" in shown
+
+
+def alerts_listed(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'data-alert="(\d+)"', html)]
+
+
+def alert_of(model, *, severity: str, state: str, started_days_ago: int) -> Alert:
+    rule = AlertRule.objects.create(
+        model=model, metric="accuracy", kind="static", lower=0.9, severity=severity
+    )
+    now = timezone.now()
+    return Alert.objects.create(
+        rule=rule,
+        model=model,
+        state=state,
+        direction="too_low",
+        value=0.5,
+        n=100,
+        lower=0.9,
+        window_start=now - timedelta(days=1),
+        window_end=now,
+        started_at=now - timedelta(days=started_days_ago),
+        resolved_at=now if state == "resolved" else None,
+    )
+
+
+def test_the_list_puts_open_critical_alerts_first_then_firing_then_the_newest(model, viewer):
+    # given: alerts of both severities and every state, started on different days
+    old_critical = alert_of(model, severity="critical", state="firing", started_days_ago=9)
+    new_warning = alert_of(model, severity="warning", state="firing", started_days_ago=1)
+    pending_critical = alert_of(model, severity="critical", state="pending", started_days_ago=2)
+    pending_warning = alert_of(model, severity="warning", state="pending", started_days_ago=0)
+    resolved_critical = alert_of(model, severity="critical", state="resolved", started_days_ago=0)
+    # when
+    html = viewer.get("/alerts/", {"state": "all"}).content.decode()
+    # then: open before resolved, critical first, firing before pending, then the newest
+    expected = [old_critical, pending_critical, new_warning, pending_warning, resolved_critical]
+    assert alerts_listed(html) == [a.pk for a in expected]
+    table = html[html.index('id="alerts"') :]
+    assert table.index("severity-critical") < table.index("severity-warning")
+    assert "<th>Severity</th>" in html
+
+
+def test_acknowledged_and_silenced_alerts_are_marked(firing, viewer):
+    firing.rule.silenced_until = timezone.now() + timedelta(hours=4)
+    firing.rule.save()
+    Alert.objects.filter(pk=firing.pk).update(acknowledged_at=timezone.now(), acknowledged_by="ana")
+    html = viewer.get("/alerts/").content.decode()
+    until = f"{firing.rule.silenced_until:%Y-%m-%d %H:%M}"
+    assert "✓ acknowledged by ana" in html and f"silenced until {until}" in html
+
+
+def test_an_editor_acknowledges_several_alerts_at_once(model, editor, viewer):
+    # given: three open alerts and a resolved one
+    chosen = [
+        alert_of(model, severity="warning", state="firing", started_days_ago=d) for d in (1, 2)
+    ]
+    left = alert_of(model, severity="critical", state="firing", started_days_ago=3)
+    resolved = alert_of(model, severity="critical", state="resolved", started_days_ago=0)
+    html = editor.get("/alerts/").content.decode()
+    assert 'id="acknowledge-selected"' in html
+    assert f'name="alert" value="{resolved.pk}"' not in html  # nothing to acknowledge there
+    # when two of them (and, by a forged form, the resolved one) are acknowledged together
+    ids = [a.pk for a in chosen] + [resolved.pk]
+    response = editor.post("/alerts/acknowledge", {"alert": ids, "next": "/alerts/?model=churn"})
+    # then only the open ones are, by the editor, and the list says so
+    assert response.status_code == 302 and response["Location"] == "/alerts/?model=churn"
+    acknowledged = Alert.objects.filter(acknowledged_by="editor").values_list("pk", flat=True)
+    assert sorted(acknowledged) == sorted(a.pk for a in chosen)
+    left.refresh_from_db()
+    assert left.acknowledged_at is None
+    html = editor.get(response["Location"]).content.decode()
+    assert "2 alerts acknowledged (1 resolved or acknowledged already)." in html
+    # and a viewer has no boxes to tick and cannot post the form
+    assert 'name="alert"' not in viewer.get("/alerts/").content.decode()
+    assert viewer.post("/alerts/acknowledge", {"alert": [left.pk]}).status_code == 403
+    assert editor.post("/alerts/acknowledge", {"alert": ["x"]}).status_code == 400
+    assert editor.post("/alerts/acknowledge", {"alert": [str(10**20)]}).status_code == 400
+    assert editor.post("/alerts/acknowledge", {}).status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -185,3 +186,70 @@ def test_an_editor_creates_a_rule_of_any_kind_and_a_viewer_cannot(model, editor,
     refused = viewer.post("/models/churn/rules/new", form(kind="band", k="3"))
     assert refused.status_code == 403
     assert not AlertRule.objects.filter(model=model, kind="band", metric="accuracy").exists()
+
+
+def check(client, **changes) -> dict:
+    return client.get("/models/churn/rules/check", form(**changes)).json()
+
+
+def test_the_check_weighs_a_rule_before_it_is_saved(labelled_days, editor):
+    # given: ten days of 60 labelled predictions; when a band rule is checked, not saved
+    wide = check(editor, kind="band", k="4", lower="", baseline_windows="5")
+    narrow = check(editor, kind="band", k="0.2", lower="", baseline_windows="5")
+    # then both say the rule in words and its minimum detectable effect, the same effect
+    assert wide["errors"] == {} and wide["warnings"] == []
+    assert wide["words"].startswith("This rule fires when Accuracy leaves the mean of the last 5")
+    assert "With about 60 observations per day" in wide["sensitivity"]
+    assert wide["effect"] == pytest.approx(narrow["effect"])
+    # the band reacts to k standard errors: 4 of them are beyond the effect, 0.2 within it
+    assert wide["reacts_to"] == pytest.approx(narrow["reacts_to"] * 20)
+    assert wide["reacts_to"] > wide["effect"] > narrow["reacts_to"]
+    (warning,) = narrow["warnings"]
+    assert warning.startswith("this rule will fire on noise") and "of Accuracy" in warning
+    # and the warning is the one the API gives the rule once saved
+    saved = editor.post("/models/churn/rules/new", form(kind="band", k="0.2", baseline_windows="5"))
+    assert saved.status_code == 302
+    rule = AlertRule.objects.get(kind="band")
+    api = editor.get(f"/api/v1/models/churn/alert-rules/{rule.pk}").json()
+    assert api["warnings"] == [warning.replace("of Accuracy", "of accuracy")]
+
+
+def test_the_check_saves_nothing_and_says_what_is_wrong_by_field(rule, editor):
+    answer = editor.get(f"/models/churn/rules/{rule.pk}/check", form(lower="0.9", upper="0.1"))
+    assert answer.status_code == 200
+    assert answer.json()["errors"] == {"upper": ["must be greater than lower"]}
+    band = check(editor, kind="band", k="")
+    assert band["errors"] == {"k": ["band rules need k > 0"]} and band["words"] == ""
+    rule.refresh_from_db()
+    assert (rule.lower, rule.upper) == (0.8, None)
+    no_data = check(editor, kind="no_data", metric="predictions", min_count="50")
+    assert no_data["words"] == "This rule fires when a day has fewer than 50 Predictions."
+    assert "there is no noise to weigh" in no_data["sensitivity"]
+
+
+def test_the_check_is_for_editors(rule, viewer):
+    assert viewer.get(f"/models/churn/rules/{rule.pk}/check", form()).status_code == 403
+
+
+def test_a_rule_turned_to_another_kind_keeps_none_of_the_old_kinds_fields(rule, editor):
+    # given: a static rule with a lower bound; when it becomes a relative rule
+    response = editor.post(edit_url(rule), form(kind="relative", percent="10"))
+    # then its bound is gone, and back to a band: its percent and baseline version too
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.kind, rule.lower, rule.percent) == ("relative", None, 10.0)
+    editor.post(edit_url(rule), form(kind="band", k="3", percent="10", baseline_version="1.0.0"))
+    rule.refresh_from_db()
+    assert (rule.kind, rule.k, rule.percent, rule.baseline_version) == ("band", 3.0, None, None)
+
+
+def test_the_form_reads_in_words_and_marks_each_field_with_its_kinds(rule, editor):
+    html = editor.get(edit_url(rule)).content.decode()
+    for words in ("Fixed bounds", "Band around the recent mean", "Too little data"):
+        assert f">{words}</option>" in html
+    assert ">Only too low</option>" in html and ">Critical</option>" in html
+    visible = re.sub(r"<[^>]+>", " ", html)
+    assert "too_low" not in visible and "no_data" not in visible and "__all__" not in visible
+    assert 'data-kinds="static">Lower bound' in html
+    assert 'data-kinds="band relative">Fires when' in html
+    assert "Fires when the metric crosses a line you set." in html  # the chosen kind's help

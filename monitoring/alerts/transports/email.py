@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+from email.mime.image import MIMEImage
+
 from django.core.mail import EmailMultiAlternatives
 
-from monitoring.alerts.messages import message_render
+from monitoring.alerts.messages import Email, email_render
 from monitoring.alerts.transports.base import Transport, TransportError
+
+
+def email_message(email: Email, recipients: list[str]) -> EmailMultiAlternatives:
+    """Text and HTML alternatives inside multipart/related with the PNGs the HTML shows by
+    cid, so mail programs show the pictures inline and list no attachment."""
+    message = EmailMultiAlternatives(email.subject, email.text, to=recipients)
+    message.attach_alternative(email.html, "text/html")
+    message.mixed_subtype = "related"
+    for image in email.images:
+        part = MIMEImage(image.png, "png")
+        part.add_header("Content-ID", f"<{image.cid}>")
+        part.add_header("Content-Disposition", "inline", filename=image.filename)
+        message.attach(part)
+    return message
 
 
 class EmailTransport(Transport):
@@ -17,11 +33,9 @@ class EmailTransport(Transport):
                 "no recipients: set the model's on-call list or the rule's recipients",
                 permanent=True,
             )
-        subject, text, html = message_render(notifications)
-        message = EmailMultiAlternatives(subject, text, to=self.recipients)
-        message.attach_alternative(html, "text/html")
+        email = email_render(notifications)
         try:
-            message.send()
+            email_message(email, self.recipients).send()
         except OSError as error:  # SMTP errors are OSErrors: the server may be back later
             raise TransportError(f"{type(error).__name__}: {error}") from error
-        return subject
+        return email.subject

@@ -25,8 +25,8 @@ class Command(BaseCommand):
             report = jobs_run(model_id=model.pk)
             self.stdout.write(
                 f"Jobs: {report.labels_written} labels joined, {report.hours_refreshed} hours "
-                f"aggregated, {report.notifications_sent} alert notifications delivered "
-                "(grouped into one e-mail per model and channel)."
+                f"aggregated, {report.messages_sent} alert message(s) sent "
+                "(one per model and channel, telling every change)."
             )
         users = get_user_model().objects
         if not users.filter(username=DEMO_USER).exists():

@@ -51,5 +51,5 @@ class Command(BaseCommand):
         return (
             f"{model.name}: {report.labels_written} labels joined, "
             f"{report.hours_refreshed} hours aggregated, {report.rules_evaluated} rules "
-            f"evaluated, {report.notifications_sent} notifications sent"
+            f"evaluated, {report.messages_sent} alert messages sent"
         )

@@ -3,6 +3,7 @@ default rules of each task."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -15,15 +16,17 @@ from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
+from tests.monitoring.alerts.email_parts import (
+    LINE_RGB,
+    bodies,
+    dashed_rows,
+    inline_images,
+    near,
+    png_pixels,
+)
 from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic, wilson_se
 
 pytestmark = pytest.mark.django_db
-
-
-def bodies(message) -> tuple[str, str]:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    html = message.get_body(preferencelist=("html",)).get_content()
-    return text, html
 
 
 def test_a_firing_alert_that_turns_too_high_is_told_once_with_its_run(model, smtp_server):
@@ -83,8 +86,11 @@ def test_a_band_on_a_proportion_is_clipped_to_one_in_records_and_e_mail(model, s
     assert evaluation.upper == 1.0
     text, html = bodies(smtp_server.messages[0][1])
     assert "upper 1.0000" in text and "upper 1.0000" in html
-    # the sparkline's dashed lines lie within the drawing
-    assert html.count('stroke-dasharray="4 3"') == 2
+    # the sparkline draws both bounds, dashed, within the picture
+    (png,) = inline_images(smtp_server.messages[0][1]).values()
+    pixels = png_pixels(png)
+    assert len(dashed_rows(pixels)) == 2
+    assert all(0 < row < pixels.shape[0] - 2 for row in dashed_rows(pixels))  # not cut off
 
 
 def test_a_band_on_a_count_never_shows_a_negative_lower_bound(model, smtp_server):
@@ -176,14 +182,17 @@ def test_the_e_mail_tells_everything_in_text_and_html_with_a_sparkline_and_link(
         assert window in part and f"static #{static.pk}" in part
     link = "http://127.0.0.1:8000/models/churn/?granularity=day#metric-accuracy"
     assert f"Chart: {link}" in text and f'href="{link}"' in html
-    # the sparkline: an inline SVG with one point per day and the bound dashed, no image host
-    svg = html[html.index("<svg") : html.index("</svg>")]
-    points = svg.split('points="')[1].split('"')[0].split()
-    assert len(points) == 6 and svg.count("stroke-dasharray") == 1
-    assert f'aria-label="{metric_label("accuracy")} sparkline"' in svg and "<img" not in html
-    # the lowest point is the bad day, drawn at the bottom of the picture
-    heights = [float(p.split(",")[1]) for p in points]
-    assert heights.index(max(heights)) == 5
+    # the sparkline: a PNG inside the message, shown by cid, no SVG and no image host
+    assert "<svg" not in html
+    ((cid, png),) = inline_images(message).items()
+    assert re.findall(r'<img [^>]*src="([^"]+)"', html) == [f"cid:{cid}"]
+    pixels = png_pixels(png)
+    assert pixels.shape == (96, 480, 3)  # twice its shown 240 x 48, for dense screens
+    (bound_row,) = dashed_rows(pixels)
+    # the lowest point is the bad day, the last one, drawn at the bottom, below the bound
+    line_rows, line_cols = np.nonzero(near(pixels, LINE_RGB))
+    lowest = line_cols[line_rows == line_rows.max()]
+    assert lowest.min() > pixels.shape[1] * 0.9 and line_rows.max() > bound_row
 
 
 def test_a_change_of_direction_reaches_the_webhook_as_slack_text(

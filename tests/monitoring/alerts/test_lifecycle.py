@@ -19,6 +19,7 @@ from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertRule, Notification
 from monitoring.tasks import jobs_run_model
 from tests.conftest import NOW, need_service, outcome, prediction
+from tests.monitoring.alerts.email_parts import inline_images
 from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic
 
 pytestmark = pytest.mark.django_db
@@ -167,7 +168,10 @@ def test_five_breaches_in_one_run_make_one_email(model, smtp_server):
     text = message.get_body(("plain",)).get_content()
     assert all(f"{metric_label(metric)} of churn is too low" in text for metric in metrics)
     html = message.get_body(("html",)).get_content()
-    assert html.count("<svg") == 5 and "<img" not in html  # inline, no external host
+    # a chart per alert inside the message, shown by cid; nothing from an outside host
+    charts = inline_images(message)
+    assert len(charts) == 5 and all(f'src="cid:{cid}"' in html for cid in charts)
+    assert "<svg" not in html and 'src="http' not in html
     assert Notification.objects.filter(sent_at__isnull=False).count() == 5
 
 
@@ -318,3 +322,71 @@ def test_the_model_page_lists_an_alerts_latest_messages_and_counts_the_rest(
     # then one line says when it was first told and counts the reminders, not every message
     assert "told by e-mail" in page and f"{told - 1} reminders" in page
     assert "reminder by email" not in page
+
+
+def test_reminders_piled_up_in_an_outage_go_out_as_one_message_counted_once(model, settings):
+    from aiosmtpd.controller import Controller
+
+    from monitoring.alerts.messages import messages_told
+    from tests.conftest import Inbox, free_port
+
+    # given: the mail server is down while an alert fires and two daily reminders fall due
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    rule(model, kind="static", lower=0.8, repeat_minutes=1440)
+    for day in range(3):
+        traffic(model, day, n=50, correct=10)
+        jobs_run(model_id=model.pk, now=end_of_day(day))
+    kinds = Notification.objects.order_by("id").values_list("kind", "sent_at")
+    assert list(kinds) == [("firing", None), ("reminder", None), ("reminder", None)]
+    # when it is back
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        Notification.objects.update(claimed_until=None)  # as if the backoff had passed
+        sent = notifications_send(model_id=model.pk)
+    finally:
+        controller.stop()
+    # then one message tells the firing alert, and is counted as one
+    assert sent == 1 and len(inbox.messages) == 1
+    message = inbox.messages[0][1]
+    assert "STILL FIRING" not in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    assert text.count("Firing (warning)") == 1 and "Still firing" not in text
+    # and the reminders it made redundant are settled as superseded, not counted as sent
+    rows = {n.kind: n for n in Notification.objects.order_by("id")}
+    states = [n.delivery_state(timezone.now()) for n in Notification.objects.order_by("id")]
+    assert states == ["sent", "superseded", "superseded"]
+    assert not rows["firing"].superseded
+    told = messages_told(list(Notification.objects.all()), timezone.now())
+    assert told == "firing sent by e-mail"
+
+
+def test_told_counts_each_change_once_across_channels_and_reminders_as_reminders(model):
+    from monitoring.alerts.messages import messages_told
+
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    alert = Alert.objects.get()
+    now = timezone.now()
+    made = {"alert": alert, "created_at": now}
+    Notification.objects.update(sent_at=now)
+    for channel, target in (("email", ""), ("webhook", "https://hooks.example/x")):
+        for sequence in (1, 2, 3):
+            Notification.objects.create(
+                **made,
+                kind="reminder",
+                channel=channel,
+                target=target,
+                sequence=sequence,
+                sent_at=now,
+            )
+    Notification.objects.create(
+        **made, kind="firing", channel="webhook", target="https://hooks.example/x", sent_at=now
+    )
+    Notification.objects.create(**made, kind="resolved", attempts=1, error="SMTP 451 later")
+    told = messages_told(list(alert.notifications.all()), now)
+    assert told == "firing and 3 reminders sent by e-mail and webhook; 1 failing"

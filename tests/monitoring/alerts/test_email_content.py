@@ -1,0 +1,218 @@
+"""The alert e-mail as received by a real local SMTP server, field by field: its structure
+(text, HTML, and the PNG the HTML shows by cid), the subject's order, the version, the drivers,
+and the one-click links to acknowledge or silence, followed through login to the confirmation."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+from freezegun import freeze_time
+
+from accounts.roles import Role, user_role_set
+from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
+from monitoring.models import Alert
+from tests.monitoring.alerts.email_parts import bodies, inline_images, png_pixels
+from tests.monitoring.alerts.test_kinds import end_of_day, rule, traffic
+
+pytestmark = pytest.mark.django_db
+ACCURACY, PREDICTIONS = metric_label("accuracy"), metric_label("predictions")
+
+
+@pytest.fixture
+def three_alerts(model, smtp_server, settings):
+    """Accuracy 0.4 on day 0 breaks two warning rules; 50 predictions break a critical one."""
+    settings.CANARY_BASE_URL = "http://testserver"
+    rule(model, kind="static", lower=0.8)
+    rule(model, kind="static", lower=0.9)
+    critical = rule(model, metric="predictions", kind="static", upper=10, severity="critical")
+    traffic(model, 0, n=50, correct=20, version="2.1.0")
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    ((_, message),) = smtp_server.messages
+    return message, critical
+
+
+def test_the_e_mail_is_text_and_html_with_its_charts_inside_and_no_svg(three_alerts):
+    message, _ = three_alerts
+    # the whole: related parts, so mail programs show the pictures in place
+    assert message.get_content_type() == "multipart/related"
+    text, html = bodies(message)
+    assert "<svg" not in html and "<svg" not in text
+    # one PNG per alert, inline, each shown by the HTML through its Content-ID
+    images = inline_images(message)
+    assert len(images) == 3
+    shown = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert sorted(shown) == sorted(f"cid:{cid}" for cid in images)
+    for part in message.walk():
+        if part.get_content_maintype() == "image":
+            assert part.get_content_type() == "image/png"
+            assert part.get_content_disposition() == "inline"
+    for png in images.values():
+        assert png_pixels(png).shape == (96, 480, 3)
+    # the chart says what it shows to a reader who blocks pictures
+    assert f'alt="{ACCURACY} over the last' in html
+
+
+def test_the_subject_puts_the_critical_alert_first_and_names_each_change_once(three_alerts):
+    message, critical = three_alerts
+    subject = message["Subject"]
+    assert subject == (
+        f"[Canary] CRITICAL churn: 3 alert changes ({PREDICTIONS} too high, "
+        f"{ACCURACY} too low on 2 rules)"
+    )
+    # and the body tells the critical one first, marked
+    text, html = bodies(message)
+    overview, first = text.split("\n====\n\n")[0], text.split("\n====\n\n")[1]
+    assert overview.splitlines() == [
+        "3 changes of churn, the most urgent first:",
+        f"- critical: {PREDICTIONS} too high (50.0000 > 10.0000)",
+        f"- {ACCURACY} too low (0.4000 < 0.8000)",
+        f"- {ACCURACY} too low (0.4000 < 0.9000)",
+    ]
+    assert first.startswith(f"CRITICAL. Firing (critical): {PREDICTIONS} of churn is too high.")
+    assert html.index(f"{PREDICTIONS} of churn") < html.index(f"{ACCURACY} of churn")
+    assert f"static #{critical.pk}" in text.split("----")[0]
+
+
+def test_the_e_mail_names_the_version_of_the_window(three_alerts):
+    text, html = bodies(three_alerts[0])
+    assert text.count("Version: 2.1.0\n") == 3
+    assert html.count('<th align="left">Version</th><td>2.1.0</td>') == 3
+
+
+def test_the_top_drivers_are_listed_where_the_hook_gives_them(model, smtp_server, monkeypatch):
+    # given: the explanation (another issue's) names a driver through the hook
+    monkeypatch.setattr(
+        "monitoring.alerts.messages.alert_drivers",
+        lambda alert: ["tenure_months drifted: 0.31 against 0.1"],
+    )
+    rule(model, kind="static", lower=0.8)
+    traffic(model, 0, n=50, correct=20)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    text, html = bodies(smtp_server.messages[0][1])
+    assert "What drives it:\n- tenure_months drifted: 0.31 against 0.1" in text
+    assert "<li>tenure_months drifted: 0.31 against 0.1</li>" in html
+
+
+def test_without_drivers_the_e_mail_says_nothing_of_them(three_alerts):
+    text, html = bodies(three_alerts[0])
+    assert "What drives it" not in text and "What drives it" not in html
+
+
+def action_link(text: str, label: str) -> str:
+    """The link after `label:` in the plain text's first block, without the host."""
+    link = re.search(rf"^{label}: (\S+)$", text.split("----")[0], re.M).group(1)
+    return link.removeprefix("http://testserver")
+
+
+def user_client(name: str, role: Role) -> Client:
+    user = get_user_model().objects.create_user(name, password="a-long-password")
+    user_role_set(user=user, role=role)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_acknowledge_link_lands_on_the_alert_after_login_and_acts_on_a_post(three_alerts):
+    message, critical = three_alerts
+    text, html = bodies(message)
+    link = action_link(text, "Acknowledge")
+    assert f'href="http://testserver{link}"' in html.replace("&amp;", "&")
+    alert = Alert.objects.get(rule=critical)
+    assert urlsplit(link).path == f"/models/churn/alerts/{alert.pk}/"
+    # a stranger is sent to log in, and back to the same link after
+    answer = Client().get(link)
+    assert answer.status_code == 302 and answer["Location"].startswith("/login/")
+    assert parse_qs(urlsplit(answer["Location"]).query)["next"] == [link]
+    # following the link shows a confirmation; it does not act by itself
+    editor = user_client("ana", Role.EDITOR)
+    page = editor.get(link).content.decode()
+    assert "Acknowledge alert #" in page and "Confirm: acknowledge" in page
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+    # the confirmation posts the token; then it is done, by the person logged in
+    token = parse_qs(urlsplit(link).query)["act"][0]
+    answer = editor.post(f"/models/churn/alerts/{alert.pk}/act", {"act": token})
+    assert answer.status_code == 302 and answer["Location"] == urlsplit(link).path
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "ana"
+    assert "Acknowledged: no more reminders." in editor.get(answer["Location"]).content.decode()
+    # a second visit says it is done already
+    assert "Already acknowledged by ana" in editor.get(link).content.decode()
+
+
+def test_a_silence_link_preselects_its_time_and_the_person_may_pick_another(three_alerts):
+    text, _ = bodies(three_alerts[0])
+    link = action_link(text, "Silence 1 day")
+    alert = Alert.objects.get(rule=three_alerts[1])
+    editor = user_client("ana", Role.EDITOR)
+    page = editor.get(link).content.decode()
+    assert "Silence rule #" in page and '<option value="24" selected>1 day</option>' in page
+    token = parse_qs(urlsplit(link).query)["act"][0]
+    before = timezone.now()
+    editor.post(
+        f"/models/churn/alerts/{alert.pk}/act", {"act": token, "hours": "4", "reason": "deploy"}
+    )
+    alert.rule.refresh_from_db()
+    assert alert.rule.silence_reason == "deploy"
+    silence = alert.rule.silenced_until - before
+    assert timedelta(hours=4) <= silence < timedelta(hours=4, minutes=1)
+    # a time the links do not offer is refused
+    answer = editor.post(f"/models/churn/alerts/{alert.pk}/act", {"act": token, "hours": "9999"})
+    assert answer.status_code == 400
+
+
+def test_a_link_is_refused_when_old_forged_or_for_another_alert(three_alerts):
+    text, _ = bodies(three_alerts[0])
+    link = action_link(text, "Acknowledge")
+    token = parse_qs(urlsplit(link).query)["act"][0]
+    alert = Alert.objects.get(rule=three_alerts[1])
+    other = Alert.objects.exclude(pk=alert.pk).first()
+    editor = user_client("ana", Role.EDITOR)
+    # another alert's page with this alert's token
+    page = editor.get(f"/models/churn/alerts/{other.pk}/?act={token}").content.decode()
+    assert "this link is for another alert" in page and "Confirm:" not in page
+    answer = editor.post(f"/models/churn/alerts/{other.pk}/act", {"act": token})
+    assert answer.status_code == 400
+    # a changed token
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    page = editor.get(f"/models/churn/alerts/{alert.pk}/?act={forged}").content.decode()
+    assert "this link is not one Canary made" in page
+    # eight days on, the link has expired
+    with freeze_time(timezone.now() + timedelta(days=8)):
+        page = editor.get(link).content.decode()
+        assert "this link has expired (links work for 7 days)" in page
+        answer = editor.post(f"/models/churn/alerts/{alert.pk}/act", {"act": token})
+        assert answer.status_code == 400
+    alert.refresh_from_db()
+    other.refresh_from_db()
+    assert alert.acknowledged_at is None and other.acknowledged_at is None
+
+
+def test_a_viewer_following_a_link_is_told_it_needs_an_editor(three_alerts):
+    text, _ = bodies(three_alerts[0])
+    link = action_link(text, "Acknowledge")
+    viewer = user_client("vic", Role.VIEWER)
+    page = viewer.get(link).content.decode()
+    assert "needs the editor role" in page and "Confirm:" not in page
+    alert = Alert.objects.get(rule=three_alerts[1])
+    token = parse_qs(urlsplit(link).query)["act"][0]
+    assert viewer.post(f"/models/churn/alerts/{alert.pk}/act", {"act": token}).status_code == 403
+
+
+def test_a_resolved_alerts_message_offers_no_action(model, smtp_server):
+    rule(model, kind="static", lower=0.8, resolve_windows=1)
+    traffic(model, 0, n=50, correct=20)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    traffic(model, 1, n=50, correct=48)
+    jobs_run(model_id=model.pk, now=end_of_day(1))
+    resolved = smtp_server.messages[1][1]
+    assert "RESOLVED" in resolved["Subject"]
+    text, html = bodies(resolved)
+    assert "Acknowledge" not in text and "Acknowledge" not in html and "?act=" not in html
