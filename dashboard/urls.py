@@ -1,6 +1,7 @@
 from django.urls import path
 
 from dashboard.views import alerts as alert_pages
+from dashboard.views import channels as channel_pages
 from dashboard.views import compare as compare_pages
 from dashboard.views import factory as factory_pages
 from dashboard.views import features
@@ -71,5 +72,16 @@ urlpatterns += [
         "models/<slug:name>/quarantine/<int:pk>/resubmit",
         quarantine_pages.quarantine_resubmit_form,
         name="quarantine-resubmit",
+    ),
+]
+
+# Where a model's alerts go beside e-mail: Slack, PagerDuty, webhooks.
+urlpatterns += [
+    path("models/<slug:name>/channels/", channel_pages.channels_page, name="channels"),
+    path("models/<slug:name>/channels/add", channel_pages.channel_add, name="channel-add"),
+    path(
+        "models/<slug:name>/channels/<int:pk>/remove",
+        channel_pages.channel_remove,
+        name="channel-remove",
     ),
 ]
