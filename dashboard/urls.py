@@ -6,6 +6,7 @@ from dashboard.views import compare as compare_pages
 from dashboard.views import factory as factory_pages
 from dashboard.views import features
 from dashboard.views import model as dashboard
+from dashboard.views import outbox as outbox_pages
 from dashboard.views import quarantine as quarantine_pages
 from dashboard.views import rules as rule_pages
 
@@ -84,4 +85,10 @@ urlpatterns += [
         channel_pages.channel_remove,
         name="channel-remove",
     ),
+]
+
+# E-mails the embedded mode kept instead of sending.
+urlpatterns += [
+    path("outbox/", outbox_pages.outbox_page, name="outbox"),
+    path("outbox/<int:pk>/", outbox_pages.outbox_email_page, name="outbox-email"),
 ]

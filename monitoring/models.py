@@ -702,3 +702,22 @@ class DefaultRuleApplied(models.Model):
 
     def __str__(self) -> str:
         return f"default rules on {self.metric} of model {self.model_id}"
+
+
+class OutboxEmail(models.Model):
+    """An e-mail the embedded mode kept instead of sending (no EMAIL_HOST): the dashboard's
+    outbox shows it as its recipients would have read it. Only the newest are kept."""
+
+    KEEP = 500  # messages; each is the whole MIME text, a few tens of kB with its chart
+
+    sent_at = models.DateTimeField(default=timezone.now)
+    from_email = models.CharField(max_length=300)
+    to = models.JSONField(default=list)
+    subject = models.CharField(max_length=1000)
+    message = models.TextField()  # the MIME message as it would have gone out
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject
