@@ -1,6 +1,7 @@
 from django.urls import path
 
 from dashboard.views import alerts as alert_pages
+from dashboard.views import business as business_pages
 from dashboard.views import channels as channel_pages
 from dashboard.views import compare as compare_pages
 from dashboard.views import factory as factory_pages
@@ -15,8 +16,8 @@ urlpatterns = [
     path("", dashboard.overview, name="overview"),
     path("models/<slug:name>/", dashboard.model_page, name="model"),
     path("models/<slug:name>/rules/", dashboard.rule_create, name="rule-create"),
-    path("models/<slug:name>/business/", dashboard.business, name="business"),
-    path("models/<slug:name>/business.csv", dashboard.business_csv, name="business-csv"),
+    path("models/<slug:name>/business/", business_pages.business, name="business"),
+    path("models/<slug:name>/business.csv", business_pages.business_csv, name="business-csv"),
     path("models/<slug:name>/rows/", dashboard.rows, name="rows"),
     path("models/<slug:name>/rows.csv", dashboard.rows_download, {"fmt": "csv"}, name="rows-csv"),
     path(

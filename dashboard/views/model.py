@@ -20,8 +20,6 @@ from dashboard.params import BadQuery, bad_request, number_param, param, scope_f
 from dashboard.sections.base import DAYS_CHOICES
 from dashboard.sections.model import (
     HEALTHS,
-    business_kpis,
-    business_rows,
     model_page_get,
     overview_models,
 )
@@ -38,15 +36,6 @@ from monitoring.models import Alert
 
 ROWS_PER_PAGE = 50
 DEFAULT_ROWS_SPAN = timedelta(days=1)
-BUSINESS_COLUMNS = (
-    "value",
-    "window_start",
-    "window_end",
-    "average",
-    "likely_low",
-    "likely_high",
-    "known_results",
-)
 
 
 @require_GET
@@ -109,35 +98,6 @@ def rule_refused(request, url: str, data: dict, field_errors: dict):
     errors = {f: [str(e) for e in errs] for f, errs in field_errors.items()}
     request.session["rule_form"] = {"values": data, "errors": errors}
     return redirect(url)
-
-
-@require_GET
-@role_required(Role.VIEWER)
-def business(request, name: str):
-    try:
-        model, kpis, granularity = business_request(request, name)
-    except BadQuery as error:
-        return bad_request(request, error)
-    context = {"model": model, "kpis": kpis, "granularity": granularity}
-    return render(request, "dashboard/business.html", context)
-
-
-@require_GET
-@role_required(Role.VIEWER)
-def business_csv(request, name: str):
-    try:
-        model, kpis, granularity = business_request(request, name)
-    except BadQuery as error:
-        return bad_request(request, error)
-    lines = row_exports.csv_stream(BUSINESS_COLUMNS, business_rows(kpis))
-    return download(lines, "text/csv", f"{model.name}-business-{granularity}.csv")
-
-
-def business_request(request, name: str):
-    """The model, its KPIs and the window granularity a business page asks for."""
-    model = get_object_or_404(MLModel, name=name)
-    granularity = scope_from(request, "week").granularity
-    return model, business_kpis(model=model, granularity=granularity), granularity
 
 
 def row_filter_from(request) -> RowFilter:
