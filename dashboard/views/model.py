@@ -23,6 +23,7 @@ from dashboard.sections.model import (
     model_page_get,
     overview_models,
 )
+from dashboard.sections.rows import rows_page_extras
 from factory.models import MLModel
 from monitoring.alerts.services import alert_acknowledge, alert_rule_create, rule_silence
 from monitoring.api.serializers import AlertRuleSerializer
@@ -143,6 +144,7 @@ def rows(request, name: str):
         "metric": request.GET.get("metric", ""),
     }
     context.update(slice_context(model, filters))
+    context.update(rows_page_extras(model=model, filters=filters, metric=context["metric"]))
     return render(request, "dashboard/rows.html", context)
 
 
