@@ -53,7 +53,9 @@ class ReadableEmail:
 
 
 def outbox_readable(row: OutboxEmail) -> ReadableEmail:
-    message = email.message_from_string(row.message, policy=email.policy.default)
+    # Parsed from bytes: an 8bit UTF-8 part parsed from a str decodes its non-ASCII wrong.
+    raw = row.message.encode("utf-8")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     readable, images = ReadableEmail(), {}
     for part in message.walk():

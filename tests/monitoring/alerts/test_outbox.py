@@ -91,3 +91,15 @@ def test_demo_reset_refuses_any_database_but_the_embedded_one(settings, monkeypa
     monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.postgresql")
     with pytest.raises(CommandError, match="embedded SQLite database only"):
         call_command("demo", "--reset", stdout=io.StringIO())
+
+
+def test_an_email_reads_back_with_its_non_ascii_text(outbox):
+    from django.core.mail import EmailMultiAlternatives
+
+    from monitoring.alerts.transports.outbox import outbox_readable
+
+    message = EmailMultiAlternatives("bounds", "mean ± 4 · ok", to=["a@example.com"])
+    message.attach_alternative("<p>mean ± 4 · ok</p>", "text/html")
+    message.send()
+    readable = outbox_readable(OutboxEmail.objects.get())
+    assert readable.text.strip() == "mean ± 4 · ok" and "<p>mean ± 4 · ok</p>" in readable.html
