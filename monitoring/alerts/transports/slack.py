@@ -16,6 +16,7 @@ TIMEOUT_S = 10
 HEADERS = {"User-Agent": "Canary"}
 HEADER_LIMIT = 150  # Slack refuses a header block's text longer than this
 TEXT_LIMIT = 3000  # and a section's text longer than this
+MAX_ITEMS = 15  # alerts told in full: Slack takes at most 50 blocks (3 per alert, a header)
 EMOJI = {
     NotificationKind.FIRING: ":rotating_light:",
     NotificationKind.REMINDER: ":bell:",
@@ -64,9 +65,13 @@ def slack_message(items: list[Item]) -> dict:
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": clipped(subject, HEADER_LIMIT)}}
     ]
-    for index, item in enumerate(items):
+    for index, item in enumerate(items[:MAX_ITEMS]):
         blocks += [{"type": "divider"}] if index else []
         blocks += item_blocks(item)
+    if len(items) > MAX_ITEMS:
+        link = f"<{items[0].links.alerts}|every alert of the model>"
+        more = f"…and {len(items) - MAX_ITEMS} more: {link}"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
     return {"text": subject, "blocks": blocks}
 
 

@@ -160,3 +160,16 @@ def test_the_same_channel_twice_is_a_conflict(model, writer, outbound_private):
     assert writer.post(url, body, format="json").status_code == 409
     other_service = {**body, "routing_key": ROUTING_KEY[::-1]}
     assert writer.post(url, other_service, format="json").status_code == 201
+
+
+def test_slack_tells_many_alerts_within_its_block_limit(model, smtp_server, receiver):  # noqa: F811
+    # given: twenty rules breached in the same run, told in one Slack message
+    WebhookEndpoint.objects.create(model=model, kind="slack", url=receiver.url)
+    for i in range(20):
+        rule(model, kind="static", lower=0.8 + i / 1000)
+    traffic(model, 0, n=50, correct=10)
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    (message,) = receiver.bodies
+    # then: at most 50 blocks (Slack's limit), the last one saying how many more there are
+    assert len(message["blocks"]) <= 50
+    assert "…and 5 more" in message["blocks"][-1]["elements"][0]["text"]
