@@ -68,8 +68,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, reset: bool = False, **options):
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            self.steps(reset=reset)
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+    def steps(self, *, reset: bool) -> None:
         progress = Progress(self.stdout, live=sys.stdout.isatty())
         if reset:
             self.database_delete(progress)
