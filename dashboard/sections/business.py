@@ -26,7 +26,6 @@ from dashboard.sections.model import (
     DELAY_EDGES_S,
     DELAY_LABELS,
     MATURE_QUANTILE,
-    chart_summary,
     delay_counts,
     quantile_bin,
 )
@@ -292,7 +291,7 @@ def kpi_get(model: MLModel, metric: str, granularity: str, maturity: Maturity) -
             if not maturity.is_mature(p.end)
         ],
     )
-    chart = Chart(f"kpi-{name}", metric, title, figure, chart_summary(title, points, granularity))
+    chart = Chart(f"kpi-{name}", metric, title, figure, kpi_caption(title, points, granularity))
     return Kpi(
         name=name,
         metric=metric,
@@ -302,6 +301,18 @@ def kpi_get(model: MLModel, metric: str, granularity: str, maturity: Maturity) -
         chart=chart,
         points=points,
         changes=changes,
+    )
+
+
+def kpi_caption(title: str, points: list[Point], granularity: str) -> str:
+    """The chart's own words (the text alternative too): its span and its latest window."""
+    known = [p for p in points if p.value is not None]
+    if not known:
+        return f"{title}: no value yet."
+    last = known[-1]
+    return (
+        f"{title}: {len(points)} {granularity}s; the latest, {window_name(last, granularity)}, "
+        f"{number(last.value)} ({interval_text(last)})."
     )
 
 
