@@ -4,26 +4,35 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-setup test lint format bench-deps
+.PHONY: install demo demo-setup demo-reset test lint format bench-deps
 
 install: $(STAMP)
 
+# A line per step (scripts/pip_install.py shows pip's progress in one line).
 $(STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	# The client is imported from its source (tests, lint-imports), as pytest's pythonpath does.
-	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'canary-client.pth').write_text(str(pathlib.Path('client').resolve()) + '\\n')"
-	touch $(STAMP)
+	@echo "• Making the virtual environment $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "• Updating pip"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "• Installing Canary's dependencies (about a minute the first time)"
+	@$(PY) scripts/pip_install.py -r requirements-dev.txt
+	@# The client is imported from its source (tests, lint-imports), as pytest's pythonpath does.
+	@$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'canary-client.pth').write_text(str(pathlib.Path('client').resolve()) + '\\n')"
+	@touch $(STAMP)
 
-# Embedded default: SQLite, tasks in-process, demo data, dashboard on port 8000 (plain HTTP on
-# the loopback address, so no HTTPS redirect and no secure-only cookies).
+# Embedded default: SQLite, tasks in-process, demo data, e-mails kept in the dashboard's
+# outbox, dashboard on port 8000 (plain HTTP on the loopback address, so no HTTPS redirect and
+# no secure-only cookies). The demo command's last lines are the address and the logins.
 demo: demo-setup
-	CANARY_HTTPS=false $(PY) manage.py runserver 127.0.0.1:8000
+	@CANARY_HTTPS=false $(PY) manage.py runserver --skip-checks 127.0.0.1:8000
 
 demo-setup: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo
+	@$(PY) manage.py demo
+
+# Start over: a new embedded database with fresh demo data (refused on any other database).
+demo-reset: install
+	@$(PY) manage.py demo --reset
+	@CANARY_HTTPS=false $(PY) manage.py runserver --skip-checks 127.0.0.1:8000
 
 test: install
 	$(PY) -m pytest

@@ -78,3 +78,23 @@ def time_bounded(value: datetime, name: str, shown: str) -> datetime:
     if value is None or not TIME_BOUND_MIN <= value < TIME_BOUND_MAX:
         raise ValueError(f"{name} {shown} is outside the years 1970 to 2999 (UTC)")
     return value
+
+
+DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def duration_words(seconds: float) -> str:
+    """A duration as a person reads it, in its two largest units, cut (not rounded) to the
+    smaller one: 538998 s reads "6 d 5 h"; then "3 h 20 min", "45 s", "0.4 s"."""
+    sign, left = ("-" if seconds < 0 else ""), abs(seconds)
+    if left < 1:
+        return f"{sign}{left:.1g} s"
+    for index, (unit, size) in enumerate(DURATION_UNITS[:-1]):
+        if left >= size:
+            smaller, small_size = DURATION_UNITS[index + 1]
+            whole, rest = divmod(int(left // small_size) * small_size, size)
+            parts = [f"{whole:.0f} {unit}"] + (
+                [f"{rest // small_size:.0f} {smaller}"] if rest else []
+            )
+            return sign + " ".join(parts)
+    return f"{sign}{int(left)} s"

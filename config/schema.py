@@ -42,7 +42,9 @@ OWN_ANSWERS = {
     ("post", "/rollouts/rollback"): {"409": "There is no rollout to roll back."},
     ("post", "/resubmit"): {"409": "The quarantined record is already resolved."},
     ("post", "/acknowledge"): {"409": "The alert is resolved."},
-    ("post", "/webhooks"): {"409": "The URL is already a webhook of the model."},
+    ("post", "/webhooks"): {
+        "409": "The channel (kind, URL and routing key) is already set up for the model."
+    },
 }
 
 

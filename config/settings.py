@@ -1,6 +1,6 @@
 """Canary's settings, read from the environment (12-factor).
 
-The defaults run the embedded mode: SQLite, tasks in-process, e-mail to the console.
+The defaults run the embedded mode: SQLite, tasks in-process, e-mail kept in the dashboard's outbox.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context.outbox",
             ],
         },
     },
@@ -281,10 +282,11 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Canary <canary@localhost>")
+# Without an SMTP server (the embedded mode), e-mails are kept in the dashboard's outbox.
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    else "monitoring.alerts.transports.outbox.OutboxBackend"
 )
 
 LOGGING = {

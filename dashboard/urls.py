@@ -1,10 +1,13 @@
 from django.urls import path
 
 from dashboard.views import alerts as alert_pages
+from dashboard.views import business as business_pages
+from dashboard.views import channels as channel_pages
 from dashboard.views import compare as compare_pages
 from dashboard.views import factory as factory_pages
 from dashboard.views import features
 from dashboard.views import model as dashboard
+from dashboard.views import outbox as outbox_pages
 from dashboard.views import quarantine as quarantine_pages
 from dashboard.views import rules as rule_pages
 
@@ -13,8 +16,8 @@ urlpatterns = [
     path("", dashboard.overview, name="overview"),
     path("models/<slug:name>/", dashboard.model_page, name="model"),
     path("models/<slug:name>/rules/", dashboard.rule_create, name="rule-create"),
-    path("models/<slug:name>/business/", dashboard.business, name="business"),
-    path("models/<slug:name>/business.csv", dashboard.business_csv, name="business-csv"),
+    path("models/<slug:name>/business/", business_pages.business, name="business"),
+    path("models/<slug:name>/business.csv", business_pages.business_csv, name="business-csv"),
     path("models/<slug:name>/rows/", dashboard.rows, name="rows"),
     path("models/<slug:name>/rows.csv", dashboard.rows_download, {"fmt": "csv"}, name="rows-csv"),
     path(
@@ -76,4 +79,21 @@ urlpatterns += [
         quarantine_pages.quarantine_resubmit_form,
         name="quarantine-resubmit",
     ),
+]
+
+# Where a model's alerts go beside e-mail: Slack, PagerDuty, webhooks.
+urlpatterns += [
+    path("models/<slug:name>/channels/", channel_pages.channels_page, name="channels"),
+    path("models/<slug:name>/channels/add", channel_pages.channel_add, name="channel-add"),
+    path(
+        "models/<slug:name>/channels/<int:pk>/remove",
+        channel_pages.channel_remove,
+        name="channel-remove",
+    ),
+]
+
+# E-mails the embedded mode kept instead of sending.
+urlpatterns += [
+    path("outbox/", outbox_pages.outbox_page, name="outbox"),
+    path("outbox/<int:pk>/", outbox_pages.outbox_email_page, name="outbox-email"),
 ]

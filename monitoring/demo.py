@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -20,6 +21,11 @@ DEMO_MODEL = "churn"
 DEMO_DAYS = 28
 PREDICTIONS_PER_DAY = 600
 PLANS = np.array(["basic", "standard", "premium"])
+INGEST_CHUNK = 5000  # records per ingestion call, as a client would send them
+
+
+def progress_silent(text: str) -> None:
+    """The default progress report of demo_create: none."""
 
 
 TRAINING_ROWS = 5000
@@ -119,8 +125,14 @@ def demo_outcomes(rng: np.random.Generator, predictions: list[dict], now: dateti
     return outcomes
 
 
-def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None:
-    """Create the demo model and its data; None if it exists already."""
+def demo_create(
+    *,
+    now: datetime | None = None,
+    seed: int = 7,
+    progress: Callable[[str], None] = progress_silent,
+) -> MLModel | None:
+    """Create the demo model and its data; None if it exists already. `progress` hears what
+    is being done, a line at a time (the demo command shows it)."""
     if MLModel.objects.filter(name=DEMO_MODEL).exists():
         return None
     now = now or datetime.now(UTC)
@@ -162,23 +174,18 @@ def demo_create(*, now: datetime | None = None, seed: int = 7) -> MLModel | None
             granularity="week",
         )
     predictions = demo_predictions(rng, now)
-    for start in range(0, len(predictions), 5000):
-        records_ingest(
-            model=model,
-            kind="predictions",
-            records=predictions[start : start + 5000],
-            source="demo",
-            enqueue_jobs=False,
-        )
-    records_ingest(
-        model=model,
-        kind="outcomes",
-        records=demo_outcomes(rng, predictions, now),
-        source="demo",
-        enqueue_jobs=False,
-    )
+    records_ingest_chunked(model, "predictions", predictions, progress)
+    records_ingest_chunked(model, "outcomes", demo_outcomes(rng, predictions, now), progress)
+    progress(f"evaluating the alert rules at the end of each of the past {DEMO_DAYS - 1} days")
     demo_history_evaluate(model=model, now=now)
     return model
+
+
+def records_ingest_chunked(model: MLModel, kind: str, records: list[dict], progress) -> None:
+    for start in range(0, len(records), INGEST_CHUNK):
+        chunk = records[start : start + INGEST_CHUNK]
+        records_ingest(model=model, kind=kind, records=chunk, source="demo", enqueue_jobs=False)
+        progress(f"{kind}: {start + len(chunk):,} of {len(records):,} stored")
 
 
 def demo_history_evaluate(*, model: MLModel, now: datetime) -> None:

@@ -47,6 +47,14 @@ class JobsReport:
     def failed(self) -> bool:
         return bool(self.failures)
 
+    def __str__(self) -> str:
+        """The run in words, as the log shows it."""
+        text = (
+            f"{self.labels_written} labels joined, {self.hours_refreshed} hours aggregated, "
+            f"{self.rules_evaluated} rules evaluated, {self.messages_sent} messages sent"
+        )
+        return text + (f"; failing: {'; '.join(self.failures)}" if self.failures else "")
+
 
 def stage_transaction() -> AbstractContextManager:
     """A savepoint when the caller holds a transaction, so a failed stage leaves it usable;

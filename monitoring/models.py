@@ -558,6 +558,9 @@ class NotificationKind(models.TextChoices):
     FIRING = "firing"
     REMINDER = "reminder"
     RESOLVED = "resolved"
+    # Someone acknowledged the alert in Canary: told to channels that track incidents
+    # (PagerDuty), so the page stops there too.
+    ACKNOWLEDGED = "acknowledged"
 
 
 class Notification(models.Model):
@@ -644,21 +647,52 @@ class AlertEvaluation(models.Model):
         return f"rule {self.rule_id} at {self.evaluated_at.isoformat()}: {self.verdict}"
 
 
+class ChannelKind(models.TextChoices):
+    WEBHOOK = "webhook"  # JSON with a Slack-compatible `text`, to any URL
+    SLACK = "slack"  # a Slack incoming webhook: a message in blocks
+    PAGERDUTY = "pagerduty", "PagerDuty"  # PagerDuty's Events API v2: trigger, acknowledge, resolve
+
+
+# The kinds that are told when an alert is acknowledged: they keep an incident open until then.
+ACKNOWLEDGING_CHANNELS = (ChannelKind.PAGERDUTY,)
+
+
 class WebhookEndpoint(models.Model):
-    """A URL that receives every alert notification of one model (JSON, Slack-compatible)."""
+    """A channel beside e-mail that receives every alert notification of one model: a plain
+    webhook, a Slack incoming webhook, or a PagerDuty service (its Events API URL and the
+    service's integration key, `routing_key`)."""
 
     model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="webhooks")
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices, default="webhook")
     url = models.URLField(max_length=500)
+    routing_key = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["model", "url"], name="webhook_unique_per_model")
+            models.UniqueConstraint(
+                fields=["model", "kind", "url", "routing_key"], name="channel_unique_per_model"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="pagerduty") | ~Q(routing_key=""),
+                name="pagerduty_channel_has_routing_key",
+            ),
         ]
 
     def __str__(self) -> str:
-        return self.url
+        return f"{self.kind} {self.url}"
+
+    def clean(self) -> None:
+        if self.kind == ChannelKind.PAGERDUTY and not self.routing_key.strip():
+            raise ValidationError({"routing_key": "a PagerDuty channel needs its integration key"})
+        if self.kind != ChannelKind.PAGERDUTY and self.routing_key:
+            raise ValidationError({"routing_key": "only PagerDuty channels have a routing key"})
+
+    @property
+    def recipients(self) -> list[str]:
+        """Who the notification is for, as its row keeps it: the service for PagerDuty."""
+        return [self.routing_key] if self.kind == ChannelKind.PAGERDUTY else [self.url]
 
 
 class DefaultRuleApplied(models.Model):
@@ -674,3 +708,22 @@ class DefaultRuleApplied(models.Model):
 
     def __str__(self) -> str:
         return f"default rules on {self.metric} of model {self.model_id}"
+
+
+class OutboxEmail(models.Model):
+    """An e-mail the embedded mode kept instead of sending (no EMAIL_HOST): the dashboard's
+    outbox shows it as its recipients would have read it. Only the newest are kept."""
+
+    KEEP = 500  # messages; each is the whole MIME text, a few tens of kB with its chart
+
+    sent_at = models.DateTimeField(default=timezone.now)
+    from_email = models.CharField(max_length=300)
+    to = models.JSONField(default=list)
+    subject = models.CharField(max_length=1000)
+    message = models.TextField()  # the MIME message as it would have gone out
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -6,9 +6,11 @@ measured in production (monitoring uses the factory, never the reverse).
 
 from __future__ import annotations
 
-import json
 import math
+from collections import Counter
+from datetime import datetime
 
+from django.db.models import Min
 from django.shortcuts import get_object_or_404, render
 
 from accounts.roles import Role, role_required
@@ -18,6 +20,7 @@ from monitoring.metrics.drift import DriftError
 from monitoring.metrics.drift_report import DriftReport, drift_report
 from monitoring.metrics.series import metric_check, metric_series
 from monitoring.metrics.windows import MetricError
+from monitoring.models import HourlyAggregate
 
 
 def production_value(model: MLModel, version: str, metric: str) -> dict | None:
@@ -62,12 +65,14 @@ def feature_summary(name: str, feature: dict | None) -> dict | None:
 
 
 def reference_summary(reference: dict | None) -> dict | None:
+    """Each feature of a registered reference, summarised the same way whether it came as
+    rows or as a profile (counts and bins)."""
     if not reference:
         return None
     if "format" not in reference:
         rows = reference["rows"]
-        names = sorted({name for row in rows for name in (row.get("features") or {})})
-        return {"kind": "rows", "rows": len(rows), "features": [{"name": n} for n in names]}
+        features = [rows_feature_summary(name, rows) for name in reference_feature_names(rows)]
+        return {"kind": "rows", "rows": len(rows), "features": features}
     features = [feature_summary(n, f) for n, f in sorted(reference["features"].items())]
     for special in ("score", "prediction"):
         if reference.get(special):
@@ -75,10 +80,38 @@ def reference_summary(reference: dict | None) -> dict | None:
     return {"kind": "profile", "rows": reference["rows"], "features": features}
 
 
+def reference_feature_names(rows: list[dict]) -> list[str]:
+    return sorted({name for row in rows for name in (row.get("features") or {})})
+
+
+def rows_feature_summary(name: str, rows: list[dict]) -> dict:
+    """A feature of reference rows: numbers by mean and standard deviation, anything else by
+    its most frequent values; missing counted apart."""
+    values = [(row.get("features") or {}).get(name) for row in rows]
+    present = [v for v in values if v is not None]
+    summary = {"name": name, "missing": len(values) - len(present), "n": len(present)}
+    numbers = [v for v in present if isinstance(v, int | float) and not isinstance(v, bool)]
+    if present and len(numbers) == len(present):
+        mean = sum(numbers) / len(numbers)
+        spread = sum((v - mean) ** 2 for v in numbers) / len(numbers)
+        return {**summary, "kind": "numerical", "mean": mean, "std": math.sqrt(spread)}
+    top = Counter(str(v) for v in present).most_common(5)
+    return {**summary, "kind": "categorical", "top": top}
+
+
+def first_predictions(model: MLModel) -> dict[int, datetime]:
+    """Each version's first hour with predictions (from the aggregates): when it went live."""
+    hours = HourlyAggregate.objects.filter(model=model).values("version_id")
+    return dict(hours.annotate(first=Min("hour")).values_list("version_id", "first"))
+
+
 @role_required(Role.VIEWER)
 def versions_page(request, name: str):
     model = get_object_or_404(MLModel, name=name)
-    versions = ModelVersion.objects.filter(model=model).order_by("-created_at", "-id")
+    versions = list(ModelVersion.objects.filter(model=model).order_by("-created_at", "-id"))
+    first = first_predictions(model)
+    for version in versions:
+        version.first_prediction_at = first.get(version.pk)
     return render(request, "dashboard/versions.html", {"model": model, "versions": versions})
 
 
@@ -87,6 +120,7 @@ def version_page(request, name: str, version: str):
     model = get_object_or_404(MLModel, name=name)
     row = get_object_or_404(ModelVersion, model=model, version=version)
     held_out = ((row.lineage or {}).get("validation") or {}).get("metrics") or {}
+    row.first_prediction_at = first_predictions(model).get(row.pk)
     comparison = [
         {
             "metric": metric,
@@ -95,15 +129,12 @@ def version_page(request, name: str, version: str):
         }
         for metric, value in sorted(held_out.items())
     ]
-    lineage = row.lineage or {}
     context = {
         "model": model,
         "version": row,
         "comparison": comparison,
         "reference": reference_summary(row.reference),
         "drift": version_drift(model, row),
-        "parameters_json": json.dumps(lineage.get("parameters"), sort_keys=True),
-        "compute_json": json.dumps(lineage.get("compute"), sort_keys=True),
     }
     return render(request, "dashboard/version.html", context)
 

@@ -21,11 +21,10 @@ from dashboard.params import BadQuery, bad_request, number_param, param, scope_f
 from dashboard.sections.base import DAYS_CHOICES, model_first_hour
 from dashboard.sections.model import (
     HEALTHS,
-    business_kpis,
-    business_rows,
     model_page_get,
     overview_models,
 )
+from dashboard.sections.rows import rows_page_extras
 from factory.models import MLModel
 from monitoring.alerts.services import alert_acknowledge, alert_rule_create, rule_silence
 from monitoring.api.serializers import AlertRuleSerializer
@@ -39,15 +38,6 @@ from monitoring.models import Alert
 
 ROWS_PER_PAGE = 50
 DEFAULT_ROWS_SPAN = timedelta(days=1)
-BUSINESS_COLUMNS = (
-    "value",
-    "window_start",
-    "window_end",
-    "average",
-    "likely_low",
-    "likely_high",
-    "known_results",
-)
 
 
 @require_GET
@@ -112,35 +102,6 @@ def rule_refused(request, url: str, data: dict, field_errors: dict):
     return redirect(url)
 
 
-@require_GET
-@role_required(Role.VIEWER)
-def business(request, name: str):
-    try:
-        model, kpis, granularity = business_request(request, name)
-    except BadQuery as error:
-        return bad_request(request, error)
-    context = {"model": model, "kpis": kpis, "granularity": granularity}
-    return render(request, "dashboard/business.html", context)
-
-
-@require_GET
-@role_required(Role.VIEWER)
-def business_csv(request, name: str):
-    try:
-        model, kpis, granularity = business_request(request, name)
-    except BadQuery as error:
-        return bad_request(request, error)
-    lines = row_exports.csv_stream(BUSINESS_COLUMNS, business_rows(kpis))
-    return download(lines, "text/csv", f"{model.name}-business-{granularity}.csv")
-
-
-def business_request(request, name: str):
-    """The model, its KPIs and the window granularity a business page asks for."""
-    model = get_object_or_404(MLModel, name=name)
-    granularity = scope_from(request, "week").granularity
-    return model, business_kpis(model=model, granularity=granularity), granularity
-
-
 def row_filter_from(request) -> RowFilter:
     labelled = {"yes": True, "no": False, "": None, None: None}
     text = request.GET.get("labelled")
@@ -184,6 +145,7 @@ def rows(request, name: str):
         "metric": request.GET.get("metric", ""),
     }
     context.update(slice_context(model, filters))
+    context.update(rows_page_extras(model=model, filters=filters, metric=context["metric"]))
     return render(request, "dashboard/rows.html", context)
 
 

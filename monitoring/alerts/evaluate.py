@@ -33,6 +33,7 @@ from monitoring.alerts.judge import Judgement, rule_judgements
 from monitoring.alerts.retrain import retrain_on_firing
 from monitoring.metrics.windows import MetricError
 from monitoring.models import (
+    ACKNOWLEDGING_CHANNELS,
     Alert,
     AlertEvaluation,
     AlertRule,
@@ -218,11 +219,23 @@ def notifications_due_record(alert: Alert, now: datetime) -> None:
 
 
 def channels_notify(alert: Alert, kind: str, *, sequence: int, now: datetime) -> None:
+    """E-mail to the rule's recipients, and each channel of the model (webhook, Slack,
+    PagerDuty): the channel's kind names the transport, its URL is the target."""
     recipients = alert.rule.recipients or alert.model.on_call
     notification_record(alert, kind, "email", "", recipients, sequence, now)
-    webhooks = WebhookEndpoint.objects.filter(model_id=alert.model_id)
-    for url in webhooks.values_list("url", flat=True):
-        notification_record(alert, kind, "webhook", url, [url], sequence, now)
+    for channel in WebhookEndpoint.objects.filter(model_id=alert.model_id):
+        to = channel.recipients
+        notification_record(alert, kind, channel.kind, channel.url, to, sequence, now)
+
+
+def acknowledgement_record(alert: Alert, now: datetime) -> None:
+    """Tell an acknowledgement to the incident channels (PagerDuty) that were told it fired,
+    so the page stops there too; e-mail and chat need no message for it."""
+    told = alert.notifications.filter(
+        kind=NotificationKind.FIRING, channel__in=ACKNOWLEDGING_CHANNELS
+    )
+    for channel, target, to in told.values_list("channel", "target", "recipients"):
+        notification_record(alert, NotificationKind.ACKNOWLEDGED, channel, target, to, 0, now)
 
 
 def notification_record(

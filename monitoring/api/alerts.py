@@ -187,7 +187,8 @@ class AlertEvaluationListView(ModelAPIView, generics.ListAPIView):
         return AlertEvaluation.objects.filter(rule=rule)[: self.limit]
 
 
-# The model's webhook URLs; every alert notification is also POSTed to each.
+# The model's channels beside e-mail (webhook, Slack, PagerDuty); every alert notification
+# is also told to each.
 class WebhookListView(ModelAPIView, generics.ListCreateAPIView):
     roles = {"POST": Role.ADMIN}
     serializer_class = WebhookSerializer
@@ -198,8 +199,11 @@ class WebhookListView(ModelAPIView, generics.ListCreateAPIView):
         return WebhookEndpoint.objects.filter(model=self.model)
 
     def perform_create(self, serializer):
-        if WebhookEndpoint.objects.filter(model=self.model, url=serializer.validated_data["url"]):
-            raise ApiProblem(409, "This URL is already a webhook of the model.")
+        channel = WebhookEndpoint(model=self.model, **serializer.validated_data)
+        if WebhookEndpoint.objects.filter(
+            model=self.model, kind=channel.kind, url=channel.url, routing_key=channel.routing_key
+        ):
+            raise ApiProblem(409, "This channel is already set up for the model.")
         serializer.save(model=self.model)
 
 

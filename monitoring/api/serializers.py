@@ -138,13 +138,24 @@ class AcknowledgeSerializer(serializers.Serializer):
 
 
 class WebhookSerializer(serializers.ModelSerializer):
+    """A channel of the model: `kind` webhook (the default), slack or pagerduty. PagerDuty's
+    `url` is its Events API v2 URL and `routing_key` the service's integration key, which is
+    written, never answered back."""
+
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "created_at"]
+        fields = ["id", "kind", "url", "routing_key", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"routing_key": {"write_only": True}}
+        validators = []  # the model's constraints are checked by clean() and answered as 409
 
     def validate_url(self, url: str) -> str:
         return factory_serializers.outbound_url_valid(url)
+
+    def validate(self, data: dict) -> dict:
+        with model_errors_reported():
+            WebhookEndpoint(**data).clean()
+        return data
 
 
 class EvaluationSerializer(serializers.ModelSerializer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, replace
 
+from common.time import duration_words
 from factory.models import Task
 from monitoring.metrics import measures
 from monitoring.metrics.measures import Compute, Count, MeanOf, Share
@@ -497,7 +498,4 @@ def metric_description() -> str:
 
 
 def duration_text(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
+    return duration_words(seconds)

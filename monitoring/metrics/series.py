@@ -169,6 +169,24 @@ def metric_series(
     return points_fill(entry, measures, first, last, granularity)
 
 
+def metric_measures(
+    *, model: MLModel, metric: str, granularity: str, start=None, end=None
+) -> dict[datetime, Measure]:
+    """{window start: Measure} of the windows with data: what comparing two windows needs
+    (k of n, or moments), in one read of the aggregates."""
+    entry = metric_check(model, metric)
+    window_check(granularity, start, end)
+    scope = {"model": model, "start": start, "end": end, "version": None, "segment": None}
+    measures = window_measures(
+        model=model,
+        metric=entry,
+        scope=scope,
+        granularity=granularity,
+        key=lambda moment: window_start(moment, granularity),
+    )
+    return {moment: measure for moment, (measure, _) in measures.items()}
+
+
 def points_fill(metric: Metric, measures: dict, first: datetime, last: datetime, granularity: str):
     """Every window from first to last, those without data with the metric's empty value."""
     points, step = [], WINDOW[granularity]

@@ -12,6 +12,7 @@ from factory.rollouts import rollout_create
 from factory.services import version_register
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.metrics.registry import metric_label
 from tests.conftest import NOW, outcome, prediction
 from tests.factory.conftest import LINEAGE, lineage
 from tests.factory.test_reference import PROFILE
@@ -53,11 +54,12 @@ def test_version_page_sets_held_out_metrics_beside_production(browser, deployed)
     comparison = page[
         page.index('id="comparison"') : page.index("</table>", page.index('id="comparison"'))
     ]
-    assert "accuracy</td><td>0.9000</td>" in comparison
+    assert f"{metric_label('accuracy')}</td><td>0.9000</td>" in comparison
     assert "0.8000" in comparison and "n=10" in comparison
     # roc_auc is measured in production too: every score is 0.8, so sklearn says 0.5
     production_auc = roc_auc_score([int(i < 8) for i in range(10)], [0.8] * 10)
-    assert f"roc_auc</td><td>0.8100</td>\n      <td>{production_auc:.4f}" in comparison
+    auc = metric_label("roc_auc")
+    assert f"{auc}</td><td>0.8100</td>\n      <td>{production_auc:.4f}" in comparison
     reference = page[page.index('id="reference"') :]
     assert "age" in reference and "mean 37.000, sd 11.662" in reference and "basic: 3" in reference
 
@@ -79,7 +81,7 @@ def test_rollout_timeline_retrain_and_audit_pages(browser, deployed):
     assert "user:ana" in rollouts and "try" in rollouts
     assert browser.get("/models/churn/retrain/").status_code == 200
     audit = browser.get("/models/churn/audit/").content.decode()
-    assert audit.count("rollout.create") == 2 and audit.count("version.register") == 2
+    assert audit.count("Rollout create") == 2 and audit.count("Version register") == 2
 
 
 def test_model_charts_carry_rollout_annotations(browser, deployed):

@@ -1,0 +1,106 @@
+"""Honest headlines and readable details in headless Chromium: the business sentence on a
+noisy week beside immature ones, and no raw metric key in the visible text of any page of
+the demo (checked against the registry's keys), nor an internal value on the detail pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.utils import timezone
+
+from accounts.roles import Role
+from monitoring.demo import demo_create
+from monitoring.jobs import jobs_run
+from monitoring.metrics.series import metric_names
+from monitoring.models import Alert, AlertRule
+from tests.dashboard import test_browser as browser
+from tests.dashboard.test_browser import SCREENSHOTS, log_in, user_make
+from tests.dashboard.test_business import weekly_revenue
+
+page = browser.page  # the browser fixture, shared
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+INTERNAL_VALUES = re.compile(r"\b(__all__|too_low|too_high|no_data|too_few|no_baseline)\b")
+# The pages this work made readable, where no internal value may show at all.
+# The page's text a person reads, without <code> (API calls and JSON shown to developers keep
+# their keys: that is where a key belongs).
+WORDS_SHOWN = "document.querySelectorAll('code').forEach(e => e.remove()); document.body.innerText"
+DETAIL_PAGES = (
+    "business",
+    "rows",
+    "versions",
+    "version",
+    "rollouts",
+    "retrain",
+    "audit",
+    "channels",
+)
+
+
+def test_the_business_sentence_on_a_noisy_week_beside_immature_ones(live_server, model, page):
+    # given: five weeks of revenue around 50, then two younger weeks around 30
+    weekly_revenue(model, {6: 50, 5: 50, 4: 50, 3: 50, 2: 30, 1: 30}, now=timezone.now())
+    user_make("ds", Role.VIEWER)
+    log_in(page, live_server)
+    # when
+    page.goto(f"{live_server.url}/models/churn/business/")
+    page.wait_for_selector("#kpi-revenue .plot .main-svg")
+    page.screenshot(path=str(SCREENSHOTS / "business-noisy-week.png"), full_page=True)
+    # then: the headline compares the latest mature weeks and calls their difference noise
+    headline = page.inner_text("#kpi-revenue .headline")
+    assert "the latest mature one" in headline and "within the noise" in headline
+    assert not re.search(r"\b(up|down)\b", headline)
+    # the real fall is named, as not mature yet; the young weeks are said, never compared
+    assert re.search(
+        r"down from [\d.,]+ to [\d.,]+", page.inner_text("#kpi-revenue .largest-change")
+    )
+    assert "not mature yet" in page.inner_text("#kpi-revenue .largest-change")
+    assert "The last 2 weeks are not mature yet" in page.inner_text("#label-maturity")
+    # the chart's caption is the chart's own, not the sentence again
+    assert "the latest mature one" not in page.inner_text("#kpi-revenue figcaption")
+    assert page.console_errors == []
+
+
+def test_no_raw_metric_key_in_any_page_of_the_demo(live_server, db, page):
+    model = demo_create()
+    jobs_run(model_id=model.pk)
+    user_make("ds", Role.ADMIN)
+    keys = [k for k in metric_names(model) if "_" in k or ":" in k]
+    assert "roc_auc" in keys and "value:revenue" in keys and "drift:tenure_months" in keys
+    alert = Alert.objects.filter(rule__metric="roc_auc").first()
+    window = f"start={alert.window_start.isoformat()}&end={alert.window_end.isoformat()}"
+    rule = AlertRule.objects.get(metric="accuracy", kind="static")
+    pages = {
+        "overview": "/",
+        "alerts": "/alerts/?state=all",
+        "model": "/models/churn/",
+        "business": "/models/churn/business/",
+        "rows": f"/models/churn/rows/?metric=roc_auc&{window}".replace("+", "%2B"),
+        "quarantine": "/models/churn/quarantine/",
+        "compare": "/models/churn/compare/?metric=roc_auc",
+        "versions": "/models/churn/versions/",
+        "version": "/models/churn/versions/1.1.0/",
+        "rollouts": "/models/churn/rollouts/",
+        "retrain": "/models/churn/retrain/",
+        "audit": "/models/churn/audit/",
+        "channels": "/models/churn/channels/",
+        "alert": f"/models/churn/alerts/{alert.pk}/",
+        "rule": f"/models/churn/rules/{rule.pk}/",
+        "feature": "/models/churn/features/tenure_months/",
+    }
+    log_in(page, live_server)
+    found = {}
+    for name, path in pages.items():
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("load")
+        text = page.evaluate(WORDS_SHOWN)
+        raw = [k for k in keys if re.search(rf"(?<![\w:]){re.escape(k)}(?!\w)", text)]
+        internal = INTERNAL_VALUES.findall(text) if name in DETAIL_PAGES else []
+        if raw or internal:
+            found[name] = raw + internal
+    assert found == {}
+    # the rows page opened from the alert shows the slice's ROC AUC
+    page.goto(live_server.url + pages["rows"])
+    assert page.inner_text("#slice-metric").startswith("ROC AUC of these predictions: ")
+    page.screenshot(path=str(SCREENSHOTS / "rows-behind-a-metric.png"))
+    assert page.console_errors == []
