@@ -172,7 +172,7 @@ def counts_insert(model: MLModel, start: datetime, end: datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO monitoring_hourlyaggregate (model_id, {columns}) "
-            f"SELECT %s, {columns} FROM ({query}) AS counts({columns})",
+            f"SELECT %s, counts.* FROM ({query}) AS counts",
             [model.pk, *params],
         )
 
