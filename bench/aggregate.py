@@ -19,12 +19,11 @@ Prints one JSON object on the last line: per shape and path `predictions_per_s` 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
 
-from harness import django_setup, model_delete
+from harness import django_setup, frames_ingest, model_delete
 
 START = "2026-01-05T00:00:00+00:00"
 SHAPES = {  # features, segments, versions
@@ -74,8 +73,6 @@ def shape_ensure(name: str, rows: int, days: int):
     """The shape's model with its rows ingested and joined, built unless stored complete."""
     from factory.models import MLModel
     from factory.services import model_create
-    from monitoring.ingest.parsers import CsvPredictions
-    from monitoring.ingest.services import records_ingest
     from monitoring.pipeline.join import outcomes_join
 
     label = f"bench-aggregate-{name}-{rows}-{days}d"
@@ -86,19 +83,7 @@ def shape_ensure(name: str, rows: int, days: int):
     model = model_create(name=label, task="binary_classification", positive_class=1)
     for first in range(0, rows, CHUNK):
         size = min(CHUNK, rows - first)
-        predictions, outcomes = frames(first, size, rows, days, SHAPES[name])
-        body = io.BytesIO(predictions.to_csv(index=False).encode())
-        receipt = records_ingest(
-            model=model,
-            kind="predictions",
-            records=CsvPredictions(body),
-            content_type="text/csv",
-            enqueue_jobs=False,
-        )
-        assert receipt.accepted == size, receipt.as_dict()
-        records = outcomes.to_dict("records")
-        receipt = records_ingest(model=model, kind="outcomes", records=records, enqueue_jobs=False)
-        assert receipt.accepted == len(records), receipt.as_dict()
+        frames_ingest(model, *frames(first, size, rows, days, SHAPES[name]))
         log(f"{name}: ingested {first + size:,} of {rows:,}")
     outcomes_join(model_id=model.pk)
     MLModel.objects.filter(pk=model.pk).update(description="complete")

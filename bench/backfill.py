@@ -14,14 +14,13 @@ runs until every day has its rows. Prints one JSON object on the last line with
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
 import sys
 import time
 
-from harness import ROOT, django_setup, model_delete
+from harness import ROOT, django_setup, frames_ingest, model_delete
 
 NAME = "bench-backfill"
 START = "2025-06-01T00:00:00+00:00"
@@ -64,8 +63,6 @@ def frames(first_day: int, days: int, per_day: int):
 def history_ensure(days: int, per_day: int):
     from factory.models import MLModel
     from factory.services import model_create
-    from monitoring.ingest.parsers import CsvPredictions
-    from monitoring.ingest.services import records_ingest
     from monitoring.pipeline.join import outcomes_join
 
     label = f"{NAME}-{days}d-{per_day}"
@@ -76,17 +73,7 @@ def history_ensure(days: int, per_day: int):
     model = model_create(name=label, task="binary_classification", positive_class=1)
     for first in range(0, days, CHUNK_DAYS):
         span = min(CHUNK_DAYS, days - first)
-        predictions, outcomes = frames(first, span, per_day)
-        receipt = records_ingest(
-            model=model,
-            kind="predictions",
-            records=CsvPredictions(io.BytesIO(predictions.to_csv(index=False).encode())),
-            content_type="text/csv",
-            enqueue_jobs=False,
-        )
-        assert receipt.rejected == 0, receipt.as_dict()
-        records = outcomes.to_dict("records")
-        records_ingest(model=model, kind="outcomes", records=records, enqueue_jobs=False)
+        frames_ingest(model, *frames(first, span, per_day))
         log(f"ingested days {first + span} of {days}")
     outcomes_join(model_id=model.pk)
     MLModel.objects.filter(pk=model.pk).update(description="complete")

@@ -198,27 +198,32 @@ def dataset_frames(first: int, size: int, rows: int, days: int, seed: int):
 
 def dataset_ingest(model, rows: int, days: int, log=print) -> None:
     """Store the rows through the ingestion service (CSV bodies: the columnar COPY path)."""
+    for first in range(0, rows, DATASET_CHUNK):
+        size = min(DATASET_CHUNK, rows - first)
+        frames_ingest(model, *dataset_frames(first, size, rows, days, seed=first))
+        log(f"ingested {first + size:,} of {rows:,} predictions")
+
+
+def frames_ingest(model, predictions, outcomes) -> None:
+    """Predictions as a CSV body (the columnar COPY path) and outcomes as records, through the
+    ingestion service; every row must be accepted."""
     import io
 
     from monitoring.ingest.parsers import CsvPredictions
     from monitoring.ingest.services import records_ingest
 
-    for first in range(0, rows, DATASET_CHUNK):
-        size = min(DATASET_CHUNK, rows - first)
-        predictions, outcomes = dataset_frames(first, size, rows, days, seed=first)
-        body = io.BytesIO(predictions.to_csv(index=False).encode())
-        receipt = records_ingest(
-            model=model,
-            kind="predictions",
-            records=CsvPredictions(body),
-            content_type="text/csv",
-            enqueue_jobs=False,
-        )
-        assert receipt.accepted == size, receipt.as_dict()
-        records = outcomes.to_dict("records")
-        receipt = records_ingest(model=model, kind="outcomes", records=records, enqueue_jobs=False)
-        assert receipt.accepted == len(records), receipt.as_dict()
-        log(f"ingested {first + size:,} of {rows:,} predictions")
+    body = io.BytesIO(predictions.to_csv(index=False).encode())
+    receipt = records_ingest(
+        model=model,
+        kind="predictions",
+        records=CsvPredictions(body),
+        content_type="text/csv",
+        enqueue_jobs=False,
+    )
+    assert receipt.accepted == len(predictions), receipt.as_dict()
+    records = outcomes.to_dict("records")
+    receipt = records_ingest(model=model, kind="outcomes", records=records, enqueue_jobs=False)
+    assert receipt.accepted == len(records), receipt.as_dict()
 
 
 BULK_TABLES = (

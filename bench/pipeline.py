@@ -14,13 +14,12 @@ hour is dirty, every label new. Prints one JSON object on the last line, with
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
 import time
 
-from harness import django_setup, model_delete
+from harness import django_setup, frames_ingest, model_delete
 
 NAME = "bench-pipeline"
 START = "2026-01-05T00:00:00+00:00"
@@ -72,24 +71,10 @@ def frames(rows: int, days: int, seed: int = 7):
 def model_build(rows: int, days: int):
     """A fresh model with the rows ingested (CSV predictions, JSON outcomes) and no job run."""
     from factory.services import model_create
-    from monitoring.ingest.parsers import CsvPredictions
-    from monitoring.ingest.services import records_ingest
 
     model_delete(NAME)
     model = model_create(name=NAME, task="binary_classification", positive_class=1)
-    predictions, outcomes = frames(rows, days)
-    body = io.BytesIO(predictions.to_csv(index=False).encode())
-    receipt = records_ingest(
-        model=model,
-        kind="predictions",
-        records=CsvPredictions(body),
-        content_type="text/csv",
-        enqueue_jobs=False,
-    )
-    assert receipt.accepted == rows, receipt.as_dict()
-    records = outcomes.to_dict("records")
-    receipt = records_ingest(model=model, kind="outcomes", records=records, enqueue_jobs=False)
-    assert receipt.accepted == len(records), receipt.as_dict()
+    frames_ingest(model, *frames(rows, days))
     return model
 
 
