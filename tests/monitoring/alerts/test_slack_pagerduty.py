@@ -35,7 +35,7 @@ def test_slack_gets_blocks_with_the_chart_link(model, smtp_server, receiver, wri
     links = alert_links(alert, absolute=True)
     header, section, actions = message["blocks"]
     assert header["type"] == "header" and header["text"]["text"] == message["text"]
-    assert message["text"].startswith("[Canary] churn: ")
+    assert message["text"].startswith("[Canary] CRITICAL churn: ")  # critical first
     text = section["text"]["text"]
     assert f"Firing (critical): {metric_label('accuracy')} of churn is too low" in text
     assert alert_summary(alert) in text
