@@ -23,7 +23,7 @@ import json
 import sys
 import time
 
-from harness import django_setup, frames_ingest, model_delete
+from harness import django_setup, frames_ingest, model_delete, outcomes_frame
 
 START = "2026-01-05T00:00:00+00:00"
 SHAPES = {  # features, segments, versions
@@ -57,16 +57,7 @@ def frames(first: int, size: int, rows: int, days: int, shape: tuple[int, int, i
         columns[f"x{j}"] = rng.normal(0, 1, size).round(4)
     for j in range(categorical):
         columns[f"c{j}"] = rng.choice(["red", "green", "blue", "amber"], size)
-    labelled = np.arange(first, first + size) % 3 != 0
-    delay = pd.to_timedelta(rng.uniform(600, 3 * 86400, size), unit="s")
-    outcomes = pd.DataFrame(
-        {
-            "prediction_id": ids,
-            "observed_at": (at + delay).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "outcome": (rng.uniform(size=size) < score).astype(int),
-        }
-    )[labelled]
-    return pd.DataFrame(columns), outcomes
+    return pd.DataFrame(columns), outcomes_frame(rng, ids, at, score, first)
 
 
 def shape_ensure(name: str, rows: int, days: int):

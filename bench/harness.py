@@ -184,6 +184,16 @@ def dataset_frames(first: int, size: int, rows: int, days: int, seed: int):
         predictions[f"f{j}"] = rng.normal(0.5 * share if j == 0 else 0, 1, size).round(4)
     predictions["plan"] = rng.choice(["basic", "plus", "premium"], size, p=[0.5, 0.3, 0.2])
     predictions["tenure"] = rng.integers(0, 120, size)
+    return predictions, outcomes_frame(rng, ids, at, score, first)
+
+
+def outcomes_frame(rng, ids, at, score, first: int):
+    """Outcomes of two predictions in three (by position from ``first``), 10 minutes to 3 days
+    late, positive with the prediction's score as probability."""
+    import numpy as np
+    import pandas as pd
+
+    size = len(ids)
     labelled = np.arange(first, first + size) % 3 != 0
     delay = pd.to_timedelta(rng.uniform(600, 3 * 86400, size), unit="s")
     outcomes = pd.DataFrame(
@@ -192,8 +202,8 @@ def dataset_frames(first: int, size: int, rows: int, days: int, seed: int):
             "observed_at": (at + delay).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "outcome": (rng.uniform(size=size) < score).astype(int),
         }
-    )[labelled]
-    return predictions, outcomes
+    )
+    return outcomes[labelled]
 
 
 def dataset_ingest(model, rows: int, days: int, log=print) -> None:

@@ -22,12 +22,23 @@ def hour_after(hour: datetime) -> datetime:
 
 def hour_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     """Contiguous [start, end) ranges covering the given hours."""
+    return period_ranges(hours, hour_after)
+
+
+def day_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Contiguous [start, end) ranges covering the given days (their starts)."""
+    return period_ranges(days, lambda day: day + DAY)
+
+
+def period_ranges(starts: list[datetime], after) -> list[tuple[datetime, datetime]]:
+    """Contiguous [start, end) ranges covering periods given by their starts; ``after`` is a
+    period's end."""
     ranges: list[list[datetime]] = []
-    for hour in sorted(hours):
-        if ranges and ranges[-1][1] == hour:
-            ranges[-1][1] = hour_after(hour)
+    for start in sorted(starts):
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = after(start)
         else:
-            ranges.append([hour, hour_after(hour)])
+            ranges.append([start, after(start)])
     return [(start, end) for start, end in ranges]
 
 

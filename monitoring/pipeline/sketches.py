@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import Q, Sum
 
 from common.sql import db_datetime, is_postgres
-from common.time import DAY, as_utc, day_floor, hour_ranges
+from common.time import as_utc, day_floor, day_ranges, hour_ranges
 from factory.models import MLModel, ModelVersion
 from monitoring.ingest.records import positive_label
 from monitoring.models import FeatureBins, HourlyAggregate, Period, Sketch, SketchKind
@@ -252,17 +252,6 @@ def sketches_write(rows: list[tuple]) -> None:
 
 
 DAYS_PER_MERGE = 7  # the hour rows of a week of days are in memory at once
-
-
-def day_ranges(days: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted days as [start, end) ranges of consecutive days."""
-    ranges: list[list[datetime]] = []
-    for day in days:
-        if ranges and ranges[-1][1] == day:
-            ranges[-1][1] = day + DAY
-        else:
-            ranges.append([day, day + DAY])
-    return [(start, end) for start, end in ranges]
 
 
 def day_rows(model: MLModel, days: list[datetime]) -> list[tuple]:
