@@ -118,6 +118,7 @@ def workers_start(count: int, database: str, broker: str) -> list[subprocess.Pop
 def backfill_timed(model, workers: int, database: str, broker: str, range_days: int) -> float:
     from django.db import connection
 
+    from config.celery import app
     from monitoring.models import HourlyAggregate, HourlyValue, Period, Sketch
     from monitoring.tasks import aggregates_backfill
 
@@ -136,7 +137,8 @@ def backfill_timed(model, workers: int, database: str, broker: str, range_days: 
     try:
         time.sleep(5)  # the workers connect before the clock starts
         started = time.perf_counter()
-        aggregates_backfill.delay(model.pk, range_days)
+        with app.connection_for_write(broker) as queue:
+            aggregates_backfill.apply_async((model.pk, range_days), connection=queue)
         done = Sketch.objects.filter(model=model, period=Period.DAY)
         while done.values("start").distinct().count() < days:
             time.sleep(0.5)
@@ -154,10 +156,9 @@ def main() -> None:
     parser.add_argument("--range-days", type=int, default=10)
     args = parser.parse_args()
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-    database = django_setup()  # sets the broker to memory:// for this process ...
-    from config.celery import app
-
-    app.conf.broker_url = broker  # ... but the backfill is queued for the workers
+    # This process's own tasks (the ingestion's) go to memory://; the backfill is queued on
+    # `broker` explicitly, for the workers.
+    database = django_setup()
     model = history_ensure(args.days, args.per_day)
     seconds = {}
     for workers in (1, 2):
