@@ -23,19 +23,18 @@ import time
 from harness import ROOT, django_setup, frames_ingest, model_delete
 
 NAME = "bench-backfill"
-START = "2025-06-01T00:00:00+00:00"
 CHUNK_DAYS = 10
 GOAL = 1.3
 
 
-def frames(first_day: int, days: int, per_day: int):
+def frames(first_day: int, days: int, per_day: int, start):
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(first_day)
     size = days * per_day
     offsets = np.sort(rng.uniform(first_day * 86400, (first_day + days) * 86400, size))
-    at = pd.Timestamp(START) + pd.to_timedelta(offsets, unit="s")
+    at = start + pd.to_timedelta(offsets, unit="s")
     score = rng.uniform(0, 1, size).round(4)
     ids = np.char.add(f"b{first_day}-", np.arange(size).astype(str))
     columns = {
@@ -61,22 +60,28 @@ def frames(first_day: int, days: int, per_day: int):
 
 
 def history_ensure(days: int, per_day: int):
+    import pandas as pd
+
     from factory.models import MLModel
     from factory.services import model_create
     from monitoring.pipeline.join import outcomes_join
 
     label = f"{NAME}-{days}d-{per_day}"
-    model = MLModel.objects.filter(name=label, description="complete").first()
+    # The history ends yesterday, inside the raw horizon (older predictions would be expired),
+    # and is kept for later runs of the same day.
+    start = pd.Timestamp.now("UTC").floor("D") - pd.Timedelta(days=days + 1)
+    complete = f"complete from {start:%Y-%m-%d}"
+    model = MLModel.objects.filter(name=label, description=complete).first()
     if model is not None:
         return model
     model_delete(label)
     model = model_create(name=label, task="binary_classification", positive_class=1)
     for first in range(0, days, CHUNK_DAYS):
         span = min(CHUNK_DAYS, days - first)
-        frames_ingest(model, *frames(first, span, per_day))
+        frames_ingest(model, *frames(first, span, per_day, start))
         log(f"ingested days {first + span} of {days}")
     outcomes_join(model_id=model.pk)
-    MLModel.objects.filter(pk=model.pk).update(description="complete")
+    MLModel.objects.filter(pk=model.pk).update(description=complete)
     return model
 
 
