@@ -39,6 +39,14 @@ CANARY_FUTURE_SKEW_S = env_int("CANARY_FUTURE_SKEW_S", 86400)
 # Runs of a model's jobs in a row that end with a failure open before its on-call list gets
 # one "monitoring is failing" e-mail (and a resolved one when the jobs succeed again).
 CANARY_JOB_FAILURES_ALERT = env_int("CANARY_JOB_FAILURES_ALERT", 3)
+# Raw predictions, outcomes and labels are kept this long, then removed a month at a time;
+# aggregates are kept forever, and hours older than the raw horizon are sealed.
+CANARY_RAW_RETENTION_DAYS = env_int("CANARY_RAW_RETENTION_DAYS", 400)
+CANARY_QUARANTINE_RETENTION_DAYS = env_int("CANARY_QUARANTINE_RETENTION_DAYS", 400)
+CANARY_EVALUATION_RETENTION_DAYS = env_int("CANARY_EVALUATION_RETENTION_DAYS", 30)
+for _horizon in ("RAW", "QUARANTINE", "EVALUATION"):
+    if globals()[f"CANARY_{_horizon}_RETENTION_DAYS"] < 1:
+        raise ImproperlyConfigured(f"CANARY_{_horizon}_RETENTION_DAYS must be at least 1 day")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -272,6 +280,7 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep trying: a worker waits out a
 CELERY_TIMEZONE = "UTC"
 CANARY_JOBS_INTERVAL_S = env_int("CANARY_JOBS_INTERVAL_S", 60)
 CANARY_SWEEP_INTERVAL_S = env_int("CANARY_SWEEP_INTERVAL_S", 3600)
+CANARY_RETENTION_INTERVAL_S = env_int("CANARY_RETENTION_INTERVAL_S", 86400)
 # A Celery task name that receives every retrain request's payload (empty: none).
 CANARY_RETRAIN_TASK = env_str("CANARY_RETRAIN_TASK", "")
 

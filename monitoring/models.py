@@ -7,6 +7,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from factory.models import MLModel, ModelVersion
@@ -70,9 +71,13 @@ class Prediction(models.Model):
     )
 
     class Meta:
+        # On PostgreSQL the table is partitioned by month of `timestamp` (monitoring/ingest/
+        # partitions.py), and a unique index there must hold the partition key: this one
+        # serves lookups. A (model, prediction_id) stored once across months is the store's
+        # rule, under a per-model lock (monitoring/ingest/store.py).
         constraints = [
             models.UniqueConstraint(
-                fields=["model", "prediction_id"], name="prediction_unique_per_model"
+                fields=["model", "prediction_id", "timestamp"], name="prediction_unique_per_month"
             )
         ]
         indexes = [models.Index(fields=["model", "timestamp"], name="prediction_model_time")]
@@ -102,11 +107,17 @@ class Outcome(models.Model):
         db_constraint=False,
         db_index=False,
     )
+    # When it was stored: an outcome lives one raw horizon from its arrival, whenever it was
+    # observed, so one for a prediction long gone is still kept (and counted as waiting).
+    received_at = models.DateTimeField(db_default=Now())
 
     class Meta:
+        # Partitioned by month of `received_at` on PostgreSQL; the store keeps one outcome
+        # per (model, prediction_id, observed_at) across months, as for predictions.
         constraints = [
             models.UniqueConstraint(
-                fields=["model", "prediction_id", "observed_at"], name="outcome_unique_version"
+                fields=["model", "prediction_id", "observed_at", "received_at"],
+                name="outcome_unique_per_month",
             )
         ]
 
@@ -184,6 +195,24 @@ class JoinState(models.Model):
 
     def __str__(self) -> str:
         return f"join of model {self.model_id} at outcome {self.outcome_high_water}"
+
+
+class RetentionRun(models.Model):
+    """One run of retention: what it removed, so that pages can say which raw rows are gone."""
+
+    ran_at = models.DateTimeField()
+    # Raw predictions, outcomes and labels before this moment are removed.
+    raw_removed_before = models.DateTimeField()
+    months_removed = models.JSONField(default=list)  # "2025-09", ... dropped by this run
+    quarantine_removed = models.PositiveIntegerField(default=0)
+    evaluations_removed = models.PositiveIntegerField(default=0)
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"retention at {self.ran_at.isoformat()}: raw rows before {self.raw_removed_before}"
 
 
 class DirtyHour(models.Model):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from types import SimpleNamespace
 
+from django.conf import settings
 from django.db import transaction
 
 from common.sql import is_postgres
@@ -18,7 +19,7 @@ from monitoring.ingest.columnar import ColumnarChunk, ColumnarFallback
 from monitoring.ingest.parsers import SpooledPredictions, Unreadable
 from monitoring.ingest.records import Problem, outcome_validate, prediction_validate
 from monitoring.ingest.store import outcomes_store, predictions_store
-from monitoring.ingest.validate import printable
+from monitoring.ingest.validate import EXPIRED, printable
 from monitoring.models import IngestBatch, QuarantinedRecord, RecordKind
 from monitoring.tasks import jobs_run_model
 
@@ -209,15 +210,21 @@ def chunk_ingest(
     else:
         result = outcomes_store(model_id=model.pk, batch_id=batch.pk, rows=rows)
     by_offset = dict(records)
-    for i in result.conflicts:
+
+    def stored_row(i: int) -> tuple[int, object, str]:
+        """The request index, row and raw text of the i-th row handed to the store."""
         if i < len(rows):
-            raw = raw_text(by_offset[indexes[i] - start])
-            rejections.append(conflict_rejection(kind, indexes[i], rows[i], raw))
-        else:
-            k = i - len(rows)
-            record = columnar.record(k)
-            index, row = start + columnar.good_offsets[k], SimpleNamespace(**record)
-            rejections.append(conflict_rejection(kind, index, row, raw_text(record)))
+            return indexes[i], rows[i], raw_text(by_offset[indexes[i] - start])
+        k = i - len(rows)
+        record = columnar.record(k)
+        return start + columnar.good_offsets[k], SimpleNamespace(**record), raw_text(record)
+
+    for i in result.conflicts:
+        index, row, raw = stored_row(i)
+        rejections.append(Rejection(index, row.prediction_id, [conflict_problem(kind, row)], raw))
+    for i in result.expired:
+        index, row, raw = stored_row(i)
+        rejections.append(Rejection(index, row.prediction_id, [expired_problem(row)], raw))
     rejections.sort(key=lambda rejection: rejection.index)
     quarantine(batch, kind, rejections)
     receipt.received += size
@@ -227,7 +234,7 @@ def chunk_ingest(
     receipt.errors_add(rejections)
 
 
-def conflict_rejection(kind: str, index: int, row, raw: str) -> Rejection:
+def conflict_problem(kind: str, row) -> Problem:
     if kind == RecordKind.PREDICTIONS:
         message = (
             f"prediction {row.prediction_id!r} is already stored with other content; "
@@ -238,12 +245,17 @@ def conflict_rejection(kind: str, index: int, row, raw: str) -> Rejection:
             f"an outcome for {row.prediction_id!r} observed at {row.observed_at.isoformat()} is "
             "already stored with other content; send a later observed_at to correct it"
         )
-    return Rejection(
-        index,
-        row.prediction_id,
-        [Problem("conflict", "prediction_id", message)],
-        raw,
+    return Problem("conflict", "prediction_id", message)
+
+
+def expired_problem(row) -> Problem:
+    """A prediction before the raw horizon: its hour's aggregates are sealed."""
+    moment = row.timestamp.isoformat() if hasattr(row.timestamp, "isoformat") else row.timestamp
+    message = (
+        f"timestamp {moment} is older than the raw retention horizon "
+        f"({settings.CANARY_RAW_RETENTION_DAYS} days): its hour is sealed and no longer aggregated"
     )
+    return Problem(EXPIRED, "timestamp", message)
 
 
 def quarantine(batch: IngestBatch, kind: str, rejections: list[Rejection]) -> None:

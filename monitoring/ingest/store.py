@@ -1,9 +1,17 @@
-"""Bulk storage of validated rows: staging table, then one INSERT ... ON CONFLICT DO NOTHING.
+"""Bulk storage of validated rows: staging table, then one INSERT of the keys not stored yet.
 
 Predictions whose ids are all new go straight into their table with COPY instead. Otherwise
-the database decides what is new; rows it skipped are duplicates (same content hash) or
-conflicts (other content under the same key). PostgreSQL fills the staging table with COPY,
-SQLite with executemany; the rest is the same SQL.
+the INSERT skips keys already stored (and all but the first of a key in the chunk); rows it
+skipped are duplicates (same content hash) or conflicts (other content under the same key).
+PostgreSQL fills the staging table with COPY, SQLite with executemany; the rest is the same SQL.
+
+Keys are unique across months although the tables are partitioned by month on PostgreSQL,
+where a unique index cannot span partitions: a writer takes the model's advisory lock for
+its table (held to the end of its transaction), then looks the keys up in every partition and
+inserts only new ones. A second writer of the same model waits, then sees the first's rows.
+SQLite runs one write statement at a time, which gives the same.
+
+A prediction older than the raw horizon (common.retention) is expired: its hour is sealed.
 """
 
 from __future__ import annotations
@@ -16,13 +24,19 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.db import connection, transaction
-from psycopg.errors import UniqueViolation
+from django.utils import timezone
 
-from common.sql import hour_of, is_postgres
+from common.retention import raw_horizon
+from common.sql import db_datetime, hour_of, is_postgres
 from monitoring.ingest.columnar import ColumnarChunk
+from monitoring.ingest.partitions import partitions_ensure
 from monitoring.ingest.records import OutcomeRow, PredictionRow
 
 STAGE_BATCH_ROWS = 5_000  # rows per executemany on SQLite
+# pg_advisory_xact_lock(space, model_id): one writer of a model's predictions (or outcomes) at
+# a time, from its key lookup to its commit.
+PREDICTIONS_LOCK = 0x43414E41  # "CANA"
+OUTCOMES_LOCK = 0x43414E42  # "CANB"
 
 
 @dataclass
@@ -30,6 +44,7 @@ class StoreResult:
     accepted: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
     conflicts: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
 
 
 def json_text(value) -> str | None:
@@ -63,12 +78,25 @@ def unstage(cursor, table: str) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
 
 
+def keys_lock(cursor, space: int, model_id: int) -> None:
+    """Be the model's only writer of this table until the transaction ends (PostgreSQL)."""
+    if is_postgres():
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [space, model_id])
+
+
 def classify(
-    keys: list[tuple], inserted: set[tuple], stored_md5: dict[tuple, str], md5s: list[str]
+    keys: list[tuple],
+    inserted: set[tuple],
+    stored_md5: dict[tuple, str],
+    md5s: list[str],
+    expired: set[int] = frozenset(),
 ) -> StoreResult:
-    """Sort staged rows into accepted, duplicates and conflicts; the first of a key wins."""
-    result = StoreResult()
+    """Sort staged rows into accepted, duplicates, conflicts and expired; the first of a key
+    wins."""
+    result = StoreResult(expired=sorted(expired))
     for index, (key, md5) in enumerate(zip(keys, md5s, strict=True)):
+        if index in expired:
+            continue
         if key in inserted:
             inserted.discard(key)
             result.accepted.append(index)
@@ -102,80 +130,112 @@ def predictions_store(
     columnar: ColumnarChunk | None = None,
 ) -> StoreResult:
     """Insert prediction rows (then the columnar ones, numbered after them) in the caller's
-    transaction; mark the hours of what was staged dirty."""
-    features = "features::jsonb" if is_postgres() else "features"
+    transaction; mark the hours of what was stored dirty."""
     ids = pa.chunked_array(
         [pa.array([row.prediction_id for row in rows], pa.string())]
         + (columnar.good["prediction_id"].chunks if columnar is not None else []),
         pa.string(),
     )
-    with connection.cursor() as cursor:
-        if pc.count_distinct(ids).as_py() == len(ids) and predictions_copy_direct(
-            cursor,
-            model_id=model_id,
-            batch_id=batch_id,
-            rows=rows,
-            version_ids=version_ids,
-            columnar=columnar,
+    hours = {row.timestamp.replace(minute=0, second=0, microsecond=0) for row in rows}
+    hours |= columnar.hours() if columnar is not None else set()
+    horizon = raw_horizon(timezone.now())
+    with transaction.atomic(), connection.cursor() as cursor:
+        partitions_ensure(hour for hour in hours if hour >= horizon)
+        keys_lock(cursor, PREDICTIONS_LOCK, model_id)
+        if (
+            is_postgres()
+            and min(hours, default=horizon) >= horizon
+            and pc.count_distinct(ids).as_py() == len(ids)
+            and not ids_stored(cursor, model_id, ids)
         ):
+            predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar)
+            dirty_hours_add(cursor, model_id, hours)
             return StoreResult(accepted=list(range(len(ids))))
-        keys = [(pid,) for pid in ids.to_pylist()]
-        md5s = [row.content_md5 for row in rows]
-        if columnar is not None:
-            md5s += columnar.good["content_md5"].to_pylist()
-        staged = [
-            (
-                index,
-                row.prediction_id,
-                row.timestamp,
-                version_ids[row.model_version],
-                row.prediction,
-                row.prediction_num,
-                row.score,
-                row.segment,
-                row.features_json,
-                row.content_md5,
-            )
-            for index, row in enumerate(rows)
-        ]
-        stage(cursor, "stage_predictions", PREDICTION_STAGE, staged)
-        if columnar is not None and columnar.good.num_rows:
-            names = ", ".join(PREDICTION_STAGE)
-            sql = f"COPY stage_predictions ({names}) FROM STDIN (FORMAT csv)"
-            with cursor.cursor.copy(sql) as copy:
-                copy.write(columnar.copy_csv(version_ids, first_idx=len(rows)))
+        return predictions_stage_insert(
+            cursor, model_id, batch_id, rows, version_ids, columnar, ids, horizon
+        )
+
+
+def ids_stored(cursor, model_id: int, ids: pa.ChunkedArray) -> bool:
+    """Whether any of the ids is stored for the model, in any month."""
+    cursor.execute(
+        """SELECT EXISTS (SELECT 1 FROM monitoring_prediction
+        WHERE model_id = %s AND prediction_id = ANY(%s))""",
+        [model_id, ids.to_pylist()],
+    )
+    return cursor.fetchone()[0]
+
+
+def predictions_stage_insert(
+    cursor, model_id, batch_id, rows, version_ids, columnar, ids, horizon
+) -> StoreResult:
+    """Stage the rows, insert the first of each new key that is not expired, classify."""
+    features = "features::jsonb" if is_postgres() else "features"
+    keys = [(pid,) for pid in ids.to_pylist()]
+    md5s = [row.content_md5 for row in rows]
+    if columnar is not None:
+        md5s += columnar.good["content_md5"].to_pylist()
+    staged = [
+        (
+            index,
+            row.prediction_id,
+            row.timestamp,
+            version_ids[row.model_version],
+            row.prediction,
+            row.prediction_num,
+            row.score,
+            row.segment,
+            row.features_json,
+            row.content_md5,
+        )
+        for index, row in enumerate(rows)
+    ]
+    stage(cursor, "stage_predictions", PREDICTION_STAGE, staged)
+    if columnar is not None and columnar.good.num_rows:
+        names = ", ".join(PREDICTION_STAGE)
+        sql = f"COPY stage_predictions ({names}) FROM STDIN (FORMAT csv)"
+        with cursor.cursor.copy(sql) as copy:
+            copy.write(columnar.copy_csv(version_ids, first_idx=len(rows)))
+    params = {"model": model_id, "batch": batch_id, "horizon": db_datetime(horizon)}
+    cursor.execute(
+        f"""
+        INSERT INTO monitoring_prediction (model_id, version_id, prediction_id, timestamp,
+            segment, prediction, prediction_num, score, features, content_md5, batch_id)
+        SELECT %(model)s, version_id, prediction_id, ts, segment, prediction, prediction_num,
+            score, {features}, content_md5, %(batch)s
+        FROM stage_predictions s
+        WHERE s.idx IN (SELECT MIN(idx) FROM stage_predictions WHERE ts >= %(horizon)s
+                        GROUP BY prediction_id)
+          AND NOT EXISTS (SELECT 1 FROM monitoring_prediction p
+                          WHERE p.model_id = %(model)s AND p.prediction_id = s.prediction_id)
+        ORDER BY idx
+        RETURNING prediction_id
+        """,
+        params,
+    )
+    inserted = {(pid,) for (pid,) in cursor.fetchall()}
+    cursor.execute("SELECT idx FROM stage_predictions WHERE ts < %(horizon)s", params)
+    expired = {idx for (idx,) in cursor.fetchall()}
+    stored = {}
+    if len(inserted) + len(expired) < len(keys):
         cursor.execute(
-            f"""
-            INSERT INTO monitoring_prediction (model_id, version_id, prediction_id, timestamp,
-                segment, prediction, prediction_num, score, features, content_md5, batch_id)
-            SELECT %s, version_id, prediction_id, ts, segment, prediction, prediction_num,
-                score, {features}, content_md5, %s
-            FROM stage_predictions WHERE true ORDER BY idx
-            ON CONFLICT (model_id, prediction_id) DO NOTHING
-            RETURNING prediction_id
+            """
+            SELECT p.prediction_id, p.content_md5 FROM stage_predictions s
+            JOIN monitoring_prediction p
+              ON p.model_id = %(model)s AND p.prediction_id = s.prediction_id
             """,
-            [model_id, batch_id],
+            params,
         )
-        inserted = {(pid,) for (pid,) in cursor.fetchall()}
-        stored = {}
-        if len(inserted) < len(keys):
-            cursor.execute(
-                """
-                SELECT p.prediction_id, p.content_md5 FROM stage_predictions s
-                JOIN monitoring_prediction p
-                  ON p.model_id = %s AND p.prediction_id = s.prediction_id
-                """,
-                [model_id],
-            )
-            stored = {(pid,): md5 for pid, md5 in cursor.fetchall()}
-        cursor.execute(
-            f"""INSERT INTO monitoring_dirtyhour (model_id, hour)
-            SELECT DISTINCT %s, {hour_of("ts")} FROM stage_predictions WHERE true
-            ON CONFLICT DO NOTHING""",
-            [model_id],
-        )
-        unstage(cursor, "stage_predictions")
-    return classify(keys, inserted, stored, md5s)
+        stored = {(pid,): md5 for pid, md5 in cursor.fetchall()}
+    cursor.execute(
+        f"""INSERT INTO monitoring_dirtyhour (model_id, hour)
+        SELECT DISTINCT %(model)s, {hour_of("ts")} FROM stage_predictions
+        WHERE ts >= %(horizon)s
+        ON CONFLICT DO NOTHING""",
+        params,
+    )
+    unstage(cursor, "stage_predictions")
+    return classify(keys, inserted, stored, md5s, expired)
 
 
 DIRECT_COLUMNS = (
@@ -184,46 +244,37 @@ DIRECT_COLUMNS = (
 )
 
 
-def predictions_copy_direct(cursor, *, model_id, batch_id, rows, version_ids, columnar) -> bool:
-    """COPY straight into the table keys that are not repeated in the chunk, when none is stored
-    yet: the common case, at the speed of COPY. False when one is (the caller stages and
-    classifies): a key stored before, or by a concurrent request, makes COPY fail and the
-    savepoint undoes it. Not asking first saves a probe per row; a retried batch pays for a
-    failed COPY instead."""
-    if not is_postgres():
-        return False
+def predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar) -> None:
+    """COPY straight into the table: the common case (new ids, none repeated, none expired),
+    at the speed of COPY. The caller holds the model's lock and has looked the ids up."""
     sql = f"COPY monitoring_prediction ({DIRECT_COLUMNS}) FROM STDIN"
-    try:
-        with transaction.atomic():
-            with cursor.cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row(
-                        (
-                            row.prediction_id,
-                            row.timestamp,
-                            version_ids[row.model_version],
-                            row.prediction,
-                            row.prediction_num,
-                            row.score,
-                            row.segment,
-                            row.features_json,
-                            row.content_md5,
-                            model_id,
-                            batch_id,
-                        )
-                    )
-            if columnar is not None and columnar.good.num_rows:
-                with cursor.cursor.copy(f"{sql} (FORMAT csv)") as copy:
-                    copy.write(columnar.copy_csv(version_ids, constants=(model_id, batch_id)))
-    except UniqueViolation:
-        return False
-    hours = {row.timestamp.replace(minute=0, second=0, microsecond=0) for row in rows}
-    hours |= columnar.hours() if columnar is not None else set()
+    with cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(
+                (
+                    row.prediction_id,
+                    row.timestamp,
+                    version_ids[row.model_version],
+                    row.prediction,
+                    row.prediction_num,
+                    row.score,
+                    row.segment,
+                    row.features_json,
+                    row.content_md5,
+                    model_id,
+                    batch_id,
+                )
+            )
+    if columnar is not None and columnar.good.num_rows:
+        with cursor.cursor.copy(f"{sql} (FORMAT csv)") as copy:
+            copy.write(columnar.copy_csv(version_ids, constants=(model_id, batch_id)))
+
+
+def dirty_hours_add(cursor, model_id: int, hours: set) -> None:
     cursor.executemany(
         "INSERT INTO monitoring_dirtyhour (model_id, hour) VALUES (%s, %s) ON CONFLICT DO NOTHING",
         [(model_id, hour) for hour in hours],
     )
-    return True
 
 
 OUTCOME_STAGE = {
@@ -252,18 +303,26 @@ def outcomes_store(*, model_id: int, batch_id: int, rows: list[OutcomeRow]) -> S
         for index, row in enumerate(rows)
     ]
     values = "vals::jsonb" if is_postgres() else "vals"
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        partitions_ensure([timezone.now()])  # received_at, the transaction's start
+        keys_lock(cursor, OUTCOMES_LOCK, model_id)
         stage(cursor, "stage_outcomes", OUTCOME_STAGE, staged)
         cursor.execute(
             f"""
             INSERT INTO monitoring_outcome (model_id, prediction_id, observed_at, outcome,
                 outcome_num, "values", content_md5, batch_id)
-            SELECT %s, prediction_id, observed_at, outcome, outcome_num, {values}, content_md5, %s
-            FROM stage_outcomes WHERE true ORDER BY idx
-            ON CONFLICT (model_id, prediction_id, observed_at) DO NOTHING
+            SELECT %(model)s, prediction_id, observed_at, outcome, outcome_num, {values},
+                content_md5, %(batch)s
+            FROM stage_outcomes s
+            WHERE s.idx IN (SELECT MIN(idx) FROM stage_outcomes
+                            GROUP BY prediction_id, observed_at)
+              AND NOT EXISTS (SELECT 1 FROM monitoring_outcome o
+                              WHERE o.model_id = %(model)s AND o.prediction_id = s.prediction_id
+                                AND o.observed_at = s.observed_at)
+            ORDER BY idx
             RETURNING prediction_id, observed_at
             """,
-            [model_id, batch_id],
+            {"model": model_id, "batch": batch_id},
         )
         inserted = {(pid, observed_key(at)) for pid, at in cursor.fetchall()}
         stored = {}

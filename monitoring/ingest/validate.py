@@ -26,6 +26,7 @@ OUT_OF_RANGE = "out_of_range"  # a timestamp outside the window, a number beyond
 NOT_FINITE = "not_finite"  # NaN or an infinity
 BAD_TEXT = "invalid_text"  # a NUL character or a lone surrogate
 TOO_DEEP = "too_deep"  # nested deeper than MAX_DEPTH
+EXPIRED = "expired"  # a prediction older than the raw retention horizon (its hour is sealed)
 
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 200

@@ -1,0 +1,89 @@
+"""Monthly partitions of the raw tables on PostgreSQL: made ahead or on demand, dropped whole.
+
+Predictions are partitioned by `timestamp`, labels by `hour` (their prediction's hour, so a
+prediction and its label share a month) and outcomes by `received_at`. Migration 0005 made the
+layout; partitions are named `<table>_pYYYYMM` and cover one UTC calendar month. SQLite has no
+partitions: the functions here do nothing there, and retention deletes rows instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from django.db import connection
+
+from common.retention import month_after, month_start
+from common.sql import is_postgres
+
+# Parent table -> its partition key. Predictions and labels of a month are dropped together.
+RAW_TABLES = {
+    "monitoring_prediction": "timestamp",
+    "monitoring_label": "hour",
+    "monitoring_outcome": "received_at",
+}
+# pg_advisory_xact_lock(key) taken by whoever creates partitions, so two creators do not race.
+PARTITION_LOCK = 0x43414E50  # "CANP"
+PARTITION_NAME = re.compile(r"_p(\d{4})(\d{2})$")
+
+
+def partition_name(table: str, month: datetime) -> str:
+    return f"{table}_p{month:%Y%m}"
+
+
+def months_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every calendar month from the one holding `first` to the one holding `last`."""
+    month, months = month_start(first), []
+    while month <= last:
+        months.append(month)
+        month = month_after(month)
+    return months
+
+
+def partitions_ensure(moments: Iterable[datetime]) -> int:
+    """Make the missing partitions, in every raw table, of the months holding these moments.
+
+    Cheap when they exist (one catalog query). Creating one takes a brief exclusive lock on
+    its parent until the caller's transaction ends. Returns how many were made.
+    """
+    if not is_postgres():
+        return 0
+    months = sorted({month_start(moment.astimezone(UTC)) for moment in moments})
+    wanted = {
+        partition_name(table, month): (table, month) for table in RAW_TABLES for month in months
+    }
+    if not wanted:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'",
+            [list(wanted)],
+        )
+        missing = sorted(wanted.keys() - {name for (name,) in cursor.fetchall()})
+        if missing:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+        for name in missing:
+            table, month = wanted[name]
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
+                f"FROM ('{month.isoformat()}') TO ('{month_after(month).isoformat()}')"
+            )
+    return len(missing)
+
+
+def partition_months(table: str) -> dict[datetime, str]:
+    """The table's partitions by the month each holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = %s::regclass""",
+            [table],
+        )
+        names = [name for (name,) in cursor.fetchall()]
+    months = {}
+    for name in names:
+        match = PARTITION_NAME.search(name)
+        if match:
+            months[datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)] = name
+    return months
