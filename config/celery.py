@@ -31,3 +31,10 @@ def schedule_jobs(sender: Celery, **_kwargs) -> None:
         settings.CANARY_JOBS_INTERVAL_S,
         sender.signature("factory.tasks.retrain_requests_deliver_all"),
     )
+    # Raw rows past CANARY_RAW_RETENTION_DAYS go a month at a time; the next months'
+    # partitions are made ahead of the data that needs them.
+    sender.add_periodic_task(
+        settings.CANARY_RETENTION_INTERVAL_S,
+        sender.signature("monitoring.tasks.retention_run"),
+        name="retention",
+    )

@@ -67,3 +67,16 @@ def aggregates_backfill(model_id: int, days: int = 7) -> int:
     for start, end in ranges:
         aggregates_range.delay(model_id, start.isoformat(), end.isoformat())
     return len(ranges)
+
+
+@shared_task(
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=60,
+    retry_backoff_max=3600,
+    max_retries=5,
+)
+def retention_run() -> None:
+    """Remove what is past its horizon (monitoring/pipeline/retention.py); beat runs it daily."""
+    from monitoring.pipeline.retention import retention_run as run
+
+    run()

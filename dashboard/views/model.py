@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
@@ -31,7 +32,7 @@ from monitoring.api.serializers import AlertRuleSerializer
 from monitoring.ingest.quarantine import quarantine_codes, quarantine_list
 from monitoring.ingest.quarantine import quarantine_csv as quarantine_export
 from monitoring.metrics import rows as row_exports
-from monitoring.metrics.rows import RowFilter, RowFilterError, rows_select
+from monitoring.metrics.rows import RowFilter, RowFilterError, rows_removed_before, rows_select
 from monitoring.metrics.slices import SliceError, slice_compare
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert
@@ -143,6 +144,8 @@ def rows(request, name: str):
         "page": page,
         "query": query.urlencode(),
         "metric": request.GET.get("metric", ""),
+        "removed_before": rows_removed_before(filters),
+        "retention_days": settings.CANARY_RAW_RETENTION_DAYS,
     }
     context.update(slice_context(model, filters))
     context.update(rows_page_extras(model=model, filters=filters, metric=context["metric"]))

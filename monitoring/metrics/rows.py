@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 
 from common.export import csv_stream
 from factory.models import MLModel
-from monitoring.models import Prediction
+from monitoring.models import Prediction, RetentionRun
 
 CHUNK_ROWS = 2_000  # rows fetched per round trip and per Parquet row group: memory is O(chunk)
 ROW_FIELDS = (
@@ -63,6 +63,15 @@ class RowFilter:
     low: float | None = None
     high: float | None = None
     category: str | None = None
+
+
+def rows_removed_before(filters: RowFilter) -> datetime | None:
+    """When the window reaches back before the raw rows retention kept: the moment before
+    which they were removed (their aggregates stay). None when the window is whole."""
+    run = RetentionRun.objects.order_by("-raw_removed_before").first()
+    if run is None or (filters.start is not None and filters.start >= run.raw_removed_before):
+        return None
+    return run.raw_removed_before
 
 
 def rows_select(*, model: MLModel, filters: RowFilter) -> QuerySet:

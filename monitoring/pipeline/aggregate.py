@@ -15,6 +15,7 @@ from django.db.models import Case, Count, F, FloatField, Q, Sum, Value, When
 from django.db.models.functions import Abs, Coalesce, Greatest, Least, Ln, TruncHour
 from django.utils import timezone
 
+from common.retention import hours_unsealed
 from common.sql import db_datetime, json_entries, json_number
 from common.time import HOUR, as_utc, hour_ranges
 from factory.models import MLModel
@@ -279,7 +280,9 @@ def aggregates_refresh(
         with transaction.atomic():
             # In the same transaction as the re-aggregation: no reader sees old-edge histograms.
             bins_stale_reset(model_id=model_id)
-            hours = hours_in_window(model_id, dirty_hours_take(model_id), now)
+            # Sealed hours (before the raw horizon) keep their aggregates for good.
+            hours = hours_unsealed(dirty_hours_take(model_id), now)
+            hours = hours_in_window(model_id, hours, now)
             failed.update(pass_run(model, hours, path))
         processed.update(hours)
         total += len(hours)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 from django.db import connection
 from django.db.models import Min
+from django.utils import timezone
 
+from common.retention import raw_horizon
 from common.sql import hour_of
 from factory.models import ModelVersion
-from monitoring.models import FeatureBins, Prediction
+from monitoring.models import FeatureBins, HourlyAggregate, Prediction
 from monitoring.pipeline.codec import categorical_encode, categorical_merge
 from monitoring.stats.codec import histogram_decode, histogram_encode
 from monitoring.stats.histograms import NumericReference, numeric_bin_edges
@@ -35,6 +38,7 @@ from monitoring.stats.profile import (
     profile_from_json,
 )
 
+log = logging.getLogger(__name__)
 FREEZE_DAYS = 7
 FREEZE_SAMPLE_ROWS = 200_000  # ~25 features x 200k values: about 40 MB while freezing
 UNKNOWN = "unknown"  # every value seen so far was missing
@@ -175,8 +179,27 @@ def bins_stale_reset(*, model_id: int) -> int:
         ),
     ).defer("reference", "lineage")
     for version in stale:
-        bins_reset(version)
+        if version_has_sealed_hours(version):
+            bins_keep_for_sealed_hours(version)
+        else:
+            bins_reset(version)
     return len(stale)
+
+
+def version_has_sealed_hours(version: ModelVersion) -> bool:
+    horizon = raw_horizon(timezone.now())
+    return HourlyAggregate.objects.filter(version=version, hour__lt=horizon).exists()
+
+
+def bins_keep_for_sealed_hours(version: ModelVersion) -> None:
+    """A reference that came after some of the version's hours were sealed cannot re-freeze
+    its bins: sealed hours are never re-aggregated, and histograms on two sets of edges would
+    not add up. The bins stay; they record the reference's hash so it is not asked again."""
+    log.warning(
+        "version %s got its reference after hours of it were sealed; its bins stay as frozen",
+        version.pk,
+    )
+    FeatureBins.objects.filter(version=version).update(reference_sha256=reference_sha256(version))
 
 
 def bins_reset(version: ModelVersion) -> None:

@@ -69,6 +69,8 @@ def labels_write_sql(outcome_filter: str) -> str:
                 l.prediction_id IS NOT NULL AS labelled
             FROM newest o
             LEFT JOIN monitoring_label l ON l.prediction_id = o.prediction_ref
+                -- labels are partitioned by hour: the hour picks the partition to probe
+                AND l.hour = date_trunc('hour', o.timestamp)
             WHERE l.prediction_id IS NULL OR o.observed_at > l.observed_at
                OR (o.observed_at = l.observed_at AND o.outcome_ref > l.outcome_ref_id)
         ), inserted AS (
@@ -81,7 +83,8 @@ def labels_write_sql(outcome_filter: str) -> str:
             UPDATE monitoring_label l SET outcome_ref_id = w.outcome_ref, outcome = w.outcome,
                 outcome_num = w.outcome_num, "values" = w."values",
                 observed_at = w.observed_at, delay_s = w.delay_s, correct = w.correct
-            FROM written w WHERE w.labelled AND l.prediction_id = w.prediction_ref
+            FROM written w
+            WHERE w.labelled AND l.prediction_id = w.prediction_ref AND l.hour = w.hour
         ), dirty AS (
             INSERT INTO monitoring_dirtyhour (model_id, hour)
             SELECT %(model)s, hour FROM written GROUP BY hour ON CONFLICT DO NOTHING
