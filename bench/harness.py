@@ -236,6 +236,16 @@ def frames_ingest(model, predictions, outcomes) -> None:
     assert receipt.accepted == len(records), receipt.as_dict()
 
 
+def raw_partitions_ensure(first, last) -> None:
+    """Rows written into the raw tables by SQL need their months' partitions (PostgreSQL)."""
+    from django.db import transaction
+
+    from monitoring.ingest.partitions import months_between, partitions_ensure
+
+    with transaction.atomic():
+        partitions_ensure(months_between(first, last))
+
+
 BULK_TABLES = (
     "monitoring_label",
     "monitoring_sketch",

@@ -12,9 +12,9 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from harness import django_setup, model_and_key, tables_truncate
+from harness import django_setup, model_and_key, raw_partitions_ensure, tables_truncate
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 TABLES = (
@@ -96,6 +96,7 @@ def main() -> None:
     model_id, _ = model_and_key()
     version_id = versions_resolve(model=MLModel.objects.get(pk=model_id), names={"1.0.0"})["1.0.0"]
     tables_truncate(*TABLES)
+    raw_partitions_ensure(START, START + timedelta(seconds=args.rows))
     rows_insert(model_id, version_id, args.rows)
     log(f"{args.rows:,} outcomes stored")
 

@@ -66,10 +66,17 @@ def partitions_ensure(moments: Iterable[datetime]) -> int:
         for name in missing:
             table, month = wanted[name]
             cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
-                f"FROM ('{month.isoformat()}') TO ('{month_after(month).isoformat()}')"
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
+                f"FOR VALUES {month_bounds(month)}"
             )
     return len(missing)
+
+
+def month_bounds(month: datetime) -> str:
+    """A partition's FOR VALUES clause; the calendar's last month is open above."""
+    last = (month.year, month.month) == (9999, 12)
+    upper = "MAXVALUE" if last else f"'{month_after(month).isoformat()}'"
+    return f"FROM ('{month.isoformat()}') TO ({upper})"
 
 
 def partition_months(table: str) -> dict[datetime, str]:

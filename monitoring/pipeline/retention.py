@@ -72,7 +72,7 @@ def raw_months_remove(boundary: datetime) -> list[datetime]:
     by_month: dict[datetime, list[str]] = {}
     for table in RAW_TABLES:
         for month, name in partition_months(table).items():
-            if month_after(month) <= boundary:
+            if month < boundary and month_after(month) <= boundary:
                 by_month.setdefault(month, []).append(name)
     dropped = []
     for month, names in sorted(by_month.items()):

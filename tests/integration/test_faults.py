@@ -20,6 +20,7 @@ from django.db import connection
 
 from accounts.services import api_key_create
 from factory.services import versions_resolve
+from monitoring.ingest.partitions import partitions_ensure
 from monitoring.models import JoinState, Label, Prediction
 from tests.conftest import NOW, need_service, prediction
 from tests.integration.services import (
@@ -224,6 +225,7 @@ def test_postgres_stopped_while_four_clients_post_with_retries(tmp_path):
 
 def raw_rows_insert(model_id: int, version_id: int, n: int) -> None:
     """n predictions; outcomes for 80% of them plus 20% without one, some corrected, in SQL."""
+    partitions_ensure([NOW - timedelta(minutes=4000), NOW])
     with connection.cursor() as cursor:
         cursor.execute(
             """

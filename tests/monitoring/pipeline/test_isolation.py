@@ -15,6 +15,7 @@ from sklearn.metrics import confusion_matrix
 
 from factory.models import ModelVersion
 from factory.services import model_create
+from monitoring.ingest.partitions import partitions_ensure
 from monitoring.ingest.services import records_ingest
 from monitoring.models import (
     DirtyHour,
@@ -71,6 +72,7 @@ def model_with_data(name: str, seed: int):
 def poison_write(model, pid: str, at: datetime, features: dict) -> None:
     """A row stored straight into the table, as if validation had been bypassed."""
     version = ModelVersion.objects.get(model=model)
+    partitions_ensure([at])  # ingestion would not make a month outside the accepted window
     Prediction.objects.create(
         model=model,
         version=version,

@@ -246,6 +246,22 @@ def test_sealed_hours_keep_their_aggregates_when_raw_rows_go_and_late_work_arriv
     assert after == before
 
 
+def test_raw_rows_of_months_past_the_horizon_go_and_their_aggregates_stay(model):
+    # given March 2026 aggregated, and a prediction of May 2026 (inside the horizon later)
+    history(model)
+    ingest(model, "predictions", [prediction(900, at=datetime(2026, 5, 2, tzinfo=UTC))])
+    stored = aggregates(model)
+    # when retention runs when March is wholly before the horizon (SQLite: a plain delete)
+    run = retention_run(now=LATER)
+    # then March's predictions and labels are gone, May's prediction stays, aggregates stay
+    assert "2026-03" in run.months_removed
+    assert list(Prediction.objects.values_list("prediction_id", flat=True)) == ["p-900"]
+    assert not Label.objects.exists()
+    assert aggregates(model) == stored
+    # and a second run removes nothing more
+    assert retention_run(now=LATER).months_removed == []
+
+
 def test_an_outcome_for_a_removed_prediction_is_kept_and_counted_as_waiting(model, writer):
     need_postgres()
     history(model)
