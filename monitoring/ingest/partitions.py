@@ -1,7 +1,7 @@
 """Monthly partitions of the raw tables on PostgreSQL: made ahead or on demand, dropped whole.
 
 Predictions are partitioned by `timestamp`, labels by `hour` (their prediction's hour, so a
-prediction and its label share a month) and outcomes by `received_at`. Migration 0005 made the
+prediction and its label share a month) and outcomes by `received_at`. Migration 0009 made the
 layout; partitions are named `<table>_pYYYYMM` and cover one UTC calendar month. SQLite has no
 partitions: the functions here do nothing there, and retention deletes rows instead.
 """

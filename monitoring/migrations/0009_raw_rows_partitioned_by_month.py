@@ -144,7 +144,7 @@ STATE = [
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("monitoring", "0004_job_failures_and_health"),
+        ("monitoring", "0008_merge_alert_words_and_channels"),
     ]
 
     operations = [
