@@ -6,9 +6,11 @@ skipped are duplicates (same content hash) or conflicts (other content under the
 PostgreSQL fills the staging table with COPY, SQLite with executemany; the rest is the same SQL.
 
 Keys are unique across months although the tables are partitioned by month on PostgreSQL,
-where a unique index cannot span partitions: a writer takes the model's advisory lock for
-its table (held to the end of its transaction), then looks the keys up in every partition and
-inserts only new ones. A second writer of the same model waits, then sees the first's rows.
+where a unique index cannot span partitions. A writer takes the model's advisory lock for its
+table (held to the end of its transaction) and looks the keys up in every partition: the
+common case (all ids new) copies first and checks after, under the lock, so that concurrent
+writers copy side by side and only their checks take turns; otherwise it takes the lock first
+and inserts only new keys. A second writer of the same model sees the first's rows, committed.
 SQLite runs one write statement at a time, which gives the same.
 
 A prediction older than the raw horizon (common.retention) is expired: its hour is sealed.
@@ -23,8 +25,9 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from common.retention import raw_horizon
 from common.sql import db_datetime, hour_of, is_postgres
@@ -141,26 +144,45 @@ def predictions_store(
     horizon = raw_horizon(timezone.now())
     with transaction.atomic(), connection.cursor() as cursor:
         partitions_ensure(hour for hour in hours if hour >= horizon)
-        keys_lock(cursor, PREDICTIONS_LOCK, model_id)
         if (
             is_postgres()
             and min(hours, default=horizon) >= horizon
             and pc.count_distinct(ids).as_py() == len(ids)
-            and not ids_stored(cursor, model_id, ids)
+            and predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, columnar, ids)
         ):
-            predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar)
             dirty_hours_add(cursor, model_id, hours)
             return StoreResult(accepted=list(range(len(ids))))
+        keys_lock(cursor, PREDICTIONS_LOCK, model_id)
         return predictions_stage_insert(
             cursor, model_id, batch_id, rows, version_ids, columnar, ids, horizon
         )
 
 
-def ids_stored(cursor, model_id: int, ids: pa.ChunkedArray) -> bool:
-    """Whether any of the ids is stored for the model, in any month."""
+def predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, columnar, ids) -> bool:
+    """COPY the rows, then check under the model's lock that none of their ids was stored
+    before; undo the COPY and return False if one was.
+
+    The lock is taken after the COPY and held to the commit, so concurrent writers copy at
+    the same time and only their checks take turns: whichever checks second sees the rows of
+    the first, committed, and finds a repeated id in any month."""
+    try:
+        with transaction.atomic():
+            predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar)
+            keys_lock(cursor, PREDICTIONS_LOCK, model_id)
+            if not ids_repeated(cursor, model_id, ids):
+                return True
+            transaction.set_rollback(True)
+    except (IntegrityError, UniqueViolation):  # the same key and moment, stored in its month
+        pass
+    return False
+
+
+def ids_repeated(cursor, model_id: int, ids: pa.ChunkedArray) -> bool:
+    """Whether any of the ids is stored more than once for the model, across all months."""
     cursor.execute(
         """SELECT EXISTS (SELECT 1 FROM monitoring_prediction
-        WHERE model_id = %s AND prediction_id = ANY(%s))""",
+        WHERE model_id = %s AND prediction_id = ANY(%s)
+        GROUP BY prediction_id HAVING COUNT(*) > 1)""",
         [model_id, ids.to_pylist()],
     )
     return cursor.fetchone()[0]
@@ -246,7 +268,7 @@ DIRECT_COLUMNS = (
 
 def predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar) -> None:
     """COPY straight into the table: the common case (new ids, none repeated, none expired),
-    at the speed of COPY. The caller holds the model's lock and has looked the ids up."""
+    at the speed of COPY. The caller checks the ids after (predictions_copy_fresh)."""
     sql = f"COPY monitoring_prediction ({DIRECT_COLUMNS}) FROM STDIN"
     with cursor.cursor.copy(sql) as copy:
         for row in rows:
