@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.urls import reverse
@@ -45,9 +46,13 @@ from monitoring.metrics.registry import OVERVIEW, VALUES, metric_find, metric_ge
 from monitoring.metrics.reports import Sensitivity, comparable, sensitivity_from
 from monitoring.metrics.selectors import models_with_health
 from monitoring.metrics.series import Point, SeriesSet, metric_names, metric_series
+from monitoring.metrics.sketches import sketches_read
 from monitoring.metrics.windows import WINDOW, MetricError
-from monitoring.models import Alert, AlertRule, AlertState, Label, RuleKind
+from monitoring.models import Alert, AlertRule, AlertState, RuleKind, SketchKind
 from monitoring.pipeline.failures import MonitoringHealth, monitoring_health_get
+from monitoring.stats.codec import counts_decode
+from monitoring.stats.delay import DELAY_BINS
+from monitoring.stats.delay import DELAY_EDGES_S as FINE_DELAY_EDGES_S
 
 HEALTHS = ("ok", "warning", "firing", "no_data")
 SPARKLINE_DAYS = 14
@@ -76,7 +81,6 @@ DELAY_LABELS = (
     "30 to 90 d",
     "≥ 90 d",
 )
-DELAY_CACHE_S = 300
 MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
 
 
@@ -534,31 +538,28 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
 
 
 def delay_counts(*, model: MLModel, scope: Scope, start: datetime | None) -> list[int]:
-    """Labels per delay bin, cached for DELAY_CACHE_S: the one query of the page that reads
-    raw rows (labels, not aggregates), and a distribution that moves slowly."""
-    key = f"canary:delay:{model.pk}:{scope.version}:{scope.segment!r}:{start and start.isoformat()}"
-    key = "canary:delay:" + hashlib.sha256(key.encode()).hexdigest()
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    labels = Label.objects.filter(model=model)
-    if start:
-        labels = labels.filter(hour__gte=start)
-    if scope.version:
-        labels = labels.filter(prediction__version__version=scope.version)
-    if scope.segment is not None:
-        labels = labels.filter(prediction__segment=scope.segment)
-    bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
-    counts = labels.aggregate(
-        **{f"b{i}": Count("pk", filter=delay_in(low, high)) for i, (low, high) in enumerate(bins)}
+    """Labels per delay bin of the chart, from the stored label-delay sketches (50 log bins a
+    decade, by prediction hour), so the chart stays when raw labels are removed. A fine bin
+    counts in the chart bin that holds its upper edge: a delay of exactly a day is "1 to 2 d",
+    and one within a fine bin's width (4.7%) below a chart edge counts above it."""
+    rows = sketches_read(
+        model=model,
+        kind=SketchKind.DELAY,
+        start=start,
+        end=None,
+        version_ids=scope_version_ids(model, scope.version),
+        segment=scope.segment,
     )
-    values = [counts[f"b{i}"] for i in range(len(bins))]
-    cache.set(key, values, DELAY_CACHE_S)
-    return values
+    fine = sum((counts_decode(bytes(row.data)) for row in rows), np.zeros(DELAY_BINS, np.int64))
+    upper = np.append(FINE_DELAY_EDGES_S, np.inf)  # fine bin i holds (edge i-1, edge i]
+    chart_bin = np.searchsorted(DELAY_EDGES_S, upper, side="left") - 1
+    return np.bincount(chart_bin, weights=fine, minlength=len(DELAY_EDGES_S)).astype(int).tolist()
 
 
-def delay_in(low: float, high: float | None) -> Q:
-    return Q(delay_s__gte=low, delay_s__lt=high) if high else Q(delay_s__gte=low)
+def scope_version_ids(model: MLModel, version: str | None) -> list[int] | None:
+    if not version:
+        return None
+    return list(model.versions.filter(version=version).values_list("id", flat=True))
 
 
 def quantile_bin(counts: list[int], q: float) -> int:

@@ -35,7 +35,7 @@ def editor(login):
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """The label-delay distribution is cached; each test starts without it."""
+    """Page sections are cached; each test starts without them."""
     from django.core.cache import cache
 
     cache.clear()
