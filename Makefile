@@ -47,8 +47,9 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# Evidently (the drift benchmark's baseline) lives in its own venv: bench/drift.py runs it there
-# as a subprocess, so its pins never touch the app's.
+# Evidently and NannyML (the drift and estimate benchmarks' baselines) live in their own venv:
+# bench/drift.py and bench/estimate.py run them there as subprocesses, so their pins never touch
+# the app's.
 BENCH_VENV := .venv-bench
 bench-deps: install
 	$(PYTHON) -m venv $(BENCH_VENV)
