@@ -15,9 +15,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # else it tries to phone home, ~20 s
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # else ~20 s offline
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
 
 def main(path: str, reference_end: str) -> None:
