@@ -93,6 +93,14 @@ def midnight_check(name: str, moment: datetime | None) -> None:
         raise MetricError(f"{name} must be midnight UTC (explain's windows are whole days)")
 
 
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC days that hold [start, end): how an hour's window (an alert's, a chart
+    point's) is explained, since explain reads day aggregates."""
+    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    last = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return first, last if last >= end and last > first else last + DAY
+
+
 def windows_of(
     model: MLModel,
     start: datetime | None,
