@@ -275,6 +275,25 @@ def model_delete(name: str) -> None:
     model.delete()
 
 
+# The completeness marker names the aggregates' version: bump it when the job stores new
+# aggregates (2: explain's per-slice sums), so an older dataset is aggregated again, not reused.
+AGGREGATES_VERSION = 2
+AGGREGATED_BEFORE = "complete: ingested, joined and aggregated"
+AGGREGATED = f"{AGGREGATED_BEFORE} (aggregates v{AGGREGATES_VERSION})"
+
+
+def hours_mark_dirty(model_id: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO monitoring_dirtyhour (model_id, hour)
+            SELECT DISTINCT model_id, date_trunc('hour', timestamp) FROM monitoring_prediction
+            WHERE model_id = %s ON CONFLICT DO NOTHING""",
+            [model_id],
+        )
+
+
 def dataset_ensure(rows: int, days: int = 30, *, jobs: bool = True, log=print):
     """The benchmark model with `rows` predictions, built unless a complete one is stored.
 
@@ -289,12 +308,17 @@ def dataset_ensure(rows: int, days: int = 30, *, jobs: bool = True, log=print):
     from monitoring.jobs import jobs_run
 
     name = dataset_name(rows, days)
-    aggregated, ingested = "complete: ingested, joined and aggregated", "complete: ingested"
+    aggregated, ingested = AGGREGATED, "complete: ingested"
     done = aggregated if jobs else ingested
     model = MLModel.objects.filter(name=name).first()
     if model is not None and model.description in {done, aggregated}:
         return model, {"reused": True}
     figures = {"reused": False}
+    if model is not None and model.description.startswith(AGGREGATED_BEFORE):
+        # Aggregated by an older job, without the aggregates added since: aggregated again.
+        hours_mark_dirty(model.pk)
+        MLModel.objects.filter(pk=model.pk).update(description=ingested)
+        model.description = ingested
     if model is None or model.description != ingested:
         model_delete(name)
         model = model_create(name=name, task="binary_classification", positive_class=1)

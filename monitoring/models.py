@@ -431,6 +431,64 @@ class FeatureBins(models.Model):
         return f"bins of {self.name} for version {self.version_id}"
 
 
+class SliceBins(models.Model):
+    """The slices `explain` cuts a feature into, frozen once per model and feature: deciles of
+    the first version's fixed bins for a numerical feature (no edges for a categorical one).
+
+    Frozen once and never again, so every version's and every day's slice rows add up, whatever
+    bins the versions' own histograms use.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12)  # numerical or categorical
+    edges = models.BinaryField()  # interior decile edges, float64 little-endian
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="slice_bins_unique")]
+
+    def __str__(self) -> str:
+        return f"explain slices of {self.name} for model {self.model_id}"
+
+
+class SliceAggregate(models.Model):
+    """The sums of `HourlyAggregate` for one slice of one feature (a decile, a category,
+    `(other)` or `(missing)`), per model, version, segment and hour or day: what `explain`
+    decomposes a metric's change with, without raw rows."""
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    segment = models.CharField(max_length=200, blank=True, default="")
+    period = models.CharField(max_length=4, choices=Period.choices)
+    start = models.DateTimeField()
+    feature = models.CharField(max_length=200)
+    slice = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "version", "segment", "period", "start", "feature", "slice"],
+                name="slice_aggregate_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["model", "period", "start"], name="slice_model_start")]
+
+    def __str__(self) -> str:
+        return f"{self.feature} {self.slice} {self.period} {self.start.isoformat()}"
+
+
+# A slice row holds the same sums as an hourly row (cloned from it, so the two cannot differ),
+# but the label delay: explain does not decompose it.
+SLICE_SUM_FIELDS = tuple(
+    field.name
+    for field in HourlyAggregate._meta.local_fields
+    if isinstance(field, models.PositiveIntegerField | models.FloatField)
+    and field.name != "delay_s_sum"
+)
+for _name in SLICE_SUM_FIELDS:
+    HourlyAggregate._meta.get_field(_name).clone().contribute_to_class(SliceAggregate, _name)
+
+
 class Granularity(models.TextChoices):
     HOUR = "hour"
     DAY = "day"

@@ -115,6 +115,14 @@ class CanaryClient:
         query = {"metric": metric, "baseline": baseline, "candidate": candidate, **query}
         return self.request("GET", f"/api/v1/models/{model}/compare", query=query)
 
+    def explain(self, model: str, metric: str, **query) -> dict:
+        """Why a metric moved between a baseline window and a current one: its change split
+        per slice of every segment, version and feature into mix and within effects, with
+        each slice's p-value and q-value, largest first. Optional query (whole UTC days,
+        RFC 3339): start, end, baseline_start, baseline_end; and version, segment."""
+        query = {"metric": metric, **query}
+        return self.request("GET", f"/api/v1/models/{model}/explain", query=query)
+
     def _log(self, path: str, records: Iterable[dict]) -> dict:
         """Send records in batches; the receipts are summed (errors re-indexed to the input)."""
         total = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "errors": []}

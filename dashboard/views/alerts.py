@@ -30,6 +30,7 @@ from monitoring.alerts.links import (
     alert_links,
 )
 from monitoring.alerts.messages import (
+    alert_explanation,
     alert_summary,
     alert_title,
     direction_words,
@@ -38,6 +39,7 @@ from monitoring.alerts.messages import (
 )
 from monitoring.alerts.services import alert_acknowledge, alerts_acknowledge, rule_silence
 from monitoring.alerts.warnings import rule_warnings
+from monitoring.metrics.explain_words import driver_lines
 from monitoring.metrics.registry import metric_find, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, AlertEvaluation, AlertState, Notification, Severity
@@ -279,6 +281,7 @@ def alert_page(request, name: str, pk: int):
     notifications = list(alert.notifications.order_by("created_at", "id"))
     for notification in notifications:
         notification.delivery = delivery_of(notification, now)
+    answer = alert_explanation(alert)
     context = {
         "alert": alert,
         "rule": rule,
@@ -286,6 +289,7 @@ def alert_page(request, name: str, pk: int):
         "page": page,
         "title": alert_title(alert),
         "explanation": alert_summary(alert),
+        "drivers": driver_lines(answer) if answer else [],
         "rule_words": rule_words(rule),
         "links": alert_links(alert),
         "notifications": notifications,

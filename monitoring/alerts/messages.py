@@ -7,6 +7,7 @@ is a PNG inside the message, shown by `cid:`."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,9 @@ from django.template.loader import render_to_string
 from common.sparkline import sparkline_png
 from monitoring.alerts.judge import series, window_count
 from monitoring.alerts.links import ActionLinks, AlertLinks, action_links, alert_links
-from monitoring.metrics.registry import metric_get, metric_label
+from monitoring.metrics.explain import Explanation, explain, explainable, whole_days
+from monitoring.metrics.explain_words import driver_lines
+from monitoring.metrics.registry import metric_find, metric_get, metric_label
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import (
     Alert,
@@ -30,6 +33,8 @@ from monitoring.models import (
     Severity,
     Sides,
 )
+
+logger = logging.getLogger(__name__)
 
 SPARKLINE_WINDOWS = 30
 SPARK_W, SPARK_H = 240, 48
@@ -267,11 +272,38 @@ def window_versions(alert: Alert) -> list[str]:
     return sorted(names)
 
 
+def alert_explanation(alert: Alert) -> Explanation | None:
+    """Why the alert's metric moved: the alert's days against as many days just before, in the
+    rule's version and segment; None when the metric is not one explain takes, or the
+    explanation cannot be made (no data before, say). Never raises: a message is sent and a
+    page shown without drivers rather than not at all; an unexpected failure is logged."""
+    rule = alert.rule
+    metric = metric_find(rule.metric)
+    if alert.direction == Direction.NO_DATA or metric is None or not explainable(metric):
+        return None
+    start, end = whole_days(alert.window_start, alert.window_end)  # an hour: its day
+    try:
+        return explain(
+            model=alert.model,
+            metric=rule.metric,
+            start=start,
+            end=end,
+            version=rule.version or None,
+            segment=rule.segment,
+        )
+    except MetricError:
+        return None
+    except Exception:
+        logger.exception("alert %s: its drivers could not be computed", alert.pk)
+        return None
+
+
 def alert_drivers(alert: Alert) -> list[str]:
-    """HOOK for the explain issue: the top drivers of the alert's change, each a sentence
-    ("tenure_months drifted: 0.31 against 0.1"). The e-mail lists them under the summary when
-    there are any. Until the explanation lands, there are none."""
-    return []
+    """The top drivers of the alert's change (at most three), each a line with its effect
+    and q-value: "Within region south: -8.1 points (Accuracy fell from 0.90 to 0.65 there),
+    q = 0.003". None when there is no explanation."""
+    answer = alert_explanation(alert)
+    return driver_lines(answer) if answer else []
 
 
 def changed_direction(notification: Notification) -> bool:
@@ -291,7 +323,7 @@ def items_of(notifications: list[Notification], *, for_email: bool = False) -> l
             actions=action_links(n.alert, absolute=True) if for_email else None,
             chart=alert_chart(n.alert) if for_email else None,
             versions=window_versions(n.alert),
-            drivers=alert_drivers(n.alert),
+            drivers=[] if n.kind == NotificationKind.RESOLVED else alert_drivers(n.alert),
         )
         for n in notifications
     ]
@@ -322,7 +354,8 @@ def payload_render(notifications: list[Notification]) -> dict:
     items = items_of(notifications)
     subject = subject_line(items)
     text = render_to_string("emails/alert.txt", {"model": items[0].alert.model, "items": items})
-    alerts = [alert_data(n) for n in notifications]
+    drivers = {item.alert.pk: item.drivers for item in items}
+    alerts = [alert_data(n, drivers[n.alert.pk]) for n in notifications]
     return {
         "text": text,
         "subject": subject,
@@ -331,7 +364,7 @@ def payload_render(notifications: list[Notification]) -> dict:
     }
 
 
-def alert_data(notification: Notification) -> dict:
+def alert_data(notification: Notification, drivers: list[str]) -> dict:
     alert = notification.alert
     links = alert_links(alert, absolute=True)
     return {
@@ -350,6 +383,7 @@ def alert_data(notification: Notification) -> dict:
         "severity": alert.rule.severity,
         "chart_url": links.chart,
         "alert_url": links.page,
+        "drivers": drivers,
     }
 
 

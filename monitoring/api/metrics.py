@@ -12,11 +12,13 @@ from monitoring.api.params import WINDOW_PARAMETERS, query_float, query_time, re
 from monitoring.api.serializers import (
     ComparisonSerializer,
     DriftSerializer,
+    ExplanationSerializer,
     MetricSeriesSerializer,
     SensitivitySerializer,
 )
 from monitoring.metrics.drift import DriftError
 from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.explain import explain
 from monitoring.metrics.registry import metric_description
 from monitoring.metrics.reports import comparison_report, sensitivity_report
 from monitoring.metrics.series import metric_series
@@ -146,3 +148,39 @@ class SensitivityView(ModelAPIView):
         except MetricError as error:
             raise ApiProblem(400, str(error)) from None
         return Response(SensitivitySerializer(sensitivity).data)
+
+
+class ExplainView(ModelAPIView):
+    @extend_schema(
+        description=(
+            "Why a metric moved between a baseline window and a current one (whole UTC days): "
+            "its change decomposed per slice of every segment, version and feature into mix "
+            "and within effects, each slice's p-value and Benjamini-Hochberg q-value. "
+            "Defaults: the current window is the 7 days before the last prediction day, the "
+            "baseline the days of the same length before it."
+        ),
+        parameters=[
+            METRIC_PARAMETER,
+            *WINDOW_PARAMETERS,
+            OpenApiParameter("baseline_start", OpenApiTypes.DATETIME),
+            OpenApiParameter("baseline_end", OpenApiTypes.DATETIME),
+            OpenApiParameter("version", str),
+            OpenApiParameter("segment", str),
+        ],
+        responses=ExplanationSerializer,
+    )
+    def get(self, request, **kwargs):
+        try:
+            explanation = explain(
+                model=self.model,
+                metric=required(request, "metric", "accuracy"),
+                start=query_time(request, "start"),
+                end=query_time(request, "end"),
+                baseline_start=query_time(request, "baseline_start"),
+                baseline_end=query_time(request, "baseline_end"),
+                version=request.query_params.get("version") or None,
+                segment=request.query_params.get("segment"),
+            )
+        except MetricError as error:
+            raise ApiProblem(400, str(error)) from None
+        return Response(ExplanationSerializer(explanation).data)

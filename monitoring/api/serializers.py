@@ -454,3 +454,44 @@ class MonitoringSerializer(serializers.Serializer):
 
     def get_status(self, health) -> str:
         return "failing" if health.failures else "ok"
+
+
+class ExplainWindowSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    value = FiniteFloatField()
+    n = serializers.IntegerField(help_text="what the metric is computed from in the window")
+
+
+class ExplainDimensionSerializer(serializers.Serializer):
+    dimension = serializers.CharField(help_text='"segment", "version" or "feature:NAME"')
+    mix_effect = FiniteFloatField(help_text="null for a metric that is not a mean over its n")
+    within_effect = FiniteFloatField(help_text="null for a metric that is not a mean over its n")
+
+
+class ExplainDriverSerializer(serializers.Serializer):
+    dimension = serializers.CharField()
+    slice = serializers.CharField(
+        help_text="a segment, a version, a category, `(other)`, `(missing)` or a decile `[a, b)`"
+    )
+    share_baseline = FiniteFloatField(help_text="the slice's share of the metric's n")
+    share_current = FiniteFloatField()
+    value_baseline = FiniteFloatField()
+    value_current = FiniteFloatField()
+    mix_effect = FiniteFloatField()
+    within_effect = FiniteFloatField()
+    impact = FiniteFloatField(
+        help_text="metrics that are not means over their n: the change minus the change "
+        "without this slice; null otherwise"
+    )
+    p_value = FiniteFloatField(help_text="the slice's own change, baseline against current")
+    q_value = FiniteFloatField(help_text="Benjamini-Hochberg over every slice of the answer")
+
+
+class ExplanationSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    baseline = ExplainWindowSerializer()
+    current = ExplainWindowSerializer()
+    change = FiniteFloatField(help_text="current value minus baseline value")
+    dimensions = ExplainDimensionSerializer(many=True)
+    drivers = ExplainDriverSerializer(many=True)

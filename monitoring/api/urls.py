@@ -32,6 +32,7 @@ urlpatterns = [
     path(f"{MODEL}/metrics", metrics.MetricsView.as_view(), name="metrics"),
     path(f"{MODEL}/drift", metrics.DriftView.as_view(), name="drift"),
     path(f"{MODEL}/compare", metrics.CompareView.as_view(), name="compare"),
+    path(f"{MODEL}/explain", metrics.ExplainView.as_view(), name="explain"),
     path(f"{MODEL}/sensitivity", metrics.SensitivityView.as_view(), name="sensitivity"),
     path(f"{MODEL}/alert-rules", alerts.AlertRuleListView.as_view(), name="alert-rules"),
     path(f"{MODEL}/alert-rules/<int:pk>", alerts.AlertRuleDetailView.as_view(), name="alert-rule"),

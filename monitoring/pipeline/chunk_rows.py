@@ -52,6 +52,10 @@ class ChunkRows:
     score: np.ndarray
     actual: np.ndarray  # 1.0 the positive class, 0.0 another, NaN not judged (binary)
     delay: np.ndarray  # label delay in seconds, NaN without a label
+    predicted: np.ndarray  # 1.0 the prediction is the positive class, else 0.0
+    correct: np.ndarray  # the label's `correct`: 1.0, 0.0, NaN unknown or no label
+    prediction_num: np.ndarray  # numeric prediction, NaN without one
+    outcome_num: np.ndarray  # numeric outcome, NaN without one
     outcome: np.ndarray | None = None  # multiclass: the outcome, None when not judged
     prediction: np.ndarray | None = None  # multiclass
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # numerical features
@@ -77,6 +81,10 @@ class ChunkRows:
             score=self.score[keep],
             actual=self.actual[keep],
             delay=self.delay[keep],
+            predicted=self.predicted[keep],
+            correct=self.correct[keep],
+            prediction_num=self.prediction_num[keep],
+            outcome_num=self.outcome_num[keep],
             outcome=pick(self.outcome),
             prediction=pick(self.prediction),
             numbers={name: values[keep] for name, values in self.numbers.items()},
@@ -175,6 +183,12 @@ def statement(model: MLModel, features: list[tuple[str, str]], first: bool) -> s
                 "array_send(array_agg(CASE WHEN l.outcome IS NULL THEN 'NaN'::float8 "
                 "WHEN l.outcome = %(positive)s THEN 1::float8 ELSE 0::float8 END))",
                 "array_send(array_agg(coalesce(l.delay_s, 'NaN')))",
+                "array_send(array_agg(CASE WHEN p.prediction = %(positive)s THEN 1::float8 "
+                "ELSE 0::float8 END))",
+                "array_send(array_agg(CASE WHEN l.correct IS NULL THEN 'NaN'::float8 "
+                "WHEN l.correct THEN 1::float8 ELSE 0::float8 END))",
+                "array_send(array_agg(coalesce(p.prediction_num, 'NaN')))",
+                "array_send(array_agg(coalesce(l.outcome_num, 'NaN')))",
             )
         ]
         if model.task == Task.MULTICLASS:
@@ -231,7 +245,8 @@ def rows_select(
 
 
 def first_columns(model: MLModel, values: list, order: np.ndarray) -> tuple[ChunkRows, list]:
-    version, segment, hour, score, actual, delay, *rest = values
+    version, segment, hour, score, actual, delay, predicted, correct, *rest = values
+    prediction_num, outcome_num, *rest = rest
     rows = ChunkRows(
         version=binary_array(version, ">i8")[order],
         segment=np.array(segment or [], dtype=object)[order],
@@ -239,6 +254,10 @@ def first_columns(model: MLModel, values: list, order: np.ndarray) -> tuple[Chun
         score=binary_array(score, ">f8")[order],
         actual=binary_array(actual, ">f8")[order],
         delay=binary_array(delay, ">f8")[order],
+        predicted=binary_array(predicted, ">f8")[order],
+        correct=binary_array(correct, ">f8")[order],
+        prediction_num=binary_array(prediction_num, ">f8")[order],
+        outcome_num=binary_array(outcome_num, ">f8")[order],
     )
     if model.task == Task.MULTICLASS:
         outcome, prediction, *rest = rest
@@ -291,10 +310,14 @@ def rows_load(
             "features",
             "label__outcome",
             "label__delay_s",
+            "label__correct",
+            "prediction_num",
+            "label__outcome_num",
         )
     )
-    columns = list(zip(*records, strict=True)) if records else [()] * 8
-    version, segment, hour, prediction, score, features, outcome, delay = columns
+    columns = list(zip(*records, strict=True)) if records else [()] * 11
+    version, segment, hour, prediction, score, features, outcome, delay, *rest = columns
+    correct, prediction_num, outcome_num = rest
     actual = [np.nan if value is None else float(value == positive) for value in outcome]
     rows = ChunkRows(
         version=np.array(version, dtype=np.int64),
@@ -303,6 +326,10 @@ def rows_load(
         score=np.array(score, dtype=float),
         actual=np.array(actual, dtype=float),
         delay=np.array(delay, dtype=float),
+        predicted=np.array([float(value == positive) for value in prediction], dtype=float),
+        correct=np.array([np.nan if c is None else float(c) for c in correct], dtype=float),
+        prediction_num=np.array(prediction_num, dtype=float),
+        outcome_num=np.array(outcome_num, dtype=float),
     )
     if model.task == Task.MULTICLASS:
         rows.outcome = np.array(outcome, dtype=object)

@@ -28,7 +28,7 @@ from factory.models import MLModel, ModelVersion
 from monitoring.ingest.records import positive_label
 from monitoring.models import FeatureBins, HourlyAggregate, Period, Sketch, SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins, bins_ensure
-from monitoring.pipeline.chunk_rows import rows_load, rows_select
+from monitoring.pipeline.chunk_rows import ChunkRows, rows_load, rows_select
 from monitoring.pipeline.codec import (
     categorical_encode,
     categorical_merge,
@@ -37,6 +37,7 @@ from monitoring.pipeline.codec import (
 )
 from monitoring.pipeline.isolate import isolated
 from monitoring.pipeline.sketch_groups import chunk_sketches
+from monitoring.pipeline.slice_aggregates import chunk_slices_write, slice_days_refresh
 from monitoring.stats.codec import sparse_merge_groups
 
 # --- writing ---
@@ -179,12 +180,17 @@ def sketch_chunks(
     return hour_chunks(model, hours, chunk_rows_limit(bins))
 
 
-def chunk_compute(
+def chunk_read(
     model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], path: str
+) -> ChunkRows:
+    read = rows_load if path == "pandas" else rows_select
+    return read(model=model, hours=chunk.hours, bins=bins, positive=positive_label(model))
+
+
+def chunk_compute(
+    model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], rows: ChunkRows
 ) -> list[tuple]:
     """The chunk's sketch rows: its hours', and its whole days' from the same rows."""
-    read = rows_load if path == "pandas" else rows_select
-    rows = read(model=model, hours=chunk.hours, bins=bins, positive=positive_label(model))
     out = [
         (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
         for version_id, segment, hour, *sketch in chunk_sketches(model=model, bins=bins, rows=rows)
@@ -201,9 +207,12 @@ def chunk_compute(
 
 
 def chunk_write(model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], path: str) -> None:
+    """The chunk's sketches and explain's slice rows, from one read of its rows."""
+    rows = chunk_read(model, chunk, bins, path)
     Sketch.objects.filter(model=model, period=Period.HOUR, start__in=chunk.hours).delete()
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=chunk.days).delete()
-    sketches_write(chunk_compute(model, chunk, bins, path))
+    sketches_write(chunk_compute(model, chunk, bins, rows))
+    chunk_slices_write(model=model, hours=chunk.hours, bins=bins, rows=rows)
 
 
 def chunk_refresh(
@@ -327,6 +336,7 @@ def sketches_refresh(
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=days).delete()
     for first in range(0, len(days), DAYS_PER_MERGE):
         sketches_write(day_rows(model, days[first : first + DAYS_PER_MERGE]))
+    slice_days_refresh(model, sorted({day_floor(hour) for hour in hours}))  # from hour rows
     return failed
 
 

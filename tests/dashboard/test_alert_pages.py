@@ -15,6 +15,8 @@ from monitoring.jobs import jobs_run
 from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
 from tests.conftest import outcome, prediction
+from tests.monitoring.alerts.test_email_content import SOUTH_DRIVER, regional_traffic
+from tests.monitoring.alerts.test_kinds import end_of_day, rule
 
 pytestmark = pytest.mark.django_db
 XSS = "<script>alert(1)</script>"
@@ -67,6 +69,24 @@ def test_the_alert_page_explains_the_alert(firing, viewer):
     assert '"name": "lower bound"' in html
     link = re.search(r'id="chart-link" href="([^"]+)"', html).group(1)
     assert link.endswith("#metric-accuracy") and "granularity=day" in link
+
+
+def test_the_alert_page_lists_what_drives_it(model, viewer):
+    # given: accuracy falls within region south only (see the e-mail's test)
+    rule(model, kind="static", lower=0.8)
+    regional_traffic(model, -1, {"north": 180, "south": 180})
+    regional_traffic(model, 0, {"north": 180, "south": 100})
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    # when
+    html = viewer.get(alert_url(Alert.objects.get())).content.decode()
+    # then: the same driver the e-mail carries, under the summary
+    drivers = re.search(r'<div id="drivers">(.*?)</div>', html, re.S).group(1)
+    assert re.findall(r"<li>(.*?)</li>", drivers) == [f"{SOUTH_DRIVER}, q &lt; 0.001"]
+
+
+def test_an_alert_with_no_slice_to_single_out_lists_no_drivers(firing, viewer):
+    html = viewer.get(alert_url(firing)).content.decode()
+    assert 'id="drivers"' not in html
 
 
 def test_the_evaluation_history_is_the_recorded_one(firing, viewer):

@@ -34,9 +34,13 @@ def slack_escaped(text: str) -> str:
 
 
 def item_blocks(item: Item) -> list[dict]:
-    """One alert: its headline and summary, then buttons to the chart and the alert page."""
+    """One alert: its headline, summary and top drivers, then buttons to the chart, the alert
+    page and the window's rows."""
     headline = f"{EMOJI.get(item.kind, '')} *{slack_escaped(item.headline)}*".strip()
     text = f"{headline}\n{slack_escaped(item.summary)}\n_{slack_escaped(item.rule_words)}._"
+    if item.drivers:
+        lines = "".join(f"\n• {slack_escaped(driver)}" for driver in item.drivers)
+        text += f"\n*What drives it*{lines}"
     buttons = [
         ("Open the chart", item.links.chart, "chart"),
         ("Alert page", item.links.page, "alert"),

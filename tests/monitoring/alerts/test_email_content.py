@@ -13,13 +13,16 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
+from scipy import stats
 
 from accounts.roles import Role, user_role_set
+from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert
+from tests.conftest import outcome, prediction
 from tests.monitoring.alerts.email_parts import bodies, inline_images, png_pixels
-from tests.monitoring.alerts.test_kinds import end_of_day, rule, traffic
+from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic
 
 pytestmark = pytest.mark.django_db
 ACCURACY, PREDICTIONS = metric_label("accuracy"), metric_label("predictions")
@@ -86,18 +89,66 @@ def test_the_e_mail_names_the_version_of_the_window(three_alerts):
     assert html.count('<th align="left">Version</th><td>2.1.0</td>') == 3
 
 
-def test_the_top_drivers_are_listed_where_the_hook_gives_them(model, smtp_server, monkeypatch):
-    # given: the explanation (another issue's) names a driver through the hook
-    monkeypatch.setattr(
-        "monitoring.alerts.messages.alert_drivers",
-        lambda alert: ["tenure_months drifted: 0.31 against 0.1"],
-    )
+def regional_traffic(model, day: int, correct: dict[str, int], n: int = 200, day0=DAY0) -> None:
+    """`n` labelled predictions per region on day `day` (after `day0`), `correct[region]` of
+    them right."""
+    at = day0 + timedelta(days=day, hours=6)
+    records, outcomes = [], []
+    for offset, (region, right) in enumerate(sorted(correct.items())):
+        first = day * 10_000 + offset * n
+        for i in range(first, first + n):
+            features = {"region": region, "age": 40}
+            records.append(prediction(i, at=at, prediction=1, features=features))
+            outcomes.append(outcome(i, at=at + timedelta(hours=1), outcome=int(i - first < right)))
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
+
+
+@pytest.fixture
+def south_breaks(model):
+    """Accuracy 0.9 in both regions on day -1; on day 0 it falls to 0.5 in the south only, so
+    the model's accuracy falls from 0.9 to 0.7, all of it within region south: its share is
+    half in both days, so its within effect is 0.5 * (0.5 - 0.9) = -20 points."""
     rule(model, kind="static", lower=0.8)
-    traffic(model, 0, n=50, correct=20)
-    jobs_run(model_id=model.pk, now=end_of_day(0))
+    regional_traffic(model, -1, {"north": 180, "south": 180})
+    regional_traffic(model, 0, {"north": 180, "south": 100})
+    return model
+
+
+SOUTH_DRIVER = "Within region south: -20.0 points (Accuracy fell from 0.90 to 0.50 there)"
+
+
+def test_the_top_drivers_of_the_change_are_listed_with_effect_and_q_value(
+    south_breaks, smtp_server
+):
+    # when: day 0 is judged
+    jobs_run(model_id=south_breaks.pk, now=end_of_day(0))
+    # then: the e-mail names the region where accuracy fell, and nothing else (north did
+    # not move; the one version, segment and age are the whole window)
     text, html = bodies(smtp_server.messages[0][1])
-    assert "What drives it:\n- tenure_months drifted: 0.31 against 0.1" in text
-    assert "<li>tenure_months drifted: 0.31 against 0.1</li>" in html
+    drivers = text.split("What drives it:\n")[1].split("\n\n")[0].splitlines()
+    assert drivers == [f"- {SOUTH_DRIVER}, q < 0.001"]
+    assert f"<li>{SOUTH_DRIVER}, q &lt; 0.001</li>" in html
+    # the q-value's claim holds on the rows: SciPy's two-proportion test of the south's
+    # 180 of 200 against 100 of 200, even times the five slices tested, is far below it
+    table = [[180, 20], [100, 100]]
+    assert stats.chi2_contingency(table, correction=False).pvalue * 5 < 0.001
+
+
+def test_a_failing_explanation_sends_the_e_mail_without_drivers(
+    south_breaks, smtp_server, caplog, monkeypatch
+):
+    # given: the explanation breaks in a way nobody foresaw
+    def broken(**kwargs):
+        raise RuntimeError("aggregates unreadable")
+
+    monkeypatch.setattr("monitoring.alerts.messages.explain", broken)
+    # when
+    jobs_run(model_id=south_breaks.pk, now=end_of_day(0))
+    # then: the e-mail goes out, without drivers, and the failure is logged
+    text, _ = bodies(smtp_server.messages[0][1])
+    assert "too low" in text and "What drives it" not in text
+    assert "its drivers could not be computed" in caplog.text
 
 
 def test_without_drivers_the_e_mail_says_nothing_of_them(three_alerts):

@@ -15,6 +15,7 @@ from monitoring.metrics.registry import metric_label
 from monitoring.models import Alert, Notification, WebhookEndpoint
 from tests.conftest import outcome, prediction
 from tests.monitoring.alerts.test_channels import receiver  # noqa: F401 (a fixture)
+from tests.monitoring.alerts.test_email_content import SOUTH_DRIVER, regional_traffic
 from tests.monitoring.alerts.test_kinds import end_of_day, rule, traffic
 
 pytestmark = pytest.mark.django_db
@@ -173,3 +174,23 @@ def test_slack_tells_many_alerts_within_its_block_limit(model, smtp_server, rece
     # then: at most 50 blocks (Slack's limit), the last one saying how many more there are
     assert len(message["blocks"]) <= 50
     assert "…and 5 more" in message["blocks"][-1]["elements"][0]["text"]
+
+
+def test_the_webhook_and_slack_carry_the_top_drivers(model, smtp_server, receiver, writer):  # noqa: F811
+    # given: a webhook and a Slack channel, and accuracy falling within region south only
+    for kind in ("webhook", "slack"):
+        body = {"kind": kind, "url": receiver.url}
+        assert writer.post("/api/v1/models/churn/webhooks", body, format="json").status_code == 201
+    rule(model, kind="static", lower=0.8)
+    regional_traffic(model, -1, {"north": 180, "south": 180})
+    regional_traffic(model, 0, {"north": 180, "south": 100})
+    # when
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    # then: the webhook's alert carries the driver as data and in its text; Slack in its section
+    webhook = next(b for b in receiver.bodies if "alerts" in b)
+    slack = next(b for b in receiver.bodies if "blocks" in b)
+    line = f"{SOUTH_DRIVER}, q < 0.001"
+    assert webhook["alerts"][0]["drivers"] == [line]
+    assert f"What drives it:\n- {line}" in webhook["text"]
+    section = slack["blocks"][1]["text"]["text"]
+    assert f"*What drives it*\n• {line.replace('<', '&lt;')}" in section

@@ -1,0 +1,330 @@
+"""Why a metric moved between a baseline window and a current one (`GET .../explain`).
+
+Along each dimension (segments and versions from the hourly aggregates; each feature's slices
+from `SliceAggregate` day rows), with w a slice's share of the metric's n and v its value, a
+mean-type metric's change splits exactly into each slice's mix effect
+(w_cur - w_base) * (v_base - V_base) and within effect w_cur * (v_cur - v_base): summed over
+one dimension, w_cur * v_cur adds up to V_cur and w_base * v_base to V_base, so the effects
+add up to V_cur - V_base. Other metrics computed from sums (F1, RMSE) get each slice's impact
+instead: the change minus the change without that slice. Everything is read from aggregates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db.models import F, Max, Sum
+
+from factory.models import MLModel
+from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric
+from monitoring.metrics.reports import compare_sides
+from monitoring.metrics.series import filtered, metric_check, metric_value
+from monitoring.metrics.windows import MetricError
+from monitoring.models import SLICE_SUM_FIELDS, HourlyAggregate, Period, SliceAggregate
+from monitoring.pipeline.slice_aggregates import MISSING, OTHER
+from monitoring.stats.multiple import benjamini_hochberg
+
+DAY = timedelta(days=1)
+WINDOW_DAYS = 7
+TOP_CATEGORIES = 50  # a categorical dimension's slices: these, then (other), plus (missing)
+IMPACT_METRICS = ("f1", "rmse")  # not a mean over their n: ranked by impact
+ALPHA, POWER = 0.05, 0.8
+
+
+def additive(metric: Metric) -> bool:
+    return metric.source == SUMS and metric.kind in (PROPORTION, MEAN)
+
+
+def explainable(metric: Metric) -> bool:
+    return additive(metric) or metric.key in IMPACT_METRICS
+
+
+@dataclass
+class Window:
+    start: datetime
+    end: datetime
+    value: float | None = None
+    n: int = 0
+
+
+@dataclass
+class Driver:
+    dimension: str
+    slice: str
+    share_baseline: float
+    share_current: float
+    value_baseline: float | None
+    value_current: float | None
+    mix_effect: float | None = None
+    within_effect: float | None = None
+    impact: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+
+    @property
+    def effect(self) -> float:
+        if self.impact is not None:
+            return self.impact
+        return (self.mix_effect or 0.0) + (self.within_effect or 0.0)
+
+
+@dataclass
+class Explanation:
+    metric: str
+    baseline: Window
+    current: Window
+    change: float
+    dimensions: list[dict] = field(default_factory=list)
+    drivers: list[Driver] = field(default_factory=list)
+
+
+# --- windows ---
+
+
+def midnight_check(name: str, moment: datetime | None) -> None:
+    if moment is not None and (moment.hour, moment.minute, moment.second, moment.microsecond) != (
+        0,
+        0,
+        0,
+        0,
+    ):
+        raise MetricError(f"{name} must be midnight UTC (explain's windows are whole days)")
+
+
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC days that hold [start, end): how an hour's window (an alert's, a chart
+    point's) is explained, since explain reads day aggregates."""
+    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    last = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return first, last if last >= end and last > first else last + DAY
+
+
+def windows_of(
+    model: MLModel,
+    start: datetime | None,
+    end: datetime | None,
+    baseline_start: datetime | None,
+    baseline_end: datetime | None,
+) -> tuple[Window, Window]:
+    """(baseline, current). Defaults: the current window is the 7 whole days before the model's
+    last prediction day, the baseline the days of the same length just before it."""
+    for name, moment in (
+        ("start", start),
+        ("end", end),
+        ("baseline_start", baseline_start),
+        ("baseline_end", baseline_end),
+    ):
+        midnight_check(name, moment)
+    if end is None:
+        last = HourlyAggregate.objects.filter(model=model).aggregate(last=Max("hour"))["last"]
+        if last is None:
+            raise MetricError(f"model {model.name} has no predictions yet")
+        end = last.replace(hour=0) if start is None else start + WINDOW_DAYS * DAY
+    start = start or end - WINDOW_DAYS * DAY
+    baseline_end = baseline_end or start
+    baseline_start = baseline_start or baseline_end - (end - start)
+    for name, low, high in (("", start, end), ("baseline_", baseline_start, baseline_end)):
+        if low >= high:
+            raise MetricError(f"{name}start must be before {name}end")
+    return Window(baseline_start, baseline_end), Window(start, end)
+
+
+# --- the sums per slice ---
+
+Sums = dict[str, float]
+
+
+def hourly_slices(model, window: Window, scope: dict, by: str) -> dict[str, Sums]:
+    """A segment's or version's sums over the window, from the hourly aggregates."""
+    queryset = filtered(
+        HourlyAggregate.objects, model=model, start=window.start, end=window.end, **scope
+    )
+    rows = (
+        queryset.annotate(slice=F(by))
+        .values("slice")
+        .annotate(**{f: Sum(f) for f in SLICE_SUM_FIELDS})
+    )
+    return {str(row.pop("slice")): row for row in rows.order_by()}
+
+
+def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
+    """{feature: {slice: sums}} over the window's days, from the slice aggregates."""
+    queryset = SliceAggregate.objects.filter(
+        model=model, period=Period.DAY, start__gte=window.start, start__lt=window.end
+    )
+    if scope["version"]:
+        queryset = queryset.filter(version__version=scope["version"])
+    if scope["segment"] is not None:
+        queryset = queryset.filter(segment=scope["segment"])
+    rows = queryset.values("feature", "slice").annotate(**{f: Sum(f) for f in SLICE_SUM_FIELDS})
+    out: dict[str, dict[str, Sums]] = {}
+    for row in rows.order_by():
+        out.setdefault(row.pop("feature"), {})[row.pop("slice")] = row
+    return out
+
+
+def add(a: Sums | None, b: Sums | None) -> Sums:
+    return {f: (a or {}).get(f, 0) + (b or {}).get(f, 0) for f in SLICE_SUM_FIELDS}
+
+
+def subtract(a: Sums, b: Sums | None) -> Sums:
+    return {f: a[f] - (b or {}).get(f, 0) for f in SLICE_SUM_FIELDS}
+
+
+def top_categories(
+    base: dict[str, Sums], cur: dict[str, Sums]
+) -> tuple[dict[str, Sums], dict[str, Sums]]:
+    """The `TOP_CATEGORIES` most frequent categories over both windows, the rest summed into
+    `(other)`; `(missing)` kept."""
+    totals: dict[str, float] = {}
+    for side in (base, cur):
+        for name, sums in side.items():
+            if name not in (OTHER, MISSING):
+                totals[name] = totals.get(name, 0) + sums["predictions"]
+    kept = set(sorted(totals, key=lambda name: (-totals[name], name))[:TOP_CATEGORIES])
+    out = []
+    for side in (base, cur):
+        merged: dict[str, Sums] = {}
+        for name, sums in side.items():
+            key = name if name in kept or name == MISSING else OTHER
+            merged[key] = add(merged.get(key), sums)
+        out.append(merged)
+    return out[0], out[1]
+
+
+# --- the decomposition ---
+
+
+def slice_driver(
+    metric: Metric,
+    dimension: str,
+    name: str,
+    sides: tuple[Sums | None, Sums | None],
+    totals: tuple,
+) -> Driver:
+    """One slice's shares, values, effects and p-value; ``totals`` are the dimension's
+    (baseline Measure, current Measure)."""
+    base_total, cur_total = totals
+    base = metric_value(metric, sides[0], None) if sides[0] else None
+    cur = metric_value(metric, sides[1], None) if sides[1] else None
+    v_base = base.value if base and base.n else None
+    v_cur = cur.value if cur and cur.n else None
+    w_base = base.n / base_total.n if v_base is not None else 0.0
+    w_cur = cur.n / cur_total.n if v_cur is not None else 0.0
+    driver = Driver(dimension, name, w_base, w_cur, v_base, v_cur)
+    if v_base is not None and v_cur is not None:
+        comparison = compare_sides(metric.comparison, base, cur, alpha=ALPHA, power=POWER)
+        driver.p_value = comparison.p_value if comparison else None
+    if additive(metric):
+        anchor = base_total.value if v_base is None else v_base
+        driver.mix_effect = (w_cur - w_base) * (anchor - base_total.value)
+        driver.within_effect = w_cur * (v_cur - anchor) if v_cur is not None else 0.0
+    else:
+        without = [
+            metric_value(metric, subtract(whole, part), None)
+            for whole, part in ((totals[0].sums, sides[0]), (totals[1].sums, sides[1]))
+        ]
+        change = cur_total.value - base_total.value
+        # A slice that is a whole window (a version that served only one of them): without
+        # it nothing is left to change, and the whole change is its impact.
+        rest = None in (without[0].value, without[1].value)
+        driver.impact = change if rest else change - (without[1].value - without[0].value)
+    return driver
+
+
+@dataclass
+class Total:
+    """A dimension's whole in one window: the Measure's value and n, and its sums."""
+
+    value: float
+    n: int
+    sums: Sums
+
+
+def dimension_drivers(
+    metric: Metric, dimension: str, base: dict[str, Sums], cur: dict[str, Sums]
+) -> tuple[dict, list[Driver]]:
+    totals = []
+    for side in (base, cur):
+        sums = {f: sum(s[f] for s in side.values()) for f in SLICE_SUM_FIELDS}
+        measure = metric_value(metric, sums, None)
+        totals.append(Total(measure.value, measure.n, sums) if measure.n else None)
+    if None in totals:
+        return {}, []
+    drivers = [
+        slice_driver(metric, dimension, name, (base.get(name), cur.get(name)), tuple(totals))
+        for name in sorted(set(base) | set(cur))
+    ]
+    effects = {"dimension": dimension, "mix_effect": None, "within_effect": None}
+    if additive(metric):
+        effects["mix_effect"] = float(sum(d.mix_effect for d in drivers))
+        effects["within_effect"] = float(sum(d.within_effect for d in drivers))
+    return effects, drivers
+
+
+def window_measure(metric: Metric, model, window: Window, scope: dict, name: str) -> Window:
+    sums = add(None, None)
+    for part in hourly_slices(model, window, scope, "segment").values():
+        sums = add(sums, part)
+    measure = metric_value(metric, sums, None)
+    if not measure.n or measure.value is None:
+        what = "labelled predictions" if sums["predictions"] else "predictions"
+        raise MetricError(
+            f"the {name} window {window.start.date()} .. {window.end.date()} has no {what} "
+            f"for {metric.key}"
+        )
+    return Window(window.start, window.end, measure.value, measure.n)
+
+
+def explain(
+    *,
+    model: MLModel,
+    metric: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    baseline_start: datetime | None = None,
+    baseline_end: datetime | None = None,
+    version: str | None = None,
+    segment: str | None = None,
+) -> Explanation:
+    entry = metric_check(model, metric)
+    if not explainable(entry):
+        raise MetricError(f"explain takes {', '.join(explain_keys(model))}; not {metric}")
+    base_window, cur_window = windows_of(model, start, end, baseline_start, baseline_end)
+    scope = {"version": version, "segment": segment}
+    baseline = window_measure(entry, model, base_window, scope, "baseline")
+    current = window_measure(entry, model, cur_window, scope, "current")
+    dimensions = {
+        "segment": [hourly_slices(model, w, scope, "segment") for w in (baseline, current)],
+        "version": [
+            hourly_slices(model, w, scope, "version__version") for w in (baseline, current)
+        ],
+    }
+    per_feature = [feature_slices(model, w, scope) for w in (baseline, current)]
+    for name in sorted(set(per_feature[0]) | set(per_feature[1])):
+        base, cur = per_feature[0].get(name, {}), per_feature[1].get(name, {})
+        dimensions[f"feature:{name}"] = list(top_categories(base, cur))
+    answer = Explanation(entry.key, baseline, current, current.value - baseline.value)
+    for dimension, (base, cur) in dimensions.items():
+        effects, drivers = dimension_drivers(entry, dimension, base, cur)
+        if effects:
+            answer.dimensions.append(effects)
+            answer.drivers += drivers
+    q_values_fill(answer.drivers)
+    answer.drivers.sort(key=lambda d: (-abs(d.effect), d.dimension, d.slice))
+    return answer
+
+
+def q_values_fill(drivers: list[Driver]) -> None:
+    """Benjamini-Hochberg over every slice of the answer that has a p-value."""
+    tested = [d for d in drivers if d.p_value is not None]
+    q_values = benjamini_hochberg(np.array([d.p_value for d in tested], dtype=float))
+    for driver, q in zip(tested, q_values.tolist(), strict=True):
+        driver.q_value = q
+
+
+def explain_keys(model: MLModel) -> list[str]:
+    """The metric keys explain takes for this model."""
+    return [m.key for m in METRICS if m.fits(model.task) and explainable(m) and m.listed]
