@@ -260,6 +260,26 @@ def event_line(at: datetime, label: str) -> tuple[dict, dict]:
     return shape, note
 
 
+def events_within(
+    events: Sequence[tuple[datetime, str]], first: datetime | str, last: datetime | str
+) -> list[tuple[datetime, str]]:
+    """The events a chart spanning first to last shows: one outside would stretch its axis."""
+    first, last = as_moment(first), as_moment(last)
+    return [(at, label) for at, label in events if first <= at <= last]
+
+
+def as_moment(moment: datetime | str) -> datetime:
+    return datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+
+
+def events_draw(figure_layout: dict, events: Sequence[tuple[datetime, str]]) -> None:
+    """Mark each event (a version's first prediction, a rollout) with a labelled vertical line."""
+    for at, label in events:
+        shape, note = event_line(at, label)
+        figure_layout["shapes"].append(shape)
+        figure_layout["annotations"].append(note)
+
+
 @lru_cache(maxsize=8192)
 def iso(moment: datetime) -> str:
     """A window's time as Plotly reads it; the same windows recur in every chart of a page."""
@@ -332,7 +352,9 @@ def metric_figure(
     if tick_format:
         figure_layout["yaxis"]["tickformat"] = tick_format
     decorations = [bound_line(label, value) for label, value in bounds]
-    decorations += [event_line(at, label) for at, label in events]
+    if points:
+        events = events_within(events, points[0].start, points[-1].end)
+        decorations += [event_line(at, label) for at, label in events]
     shapes, notes = immature_shapes(immature)
     figure_layout["shapes"] += shapes + [shape for shape, _ in decorations]
     figure_layout["annotations"] += notes + [note for _, note in decorations]
@@ -427,6 +449,7 @@ def heatmap_figure(
     statistics: list[list[float | None]],
     hover: list[list[str]],
     row_urls: list[str],
+    events: Sequence[tuple[datetime, str]] = (),
 ) -> dict:
     """Features by window, coloured by the drift score (the statistic against its threshold,
     1 = at the threshold); a click on a cell opens that row's URL (charts.js)."""
@@ -454,6 +477,8 @@ def heatmap_figure(
     figure_layout["height"] = max(220, 90 + 28 * len(rows))
     figure_layout["yaxis"]["autorange"] = "reversed"
     figure_layout["meta"] = {"row_urls": row_urls}
+    if x:
+        events_draw(figure_layout, events_within(events, x[0], x[-1]))
     return {"data": data, "layout": figure_layout}
 
 
@@ -465,6 +490,7 @@ def threshold_figure(
     y_title: str,
     threshold: tuple[str, float] | None,
     hover: list[str] | None = None,
+    events: Sequence[tuple[datetime, str]] = (),
 ) -> dict:
     """A value per window with the line it must not cross (a drift threshold)."""
     trace = {
@@ -485,6 +511,8 @@ def threshold_figure(
         shape, note = bound_line(*threshold)
         figure_layout["shapes"].append(shape)
         figure_layout["annotations"].append(note)
+    if x:
+        events_draw(figure_layout, events_within(events, x[0], x[-1]))
     return {"data": [trace], "layout": figure_layout}
 
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from dashboard.charts import Partial
 from factory.models import MLModel, ModelVersion, Rollout
+from monitoring.metrics.traffic import version_starts
 from monitoring.metrics.windows import WINDOW, window_start
 from monitoring.models import HourlyAggregate
 
@@ -103,6 +104,15 @@ def rollout_annotations(model: MLModel) -> list[tuple]:
     """(time, label) of every plan change, for the model's charts."""
     history = Rollout.objects.filter(model=model).select_related("version")
     return [(r.created_at, f"{r.kind} {r.version.version} {r.traffic_percent:g}%") for r in history]
+
+
+def chart_events(model: MLModel) -> list[tuple]:
+    """(time, label) of what every chart of the model marks: each version's first prediction
+    (recorded rollout or not; the model's first version begins the data, so is not marked)
+    and each rollout."""
+    starts = version_starts(model)[1:]
+    marks = [(first, f"{version} began serving") for version, first in starts]
+    return sorted(marks + rollout_annotations(model), key=lambda event: event[0])
 
 
 IN_PROGRESS = {"hour": "this hour so far", "day": "today so far", "week": "this week so far"}

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from dashboard.charts import Immature, metric_figure, plain
-from dashboard.sections.base import Chart, Scope
+from dashboard.sections.base import Chart, Scope, chart_events
 from dashboard.sections.model import (
     DELAY_EDGES_S,
     DELAY_LABELS,
@@ -256,11 +256,12 @@ class BusinessPage:
 def business_page_get(*, model: MLModel, granularity: str, now: datetime | None = None):
     now = now or timezone.now()
     maturity = maturity_get(model=model, now=now)
+    events = chart_events(model)
     kpis = [
         kpi
         for metric in metric_names(model)
         if metric_get(metric).family == "value"
-        for kpi in [kpi_get(model, metric, granularity, maturity)]
+        for kpi in [kpi_get(model, metric, granularity, maturity, events)]
         if kpi
     ]
     points = kpis[0].points if kpis else []
@@ -271,7 +272,9 @@ def business_page_get(*, model: MLModel, granularity: str, now: datetime | None 
     )
 
 
-def kpi_get(model: MLModel, metric: str, granularity: str, maturity: Maturity) -> Kpi | None:
+def kpi_get(
+    model: MLModel, metric: str, granularity: str, maturity: Maturity, events=()
+) -> Kpi | None:
     name = metric_get(metric).name
     points = metric_series(model=model, metric=metric, granularity=granularity)
     if not any(p.value is not None for p in points):
@@ -290,6 +293,7 @@ def kpi_get(model: MLModel, metric: str, granularity: str, maturity: Maturity) -
             for p in points
             if not maturity.is_mature(p.end)
         ],
+        events=events,
     )
     chart = Chart(f"kpi-{name}", metric, title, figure, kpi_caption(title, points, granularity))
     return Kpi(

@@ -28,6 +28,7 @@ from dashboard.charts import (
 from dashboard.sections.base import (
     Chart,
     Scope,
+    chart_events,
     model_segments,
     scope_suffix,
     window_partial,
@@ -155,6 +156,7 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     versions = sorted({v for v in served_by if v}) or [series.version]
     which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
     title = plain(f"Drift of {which} per feature and {scope.granularity}") + suffix
+    events = chart_events(model)
     heatmap = heatmap_figure(
         title=title,
         x=x,
@@ -169,6 +171,7 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
             for n in names
         ],
         row_urls=[row["url"] for row in rows],
+        events=events,
     )
     drifting = [row for row in rows if row["since"]]
     summary = f"{title}: {len(names)} features over {len(x)} windows; "
@@ -185,6 +188,7 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
         y=series.shares,
         y_title="features drifted (share)",
         threshold=(f"dataset drift at {DATASET_DRIFT_SHARE:.0%}", DATASET_DRIFT_SHARE),
+        events=events,
     )
     shares["layout"]["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
     half = WINDOW[scope.granularity] / 2  # a heatmap's cell is centred on its window's start
@@ -405,7 +409,9 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
         "since": since(results, series.windows, window_start(now, scope.granularity)),
     }
     page["distribution"] = distribution_chart(feature, reference, current, series.version, suffix)
-    page["over_time"] = drift_time_chart(feature, series, served_by, scope, suffix)
+    page["over_time"] = drift_time_chart(
+        feature, series, served_by, scope, suffix, events=chart_events(model)
+    )
     page["segments"] = segment_rows(
         model=model, feature=feature, scope=scope, series=series, now=now
     )
@@ -453,7 +459,7 @@ def distribution_chart(feature: str, reference, current, version: str, suffix: s
 
 
 def drift_time_chart(
-    feature: str, series: DriftSeries, served_by: list, scope: Scope, suffix: str
+    feature: str, series: DriftSeries, served_by: list, scope: Scope, suffix: str, events=()
 ) -> Chart:
     results = series.features[feature]
     method = next((r for r in results if r is not None), None)
@@ -477,6 +483,7 @@ def drift_time_chart(
             plain(f"{w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
             for w, v, r in zip(series.windows, served_by, results, strict=True)
         ],
+        events=events,
     )
     if by_p:
         figure["layout"]["yaxis"]["type"] = "log"

@@ -31,6 +31,7 @@ from dashboard.sections.base import (
     Chart,
     Scope,
     cached,
+    chart_events,
     model_segments,
     model_versions,
     rollout_annotations,
@@ -167,6 +168,7 @@ class ModelPage:
     rules: list[AlertRule] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)  # (time, label): rollouts
+    marks: list[tuple] = field(default_factory=list)  # (time, label): versions' starts, rollouts
     series: SeriesSet | None = None  # the scope's hourly sums, read once for every chart
     drift: dict | None = None
     quality: dict | None = None
@@ -202,6 +204,7 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
         alert.bounds_text = bounds_text(alert)
         alert.told_text = told_text(list(alert.notifications.all()))
     page.events = rollout_annotations(model)
+    page.marks = chart_events(model)
     page.metrics = metric_names(model)
     page.delay = label_delay_section(model=model, scope=scope, now=now)
     maturity_s = page.delay["mature_after_s"] if page.delay else None
@@ -354,7 +357,7 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
         bounds=rule_bounds(page.rules, metric, page.scope),
         markers=alert_markers(page.alerts, metric, page.scope),
         immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
-        events=page.events,
+        events=page.marks,
         rows_url=url,
         partial=window_partial(points[-1].start, page.scope.granularity, now),
     )

@@ -15,7 +15,6 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Min
 from django.utils.timesince import timesince
 
 from dashboard.charts import sparkline_points
@@ -30,8 +29,9 @@ from monitoring.metrics.registry import (
     metric_find,
 )
 from monitoring.metrics.series import Point
+from monitoring.metrics.traffic import version_starts
 from monitoring.metrics.windows import MetricError
-from monitoring.models import Alert, AlertState, HourlyAggregate, Severity
+from monitoring.models import Alert, AlertState, Severity
 
 HEALTH_WORDS = {
     "firing": "Needs attention",
@@ -259,12 +259,6 @@ def changes(page, *, now: datetime) -> list[tuple[datetime, str]]:
         if row.get("since") and inside(row["since"]):
             found.append((row["since"], f"{row['name']} drifting from its reference"))
     return sorted(found, key=lambda change: change[0], reverse=True)
-
-
-def version_starts(model) -> list[tuple[str, datetime]]:
-    rows = HourlyAggregate.objects.filter(model=model).values("version__version")
-    rows = rows.annotate(first=Min("hour")).order_by("first")
-    return [(row["version__version"], row["first"]) for row in rows]
 
 
 def labels_sentence(page, *, maturity_s: float | None, now: datetime) -> str:

@@ -11,9 +11,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.roles import Role, role_required
-from dashboard.charts import BAND, LINE, layout, plain
+from dashboard.charts import BAND, LINE, events_draw, events_within, layout, plain
 from dashboard.params import ALL, BadQuery, bad_request, param
-from dashboard.sections.base import Chart, model_segments
+from dashboard.sections.base import Chart, chart_events, model_segments
 from factory.models import MLModel, ModelVersion
 from monitoring.metrics.registry import (
     HIGHER,
@@ -25,6 +25,7 @@ from monitoring.metrics.registry import (
 )
 from monitoring.metrics.reports import VersionComparison, comparable, comparison_report
 from monitoring.metrics.series import metric_names, metric_series
+from monitoring.metrics.traffic import traffic_note
 from monitoring.metrics.windows import MetricError
 
 COMPARE_DAYS = (7, 14, 30, 90)
@@ -155,6 +156,11 @@ def comparison_verdict(comparison: VersionComparison, *, alpha: float = 0.05) ->
     )
 
 
+def in_clause(lead: str, verdict: str) -> str:
+    """'Over all their traffic, the candidate ...': a verdict said of part of the traffic."""
+    return f"{lead}, {verdict[0].lower()}{verdict[1:]}"
+
+
 def trend_figure(model: MLModel, query: CompareQuery, now: datetime) -> tuple[dict, str] | None:
     """Both versions' daily values with their intervals, and the chart's text alternative."""
     start, end = query.span(now)
@@ -212,6 +218,8 @@ def trend_figure(model: MLModel, query: CompareQuery, now: datetime) -> tuple[di
         title=title, x_title="day (UTC)", y_title=plain(entry.axis), x_type="date"
     )
     figure_layout["showlegend"] = True
+    days = [x for trace in traces if trace["mode"] == "lines+markers" for x in trace["x"]]
+    events_draw(figure_layout, events_within(chart_events(model), min(days), max(days)))
     return {"data": traces, "layout": figure_layout}, f"{title}: {'; '.join(summary)}."
 
 
@@ -252,12 +260,23 @@ def compare_page(request, name: str):
         )
     except MetricError as error:
         return bad_request(request, error)
+    note = traffic_note(comparison.traffic)
+    verdict = comparison_verdict(comparison)
     context.update(
         result=comparison,
-        verdict=comparison_verdict(comparison),
+        verdict=in_clause("Over all their traffic", verdict) if note else verdict,
         start=start,
         shown=shown_numbers(comparison),
+        traffic_note=note,
     )
+    if comparison.shared is not None:
+        context.update(
+            shared=comparison.shared,
+            shared_verdict=in_clause(
+                "On the traffic they shared", comparison_verdict(comparison.shared)
+            ),
+            shared_shown=shown_numbers(comparison.shared),
+        )
     trend = trend_figure(model, query, timezone.now())
     if trend:
         figure, summary = trend

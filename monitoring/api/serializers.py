@@ -15,6 +15,7 @@ from factory import serializers as factory_serializers
 from monitoring.ingest.quarantine import EXPORT_COLUMNS
 from monitoring.metrics.registry import metric_find
 from monitoring.metrics.series import metric_check
+from monitoring.metrics.traffic import traffic_note
 from monitoring.metrics.windows import MetricError
 from monitoring.models import (
     Alert,
@@ -315,7 +316,7 @@ class CompareSideSerializer(serializers.Serializer):
     n = serializers.IntegerField()
 
 
-class ComparisonSerializer(serializers.Serializer):
+class ComparedSerializer(serializers.Serializer):
     metric = serializers.CharField()
     baseline = CompareSideSerializer()
     candidate = CompareSideSerializer()
@@ -326,6 +327,39 @@ class ComparisonSerializer(serializers.Serializer):
     p_value = FiniteFloatField()
     mde = FiniteFloatField(help_text="the smallest difference these sample sizes would detect")
     powered = serializers.BooleanField(allow_null=True)
+
+
+class ServedTrafficSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    first_hour = serializers.DateTimeField(allow_null=True)
+    last_hour = serializers.DateTimeField(allow_null=True)
+    segments = serializers.ListField(child=serializers.CharField(allow_blank=True))
+    predictions = serializers.IntegerField()
+    shared_predictions = serializers.IntegerField(
+        help_text="predictions in hours and segments where the other version served too"
+    )
+
+
+class TrafficSerializer(serializers.Serializer):
+    baseline = ServedTrafficSerializer()
+    candidate = ServedTrafficSerializer()
+    confounded = serializers.BooleanField(
+        help_text="either version has under 90% of its predictions in shared hours and segments"
+    )
+    note = serializers.SerializerMethodField(help_text="the confound in words; empty if none")
+
+    def get_note(self, overlap) -> str:
+        return traffic_note(overlap)
+
+
+class ComparisonSerializer(ComparedSerializer):
+    traffic = TrafficSerializer(help_text="which hours and segments each version served")
+    shared_traffic = ComparedSerializer(
+        source="shared",
+        allow_null=True,
+        help_text="the comparison on the hours and segments both versions served; null unless "
+        "the versions served different traffic and shared some (never for drift:F)",
+    )
 
 
 class SensitivitySerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ from monitoring.metrics.drift import (
     MULTICLASS_NOTE,
     OUTPUT_METRICS,
     Baseline,
+    DriftError,
     baseline_resolve,
     current_window,
     feature_drift,
@@ -110,6 +111,8 @@ def drift_report(
         reference_end=reference_end,
     )
     start, end = current_window(chosen, start, end)
+    current_n = predictions_count(chosen, start, end, segment)
+    sides_check(chosen, baseline, (start, end, segment), current_n)
     current = window_features(version=chosen, bins=bins, start=start, end=end, segment=segment)
     settings = model_drift_settings(model)
     results = []
@@ -122,7 +125,7 @@ def drift_report(
         model=model.name,
         version=chosen.version,
         reference=ReferenceWindow(baseline.kind, baseline.start, baseline.end, baseline.n),
-        current=CurrentWindow(start, end, predictions_count(chosen, start, end, segment)),
+        current=CurrentWindow(start, end, current_n),
         features=[column_drift(name, cur, r, settings) for name, cur, r in results],
         outputs=outputs_drift(
             model=model, version=chosen, baseline=baseline, window=(start, end, segment)
@@ -131,6 +134,24 @@ def drift_report(
         share_threshold=dataset.share_threshold,
         dataset_drifted=dataset.drifted,
     )
+
+
+def sides_check(version: ModelVersion, baseline: Baseline, window: tuple, current_n: int):
+    """DriftError naming the side without a single prediction (API.md: a 400, never a 200
+    of null statistics)."""
+    start, end, segment = window
+    where = "" if segment is None else f" in segment {segment!r}"
+    looked_at = f"(versions looked at: {version.version})"
+    if baseline.n == 0:
+        raise DriftError(
+            f"the reference window {baseline.start.isoformat()} to {baseline.end.isoformat()} "
+            f"holds no predictions {looked_at}"
+        )
+    if current_n == 0:
+        raise DriftError(
+            f"the current window {start.isoformat()} to {end.isoformat()}{where} holds no "
+            f"predictions {looked_at}"
+        )
 
 
 def column_drift(

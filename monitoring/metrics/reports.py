@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from common.numbers import finite
@@ -12,6 +12,7 @@ from monitoring.metrics.drift import DriftError, drift_side
 from monitoring.metrics.measures import Measure
 from monitoring.metrics.registry import compared_keys, metric_find
 from monitoring.metrics.series import metric_check, metric_series, metric_window
+from monitoring.metrics.traffic import TrafficOverlap, traffic_overlap
 from monitoring.metrics.windows import MetricError
 from monitoring.stats.auc import hanley_mcneil_variance
 from monitoring.stats.compare import (
@@ -50,6 +51,10 @@ class VersionComparison:
     p_value: float | None = None
     mde: float | None = None  # None where no finite change is detectable
     powered: bool | None = None
+    traffic: TrafficOverlap | None = None
+    # The same comparison on the hours and segments both versions served, when the versions
+    # served different traffic and shared some of it.
+    shared: VersionComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -103,31 +108,58 @@ def comparison_report(
     alpha: float = 0.05,
     power: float = 0.8,
 ) -> VersionComparison:
+    """The comparison over the window, which traffic each version served in it, and, when
+    they served different traffic, the comparison on the traffic they shared."""
     metric_check(model, metric)
     kind = comparable(metric)
     for version in (baseline, candidate):
         if not ModelVersion.objects.filter(model=model, version=version).exists():
             raise MetricError(f"{model.name} has no version {version!r}")
+    window = {"model": model, "metric": metric, "start": start, "end": end, "segment": segment}
+    tests = {"alpha": alpha, "power": power}
+    comparison = sides_compare(kind, (baseline, candidate), window, tests)
+    overlap = traffic_overlap(
+        model=model, baseline=baseline, candidate=candidate, start=start, end=end, segment=segment
+    )
+    shared = None
+    if overlap.confounded and overlap.shared and kind != "drift":
+        shared = sides_compare(kind, (baseline, candidate), window, tests, shared=True)
+    return replace(comparison, traffic=overlap, shared=shared)
+
+
+def sides_compare(
+    kind: str, versions: tuple[str, str], window: dict, tests: dict, *, shared: bool = False
+) -> VersionComparison:
+    """Baseline against candidate over the window; `shared` keeps each side to the hours and
+    segments the other served too. Drift is compared on whole windows only: each version's
+    statistic is against its own reference."""
+    model, metric = window["model"], window["metric"]
     if kind == "drift":
         measures, result = compare_drift(
             model=model,
             feature=metric.partition(":")[2],
-            versions=(baseline, candidate),
-            window=(start, end, segment),
-            alpha=alpha,
-            power=power,
+            versions=versions,
+            window=(window["start"], window["end"], window["segment"]),
+            **tests,
         )
     else:
+        others = versions[::-1] if shared else (None, None)
         measures = [
             metric_window(
-                model=model, metric=metric, start=start, end=end, version=v, segment=segment
+                model=model,
+                metric=metric,
+                start=window["start"],
+                end=window["end"],
+                version=version,
+                segment=window["segment"],
+                shared_with=other,
             )
-            for v in (baseline, candidate)
+            for version, other in zip(versions, others, strict=True)
         ]
-        result = compare_sides(kind, *measures, alpha=alpha, power=power)
+        result = compare_sides(kind, *measures, **tests)
     sides = [
         ComparisonSide(version, measure.value, measure.n)
-        for version, measure in zip((baseline, candidate), measures, strict=True)
+        for version, measure in zip(versions, measures, strict=True)
     ]
     return version_comparison(metric, *sides, result)
 

@@ -40,6 +40,7 @@ from monitoring.metrics.registry import (
     metric_keys,
 )
 from monitoring.metrics.sketches import period_cover, sketches_read
+from monitoring.metrics.traffic import shared_cells
 from monitoring.metrics.windows import (
     EPOCH,
     TRUNC,
@@ -107,7 +108,9 @@ def metric_check(model: MLModel, metric: str) -> Metric:
     return entry
 
 
-def filtered(queryset, *, model, start, end, version, segment):
+def filtered(queryset, *, model, start, end, version, segment, shared_with=None):
+    """Aggregate rows of the scope; `shared_with` keeps the hours and segments where that
+    version served too (a comparison on the traffic two versions shared)."""
     queryset = queryset.filter(model=model)
     if start:
         queryset = queryset.filter(hour__gte=start)
@@ -117,6 +120,8 @@ def filtered(queryset, *, model, start, end, version, segment):
         queryset = queryset.filter(version__version=version)
     if segment is not None:
         queryset = queryset.filter(segment=segment)
+    if shared_with:
+        queryset = queryset.filter(shared_cells(model, shared_with))
     return queryset
 
 
@@ -208,11 +213,20 @@ def metric_window(
     end: datetime | None = None,
     version: str | None = None,
     segment: str | None = None,
+    shared_with: str | None = None,
 ) -> Measure:
-    """The metric over one window [start, end) (compare)."""
+    """The metric over one window [start, end) (compare); `shared_with` keeps the hours and
+    segments that version served too."""
     entry = metric_check(model, metric)
     window_check("hour", start, end)
-    scope = {"model": model, "start": start, "end": end, "version": version, "segment": segment}
+    scope = {
+        "model": model,
+        "start": start,
+        "end": end,
+        "version": version,
+        "segment": segment,
+        "shared_with": shared_with,
+    }
     measures = window_measures(
         model=model, metric=entry, scope=scope, granularity=None, key=lambda _: EPOCH
     )
@@ -369,6 +383,7 @@ def sketch_windows(*, model, kind: str, scope, granularity, key) -> dict:
         version_ids=version_ids(model, scope),
         segment=scope["segment"],
         hourly=granularity == "hour",
+        shared_with=scope.get("shared_with"),
     )
     grouped: dict[datetime, list] = defaultdict(list)
     for row in rows:
@@ -411,7 +426,10 @@ def missing_windows(*, model, feature, scope, granularity, key) -> dict:
         rows = rows.filter(version_id__in=ids)
     if scope["segment"] is not None:
         rows = rows.filter(segment=scope["segment"])
-    cover = period_cover(scope["start"], scope["end"], hourly=granularity == "hour")
+    hourly = granularity == "hour"
+    if scope.get("shared_with"):  # shared hours need hour rows
+        rows, hourly = rows.filter(shared_cells(model, scope["shared_with"], at="start")), True
+    cover = period_cover(scope["start"], scope["end"], hourly=hourly)
     per_start = rows.filter(cover).values("start").annotate(m=Sum("missing"), p=Sum("n"))
     windows: dict = defaultdict(lambda: {"missing": 0, "present": 0})
     for row in per_start:

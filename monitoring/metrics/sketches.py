@@ -8,6 +8,7 @@ from django.db.models.functions import MD5
 from common.sql import is_postgres
 from common.time import DAY, day_floor
 from factory.models import MLModel
+from monitoring.metrics.traffic import shared_cells
 from monitoring.models import Period, Sketch
 
 
@@ -55,8 +56,10 @@ def sketches_read(
     version_ids: list[int] | None = None,
     segment: str | None = None,
     hourly: bool = False,
+    shared_with: str | None = None,
 ) -> list[SketchRow]:
-    """Sketch rows of one kind (one feature, or every feature when name is None)."""
+    """Sketch rows of one kind (one feature, or every feature when name is None); with
+    `shared_with`, the hour rows of the hours and segments that version served too."""
     rows = Sketch.objects.filter(model=model, kind=kind)
     if name is not None:
         rows = rows.filter(name=name)
@@ -64,6 +67,8 @@ def sketches_read(
         rows = rows.filter(version_id__in=version_ids)
     if segment is not None:
         rows = rows.filter(segment=segment)
+    if shared_with:
+        rows, hourly = rows.filter(shared_cells(model, shared_with, at="start")), True
     fields = ("start", "period", "version_id", "segment", "kind", "name", "n", "data")
     cover = period_cover(start, end, hourly=hourly)
     return [SketchRow(*row) for row in rows.filter(cover).values_list(*fields)]

@@ -16,6 +16,7 @@ from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.reports import ComparisonSide, VersionComparison
 from tests.conftest import outcome, prediction
+from tests.monitoring.metrics.test_compare_traffic import confounded_rows, ingest
 
 pytestmark = pytest.mark.django_db
 XSS = "<script>alert(1)</script>"
@@ -157,3 +158,32 @@ def test_segment_names_are_escaped(two_versions, viewer):
     html = response.content.decode()
     assert response.status_code == 200
     assert XSS not in html and "&lt;script&gt;" in html
+
+
+def test_the_page_names_the_confound_and_compares_the_shared_traffic(model, viewer):
+    # given 1.0.0 alone for two weeks, a two-day canary of 1.1.0, then 1.1.0 alone
+    frame = confounded_rows()
+    ingest(model, frame)
+    query = {"metric": "accuracy", "baseline": "1.0.0", "candidate": "1.1.0", "days": "all"}
+    # when
+    html = viewer.get("/models/churn/compare/", query).content.decode()
+    api = viewer.get("/api/v1/models/churn/compare", query).json()
+    # then the note comes first, in words, and the shared comparison is the API's
+    note = html[html.index('id="confound"') :].split("</p>")[0]
+    assert "1.0.0 served 1-16 May 2026, 1.1.0 served 15-28 May 2026" in note
+    assert html.index('id="confound"') < html.index('role="status"')
+    assert "Over all their traffic, the candidate 1.1.0 is worse by" in html
+    shared = api["shared_traffic"]
+    rows = cells(html, "shared-comparison")
+    assert rows[:3] == [
+        "1.0.0",
+        f"{shared['baseline']['value']:.4f}",
+        f"{shared['baseline']['n']:,}",
+    ]
+    assert f"{shared['candidate']['value']:.4f}" in rows
+
+
+def test_versions_that_served_the_same_traffic_get_no_confound_note(two_versions, viewer):
+    query = {"metric": "accuracy", "baseline": "1.0.0", "candidate": "1.1.0"}
+    html = viewer.get("/models/churn/compare/", query).content.decode()
+    assert 'id="confound"' not in html and 'id="shared-comparison"' not in html
