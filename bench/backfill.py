@@ -159,12 +159,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--per-day", type=int, default=20_000)
     parser.add_argument("--range-days", type=int, default=10)
+    parser.add_argument(
+        "--prepare", action="store_true", help="build and keep the history, time nothing"
+    )
     args = parser.parse_args()
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
     # This process's own tasks (the ingestion's) go to memory://; the backfill is queued on
     # `broker` explicitly, for the workers.
     database = django_setup()
     model = history_ensure(args.days, args.per_day)
+    if args.prepare:
+        return
     seconds = {}
     for workers in (1, 2):
         seconds[workers] = backfill_timed(model, workers, database, broker, args.range_days)
