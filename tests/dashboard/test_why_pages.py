@@ -1,0 +1,111 @@
+"""The "Why?" page: the change in one sentence, the drivers in words with links to their rows
+and their feature, the waterfall of mix against within; reached from an alert and from the
+rows behind a chart point. The data: accuracy 0.9 in both regions on day -1, and on day 0
+0.5 in the south only (so 0.9 to 0.7, all of it within the south, whose share stays half)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from monitoring.jobs import jobs_run
+from monitoring.models import Alert
+from tests.monitoring.alerts.test_email_content import regional_traffic
+from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule
+
+pytestmark = pytest.mark.django_db
+DAY_1, DAY_0 = DAY0 - timedelta(days=1), DAY0
+
+
+@pytest.fixture
+def south_breaks(model):
+    rule(model, kind="static", lower=0.8)
+    regional_traffic(model, -1, {"north": 180, "south": 180})
+    regional_traffic(model, 0, {"north": 180, "south": 100})
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    return model
+
+
+def why_url(**query) -> str:
+    query = {"metric": "accuracy", "start": DAY_0.isoformat(), "end": end_of_day(0).isoformat()}
+    return "/models/churn/why/?" + "&".join(
+        f"{k}={v.replace('+', '%2B')}" for k, v in query.items()
+    )
+
+
+def test_the_page_says_the_change_and_its_drivers_in_words(south_breaks, viewer):
+    html = viewer.get(why_url()).content.decode()
+    sentence = re.search(r'id="change-sentence">(.*?)</p>', html).group(1)
+    assert (
+        sentence
+        == f"Accuracy fell 20.0 points: 0.90 on {DAY_1:%Y-%m-%d}, 0.70 on {DAY_0:%Y-%m-%d}."
+    )
+    drivers = re.findall(r'<li class="driver">(.*?)</li>', html, re.S)
+    assert len(drivers) == 1  # north did not move; one version, one segment, one age
+    assert drivers[0].startswith(
+        "20.0 points of them within region south, where it fell from 0.90 to 0.50 (q &lt; 0.001)."
+    )
+    assert 'id="no-significant-driver"' not in html  # this one is no chance
+
+
+def test_a_driver_links_to_its_rows_and_to_its_feature(south_breaks, viewer):
+    html = viewer.get(why_url()).content.decode()
+    rows = re.search(r'class="driver-rows" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    query = parse_qs(urlsplit(rows).query)
+    assert urlsplit(rows).path == "/models/churn/rows/"
+    assert query["feature"] == ["region"] and query["category"] == ["south"]
+    assert query["start"] == [DAY_0.isoformat()] and query["end"] == [end_of_day(0).isoformat()]
+    # the rows page then shows exactly the south's 200 predictions of day 0
+    assert "<p>200 rows" in viewer.get(rows).content.decode()
+    feature = re.search(r'class="driver-feature" href="([^"]+)"', html).group(1)
+    assert feature == "/models/churn/features/region/"
+
+
+def test_the_waterfall_adds_mix_and_within_up_to_the_change(south_breaks, viewer):
+    html = viewer.get(why_url()).content.decode()
+    figure = json.loads(re.search(r'id="why-waterfall-data"[^>]*>(.*?)</script>', html).group(1))
+    (trace,) = figure["data"]
+    assert trace["type"] == "waterfall"
+    groups = {}
+    for group, step, value in zip(*trace["x"], trace["y"], strict=True):
+        groups.setdefault(group, {})[step] = value
+    # one group per dimension that splits the traffic (one segment, version and age do not)
+    assert set(groups) == {"region"}
+    for steps in groups.values():  # in points: 90 then 70
+        assert steps["baseline"] == pytest.approx(90) and steps["current"] == pytest.approx(70)
+        assert steps["baseline"] + steps["mix"] + steps["within"] == pytest.approx(70)
+    assert groups["region"]["within"] == pytest.approx(-20) and groups["region"]["mix"] == 0
+
+
+def test_the_alert_page_and_the_rows_of_a_chart_point_lead_to_it(south_breaks, viewer):
+    alert = Alert.objects.get()
+    html = viewer.get(f"/models/churn/alerts/{alert.pk}/").content.decode()
+    link = re.search(r'id="why-link" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(link).query)["start"] == [DAY_0.isoformat()]
+    assert "Accuracy fell 20.0 points" in viewer.get(link).content.decode()
+    # a chart point's rows (an hour of day 0) lead to the same day's explanation
+    hour = DAY_0 + timedelta(hours=6)
+    rows = viewer.get(
+        "/models/churn/rows/",
+        {
+            "metric": "accuracy",
+            "start": hour.isoformat(),
+            "end": (hour + timedelta(hours=1)).isoformat(),
+        },
+    ).content.decode()
+    link = re.search(r'id="why-link" href="([^"]+)"', rows).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(link).query)["end"] == [end_of_day(0).isoformat()]
+    assert "Accuracy fell 20.0 points" in viewer.get(link).content.decode()
+
+
+def test_bad_requests_say_what_is_wrong(south_breaks, viewer):
+    answer = viewer.get("/models/churn/why/?metric=predictions")
+    text = answer.content.decode()
+    assert answer.status_code == 400 and "Accuracy, Precision, Recall" in text
+    assert "not Predictions" in text and "positive_rate" not in text
+    answer = viewer.get(why_url().replace("metric=accuracy", "metric=accuracy&baseline_start=x"))
+    assert answer.status_code == 400 and "baseline_start" in answer.content.decode()
