@@ -12,8 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.models import Alert
+from tests.conftest import outcome, prediction
 from tests.monitoring.alerts.test_email_content import regional_traffic
 from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule
 
@@ -109,3 +111,44 @@ def test_bad_requests_say_what_is_wrong(south_breaks, viewer):
     assert "not Predictions" in text and "positive_rate" not in text
     answer = viewer.get(why_url().replace("metric=accuracy", "metric=accuracy&baseline_start=x"))
     assert answer.status_code == 400 and "baseline_start" in answer.content.decode()
+
+
+def segment_traffic(model, day: int, counts: dict[str, tuple[int, int]]) -> None:
+    """Per segment, (n, correct) labelled predictions on day `day`."""
+    at = DAY0 + timedelta(days=day, hours=6)
+    records, labels = [], []
+    first = 50_000 + day * 10_000
+    for segment, (n, right) in sorted(counts.items()):
+        for i in range(first, first + n):
+            records.append(prediction(i, at=at, prediction=1, segment=segment))
+            labels.append(outcome(i, at=at + timedelta(hours=1), outcome=int(i - first < right)))
+        first += n
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    records_ingest(model=model, kind="outcomes", records=labels, enqueue_jobs=False)
+
+
+def test_a_shift_of_customers_is_told_as_mix(model, viewer):
+    # given: the app segment (accuracy 0.7 on both days) grows from 25% to 75% of the traffic,
+    # while web stays at 0.9: accuracy falls from 0.85 to 0.75, and no slice got worse. The mix
+    # effects: app (0.75 - 0.25) * (0.7 - 0.85) = -7.5 points, web -0.5 * (0.9 - 0.85) = -2.5
+    segment_traffic(model, -1, {"app": (100, 70), "web": (300, 270)})
+    segment_traffic(model, 0, {"app": (300, 210), "web": (100, 90)})
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    # when
+    html = viewer.get(why_url()).content.decode()
+    # then
+    assert "Accuracy fell 10.0 points: 0.85 on" in html
+    drivers = [
+        re.sub(r"\s+", " ", d) for d in re.findall(r'<li class="driver">(.*?)</li>', html, re.S)
+    ]
+    assert drivers[0].startswith(
+        "7.5 points of them from the mix: segment “app” grew from 25% to 75% of the window, "
+        "and its Accuracy was 0.70 against 0.85 overall ("
+    )
+    assert drivers[1].startswith(
+        "2.5 points of them from the mix: segment “web” shrank from 75% to 25% of the window, "
+        "and its Accuracy was 0.90 against 0.85 overall ("
+    )
+    figure = json.loads(re.search(r'id="why-waterfall-data"[^>]*>(.*?)</script>', html).group(1))
+    steps = dict(zip(figure["data"][0]["x"][1], figure["data"][0]["y"], strict=True))
+    assert steps["mix"] == pytest.approx(-10) and steps["within"] == pytest.approx(0, abs=1e-9)
