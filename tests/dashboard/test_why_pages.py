@@ -152,3 +152,18 @@ def test_a_shift_of_customers_is_told_as_mix(model, viewer):
     figure = json.loads(re.search(r'id="why-waterfall-data"[^>]*>(.*?)</script>', html).group(1))
     steps = dict(zip(figure["data"][0]["x"][1], figure["data"][0]["y"], strict=True))
     assert steps["mix"] == pytest.approx(-10) and steps["within"] == pytest.approx(0, abs=1e-9)
+
+
+def test_a_category_that_looks_like_markup_is_shown_as_text(model, viewer):
+    # given: accuracy falls within a region whose name is a script tag
+    xss = "<script>alert(1)</script>"
+    rule(model, kind="static", lower=0.8)
+    regional_traffic(model, -1, {"north": 180, xss: 180})
+    regional_traffic(model, 0, {"north": 180, xss: 100})
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    # then: the page and the alert page say it as text
+    html = viewer.get(why_url()).content.decode()
+    assert xss not in html
+    assert "within region &lt;script&gt;alert(1)&lt;/script&gt;, where it fell" in html
+    alert = viewer.get(f"/models/churn/alerts/{Alert.objects.get().pk}/").content.decode()
+    assert xss not in alert and "Within region &lt;script&gt;alert(1)&lt;/script&gt;" in alert
