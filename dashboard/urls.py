@@ -10,6 +10,7 @@ from dashboard.views import model as dashboard
 from dashboard.views import outbox as outbox_pages
 from dashboard.views import quarantine as quarantine_pages
 from dashboard.views import rules as rule_pages
+from dashboard.views import why as why_pages
 
 app_name = "dashboard"
 urlpatterns = [
@@ -55,6 +56,7 @@ urlpatterns = [
 # Compare versions, alerts, rules, quarantine repair and the slice comparison.
 urlpatterns += [
     path("models/<slug:name>/compare/", compare_pages.compare_page, name="compare"),
+    path("models/<slug:name>/why/", why_pages.why_page, name="why"),
     path("alerts/", alert_pages.alerts_page, name="alerts"),
     path("alerts/acknowledge", alert_pages.alerts_acknowledge_form, name="alerts-acknowledge"),
     path("models/<slug:name>/alerts/<int:pk>/", alert_pages.alert_page, name="alert"),

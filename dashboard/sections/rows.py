@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dashboard.sections.base import model_segments
 from factory.models import MLModel
+from monitoring.alerts.links import why_path
 from monitoring.metrics.drift import DriftError
+from monitoring.metrics.explain import explainable
 from monitoring.metrics.measures import Measure
 from monitoring.metrics.registry import metric_find
 from monitoring.metrics.rows import RowFilter
@@ -17,7 +19,25 @@ def rows_page_extras(*, model: MLModel, filters: RowFilter, metric: str) -> dict
     return {
         "segments": model_segments(model),
         "slice_metric": slice_metric_text(model=model, filters=filters, metric=metric),
+        "why_url": rows_why_url(model=model, filters=filters, metric=metric),
     }
+
+
+def rows_why_url(*, model: MLModel, filters: RowFilter, metric: str) -> str:
+    """A chart point's rows lead on to why its window differed from the one before: the
+    "Why?" page for the point's metric, window, version and segment; "" when there is no
+    window or the metric is not one explain takes."""
+    entry = metric_find(metric) if metric else None
+    if entry is None or not explainable(entry) or not (filters.start and filters.end):
+        return ""
+    return why_path(
+        model.name,
+        metric=metric,
+        start=filters.start,
+        end=filters.end,
+        version=filters.version,
+        segment=filters.segment,
+    )
 
 
 def slice_metric_text(*, model: MLModel, filters: RowFilter, metric: str) -> str:

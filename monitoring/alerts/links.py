@@ -13,15 +13,16 @@ token copied to another alert or kept past ACTION_LINK_MAX_AGE is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from monitoring.metrics.explain import explainable, whole_days
 from monitoring.metrics.registry import metric_find
-from monitoring.models import Alert, AlertRule
+from monitoring.models import Alert, AlertRule, Direction
 
 # Metrics the model page has no chart of their own for: the element that shows them. (A
 # pseudo-metric, such as outcomes, is shown by the chart of the metric it reads.)
@@ -46,6 +47,7 @@ class AlertLinks:
     acknowledge: str
     silence: str
     unsilence: str
+    why: str  # why the metric moved in the alert's days; "" when explain does not take it
 
 
 def alert_links(alert: Alert, *, absolute: bool = False) -> AlertLinks:
@@ -59,11 +61,12 @@ def alert_links(alert: Alert, *, absolute: bool = False) -> AlertLinks:
         acknowledge=reverse("dashboard:alert-acknowledge", kwargs={"name": model, "pk": pk}),
         silence=reverse("dashboard:alert-silence", kwargs={"name": model, "pk": pk}),
         unsilence=reverse("dashboard:alert-unsilence", kwargs={"name": model, "pk": pk}),
+        why=alert_why_path(alert),
     )
     if not absolute:
         return paths
     base = settings.CANARY_BASE_URL
-    return AlertLinks(**{name: base + path for name, path in vars(paths).items()})
+    return AlertLinks(**{name: base + path if path else "" for name, path in vars(paths).items()})
 
 
 ACTION_LINK_MAX_AGE = timedelta(days=7)
@@ -161,3 +164,36 @@ def rows_path(alert: Alert) -> str:
     query.pop("granularity")
     query.update(start=alert.window_start.isoformat(), end=alert.window_end.isoformat())
     return reverse("dashboard:rows", kwargs={"name": alert.model.name}) + "?" + urlencode(query)
+
+
+def why_path(
+    model: str,
+    *,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    version: str | None = None,
+    segment: str | None = None,
+) -> str:
+    """The "Why?" page: why `metric` moved in the whole days holding [start, end) against as
+    many days just before, in a version and segment."""
+    start, end = whole_days(start, end)
+    query = {"metric": metric, "start": start.isoformat(), "end": end.isoformat()}
+    query.update({"version": version} if version else {})
+    query.update({"segment": segment} if segment is not None else {})
+    return reverse("dashboard:why", kwargs={"name": model}) + "?" + urlencode(query)
+
+
+def alert_why_path(alert: Alert) -> str:
+    rule = alert.rule
+    metric = metric_find(rule.metric)
+    if metric is None or not explainable(metric) or alert.direction == Direction.NO_DATA:
+        return ""
+    return why_path(
+        alert.model.name,
+        metric=rule.metric,
+        start=alert.window_start,
+        end=alert.window_end,
+        version=rule.version,
+        segment=rule.segment,
+    )

@@ -133,7 +133,7 @@ def against_words(metric: Metric, driver: Driver, baseline: float) -> str:
 
 def q_words(q_value: float | None) -> str:
     if q_value is None:
-        return "no q-value"
+        return "not tested"
     return "q < 0.001" if q_value < 0.001 else f"q = {q_value:.2g}"
 
 
