@@ -64,9 +64,12 @@ class TrafficOverlap:
 
     @property
     def confounded(self) -> bool:
-        """Whether either version served much traffic the other did not see."""
+        """Whether either version served much traffic the other did not see (a version
+        without a prediction in the window has nothing to compare, confounded or not)."""
         shares = (self.baseline.shared_share, self.candidate.shared_share)
-        return any(share is not None and share < SHARED_ENOUGH for share in shares)
+        if None in shares:
+            return False
+        return any(share < SHARED_ENOUGH for share in shares)
 
     @property
     def shared(self) -> bool:
@@ -144,7 +147,7 @@ def served_differently(overlap: TrafficOverlap) -> list[str]:
 def traffic_note(overlap: TrafficOverlap) -> str:
     """The confound in words, or "" when both versions served the same hours and segments."""
     base, cand = overlap.baseline, overlap.candidate
-    if not overlap.confounded or not base.predictions or not cand.predictions:
+    if not overlap.confounded:
         return ""
     note = "; ".join(served_differently(overlap))
     note += ": the difference may be the customers, not the model."

@@ -76,6 +76,10 @@ def ingest(model, frame: pd.DataFrame) -> None:
     jobs_run(model_id=model.pk)
 
 
+def iso(days: int) -> str:
+    return (START + timedelta(days=days)).isoformat()
+
+
 def shared_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows in an hour and segment where both versions predicted."""
     versions = frame.groupby(["hour", "segment"])["version"].nunique()
@@ -160,3 +164,11 @@ def test_a_canary_over_the_same_hours_and_segments_has_no_confound(model, writer
     assert body["traffic"]["confounded"] is False
     assert body["traffic"]["note"] == ""
     assert body["shared_traffic"] is None
+
+
+def test_a_version_without_predictions_in_the_window_is_no_confound(confounded, writer):
+    query = {"metric": "accuracy", **VERSIONS, "start": iso(20), "end": iso(27)}
+    body = writer.get("/api/v1/models/churn/compare", query).json()
+    assert body["baseline"]["n"] == 0 and body["difference"] is None
+    assert body["traffic"]["confounded"] is False and body["traffic"]["note"] == ""
+    assert body["traffic"]["baseline"]["predictions"] == 0

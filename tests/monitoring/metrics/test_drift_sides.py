@@ -3,17 +3,11 @@ versions looked at, never a 200 of null statistics (API.md, drift)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
-from tests.monitoring.metrics.test_compare_traffic import START, confounded_rows, ingest
+from tests.monitoring.metrics.test_compare_traffic import confounded_rows, ingest, iso
 
 pytestmark = pytest.mark.django_db
-
-
-def iso(days: int) -> str:
-    return (START + timedelta(days=days)).isoformat()
 
 
 @pytest.fixture
