@@ -52,6 +52,7 @@ class ChunkRows:
     score: np.ndarray
     actual: np.ndarray  # 1.0 the positive class, 0.0 another, NaN not judged (binary)
     delay: np.ndarray  # label delay in seconds, NaN without a label
+    predicted: np.ndarray | None = None  # binary: 1.0 predicted the positive class, else 0.0
     outcome: np.ndarray | None = None  # multiclass: the outcome, None when not judged
     prediction: np.ndarray | None = None  # multiclass
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # numerical features
@@ -77,6 +78,7 @@ class ChunkRows:
             score=self.score[keep],
             actual=self.actual[keep],
             delay=self.delay[keep],
+            predicted=pick(self.predicted),
             outcome=pick(self.outcome),
             prediction=pick(self.prediction),
             numbers={name: values[keep] for name, values in self.numbers.items()},
@@ -177,6 +179,10 @@ def statement(model: MLModel, features: list[tuple[str, str]], first: bool) -> s
                 "array_send(array_agg(coalesce(l.delay_s, 'NaN')))",
             )
         ]
+        if model.task == Task.BINARY:
+            columns.append(
+                sql.SQL("array_send(array_agg((p.prediction = %(positive)s)::int::float8))")
+            )
         if model.task == Task.MULTICLASS:
             columns += [sql.SQL("array_agg(l.outcome)"), sql.SQL("array_agg(p.prediction)")]
     columns += [feature_column(name, kind) for name, kind in features]
@@ -240,6 +246,9 @@ def first_columns(model: MLModel, values: list, order: np.ndarray) -> tuple[Chun
         actual=binary_array(actual, ">f8")[order],
         delay=binary_array(delay, ">f8")[order],
     )
+    if model.task == Task.BINARY:
+        predicted, *rest = rest
+        rows.predicted = binary_array(predicted, ">f8")[order]
     if model.task == Task.MULTICLASS:
         outcome, prediction, *rest = rest
         rows.outcome = np.array(outcome or [], dtype=object)[order]
@@ -304,6 +313,8 @@ def rows_load(
         actual=np.array(actual, dtype=float),
         delay=np.array(delay, dtype=float),
     )
+    if model.task == Task.BINARY:
+        rows.predicted = np.array([value == positive for value in prediction], dtype=float)
     if model.task == Task.MULTICLASS:
         rows.outcome = np.array(outcome, dtype=object)
         rows.prediction = np.array(prediction, dtype=object)
