@@ -255,3 +255,53 @@ def test_an_estimation_reference_without_an_offset_is_a_400_naming_it(writer, ch
     answer = writer.patch("/api/v1/models/churn", {"estimation_reference": window}, format="json")
     assert answer.status_code == 400
     assert "offset" in answer.content.decode() and "start" in answer.content.decode()
+
+
+def test_a_new_canary_is_estimated_on_productions_calibration_from_its_first_hour(writer, churn):
+    # given production (version 1) calibrated on its reference rows, and a canary (version 2)
+    # with a few hours of predictions, no reference and no outcomes
+    rng = np.random.default_rng(14)
+    ref_scores, _, ref_outcome = rows(rng, 3000)
+    reference = {
+        "rows": [
+            {"features": {"x": float(s)}, "score": float(s), "outcome": int(o)}
+            for s, o in zip(ref_scores, ref_outcome, strict=True)
+        ]
+    }
+    version_register(model=churn, version="1", lineage={"code_version": "a"}, reference=reference)
+    scores, predicted, outcome = rows(rng, 400)
+    ingest(churn, DAY, scores, predicted, outcome, np.zeros(400, bool), "v1")
+    canary_scores, canary_predicted, _ = rows(rng, 100, shift=0.5)
+    ingest(
+        churn,
+        DAY + timedelta(days=1),
+        canary_scores,
+        canary_predicted,
+        outcome[:100],
+        np.zeros(100, bool),
+        "v2",
+        version="2",
+    )
+
+    jobs_run(model_id=churn.pk)
+
+    # then the canary's estimate uses production's calibration, and says so
+    body = writer.get(
+        URL, {"metric": "estimated:accuracy", "granularity": "day", "version": "2"}
+    ).json()
+    assert body["reference"] == [
+        {
+            "version": "2",
+            "calibrated_on": "1",
+            "source": "reference_rows",
+            "start": None,
+            "end": None,
+            "labelled": 3000,
+        }
+    ]
+    point = next(p for p in body["points"] if p["n"])
+    p = isotonic_on_bins(ref_scores, ref_outcome).predict(
+        bin_centres()[score_bin_index(canary_scores)]
+    )
+    expected = independent(canary_scores, canary_predicted, p)["accuracy"]
+    assert point["n"] == 100 and point["value"] == pytest.approx(expected, abs=1e-3)
