@@ -24,6 +24,8 @@ IMMATURE = "rgba(245, 158, 11, 0.14)"
 PARTIAL = "#64748b"  # the hatching of a window not over yet (dashes are for estimates)
 BAR = "#0f766e"
 EVENT = "#7c3aed"
+ESTIMATE = "#0369a1"  # the estimate before outcomes: dashed, with its own lighter band
+ESTIMATE_BAND = "rgba(3, 105, 161, 0.10)"
 SPARK_WIDTH, SPARK_HEIGHT = 120, 28
 # How a value of each unit reads on a chart: (hover format, axis tick format), d3 style.
 UNIT_FORMATS = {SHARE: (".2%", ".0%"), COUNT: (",.0f", ","), SECONDS: (",.0f", ",")}
@@ -298,14 +300,17 @@ def metric_figure(
     rows_url: str = "",
     unit: str = "",
     partial: Partial | None = None,
+    estimate: Sequence[Point] = (),
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
     and shaded immature windows, its numbers in the metric's `unit` (a share as a percentage).
     The `partial` window (not over yet) is left off the line: its value so far is an open
-    marker in a hatched area. `rows_url` lets a click on a point open the rows behind it."""
+    marker in a hatched area. `rows_url` lets a click on a point open the rows behind it.
+    The `estimate` (the metric estimated before the outcomes) is drawn dashed with its band,
+    beside the realised line, so windows still waiting for labels show it instead of nothing."""
     hover_format, tick_format = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
     done = [p for p in points if partial is None or p.start < partial.start]
-    data = []
+    data = estimate_traces(estimate, y_title, hover_format)
     known = [p for p in done if p.ci_low is not None and p.ci_high is not None]
     if known:  # windows without an interval are left out, so the ribbon has no holes
         ribbon_x = [iso(p.start) for p in known]
@@ -363,6 +368,39 @@ def metric_figure(
     if partial is not None:
         partial_decorate(figure, partial)
     return figure
+
+
+def estimate_traces(points: Sequence[Point], y_title: str, hover_format: str) -> list[dict]:
+    """The estimate's band (where the realised value should fall) and its dashed line."""
+    known = [p for p in points if p.value is not None]
+    if not known:
+        return []
+    x = [iso(p.start) for p in known]
+    banded = [p for p in known if p.ci_low is not None and p.ci_high is not None]
+    band_x = [iso(p.start) for p in banded]
+    band = {
+        "type": "scatter",
+        "x": band_x + band_x[::-1],
+        "y": [p.ci_high for p in banded] + [p.ci_low for p in banded][::-1],
+        "fill": "toself",
+        "fillcolor": ESTIMATE_BAND,
+        "line": {"width": 0},
+        "mode": "lines",
+        "hoverinfo": "skip",
+        "name": "estimate's 95% band",
+    }
+    line = {
+        "type": "scatter",
+        "x": x,
+        "y": [p.value for p in known],
+        "mode": "lines",
+        "name": f"{y_title}, estimated before outcomes",
+        "line": {"color": ESTIMATE, "width": 2, "dash": "dash"},
+        "customdata": [[p.n] for p in known],
+        "hovertemplate": f"%{{x|%Y-%m-%d %H:%M}}: estimated %{{y:{hover_format}}} "
+        "(from n=%{customdata[0]:,} predictions)<extra></extra>",
+    }
+    return [band, line] if banded else [line]
 
 
 DOTTED_POINTS_MAX = 120  # more windows than this (an hourly month) are drawn thin

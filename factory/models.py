@@ -22,6 +22,8 @@ class MLModel(models.Model):
     retrain_webhook_url = models.URLField(max_length=500, blank=True, default="")
     # Drift method/threshold overrides (monitoring.stats.drift.drift_settings_parse reads them).
     drift_settings = models.JSONField(default=dict, blank=True)
+    # {"start", "end"} (RFC 3339): the labelled window that calibrates estimated performance.
+    estimation_reference = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,5 @@
-"""The pipeline of one model: join, aggregate, evaluate alert rules, notify.
+"""The pipeline of one model: join, aggregate, freeze calibrations for estimates, evaluate
+alert rules, notify.
 
 Each stage runs in its own transaction (a savepoint inside a caller's): a stage that fails is
 recorded with its error and the next stages still run on what is there, so evaluation and
@@ -20,6 +21,7 @@ from django.utils import timezone
 from monitoring.alerts.evaluate import rules_evaluate
 from monitoring.alerts.failing import monitoring_failing_notify
 from monitoring.alerts.notify import notifications_send
+from monitoring.metrics.estimates import calibrations_freeze
 from monitoring.models import JobStage
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.failures import (
@@ -85,6 +87,7 @@ def jobs_run(*, model_id: int, sweep: bool = False, now: datetime | None = None)
         JobStage.JOIN, lambda: outcomes_join(model_id=model_id, sweep=sweep).labels_written
     )
     hours = run(JobStage.AGGREGATE, lambda: aggregates_refresh(model_id=model_id, now=moment))
+    run(JobStage.ESTIMATE, lambda: calibrations_freeze(model_id=model_id, now=moment))
     rules = run(JobStage.EVALUATE, lambda: rules_evaluate(model_id=model_id, now=now))
     sent = run(JobStage.NOTIFY, lambda: notifications_send(model_id=model_id))
     health = job_health_update(model_id=model_id, now=moment)

@@ -232,6 +232,7 @@ class JobStage(models.TextChoices):
     JOIN = "join"
     AGGREGATE = "aggregate"  # a range of hours whose aggregates could not be written
     TIMESTAMPS = "timestamps"  # predictions stored outside the accepted event-time window
+    ESTIMATE = "estimate"  # freezing the versions' calibrations for estimated performance
     EVALUATE = "evaluate"
     NOTIFY = "notify"
 
@@ -357,6 +358,7 @@ class HourlyValue(models.Model):
 
 class SketchKind(models.TextChoices):
     SCORE = "score"  # ScoreHistogram of judged, scored predictions (binary)
+    ALL_SCORES = "all_scores"  # every scored prediction by predicted class, judged or not (binary)
     DELAY = "delay"  # label delays on log bins
     CONFUSION = "confusion"  # multiclass {(actual, predicted): count}
     NUMERICAL = "numerical"  # a feature's NumericHistogram on its FeatureBins edges
@@ -487,6 +489,36 @@ SLICE_SUM_FIELDS = tuple(
 )
 for _name in SLICE_SUM_FIELDS:
     HourlyAggregate._meta.get_field(_name).clone().contribute_to_class(SliceAggregate, _name)
+
+
+class CalibrationSource(models.TextChoices):
+    """Where a version's calibration of scores came from, in the order they are tried."""
+
+    SETTING = "estimation_reference", "the model's estimation reference window"
+    REFERENCE_ROWS = "reference_rows", "the version's registered reference rows with outcomes"
+    FIRST_DAYS = "first_days", "the version's first 7 days of labelled predictions"
+
+
+class Calibration(models.Model):
+    """A version's calibration of its scores to the chance of the positive class, frozen once
+    chosen: estimates of every window of the version read it, so they do not move when later
+    outcomes arrive. Chosen again only when the model's estimation reference is set again.
+
+    `rates` holds P(positive) per score bin (`monitoring.stats.auc.SCORE_BINS`, float64), the
+    isotonic fit of the labelled reference's positives per bin.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=24, choices=CalibrationSource.choices)
+    reference_start = models.DateTimeField(null=True)
+    reference_end = models.DateTimeField(null=True)
+    labelled = models.PositiveIntegerField(default=0)  # reference rows with an outcome
+    rates = models.BinaryField()  # float64 little-endian, one per score bin
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"calibration of version {self.version_id} from {self.source}"
 
 
 class Granularity(models.TextChoices):

@@ -56,6 +56,11 @@ from monitoring.stats.delay import DELAY_BINS
 from monitoring.stats.delay import DELAY_EDGES_S as FINE_DELAY_EDGES_S
 
 HEALTHS = ("ok", "warning", "firing", "no_data")
+ESTIMATE_NOTE = (
+    "Dashed: estimated from the scores alone, before the outcomes arrive; its band is where the "
+    "realised value should fall while scores mean what they meant on the reference. A solid line "
+    "leaving the band says that relation has changed."
+)
 SPARKLINE_DAYS = 14
 # Label delay bins, in seconds, and how they read.
 DELAY_EDGES_S = (
@@ -263,8 +268,9 @@ def charted_windows(page: ModelPage) -> dict[str, list[Point]]:
     """Every charted metric's windows, computed together so the page can keep them (with an
     hourly month, reading them is most of the page's time) until its data change."""
     metrics = [m for m in page.metrics if metric_get(m).tasks or metric_get(m).source == VALUES]
+    estimates = [f"estimated:{m}" for m in metrics if metric_find(f"estimated:{m}")]
     found = {}
-    for metric in (*metrics, *VOLUME_METRICS):
+    for metric in (*metrics, *estimates, *VOLUME_METRICS):
         try:
             found[metric] = page.series.series(metric, page.scope.granularity)
         except MetricError:  # a metric the model's task or data cannot answer: no chart
@@ -338,12 +344,26 @@ def rows_url(model: MLModel, scope: Scope, metric: str) -> str:
     return reverse("dashboard:rows", kwargs={"name": model.name}) + "?" + query
 
 
+def estimate_points(page: ModelPage, metric: str) -> list[Point]:
+    """The metric's estimate before the outcomes, where the model's task has one."""
+    estimated = f"estimated:{metric}"
+    entry = metric_find(estimated)
+    if entry is None or not entry.fits(page.model.task):
+        return []
+    try:
+        return page.points(estimated)
+    except MetricError:
+        return []
+
+
 def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> Chart | None:
     try:
         points = page.points(metric)
     except MetricError:
         return None
-    if not any(p.value is not None and p.n for p in points):
+    estimate = estimate_points(page, metric)
+    shown = [p for p in (*points, *estimate) if p.value is not None and p.n]
+    if not shown:
         return None
     now = now or timezone.now()
     entry = metric_get(metric)
@@ -360,8 +380,11 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
         events=page.marks,
         rows_url=url,
         partial=window_partial(points[-1].start, page.scope.granularity, now),
+        estimate=estimate,
     )
     summary = chart_summary(title, points, page.scope.granularity, metric, now)
+    if any(p.value is not None for p in estimate):
+        summary += f" {ESTIMATE_NOTE}"
     return Chart(metric_chart_id(metric), metric, title, figure, summary, url)
 
 

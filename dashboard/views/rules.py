@@ -27,7 +27,7 @@ from monitoring.alerts.warnings import (
     sensitivity_words,
 )
 from monitoring.api.serializers import AlertRuleSerializer
-from monitoring.metrics.registry import no_data_only_keys
+from monitoring.metrics.registry import estimate_keys, no_data_only_keys
 from monitoring.metrics.series import metric_names
 from monitoring.metrics.windows import WINDOW
 from monitoring.models import AlertRule, Granularity, RuleKind, Severity, Sides
@@ -91,7 +91,7 @@ def form_values(rule: AlertRule) -> dict:
 
 
 def form_context(rule: AlertRule, values: dict, errors: dict | None = None) -> dict:
-    metrics = metric_names(rule.model) + no_data_only_keys()
+    metrics = metric_names(rule.model) + estimate_keys(rule.model.task) + no_data_only_keys()
     return {
         "model": rule.model,
         "rule": rule,

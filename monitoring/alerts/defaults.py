@@ -3,8 +3,9 @@
 Band rules with k = 4 standard errors of the window around the trailing mean of 14 days:
 about 6 in 100,000 windows of a stable metric fall outside by chance, so the defaults do
 not cry wolf, while a change larger than the metric's minimum detectable effect fires.
-Business values get theirs when they first appear in the outcomes. Deleted defaults are
-not re-created (DefaultRuleApplied remembers them).
+A binary model also gets one on its estimated ROC AUC. Business values get theirs when
+they first appear in the outcomes. Deleted defaults are not re-created
+(DefaultRuleApplied remembers them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from factory.models import MLModel
-from monitoring.metrics.registry import HEADLINES
+from monitoring.metrics.registry import ESTIMATED_HEADLINE, HEADLINES
 from monitoring.models import AlertRule, DefaultRuleApplied, HourlyValue
 
 DEFAULT_BAND = {
@@ -41,8 +42,10 @@ DEFAULT_NO_DATA = {
 
 @transaction.atomic
 def alert_rules_default_create(*, model: MLModel) -> list[AlertRule]:
-    """The default rules of a new model: bands on its headline metrics and a no_data rule."""
-    metrics = HEADLINES.get(model.task, ())
+    """The default rules of a new model: bands on its headline metrics (and on its estimated
+    headline, which moves before any outcome arrives) and a no_data rule."""
+    estimated = ESTIMATED_HEADLINE.get(model.task)
+    metrics = (*HEADLINES.get(model.task, ()), *([estimated] if estimated else []))
     DefaultRuleApplied.objects.bulk_create(
         [DefaultRuleApplied(model=model, metric=m) for m in (*metrics, "predictions")],
         ignore_conflicts=True,

@@ -18,6 +18,7 @@ from monitoring.api.serializers import (
 )
 from monitoring.metrics.drift import DriftError
 from monitoring.metrics.drift_report import drift_report
+from monitoring.metrics.estimates import estimate_references
 from monitoring.metrics.explain import explain
 from monitoring.metrics.registry import metric_description
 from monitoring.metrics.reports import comparison_report, sensitivity_report
@@ -58,6 +59,9 @@ class MetricsView(ModelAPIView):
         except MetricError as error:
             raise ApiProblem(400, str(error)) from None
         series = {"model": model.name, "metric": metric, "granularity": granularity}
+        if metric.partition(":")[0] in ("estimated", "estimation_gap"):
+            version = request.query_params.get("version") or None
+            series["reference"] = estimate_references(model, version)
         return Response(MetricSeriesSerializer({**series, "points": points}).data)
 
 

@@ -25,6 +25,7 @@ from monitoring.api.serializers import (
     MonitoringSerializer,
 )
 from monitoring.metrics.drift import drift_settings_set
+from monitoring.metrics.estimates import estimation_reference_set
 from monitoring.metrics.selectors import models_with_health
 from monitoring.models import Alert, AlertState
 from monitoring.pipeline.failures import monitoring_health_get
@@ -85,10 +86,17 @@ class ModelDetailView(ModelAPIView):
 
     @extend_schema(request=ModelUpdateSerializer, responses=ModelSerializer)
     def patch(self, request, **kwargs):
-        """Change a model's drift overrides (method and threshold per feature or kind)."""
+        """Change a model's drift overrides (method and threshold per feature or kind) and
+        the window that calibrates its estimated performance."""
         serializer = ModelUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         settings = serializer.validated_data.get("drift_settings")
         if settings is not None:
             drift_settings_set(model=self.model, settings=settings, actor=request_actor(request))
+        if "estimation_reference" in serializer.validated_data:
+            estimation_reference_set(
+                model=self.model,
+                window=serializer.validated_data["estimation_reference"],
+                actor=request_actor(request),
+            )
         return self.get(request)

@@ -6,6 +6,7 @@ from numbers import Integral
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as ModelValidationError
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -21,6 +22,7 @@ from monitoring.models import (
     Alert,
     AlertEvaluation,
     AlertRule,
+    CalibrationSource,
     Granularity,
     JobFailure,
     QuarantinedRecord,
@@ -238,11 +240,29 @@ class PointSerializer(serializers.Serializer):
     label_coverage = FiniteFloatField()
 
 
+class EstimationReferenceSerializer(serializers.Serializer):
+    version = serializers.CharField(help_text="the version estimated")
+    calibrated_on = serializers.CharField(
+        help_text="the version whose reference calibrated it: itself, or the production "
+        "version's while it has no reference of its own"
+    )
+    source = serializers.ChoiceField(choices=CalibrationSource.choices)
+    start = serializers.DateTimeField(allow_null=True)
+    end = serializers.DateTimeField(allow_null=True)
+    labelled = serializers.IntegerField(help_text="labelled rows the calibration was fitted on")
+
+
 class MetricSeriesSerializer(serializers.Serializer):
     model = serializers.CharField()
     metric = serializers.CharField()
     granularity = serializers.ChoiceField(choices=Granularity.choices)
     points = PointSerializer(many=True)
+    reference = EstimationReferenceSerializer(
+        many=True,
+        required=False,
+        help_text="estimated:* and estimation_gap:* only: what calibrated each version "
+        "estimated; a version absent here has no calibration yet and is not estimated",
+    )
 
 
 class ReceiptSerializer(serializers.Serializer):
@@ -436,28 +456,60 @@ class DriftSettingsSerializer(serializers.Serializer):
         return drift_settings_json(drift_settings_parse(instance))
 
 
+class EstimationReferenceSettingSerializer(serializers.Serializer):
+    """The labelled window that calibrates estimated performance (docs/api.md, models)."""
+
+    start = serializers.CharField(help_text="RFC 3339 with an offset")
+    end = serializers.CharField(help_text="RFC 3339 with an offset; after start")
+
+    def validate(self, data):
+        moments = {}
+        for name in ("start", "end"):
+            moment = parse_datetime(data[name])
+            if moment is None or moment.tzinfo is None:
+                raise serializers.ValidationError(
+                    {name: [f"{data[name]!r} is not an RFC 3339 time with an offset"]}
+                )
+            moments[name] = moment
+        if moments["end"] <= moments["start"]:
+            raise serializers.ValidationError({"end": ["must be after start"]})
+        return {name: moment.isoformat() for name, moment in moments.items()}
+
+
 class ModelCreateSerializer(factory_serializers.ModelCreateSerializer):
     drift = DriftSettingsSerializer(required=False, source="drift_settings")
 
 
 class ModelSerializer(factory_serializers.ModelSerializer):
     drift = DriftSettingsSerializer(source="drift_settings", read_only=True)
+    estimation_reference = serializers.JSONField(
+        read_only=True, help_text="{start, end}: the window that calibrates estimates, or null"
+    )
 
     class Meta(factory_serializers.ModelSerializer.Meta):
-        fields = [*factory_serializers.ModelSerializer.Meta.fields, "drift"]
+        fields = [*factory_serializers.ModelSerializer.Meta.fields, "drift", "estimation_reference"]
 
 
 class ModelUpdateSerializer(serializers.Serializer):
     """What PATCH on a model may change (the rest is fixed at creation)."""
 
-    drift = DriftSettingsSerializer(source="drift_settings")
+    drift = DriftSettingsSerializer(source="drift_settings", required=False)
+    estimation_reference = EstimationReferenceSettingSerializer(
+        required=False,
+        allow_null=True,
+        help_text="the labelled window that calibrates estimated performance; setting it "
+        "again (or null) makes every version choose its calibration again",
+    )
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = set(data) - {"drift"}
+            unknown = set(data) - {"drift", "estimation_reference"}
             if unknown:
                 raise serializers.ValidationError(
-                    {key: ["cannot be changed here; only drift can"] for key in sorted(unknown)}
+                    {
+                        key: ["cannot be changed here; only drift and estimation_reference can"]
+                        for key in sorted(unknown)
+                    }
                 )
         return super().to_internal_value(data)
 

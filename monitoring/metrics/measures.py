@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from common.numbers import finite
 from monitoring.stats.auc import auc_from_histogram
 from monitoring.stats.compare import f1_variance, macro_f1_variance, rmse_variance
 from monitoring.stats.delay import delay_median_variance, delay_quantile
+from monitoring.stats.estimate import binary_estimate
 from monitoring.stats.moments import Estimate, Moments, mean_estimate
 from monitoring.stats.performance import (
     BinaryCounts,
@@ -118,6 +119,31 @@ def roc_auc(sums: dict, histogram) -> Measure:
     measure = Measure(result.value, n, finite(result.low), finite(result.high))
     measure.auc = (result.n_pos, result.n_neg)
     return measure
+
+
+def estimated(sums: dict, extra) -> Measure:
+    """A metric estimated from the window's all-scores histograms: ``extra`` is (the metric
+    estimated, each calibrated version's histogram)."""
+    name, parts = extra if extra is not None else ("accuracy", [])
+    estimate = binary_estimate(parts, name)
+    return Measure(estimate.value, estimate.n, estimate.low, estimate.high)
+
+
+def estimation_gap(sums: dict, extra) -> Measure:
+    """Realised minus estimated over the window's judged, scored predictions. The interval is
+    where the gap falls by chance while the estimate holds: a gap outside it is a change in
+    the relation between scores and outcomes (concept shift). ``extra`` is (the metric, its
+    realised Measure, the judged predictions' histograms per calibrated version)."""
+    if extra is None:
+        return Measure(None, 0)
+    name, realised, parts = extra
+    estimate = binary_estimate([replace(p, histogram=p.histogram.judged()) for p in parts], name)
+    if realised.value is None or estimate.value is None:
+        return Measure(None, estimate.n)
+    gap = Measure(realised.value - estimate.value, estimate.n)
+    if estimate.low is not None and estimate.high is not None:
+        gap.low, gap.high = estimate.low - estimate.value, estimate.high - estimate.value
+    return gap
 
 
 def macro_f1(sums: dict, confusion) -> Measure:

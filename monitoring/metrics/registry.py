@@ -17,6 +17,7 @@ from monitoring.metrics import measures
 from monitoring.metrics.measures import Compute, Count, MeanOf, Share
 from monitoring.metrics.windows import MetricError
 from monitoring.models import NO_DATA_METRICS, NO_DATA_ONLY_METRICS, SketchKind
+from monitoring.stats.estimate import ESTIMATED_METRICS
 
 # Kinds: what sort of number a metric is, which decides how two windows of it compare.
 PROPORTION = "proportion"  # k of n rows
@@ -28,6 +29,7 @@ QUANTILE = "quantile"
 SUM = "sum"
 COUNT = "count"
 DISTANCE = "distance"  # a drift test's statistic
+ESTIMATE = "estimate"  # a metric estimated before the outcomes, or its gap to the realised
 # The two-sample comparison of each kind (monitoring.metrics.reports); counts and sums are
 # totals, not estimates with a sampling error, and have none.
 COMPARISON = {
@@ -56,6 +58,7 @@ NORMAL = "normal"
 NORMAL_MSE = "normal of the mean squared error, square-rooted"
 HANLEY_MCNEIL = "Hanley-McNeil from the score histogram"
 POISSON = "Poisson"  # no interval drawn; judged with standard error sqrt(count)
+EXPECTED_COUNTS = "bootstrap of the expected counts: where the realised value should fall"
 NO_INTERVAL = "none"
 
 # What a metric reads beyond the hourly sums.
@@ -66,6 +69,8 @@ QUARANTINE = "quarantine"
 MISSING = "missing"
 DRIFT = "drift"
 UNMATCHED = "unmatched"
+ESTIMATES = "estimates"  # the all-scores histograms and each version's calibration
+GAPS = "gaps"  # the same on judged predictions, beside the realised value
 
 UNIT_RANGE = (0.0, 1.0)
 NON_NEGATIVE = (0.0, None)
@@ -413,6 +418,48 @@ FAMILIES: dict[str, tuple[Metric, Callable[[str], str]]] = {
     ),
 }
 
+
+def estimated_words(name: str, first: bool = False) -> str:
+    """The words of the metric a family estimates ("accuracy", "ROC AUC", "F1 score")."""
+    words = BY_KEY[name].label if name in BY_KEY else name
+    if first or not words[1:2].islower():
+        return words
+    return words[:1].lower() + words[1:]
+
+
+# Families of metrics estimated before the outcomes, by task: the metrics they estimate.
+ESTIMATED = {BINARY: ESTIMATED_METRICS}
+FAMILIES["estimated"] = (
+    Metric(
+        "estimated:",
+        "",
+        ESTIMATE,
+        SCORE,
+        HIGHER,
+        EXPECTED_COUNTS,
+        measures.estimated,
+        tasks=(BINARY,),
+        limits=UNIT_RANGE,
+        source=ESTIMATES,
+    ),
+    lambda name: f"Estimated {estimated_words(name)}",
+)
+FAMILIES["estimation_gap"] = (
+    Metric(
+        "estimation_gap:",
+        "",
+        ESTIMATE,
+        SCORE,
+        NEITHER,
+        EXPECTED_COUNTS,
+        measures.estimation_gap,
+        tasks=(BINARY,),
+        limits=(-1.0, 1.0),
+        source=GAPS,
+    ),
+    lambda name: f"{estimated_words(name, first=True)}: realised minus estimated",
+)
+
 # The metrics every new model gets default band rules on, most telling first.
 HEADLINES = {
     BINARY: ("roc_auc", "accuracy", "positive_rate"),
@@ -422,6 +469,9 @@ HEADLINES = {
     MULTICLASS: ("accuracy", "macro_f1", "mean_score"),
     REGRESSION: ("mae", "mean_prediction"),
 }
+# The estimated headline every new model gets a default band rule on, where its task has one:
+# the estimate moves in a model's first days, before any outcome can.
+ESTIMATED_HEADLINE = {BINARY: "estimated:roc_auc"}
 # The one metric an overview shows of a model (sparklines, the compare page's default).
 OVERVIEW = {BINARY: "accuracy", MULTICLASS: "accuracy", REGRESSION: "predictions"}
 
@@ -434,6 +484,10 @@ def metric_find(key: str) -> Metric | None:
     if prefix not in FAMILIES or not name:
         return None
     metric, label = FAMILIES[prefix]
+    if metric.source in (ESTIMATES, GAPS):
+        if name not in ESTIMATED_METRICS:
+            return None
+        metric = replace(metric, unit=BY_KEY[name].unit)  # read as the metric it estimates
     return replace(metric, key=key, label=label(name), family=prefix, name=name)
 
 
@@ -465,6 +519,12 @@ def metric_family_keys(*, values: list[str], features: list[str]) -> list[str]:
     return keys
 
 
+def estimate_keys(task: str) -> list[str]:
+    """The estimated metrics of a task and their gaps to the realised values."""
+    names = ESTIMATED.get(task, ())
+    return [f"estimated:{name}" for name in names] + [f"estimation_gap:{name}" for name in names]
+
+
 def no_data_only_keys() -> list[str]:
     """Pseudo-metrics only a no_data rule watches (labelled predictions per window)."""
     return [m.key for m in METRICS if m.no_data_only]
@@ -489,7 +549,7 @@ def metric_description() -> str:
         groups.append(f"{task.replace('_', ' ')}: {', '.join(keys)}")
     families = []
     for prefix, (metric, label) in FAMILIES.items():
-        name = "NAME" if metric.source == VALUES else "FEATURE"
+        name = {VALUES: "NAME", ESTIMATES: "METRIC", GAPS: "METRIC"}.get(metric.source, "FEATURE")
         families.append(f"{prefix}:{name} ({label(name)})")
     return (
         f"A metric key. For {'; '.join(groups)}. Per business value or feature: "

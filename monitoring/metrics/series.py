@@ -25,10 +25,14 @@ from monitoring.metrics.drift import (
     model_drift_settings,
     version_pick,
 )
+from monitoring.metrics.estimates import estimate_windows
 from monitoring.metrics.measures import Measure
 from monitoring.metrics.registry import (
+    BY_KEY,
     COUNT,
     DRIFT,
+    ESTIMATES,
+    GAPS,
     MISSING,
     QUARANTINE,
     SKETCH,
@@ -63,7 +67,11 @@ from monitoring.models import (
 from monitoring.pipeline.aggregate import SCALAR_FIELDS
 from monitoring.pipeline.bins import bins_load
 from monitoring.pipeline.sketches import confusion_merge
-from monitoring.stats.codec import counts_decode, score_histogram_decode
+from monitoring.stats.codec import (
+    all_score_histogram_decode,
+    counts_decode,
+    score_histogram_decode,
+)
 
 COUNT_FIELDS = ("predictions", "scored", "score_sum", "score_sq_sum", "labelled", "correct")
 SUM_FIELDS = (*COUNT_FIELDS, "delay_s_sum", *SCALAR_FIELDS)
@@ -369,7 +377,34 @@ def window_extras(*, model, metric: Metric, scope, granularity, key) -> dict:
         return sketch_windows(
             model=model, kind=metric.sketch, scope=scope, granularity=granularity, key=key
         )
+    if metric.source in (ESTIMATES, GAPS):
+        return estimate_extras(
+            model=model, metric=metric, scope=scope, granularity=granularity, key=key
+        )
     return {}
+
+
+def estimate_extras(*, model, metric: Metric, scope, granularity, key) -> dict:
+    """Per window, the calibrated versions' all-scores histograms; for a gap, beside the
+    realised value (from the window's sums, or its labelled score histogram for ROC AUC)."""
+    windows = estimate_windows(
+        model=model,
+        scope=scope,
+        granularity=granularity,
+        key=key,
+        version_ids=version_ids(model, scope),
+    )
+    if metric.source == ESTIMATES:
+        return {moment: (metric.name, parts) for moment, parts in windows.items()}
+    realised = BY_KEY[metric.name]
+    measures = window_measures(
+        model=model, metric=realised, scope=scope, granularity=granularity, key=key
+    )
+    return {
+        moment: (metric.name, measures[moment][0], parts)
+        for moment, parts in windows.items()
+        if moment in measures
+    }
 
 
 def sketch_windows(*, model, kind: str, scope, granularity, key) -> dict:
@@ -405,12 +440,18 @@ def score_histograms_merge(datas: list[bytes]):
     return sum((score_histogram_decode(d) for d in datas[1:]), score_histogram_decode(datas[0]))
 
 
+def all_score_histograms_merge(datas: list[bytes]):
+    histograms = [all_score_histogram_decode(d) for d in datas]
+    return sum(histograms[1:], histograms[0])
+
+
 def counts_merge(datas: list[bytes]):
     return sum(counts_decode(d) for d in datas)
 
 
 SKETCH_MERGE = {
     SketchKind.SCORE: score_histograms_merge,
+    SketchKind.ALL_SCORES: all_score_histograms_merge,
     SketchKind.CONFUSION: confusion_merge,
     SketchKind.DELAY: counts_merge,
 }

@@ -7,7 +7,9 @@ a row's group and bin make one key, NumPy counts and sums per key (`np.unique` a
 cost is in the rows, not in the number of groups or features.
 
 What a group gets (each with its n and missing count):
-- binary: a score histogram of its judged, scored predictions; multiclass: a confusion table;
+- binary: a score histogram of its judged, scored predictions, and one of all its scored
+  predictions by predicted class, judged or not (what estimates before outcomes read);
+  multiclass: a confusion table;
 - every task: a histogram of its label delays;
 - per feature of its version: numerical, the JSON numbers on the version's fixed bins (any
   other value is missing); categorical, each present value counted by its `category_key`;
@@ -101,6 +103,7 @@ def chunk_sketches(
     out = []
     if model.task == Task.BINARY:
         out += score_sketches(groups, rows)
+        out += all_score_sketches(groups, rows)
     if model.task == Task.MULTICLASS:
         out += confusion_sketches(groups, rows)
     out += delay_sketches(groups, rows)
@@ -129,6 +132,28 @@ def score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
     n = np.bincount(groups.of_row[judged], minlength=len(groups.keys))[members]
     datas = binned.encode(members, SCORE_BINS, arrays)
     return rows_of(groups, members, SketchKind.SCORE, "", n, np.zeros_like(n), datas)
+
+
+def all_score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
+    """Groups with scored predictions, labelled or not: their scores' histogram split by the
+    class predicted, all rows and judged rows apart (the layout of `AllScoreHistogram`), so
+    that a window's performance can be estimated before its outcomes, and the estimate
+    compared with the truth on the judged rows alone."""
+    scored = ~np.isnan(rows.score)
+    scores, positive = rows.score[scored], rows.predicted[scored] == 1.0
+    judged = ~np.isnan(rows.actual[scored])
+    binned = Binned.of(groups.of_row[scored], score_bin_index(scores, SCORE_BINS), SCORE_BINS)
+    members = np.unique(binned.group)
+    arrays = [
+        binned.counts(positive),
+        binned.counts(~positive),
+        binned.counts(positive & judged),
+        binned.counts(~positive & judged),
+        binned.counts(scores),
+    ]
+    n = np.bincount(groups.of_row[scored], minlength=len(groups.keys))[members]
+    datas = binned.encode(members, SCORE_BINS, arrays)
+    return rows_of(groups, members, SketchKind.ALL_SCORES, "", n, np.zeros_like(n), datas)
 
 
 def delay_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:

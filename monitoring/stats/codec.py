@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from monitoring.stats.auc import ScoreHistogram
+from monitoring.stats.estimate import AllScoreHistogram
 from monitoring.stats.histograms import HistogramRows, NumericHistogram
 
 _HEADER = struct.Struct("<IIHH")  # dense size, non-empty bins, arrays, scalars
@@ -191,6 +192,12 @@ def score_histogram_encode(histogram: ScoreHistogram) -> bytes:
 def score_histogram_decode(data: bytes) -> ScoreHistogram:
     (positives, negatives, sums), _ = sparse_decode(data)
     return ScoreHistogram(positives, negatives, sums)
+
+
+def all_score_histogram_decode(data: bytes) -> AllScoreHistogram:
+    """The layout `monitoring.pipeline.sketch_groups.all_score_sketches` writes."""
+    arrays, _ = sparse_decode(data)
+    return AllScoreHistogram(*arrays)
 
 
 def counts_encode(counts: np.ndarray) -> bytes:

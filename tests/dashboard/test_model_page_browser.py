@@ -92,3 +92,30 @@ def test_the_day_in_progress_is_drawn_as_partial(live_server, demo, page):
     assert chart.locator("pattern").count() >= 1
     assert "today so far" in chart.inner_text()
     assert page.console_errors == []
+
+
+def test_performance_charts_draw_the_estimate_dashed_beside_the_realised_line(
+    live_server, demo, page
+):
+    # given the demo, whose latest days still wait for their outcomes
+    page.set_viewport_size(SCREEN)
+    page.set_default_timeout(COLD_PAGE_MS)
+    log_in(page, live_server)
+    # when its model page is drawn
+    page.goto(f"{live_server.url}/models/churn/")
+    page.wait_for_selector("#metric-roc_auc .main-svg")
+    chart = page.locator("#metric-roc_auc")
+    chart.scroll_into_view_if_needed()
+    chart.screenshot(path=str(SCREENSHOTS / "model-estimate.png"))
+    # then the estimate is dashed with its band, the realised line solid
+    figure = json.loads(page.inner_text("#metric-roc_auc-data"))
+    traces = {t["name"]: t for t in figure["data"]}
+    estimate = traces["ROC AUC (0 to 1), estimated before outcomes"]
+    realised = traces["ROC AUC (0 to 1)"]
+    assert estimate["line"]["dash"] == "dash" and "dash" not in realised["line"]
+    assert "estimate's 95% band" in traces
+    # and windows without a realised value yet show the estimate instead of nothing
+    known = {x for x, y in zip(realised["x"], realised["y"], strict=True) if y is not None}
+    assert set(estimate["x"]) - known
+    assert "Dashed: estimated from the scores alone" in chart.inner_text()
+    assert page.console_errors == []

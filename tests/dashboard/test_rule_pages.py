@@ -253,3 +253,9 @@ def test_the_form_reads_in_words_and_marks_each_field_with_its_kinds(rule, edito
     assert 'data-kinds="static">Lower bound' in html
     assert 'data-kinds="band relative">Fires when' in html
     assert "Fires when the metric crosses a line you set." in html  # the chosen kind's help
+
+
+def test_the_rule_form_offers_estimates_and_gaps_in_words(rule, editor):
+    html = editor.get(edit_url(rule)).content.decode()
+    assert '<option value="estimated:roc_auc">Estimated ROC AUC</option>' in html
+    assert "Accuracy: realised minus estimated" in html

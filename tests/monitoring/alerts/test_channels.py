@@ -106,6 +106,7 @@ def test_a_new_model_gets_default_rules(writer):
         ("roc_auc", "band", "both"),
         ("accuracy", "band", "both"),
         ("positive_rate", "band", "both"),
+        ("estimated:roc_auc", "band", "both"),
         ("predictions", "no_data", "both"),
     }
     assert all(r["is_default"] for r in rules)

@@ -165,6 +165,7 @@ def test_both_paths_write_the_same_sketches_of_awkward_rows(postgres):
     kinds = {(key[4], key[5]) for key in by_sql}
     assert {
         (SketchKind.SCORE, ""),
+        (SketchKind.ALL_SCORES, ""),
         (SketchKind.DELAY, ""),
         (SketchKind.NUMERICAL, "age"),
         (SketchKind.CATEGORICAL, "plan"),

@@ -1,0 +1,242 @@
+"""Binary classification performance estimated before the outcomes (confidence-based
+performance estimation, as NannyML's CBPE), from score histograms alone.
+
+A version's scores are calibrated once on a labelled reference: the share of positives in
+each score bin, made non-decreasing by isotonic regression (weighted by the bin's labelled
+rows) and interpolated linearly over bins without labels. A window's expected confusion
+counts are then the calibrated chances summed over its predictions, by the class each was
+given; its expected ROC AUC counts each prediction as a positive of weight p and a negative
+of weight 1 - p. Nothing here reads a row: the inputs are per-bin counts.
+
+The interval is where the realised value would fall if the calibration holds: the outcomes
+are drawn, per bin, as binomials of the calibrated chance (a parametric bootstrap of the
+expected counts, each binomial by its normal approximation), and the metric of each draw
+taken. Its percentiles bound the realised value, so a realised value outside them says the
+relation between scores and outcomes has changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import isotonic_regression
+
+from monitoring.stats.auc import SCORE_BINS, ScoreHistogram, score_bin_index
+from monitoring.stats.moments import CONFIDENCE
+
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+DRAWS = 400  # bootstrap draws per window: percentiles at 95% move by about 0.1 point
+SEED = 20260301  # fixed, so an answer is the same every time it is asked
+
+
+@dataclass(frozen=True)
+class AllScoreHistogram:
+    """Every scored prediction per score bin, by the class it was given (positive or not),
+    and of those the ones with an outcome (judged), plus the score sums per bin."""
+
+    predicted_positive: np.ndarray
+    predicted_negative: np.ndarray
+    judged_positive: np.ndarray  # judged and predicted positive
+    judged_negative: np.ndarray  # judged and predicted negative
+    score_sums: np.ndarray
+
+    def __add__(self, other: AllScoreHistogram) -> AllScoreHistogram:
+        return AllScoreHistogram(
+            self.predicted_positive + other.predicted_positive,
+            self.predicted_negative + other.predicted_negative,
+            self.judged_positive + other.judged_positive,
+            self.judged_negative + other.judged_negative,
+            self.score_sums + other.score_sums,
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self.predicted_positive.sum() + self.predicted_negative.sum())
+
+    def judged(self) -> AllScoreHistogram:
+        """The judged predictions alone (what realised values are computed on)."""
+        return AllScoreHistogram(
+            self.judged_positive,
+            self.judged_negative,
+            self.judged_positive,
+            self.judged_negative,
+            self.score_sums * 0,  # not kept per judged row
+        )
+
+
+def all_score_histogram(
+    scores: np.ndarray, predicted_positive: np.ndarray, judged: np.ndarray, n_bins: int = SCORE_BINS
+) -> AllScoreHistogram:
+    """The histogram of raw rows (tests, reference rows): scores, whether each was predicted
+    positive, and whether each has an outcome."""
+    scores = np.asarray(scores, dtype=float)
+    index = score_bin_index(scores, n_bins)
+    positive, judged = np.asarray(predicted_positive, bool), np.asarray(judged, bool)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(index[mask], minlength=n_bins).astype(np.int64)
+
+    return AllScoreHistogram(
+        count(positive),
+        count(~positive),
+        count(positive & judged),
+        count(~positive & judged),
+        np.bincount(index, weights=scores, minlength=n_bins),
+    )
+
+
+def bin_centres(n_bins: int = SCORE_BINS) -> np.ndarray:
+    return (np.arange(n_bins) + 0.5) / n_bins
+
+
+def calibration_fit(reference: ScoreHistogram) -> np.ndarray | None:
+    """P(positive) per score bin from a labelled reference's histogram: the isotonic fit of
+    each labelled bin's positive share (weighted by its labelled rows) at the bin centres,
+    interpolated linearly between them and held flat beyond the outer ones. None without
+    labelled rows."""
+    labelled = reference.positives + reference.negatives
+    present = np.flatnonzero(labelled)
+    if not present.size:
+        return None
+    share = reference.positives[present] / labelled[present]
+    fitted = isotonic_regression(share, weights=labelled[present].astype(float)).x
+    centres = bin_centres(reference.n_bins)
+    return np.interp(centres, centres[present], fitted)
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """One version's histogram in a window, with its calibration."""
+
+    histogram: AllScoreHistogram
+    rates: np.ndarray
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Expected confusion counts and the positives and negatives per score bin."""
+
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+    positives: np.ndarray  # expected positives per bin, over every version
+    negatives: np.ndarray
+
+
+def expected_counts(parts: list[Versioned]) -> Expected:
+    """The window's expected counts, each version's on its own calibration, summed."""
+    tp = fp = fn = tn = 0.0
+    positives = np.zeros(SCORE_BINS)
+    negatives = np.zeros(SCORE_BINS)
+    for part in parts:
+        h, rates = part.histogram, part.rates
+        tp += float(h.predicted_positive @ rates)
+        fp += float(h.predicted_positive @ (1 - rates))
+        fn += float(h.predicted_negative @ rates)
+        tn += float(h.predicted_negative @ (1 - rates))
+        counts = h.predicted_positive + h.predicted_negative
+        positives = positives + counts * rates
+        negatives = negatives + counts * (1 - rates)
+    return Expected(tp, fp, fn, tn, positives, negatives)
+
+
+def metric_of_counts(metric: str, tp, fp, fn, tn):
+    """A metric of confusion counts (arrays of draws, or numbers); NaN where undefined."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "accuracy":
+            return (tp + tn) / (tp + fp + fn + tn)
+        if metric == "precision":
+            return tp / (tp + fp)
+        if metric == "recall":
+            return tp / (tp + fn)
+        if metric == "f1":
+            return 2 * tp / (2 * tp + fp + fn)
+    raise ValueError(f"no estimate of {metric!r}")
+
+
+def auc_of_bins(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """ROC AUC of weights per score bin (last axis, in score order), pairs within a bin
+    counted half; NaN without either class."""
+    below = np.cumsum(negatives, axis=-1) - negatives
+    pairs = positives.sum(axis=-1) * negatives.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(positives * (below + negatives / 2), axis=-1) / pairs
+
+
+def point_estimate(metric: str, expected: Expected) -> float:
+    if metric == "roc_auc":
+        value = auc_of_bins(expected.positives, expected.negatives)
+    else:
+        value = metric_of_counts(metric, expected.tp, expected.fp, expected.fn, expected.tn)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+def draws_of(parts: list[Versioned], metric: str, draws: int, seed: int) -> np.ndarray:
+    """The metric's realised value in each draw of the outcomes. A bin's true positives
+    are a binomial of its predictions and calibrated chance; drawn by their normal
+    approximation (same mean and variance), summed over bins for the counts and per bin for
+    ROC AUC, so a window costs a few NumPy passes over its non-empty bins, not a binomial per
+    bin and draw."""
+    rng = np.random.default_rng(seed)
+    if metric != "roc_auc":
+        tp = total_draws(rng, draws, [(p.histogram.predicted_positive, p.rates) for p in parts])
+        fn = total_draws(rng, draws, [(p.histogram.predicted_negative, p.rates) for p in parts])
+        predicted_positive = sum(p.histogram.predicted_positive.sum() for p in parts)
+        predicted_negative = sum(p.histogram.predicted_negative.sum() for p in parts)
+        return metric_of_counts(metric, tp, predicted_positive - tp, fn, predicted_negative - fn)
+    counts = sum(p.histogram.predicted_positive + p.histogram.predicted_negative for p in parts)
+    bins = np.flatnonzero(counts)
+    mean = np.zeros(bins.size)
+    variance = np.zeros(bins.size)
+    for part in parts:
+        n = (part.histogram.predicted_positive + part.histogram.predicted_negative)[bins]
+        rates = part.rates[bins]
+        mean += n * rates
+        variance += n * rates * (1 - rates)
+    # Not clipped to [0, n]: clipping a small bin's draws would move their mean; the AUC of
+    # the draws is a ratio of sums over many bins, well defined either way.
+    positives = mean + rng.standard_normal((draws, bins.size)) * np.sqrt(variance)
+    return auc_of_bins(positives, counts[bins] - positives)
+
+
+def total_draws(rng, draws: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Draws of the positives among the given predictions per bin (a sum of binomials)."""
+    mean = sum(float(n @ rates) for n, rates in parts)
+    variance = sum(float(n @ (rates * (1 - rates))) for n, rates in parts)
+    total = sum(float(n.sum()) for n, _ in parts)
+    return np.clip(mean + rng.standard_normal(draws) * np.sqrt(variance), 0, total)
+
+
+def binary_estimate(
+    parts: list[Versioned],
+    metric: str,
+    *,
+    confidence: float = CONFIDENCE,
+    draws: int = DRAWS,
+    seed: int = SEED,
+) -> Estimate:
+    """A window's estimated metric with the interval its realised value should fall in."""
+    parts = [part for part in parts if part.histogram.n]
+    n = sum(part.histogram.n for part in parts)
+    if not n:
+        return Estimate(None, None, None, 0)
+    value = point_estimate(metric, expected_counts(parts))
+    if not np.isfinite(value):
+        return Estimate(None, None, None, n)
+    sample = draws_of(parts, metric, draws, seed)
+    sample = sample[np.isfinite(sample)]
+    if not sample.size:
+        return Estimate(value, None, None, n)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(sample, [tail, 100 - tail])
+    return Estimate(value, float(min(low, value)), float(max(high, value)), n)

@@ -1,0 +1,136 @@
+"""Estimated performance from score histograms, against scikit-learn on the same raw rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
+
+from monitoring.stats.auc import SCORE_BINS, score_bin_index, score_histogram
+from monitoring.stats.estimate import (
+    Versioned,
+    all_score_histogram,
+    bin_centres,
+    binary_estimate,
+    calibration_fit,
+)
+
+
+def labelled_rows(rng: np.random.Generator, n: int, shift: float = 0.0, concept: float = 0.0):
+    """Scores with outcomes drawn from a known relation: P(positive | score) = score**1.5
+    (a miscalibrated model), bent by ``concept``. ``shift`` moves the inputs (the scores)."""
+    scores = np.clip(rng.beta(2 + 3 * shift, 2, size=n), 0, 1)
+    chance = np.clip(scores**1.5 + concept * (0.5 - scores), 0, 1)
+    outcome = (rng.uniform(size=n) < chance).astype(int)
+    predicted = (scores >= 0.5).astype(int)
+    return scores, predicted, outcome
+
+
+def sklearn_calibration(scores, outcome):
+    """scikit-learn's isotonic fit on the same binning: bin centres, positive share per bin,
+    weighted by the bin's rows."""
+    index = score_bin_index(scores, SCORE_BINS)
+    count = np.bincount(index, minlength=SCORE_BINS)
+    positives = np.bincount(index, weights=outcome, minlength=SCORE_BINS)
+    present = count > 0
+    iso = IsotonicRegression(out_of_bounds="clip")
+    iso.fit(
+        bin_centres()[present], positives[present] / count[present], sample_weight=count[present]
+    )
+    return iso
+
+
+@pytest.fixture
+def reference():
+    rng = np.random.default_rng(1)
+    scores, _, outcome = labelled_rows(rng, 20_000)
+    return scores, outcome
+
+
+def test_calibration_is_sklearns_isotonic_fit_on_the_bins(reference):
+    scores, outcome = reference
+    rates = calibration_fit(score_histogram(outcome, scores))
+    iso = sklearn_calibration(scores, outcome)
+    np.testing.assert_allclose(rates, iso.predict(bin_centres()), atol=1e-9)
+
+
+def test_estimates_equal_an_independent_computation_on_the_raw_rows(reference):
+    rng = np.random.default_rng(2)
+    ref_scores, ref_outcome = reference
+    rates = calibration_fit(score_histogram(ref_outcome, ref_scores))
+    p_of = sklearn_calibration(ref_scores, ref_outcome).predict
+    scores, predicted, _ = labelled_rows(rng, 5_000, shift=0.5)
+    histogram = all_score_histogram(scores, predicted == 1, np.zeros(scores.size, bool))
+    # the raw rows: each row's chance from its bin's centre
+    p = p_of(bin_centres()[score_bin_index(scores)])
+    tp, fp = p[predicted == 1].sum(), (1 - p[predicted == 1]).sum()
+    fn, tn = p[predicted == 0].sum(), (1 - p[predicted == 0]).sum()
+    expected = {
+        "accuracy": (tp + tn) / scores.size,
+        "precision": tp / (tp + fp),
+        "recall": tp / (tp + fn),
+        "f1": 2 * tp / (2 * tp + fp + fn),
+        "roc_auc": roc_auc_score(
+            np.r_[np.ones(scores.size), np.zeros(scores.size)],
+            np.r_[scores, scores],
+            sample_weight=np.r_[p, 1 - p],
+        ),
+    }
+    for metric, value in expected.items():
+        estimate = binary_estimate([Versioned(histogram, rates)], metric)
+        assert estimate.value == pytest.approx(value, abs=1e-3), metric
+        assert estimate.low <= estimate.value <= estimate.high
+        assert estimate.n == scores.size
+
+
+def test_versions_are_estimated_each_on_its_calibration_and_summed(reference):
+    ref_scores, ref_outcome = reference
+    rates = calibration_fit(score_histogram(ref_outcome, ref_scores))
+    other = np.clip(rates * 0.5, 0, 1)  # another version, half as likely positive per score
+    rng = np.random.default_rng(3)
+    a_scores, a_pred, _ = labelled_rows(rng, 1000)
+    b_scores, b_pred, _ = labelled_rows(rng, 3000)
+    none = np.zeros(1000, bool)
+    a = all_score_histogram(a_scores, a_pred == 1, none)
+    b = all_score_histogram(b_scores, b_pred == 1, np.zeros(3000, bool))
+    p = np.r_[rates[score_bin_index(a_scores)], other[score_bin_index(b_scores)]]
+    predicted = np.r_[a_pred, b_pred]
+    accuracy = (p[predicted == 1].sum() + (1 - p[predicted == 0]).sum()) / predicted.size
+    both = binary_estimate([Versioned(a, rates), Versioned(b, other)], "accuracy")
+    assert both.value == pytest.approx(accuracy, abs=1e-9)
+    assert both.n == 4000
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "precision", "recall", "f1", "roc_auc"])
+def test_realised_values_fall_in_the_interval_under_covariate_shift(reference, metric):
+    # given a calibration on the reference, and windows whose inputs drift (scores move up)
+    # while the relation between scores and outcomes holds
+    ref_scores, ref_outcome = reference
+    rates = calibration_fit(score_histogram(ref_outcome, ref_scores))
+    rng = np.random.default_rng(4)
+    inside = 0
+    windows = 60
+    for w in range(windows):
+        scores, predicted, outcome = labelled_rows(rng, 800, shift=w / windows)
+        histogram = all_score_histogram(scores, predicted == 1, np.ones(scores.size, bool))
+        estimate = binary_estimate([Versioned(histogram, rates)], metric)
+        tp = np.sum((predicted == 1) & (outcome == 1))
+        fp = np.sum((predicted == 1) & (outcome == 0))
+        fn = np.sum((predicted == 0) & (outcome == 1))
+        realised = {
+            "accuracy": np.mean(predicted == outcome),
+            "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "roc_auc": roc_auc_score(outcome, scores),
+        }[metric]
+        inside += estimate.low <= realised <= estimate.high
+    # then the realised value is inside the interval in at least 90% of windows
+    assert inside / windows >= 0.9
+
+
+def test_an_empty_window_has_no_estimate():
+    empty = all_score_histogram(np.array([]), np.array([], bool), np.array([], bool))
+    estimate = binary_estimate([Versioned(empty, np.full(SCORE_BINS, 0.5))], "accuracy")
+    assert estimate.value is None and estimate.n == 0
