@@ -138,8 +138,12 @@ def nannyml_estimates(truth_rows, reference_end) -> tuple[dict, float]:
         path = Path(folder) / "rows.parquet"
         truth_rows.to_parquet(path)
         done = subprocess.run(
-            [str(python), str(ROOT / "bench" / "nannyml_estimate.py"), str(path),
-             reference_end.isoformat()],
+            [
+                str(python),
+                str(ROOT / "bench" / "nannyml_estimate.py"),
+                str(path),
+                reference_end.isoformat(),
+            ],
             capture_output=True,
             text=True,
             check=True,
