@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -22,6 +23,11 @@ class MLModel(models.Model):
     retrain_webhook_url = models.URLField(max_length=500, blank=True, default="")
     # Drift method/threshold overrides (monitoring.stats.drift.drift_settings_parse reads them).
     drift_settings = models.JSONField(default=dict, blank=True)
+    # The share of a window's expected outcomes that makes it mature (monitoring.metrics.maturity).
+    label_maturity = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
