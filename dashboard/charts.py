@@ -41,11 +41,13 @@ def plain(text: str) -> str:
 
 @dataclass
 class Immature:
-    """A window whose labels are still arriving, with the share labelled so far."""
+    """A window whose outcomes are still arriving, with the share of its expected outcomes
+    arrived so far (monitoring.metrics.maturity); a sum over them is `incomplete`."""
 
     start: str
     end: str
-    coverage: float | None
+    share: float | None
+    incomplete: bool = False
 
 
 @dataclass
@@ -133,8 +135,10 @@ def immature_runs(windows: Sequence[Immature]) -> list[list[Immature]]:
     return runs
 
 
-def coverage_text(coverage: float | None) -> str:
-    return "?" if coverage is None else f"{coverage:.0%}"
+def share_text(window: Immature) -> str:
+    """ "62% of expected outcomes", and for a sum "incomplete: 62% of expected outcomes"."""
+    share = "?" if window.share is None else f"{window.share:.0%}"
+    return ("incomplete: " if window.incomplete else "") + f"{share} of expected outcomes"
 
 
 def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]]:
@@ -160,7 +164,7 @@ def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]
         if len(run) <= LABELLED_WINDOWS_MAX:
             notes += [
                 {
-                    "text": f"labels {coverage_text(w.coverage)}",
+                    "text": share_text(w),
                     "xref": "x",
                     "x": w.start,
                     "yref": "paper",
@@ -174,11 +178,11 @@ def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]
                 for w in run
             ]
             continue
-        known = [w.coverage for w in run if w.coverage is not None]
+        known = [w.share for w in run if w.share is not None]
         spread = f"{min(known):.0%} to {max(known):.0%}" if known else "unknown"
         notes.append(
             {
-                "text": f"labels arriving: {spread} labelled",
+                "text": f"outcomes arriving: {spread} of expected",
                 "xref": "x",
                 "x": run[0].start,
                 "yref": "paper",

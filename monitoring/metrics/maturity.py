@@ -27,7 +27,7 @@ from monitoring.stats.delay import DELAY_BINS, DELAY_EDGES_S
 from monitoring.stats.maturity import CoverageCurve, kaplan_meier
 
 LOOKBACK = timedelta(days=90)  # the predictions whose delays make the curve
-MIN_AT_RISK = 50  # the final coverage is read where at least this many are still at risk
+MIN_AT_RISK = 20  # the final coverage is read where at least this many are still at risk
 MIN_AT_RISK_SHARE = 0.01  # ... and at least this share of the predictions looked at
 COMPLETE_SHARE = 0.99  # past the age where the curve reaches this share of its final level,
 # a window has every outcome it will get
@@ -125,19 +125,23 @@ class LabelMaturity:
         halfway = self.curve.time_to_reach(now_coverage + (final - now_coverage) / 2)
         return None if halfway is None else max(halfway - age_s, 0.0)
 
-    def projection(self, known_total: float, coverage: float | None) -> tuple | None:
+    def projection(
+        self, known_total: float, coverage: float | None, mean_error: float = 0.0
+    ) -> tuple | None:
         """A sum over a window's outcomes projected to full maturity: (value, low, high).
 
-        The known part over the share arrived, with the 95% interval of the expected final
-        coverage (Greenwood); the spread of the values still to come is not in it.
+        The known part over the share arrived. Its 95% interval joins the interval of the
+        expected final coverage (Greenwood) with `mean_error`, the relative half-width of the
+        95% interval of the known values' mean: the outcomes still to come are as many more
+        draws of the same values.
         """
         final = self.final
         if final is None or not coverage:
             return None
         value, error, _ = final
-        low, high = max(value - Z95 * error, coverage), value + Z95 * error
-        scale = known_total / coverage
-        return scale * value, scale * low, scale * high
+        projected = known_total / coverage * value
+        relative = float(np.hypot(Z95 * error / value, mean_error))
+        return projected, projected * (1 - relative), projected * (1 + relative)
 
 
 def label_maturity_get(
@@ -188,3 +192,13 @@ def delay_histogram(*, model, start, now, version, segment) -> np.ndarray:
         counts = counts_decode(row.data)
         total[: counts.size] += counts.astype(np.int64)
     return total
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as a person plans around it: "about 5 days", "about 3 hours", "under an hour"."""
+    days, hours = seconds / 86400, seconds / 3600
+    if days >= 1.5:
+        return f"about {days:.0f} days"
+    if hours >= 1.5:
+        return f"about {hours:.0f} hours"
+    return "about an hour" if hours >= 0.75 else "under an hour"
