@@ -621,7 +621,7 @@ class Verdict(models.TextChoices):
     NO_DATA = "no_data"  # a no_data rule's breach, or no judged window at all
     TOO_FEW = "too_few"  # the latest window has fewer than min_count observations
     NO_BASELINE = "no_baseline"  # band/relative without enough earlier windows
-    IMMATURE = "immature"  # too few of the window's expected outcomes have arrived yet
+    IMMATURE = "immature", "Waiting for outcomes"  # too few of its expected outcomes are in yet
     ERROR = "error"  # the metric could not be computed; recorded, never alerted
 
 

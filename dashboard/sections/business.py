@@ -217,8 +217,13 @@ def largest_change_sentence(changes: list[Change], maturity: Maturity, granulari
 
 
 def maturity_sentence(points: list[Point], maturity: Maturity, granularity: str) -> str:
-    if not maturity.known:
+    if maturity.curve.curve is None:
         return "No outcome has arrived yet, so no window can be judged."
+    if not maturity.known:
+        return (
+            "Too few outcomes have arrived to tell how many are still to come: every "
+            f"{granularity} is taken as it stands."
+        )
     young = [p for p in points if p.n and not maturity.is_mature(p)]
     final = maturity.curve.final_coverage
     text = (

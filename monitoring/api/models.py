@@ -25,6 +25,7 @@ from monitoring.api.serializers import (
     MonitoringSerializer,
 )
 from monitoring.metrics.drift import drift_settings_set
+from monitoring.metrics.maturity import label_maturity_set
 from monitoring.metrics.selectors import models_with_health
 from monitoring.models import Alert, AlertState
 from monitoring.pipeline.failures import monitoring_health_get
@@ -85,10 +86,15 @@ class ModelDetailView(ModelAPIView):
 
     @extend_schema(request=ModelUpdateSerializer, responses=ModelSerializer)
     def patch(self, request, **kwargs):
-        """Change a model's drift overrides (method and threshold per feature or kind)."""
+        """Change a model's drift overrides (method and threshold per feature or kind) and
+        its label maturity threshold."""
         serializer = ModelUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        actor = request_actor(request)
         settings = serializer.validated_data.get("drift_settings")
         if settings is not None:
-            drift_settings_set(model=self.model, settings=settings, actor=request_actor(request))
+            drift_settings_set(model=self.model, settings=settings, actor=actor)
+        threshold = serializer.validated_data.get("label_maturity")
+        if threshold is not None:
+            label_maturity_set(model=self.model, threshold=threshold, actor=actor)
         return self.get(request)

@@ -99,10 +99,19 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "silence_reason",
             "is_default",
             "requests_retrain",
+            "label_maturity",
             "warnings",
             "created_at",
         ]
         read_only_fields = ["id", "created_at", "is_default", "warnings"]
+        extra_kwargs = {
+            "label_maturity": {
+                "min_value": 0.0,
+                "max_value": 1.0,
+                "help_text": "rules on realised metrics judge a window once this share of its "
+                "expected outcomes has arrived; null: the model's label_maturity",
+            }
+        }
 
     def get_warnings(self, rule) -> list[str]:
         # Computed by the view, once for all the rules it answers: they read recent windows.
@@ -235,6 +244,15 @@ class PointSerializer(serializers.Serializer):
     ci_low = FiniteFloatField()
     ci_high = FiniteFloatField()
     label_coverage = FiniteFloatField()
+    maturity = FiniteFloatField(
+        help_text="share of the window's expected outcomes arrived so far (its label coverage "
+        "over the expected final coverage of the model's Kaplan-Meier curve); null while no "
+        "outcome is known"
+    )
+    mature = serializers.BooleanField(
+        help_text="whether the share has reached the model's label_maturity (or the window is "
+        "older than the age by which nearly every outcome arrives)"
+    )
 
 
 class MetricSeriesSerializer(serializers.Serializer):
@@ -410,20 +428,34 @@ class ModelSerializer(factory_serializers.ModelSerializer):
     drift = DriftSettingsSerializer(source="drift_settings", read_only=True)
 
     class Meta(factory_serializers.ModelSerializer.Meta):
-        fields = [*factory_serializers.ModelSerializer.Meta.fields, "drift"]
+        fields = [*factory_serializers.ModelSerializer.Meta.fields, "drift", "label_maturity"]
+
+
+LABEL_MATURITY_HELP = (
+    "share of a window's expected outcomes that makes it mature, 0 to 1 (default 0.8)"
+)
 
 
 class ModelUpdateSerializer(serializers.Serializer):
     """What PATCH on a model may change (the rest is fixed at creation)."""
 
-    drift = DriftSettingsSerializer(source="drift_settings")
+    CHANGEABLE = ("drift", "label_maturity")
+
+    drift = DriftSettingsSerializer(source="drift_settings", required=False)
+    label_maturity = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text=LABEL_MATURITY_HELP
+    )
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = set(data) - {"drift"}
+            unknown = set(data) - set(self.CHANGEABLE)
             if unknown:
+                allowed = " and ".join(self.CHANGEABLE)
                 raise serializers.ValidationError(
-                    {key: ["cannot be changed here; only drift can"] for key in sorted(unknown)}
+                    {
+                        key: [f"cannot be changed here; only {allowed} can"]
+                        for key in sorted(unknown)
+                    }
                 )
         return super().to_internal_value(data)
 

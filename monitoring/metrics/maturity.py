@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from django.db import transaction
 from django.db.models import F, Sum
 
 from factory.models import MLModel
+from factory.services import audit_record
 from monitoring.metrics.sketches import sketches_read
 from monitoring.models import HourlyAggregate, SketchKind
 from monitoring.stats.codec import counts_decode
@@ -142,6 +144,23 @@ class LabelMaturity:
         projected = known_total / coverage * value
         relative = float(np.hypot(Z95 * error / value, mean_error))
         return projected, projected * (1 - relative), projected * (1 + relative)
+
+
+def label_maturity_set(*, model: MLModel, threshold: float, actor: str = "") -> MLModel:
+    """Store a model's label maturity threshold (already validated), audited."""
+    before = model.label_maturity
+    model.label_maturity = threshold
+    with transaction.atomic():
+        model.save(update_fields=["label_maturity"])
+        audit_record(
+            model=model,
+            actor=actor,
+            action="model.label_maturity",
+            subject=model.name,
+            before=before,
+            after=threshold,
+        )
+    return model
 
 
 def label_maturity_get(

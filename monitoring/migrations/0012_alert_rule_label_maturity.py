@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='alertevaluation',
             name='verdict',
-            field=models.CharField(choices=[('ok', 'Ok'), ('too_low', 'Too Low'), ('too_high', 'Too High'), ('no_data', 'No Data'), ('too_few', 'Too Few'), ('no_baseline', 'No Baseline'), ('immature', 'Immature'), ('error', 'Error')], max_length=20),
+            field=models.CharField(choices=[('ok', 'Ok'), ('too_low', 'Too Low'), ('too_high', 'Too High'), ('no_data', 'No Data'), ('too_few', 'Too Few'), ('no_baseline', 'No Baseline'), ('immature', 'Waiting for outcomes'), ('error', 'Error')], max_length=20),
         ),
     ]

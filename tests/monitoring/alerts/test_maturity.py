@@ -3,14 +3,17 @@ arriving neither fires nor resolves an alert, and fires once enough of them are 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from freezegun import freeze_time
 
+from monitoring.alerts.messages import email_render
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
-from monitoring.models import Alert, AlertEvaluation, AlertRule
+from monitoring.models import Alert, AlertEvaluation, AlertRule, Notification
 from tests.conftest import NOW, outcome, prediction
 
 pytestmark = pytest.mark.django_db
@@ -67,8 +70,19 @@ def test_an_immature_bad_day_waits_and_fires_once_its_outcomes_are_in(model):
     latest = AlertEvaluation.objects.filter(rule=waits).latest("evaluated_at")
     assert latest.window_end < bad_day_end - timedelta(days=1)  # an older, mature day
     assert not Alert.objects.filter(rule=waits).exists()
-    # while the rule content with 10% of the outcomes fires on it
+    # while the rule content with 10% of the outcomes fires on it, and its e-mail says that
+    # the rest of the outcomes are still to come
     assert Alert.objects.get(rule=eager).window_end == bad_day_end
+    told = Notification.objects.filter(alert__rule=eager, kind="firing")
+    with freeze_time(early):
+        text = email_render(list(told)).text
+    found = re.search(
+        r"(\d+)% of the window's expected outcomes are in; the rest arrive in "
+        r"about (\d+) days, so the value may still move",
+        text,
+    )
+    assert found and 10 <= int(found.group(1)) < 80
+    assert 1 <= int(found.group(2)) <= 5
     # when: ten days later every outcome is in
     late = bad_day_end + timedelta(days=11)
     arrive(model, outcomes, after=early, until=late)
