@@ -51,6 +51,16 @@ class Immature:
 
 
 @dataclass
+class Projected:
+    """An immature window's sum projected to full maturity, with its 95% interval."""
+
+    x: str
+    value: float
+    low: float
+    high: float
+
+
+@dataclass
 class Partial:
     """A window not over yet: drawn hatched, its value so far as an open marker."""
 
@@ -282,9 +292,12 @@ def metric_figure(
     rows_url: str = "",
     unit: str = "",
     partial: Partial | None = None,
+    projected: Sequence[Projected] = (),
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
     and shaded immature windows, its numbers in the metric's `unit` (a share as a percentage).
+    `projected` sums of immature windows are drawn dotted with their interval, beside the
+    known part.
     The `partial` window (not over yet) is left off the line: its value so far is an open
     marker in a hatched area. `rows_url` lets a click on a point open the rows behind it."""
     hover_format, tick_format = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
@@ -317,6 +330,8 @@ def metric_figure(
         trace["mode"] = "markers"
         trace["marker"] = {"color": "white", "size": 8, "line": {"color": LINE, "width": 2}}
         data.append(trace)
+    if projected:
+        data.append(projection_trace(projected, hover_format))
     if markers:
         data.append(
             {
@@ -345,6 +360,29 @@ def metric_figure(
     if partial is not None:
         partial_decorate(figure, partial)
     return figure
+
+
+def projection_trace(projected: Sequence[Projected], hover_format: str) -> dict:
+    """Dotted markers at each immature window's projected sum, with its interval as bars."""
+    return {
+        "type": "scatter",
+        "x": [p.x for p in projected],
+        "y": [p.value for p in projected],
+        "mode": "lines+markers",
+        "name": "projected once all outcomes are in",
+        "line": {"color": LINE, "width": 1.5, "dash": "dot"},
+        "marker": {"color": "white", "size": 7, "line": {"color": LINE, "width": 1.5}},
+        "error_y": {
+            "type": "data",
+            "symmetric": False,
+            "array": [p.high - p.value for p in projected],
+            "arrayminus": [p.value - p.low for p in projected],
+            "color": LINE,
+            "thickness": 1,
+        },
+        "hovertemplate": f"%{{x|%Y-%m-%d}}: projected %{{y:{hover_format}}} once all outcomes "
+        "are in<extra></extra>",
+    }
 
 
 DOTTED_POINTS_MAX = 120  # more windows than this (an hourly month) are drawn thin

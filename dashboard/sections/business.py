@@ -30,6 +30,7 @@ from monitoring.metrics.maturity import (
     WindowMaturity,
     label_maturity_get,
     wait_words,
+    window_projection,
 )
 from monitoring.metrics.measures import Measure
 from monitoring.metrics.registry import metric_get
@@ -185,19 +186,27 @@ def headline_sentence(name: str, changes: list[Change], maturity: Maturity, gran
         )
     latest = mature[-1]
     after = latest.after
-    newer = [c.after for c in changes if c.after.start > after.start]
-    pending = ""
-    if newer:
-        young = newer[-1]
-        pending = (
-            f"The {granularity} of {young.start:%-d %B %Y} is not yet known "
-            f"({share_words(maturity, young)}). "
-        )
-    return pending + (
+    return pending_sentence(changes, after, maturity, granularity) + (
         f"In {window_name(after, granularity)}, the latest mature one, the average {name} per "
         f"known result was {number(after.value)} ({interval_text(after)}): "
         f"{against_words(latest, granularity)}, {verdict_words(latest, granularity)}."
     )
+
+
+def pending_sentence(
+    changes: list[Change], latest: Point, maturity: Maturity, granularity: str
+) -> str:
+    """The windows after the latest mature one, not yet known, each with its share arrived:
+    "The weeks of 16 November (61% of its expected outcomes so far) and 23 November 2026
+    (25% ...) are not yet known. " """
+    newer = [c.after for c in changes if c.after.start > latest.start]
+    if not newer:
+        return ""
+    named = [f"{p.start:%-d %B %Y} ({share_words(maturity, p)})" for p in newer]
+    if len(named) == 1:
+        return f"The {granularity} of {named[0]} is not yet known. "
+    listed = f"{', '.join(named[:-1])} and {named[-1]}"
+    return f"The {granularity}s of {listed} are not yet known. "
 
 
 def largest_change_sentence(changes: list[Change], maturity: Maturity, granularity: str) -> str:
@@ -260,12 +269,6 @@ def total_sentence(name: str, total: Measure, projection: Projection | None) -> 
     )
 
 
-def relative_half_width(point: Point) -> float:
-    if point.ci_low is None or point.ci_high is None or not point.value:
-        return 0.0
-    return abs(point.ci_high - point.ci_low) / 2 / abs(point.value)
-
-
 @dataclass
 class Projection:
     """The sums of the immature windows, known so far and projected to full maturity."""
@@ -287,9 +290,7 @@ def sum_projection(
         model=model, metric=f"value_sum:{metric_get(metric).name}", granularity=granularity
     )
     young = [p for p in sums if p.value is not None and not maturity.is_mature(p)]
-    projected = [
-        maturity.curve.projection(p.value, p.label_coverage, relative_half_width(p)) for p in young
-    ]
+    projected = [window_projection(maturity.curve, p) for p in young]
     projected = [(p.value, *x) for p, x in zip(young, projected, strict=True) if x is not None]
     if not projected:
         return None

@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from dashboard.charts import (
     Immature,
     Marker,
+    Projected,
     bar_figure,
     line_figure,
     metric_figure,
@@ -41,7 +42,7 @@ from dashboard.sections.summary import bounds_text, summary_section, value_text
 from factory.models import MLModel
 from monitoring.alerts.links import metric_chart_id
 from monitoring.alerts.warnings import rule_warnings
-from monitoring.metrics.maturity import LabelMaturity, label_maturity_get
+from monitoring.metrics.maturity import LabelMaturity, label_maturity_get, window_projection
 from monitoring.metrics.registry import (
     OVERVIEW,
     SUM,
@@ -365,6 +366,7 @@ def series_chart(
         immature=immature_windows(points, maturity, incomplete=entry.kind == SUM)
         if maturity is not None and entry.realised
         else (),
+        projected=projections(points, maturity) if maturity and entry.kind == SUM else (),
         events=page.events,
         rows_url=url,
         partial=window_partial(points[-1].start, page.scope.granularity, now),
@@ -413,6 +415,19 @@ def immature_windows(
                 Immature(p.start.isoformat(), p.end.isoformat(), window.share, incomplete)
             )
     return shaded
+
+
+def projections(points: list[Point], maturity: LabelMaturity) -> list[Projected]:
+    """The sums of the complete immature windows projected to full maturity."""
+    projected = []
+    for p in points:
+        if p.end > maturity.now or p.value is None:
+            continue
+        if maturity.of_window(start=p.start, end=p.end, coverage=p.label_coverage).mature:
+            continue
+        if (sum_at_maturity := window_projection(maturity, p)) is not None:
+            projected.append(Projected(p.start.isoformat(), *sum_at_maturity))
+    return projected
 
 
 def performance_charts(page: ModelPage, *, maturity: LabelMaturity, now) -> list[Chart]:

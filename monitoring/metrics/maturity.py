@@ -146,6 +146,18 @@ class LabelMaturity:
         return projected, projected * (1 - relative), projected * (1 + relative)
 
 
+def window_projection(maturity: LabelMaturity, point) -> tuple | None:
+    """A window's sum (a series point of `value_sum:NAME`) projected to full maturity:
+    (value, low, high), its interval widened by the relative error of its known values' mean
+    (the sum's interval is n times the mean's)."""
+    if point.value is None:
+        return None
+    mean_error = 0.0
+    if point.ci_low is not None and point.ci_high is not None and point.value:
+        mean_error = abs(point.ci_high - point.ci_low) / 2 / abs(point.value)
+    return maturity.projection(point.value, point.label_coverage, mean_error)
+
+
 def label_maturity_set(*, model: MLModel, threshold: float, actor: str = "") -> MLModel:
     """Store a model's label maturity threshold (already validated), audited."""
     before = model.label_maturity
