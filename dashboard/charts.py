@@ -43,11 +43,23 @@ def plain(text: str) -> str:
 
 @dataclass
 class Immature:
-    """A window whose labels are still arriving, with the share labelled so far."""
+    """A window whose outcomes are still arriving, with the share of its expected outcomes
+    arrived so far (monitoring.metrics.maturity); a sum over them is `incomplete`."""
 
     start: str
     end: str
-    coverage: float | None
+    share: float | None
+    incomplete: bool = False
+
+
+@dataclass
+class Projected:
+    """An immature window's sum projected to full maturity, with its 95% interval."""
+
+    x: str
+    value: float
+    low: float
+    high: float
 
 
 @dataclass
@@ -135,8 +147,10 @@ def immature_runs(windows: Sequence[Immature]) -> list[list[Immature]]:
     return runs
 
 
-def coverage_text(coverage: float | None) -> str:
-    return "?" if coverage is None else f"{coverage:.0%}"
+def share_text(window: Immature) -> str:
+    """ "62% of expected outcomes", and for a sum "incomplete: 62% of expected outcomes"."""
+    share = "?" if window.share is None else f"{window.share:.0%}"
+    return ("incomplete: " if window.incomplete else "") + f"{share} of expected outcomes"
 
 
 def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]]:
@@ -162,7 +176,7 @@ def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]
         if len(run) <= LABELLED_WINDOWS_MAX:
             notes += [
                 {
-                    "text": f"labels {coverage_text(w.coverage)}",
+                    "text": share_text(w),
                     "xref": "x",
                     "x": w.start,
                     "yref": "paper",
@@ -176,11 +190,11 @@ def immature_shapes(windows: Sequence[Immature]) -> tuple[list[dict], list[dict]
                 for w in run
             ]
             continue
-        known = [w.coverage for w in run if w.coverage is not None]
+        known = [w.share for w in run if w.share is not None]
         spread = f"{min(known):.0%} to {max(known):.0%}" if known else "unknown"
         notes.append(
             {
-                "text": f"labels arriving: {spread} labelled",
+                "text": f"outcomes arriving: {spread} of expected",
                 "xref": "x",
                 "x": run[0].start,
                 "yref": "paper",
@@ -301,9 +315,12 @@ def metric_figure(
     unit: str = "",
     partial: Partial | None = None,
     estimate: Sequence[Point] = (),
+    projected: Sequence[Projected] = (),
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
     and shaded immature windows, its numbers in the metric's `unit` (a share as a percentage).
+    `projected` sums of immature windows are drawn dotted with their interval, beside the
+    known part.
     The `partial` window (not over yet) is left off the line: its value so far is an open
     marker in a hatched area. `rows_url` lets a click on a point open the rows behind it.
     The `estimate` (the metric estimated before the outcomes) is drawn dashed with its band,
@@ -338,6 +355,8 @@ def metric_figure(
         trace["mode"] = "markers"
         trace["marker"] = {"color": "white", "size": 8, "line": {"color": LINE, "width": 2}}
         data.append(trace)
+    if projected:
+        data.append(projection_trace(projected, hover_format))
     if markers:
         data.append(
             {
@@ -401,6 +420,29 @@ def estimate_traces(points: Sequence[Point], y_title: str, hover_format: str) ->
         "(from n=%{customdata[0]:,} predictions)<extra></extra>",
     }
     return [band, line] if banded else [line]
+
+
+def projection_trace(projected: Sequence[Projected], hover_format: str) -> dict:
+    """Dotted markers at each immature window's projected sum, with its interval as bars."""
+    return {
+        "type": "scatter",
+        "x": [p.x for p in projected],
+        "y": [p.value for p in projected],
+        "mode": "lines+markers",
+        "name": "projected once all outcomes are in",
+        "line": {"color": LINE, "width": 1.5, "dash": "dot"},
+        "marker": {"color": "white", "size": 7, "line": {"color": LINE, "width": 1.5}},
+        "error_y": {
+            "type": "data",
+            "symmetric": False,
+            "array": [p.high - p.value for p in projected],
+            "arrayminus": [p.value - p.low for p in projected],
+            "color": LINE,
+            "thickness": 1,
+        },
+        "hovertemplate": f"%{{x|%Y-%m-%d}}: projected %{{y:{hover_format}}} once all outcomes "
+        "are in<extra></extra>",
+    }
 
 
 DOTTED_POINTS_MAX = 120  # more windows than this (an hourly month) are drawn thin

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -24,6 +25,11 @@ class MLModel(models.Model):
     drift_settings = models.JSONField(default=dict, blank=True)
     # {"start", "end"} (RFC 3339): the labelled window that calibrates estimated performance.
     estimation_reference = models.JSONField(null=True, blank=True)
+    # The share of a window's expected outcomes that makes it mature (monitoring.metrics.maturity).
+    label_maturity = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -583,6 +583,9 @@ class AlertRule(models.Model):
     is_default = models.BooleanField(default=False)
     # When this rule's alert fires, the factory is asked to retrain (monitoring/alerts/retrain.py).
     requests_retrain = models.BooleanField(default=False)
+    # Rules on realised metrics judge a window once this share of its expected outcomes has
+    # arrived (null: the model's label_maturity).
+    label_maturity = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -737,6 +740,7 @@ class Verdict(models.TextChoices):
     NO_DATA = "no_data"  # a no_data rule's breach, or no judged window at all
     TOO_FEW = "too_few"  # the latest window has fewer than min_count observations
     NO_BASELINE = "no_baseline"  # band/relative without enough earlier windows
+    IMMATURE = "immature", "Waiting for outcomes"  # too few of its expected outcomes are in yet
     ERROR = "error"  # the metric could not be computed; recorded, never alerted
 
 

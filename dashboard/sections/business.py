@@ -6,32 +6,32 @@ windows can show (the minimum detectable effect), and the page names the largest
 of the period, the total and the value per known result, the open business alerts and how
 mature the latest windows are.
 
-Label maturity here is the model page's rule (a window is mature once the delay within which
-90% of labels arrive has passed since its end), and an immature window says its label
-coverage so far, as its chart does. The before-outcomes work (a Kaplan-Meier curve, the share
-of expected outcomes arrived) can replace `Maturity` without changing the sentences.
+Label maturity is the model's (monitoring.metrics.maturity): a window is mature once the share
+of its expected outcomes arrived (its coverage over the Kaplan-Meier curve's expected final
+coverage) reaches the model's `label_maturity`; an immature window says that share, as its
+chart does, and its value is "not yet known" to the headline.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 
 from dashboard.charts import Immature, metric_figure, plain
-from dashboard.sections.base import Chart, Scope, chart_events
-from dashboard.sections.model import (
-    DELAY_EDGES_S,
-    DELAY_LABELS,
-    MATURE_QUANTILE,
-    delay_counts,
-    quantile_bin,
-)
+from dashboard.sections.base import Chart, chart_events
 from factory.models import MLModel
 from monitoring.alerts.links import alert_url
 from monitoring.alerts.messages import alert_title
+from monitoring.metrics.maturity import (
+    LabelMaturity,
+    WindowMaturity,
+    label_maturity_get,
+    wait_words,
+    window_projection,
+)
 from monitoring.metrics.measures import Measure
 from monitoring.metrics.registry import metric_get
 from monitoring.metrics.series import (
@@ -53,32 +53,33 @@ BUSINESS_FAMILIES = ("value", "value_sum")
 
 @dataclass
 class Maturity:
-    """How late outcomes arrive, from the label-delay distribution (counts per delay bin)."""
+    """The model's label maturity (monitoring.metrics.maturity) as the page's sentences ask it."""
 
-    counts: list[int]
-    now: datetime
+    curve: LabelMaturity
+
+    @property
+    def now(self) -> datetime:
+        return self.curve.now
 
     @property
     def known(self) -> bool:
-        return sum(self.counts) > 0
-
-    @property
-    def mature_after_s(self) -> float:
-        """The delay within which MATURE_QUANTILE of the labels arrive (its bin's upper edge)."""
-        index = quantile_bin(self.counts, MATURE_QUANTILE)
-        edges = (*DELAY_EDGES_S[1:], DELAY_EDGES_S[-1])
-        return float(edges[index])
+        return self.curve.known
 
     @property
     def mature_within(self) -> str:
-        return DELAY_LABELS[quantile_bin(self.counts, MATURE_QUANTILE)]
+        """How long until the threshold's share of a window's expected outcomes are in."""
+        after_s = self.curve.mature_after_s
+        return "an unknown time" if after_s is None else wait_words(after_s)
 
-    def is_mature(self, end: datetime) -> bool:
-        return end <= self.now - timedelta(seconds=self.mature_after_s) if self.known else True
+    def of(self, point: Point) -> WindowMaturity:
+        return self.curve.of_window(start=point.start, end=point.end, coverage=point.label_coverage)
+
+    def is_mature(self, point: Point) -> bool:
+        return self.of(point).mature
 
 
 def maturity_get(*, model: MLModel, now: datetime) -> Maturity:
-    return Maturity(delay_counts(model=model, scope=Scope(), start=None), now)
+    return Maturity(label_maturity_get(model=model, now=now))
 
 
 # --- comparing windows ---------------------------------------------------------------------
@@ -134,8 +135,9 @@ def interval_text(point: Point) -> str:
     )
 
 
-def coverage_words(point: Point) -> str:
-    return f"{point.label_coverage or 0:.0%} of its predictions have their outcome so far"
+def share_words(maturity: Maturity, point: Point) -> str:
+    share = maturity.of(point).share
+    return f"{share or 0:.0%} of its expected outcomes so far"
 
 
 def change_words(change: Change) -> str:
@@ -173,21 +175,38 @@ def verdict_words(change: Change, granularity: str) -> str:
 
 
 def headline_sentence(name: str, changes: list[Change], maturity: Maturity, granularity: str):
-    """The latest two mature windows compared, or why there are none to compare."""
-    mature = [c for c in changes if maturity.is_mature(c.after.end)]
+    """The latest two mature windows compared, or why there are none to compare; a newer
+    window still immature is said to be not yet known, never compared."""
+    mature = [c for c in changes if maturity.is_mature(c.before) and maturity.is_mature(c.after)]
     if not mature:
         return (
-            f"No two mature {granularity}s to compare yet: outcomes take up to "
-            f"{maturity.mature_within} to arrive, and a {granularity} is compared once most "
-            "of its outcomes are in."
+            f"Not yet known: no two mature {granularity}s to compare yet. A {granularity} is "
+            f"compared once {maturity.curve.threshold:.0%} of its expected outcomes are in, "
+            f"which takes {maturity.mature_within}."
         )
     latest = mature[-1]
     after = latest.after
-    return (
+    return pending_sentence(changes, after, maturity, granularity) + (
         f"In {window_name(after, granularity)}, the latest mature one, the average {name} per "
         f"known result was {number(after.value)} ({interval_text(after)}): "
         f"{against_words(latest, granularity)}, {verdict_words(latest, granularity)}."
     )
+
+
+def pending_sentence(
+    changes: list[Change], latest: Point, maturity: Maturity, granularity: str
+) -> str:
+    """The windows after the latest mature one, not yet known, each with its share arrived:
+    "The weeks of 16 November (61% of its expected outcomes so far) and 23 November 2026
+    (25% ...) are not yet known. " """
+    newer = [c.after for c in changes if c.after.start > latest.start]
+    if not newer:
+        return ""
+    named = [f"{p.start:%-d %B %Y} ({share_words(maturity, p)})" for p in newer]
+    if len(named) == 1:
+        return f"The {granularity} of {named[0]} is not yet known. "
+    listed = f"{', '.join(named[:-1])} and {named[-1]}"
+    return f"The {granularity}s of {listed} are not yet known. "
 
 
 def largest_change_sentence(changes: list[Change], maturity: Maturity, granularity: str) -> str:
@@ -201,34 +220,82 @@ def largest_change_sentence(changes: list[Change], maturity: Maturity, granulari
         f"{number(c.baseline)} to {number(c.candidate)} between "
         f"{window_name(largest.before, granularity)} and the next"
     )
-    if not maturity.is_mature(largest.after.end):
-        text += f" (not mature yet: {coverage_words(largest.after)}, so it may still move)"
+    if not maturity.is_mature(largest.after):
+        text += f" (not mature yet: {share_words(maturity, largest.after)}, so it may still move)"
     return text + "."
 
 
 def maturity_sentence(points: list[Point], maturity: Maturity, granularity: str) -> str:
-    if not maturity.known:
+    if maturity.curve.curve is None:
         return "No outcome has arrived yet, so no window can be judged."
-    young = [p for p in points if not maturity.is_mature(p.end) and p.n]
-    text = f"{MATURE_QUANTILE:.0%} of outcomes arrive within {maturity.mature_within}."
+    if not maturity.known:
+        return (
+            "Too few outcomes have arrived to tell how many are still to come: every "
+            f"{granularity} is taken as it stands."
+        )
+    young = [p for p in points if p.n and not maturity.is_mature(p)]
+    final = maturity.curve.final_coverage
+    text = (
+        f"About {final:.0%} of predictions get an outcome in the end; a {granularity} is mature "
+        f"once {maturity.curve.threshold:.0%} of its expected outcomes are in, which takes "
+        f"{maturity.mature_within}."
+    )
     if not young:
         return text + f" Every {granularity} shown is mature."
-    shares = ", ".join(f"{p.start:%-d %b} {p.label_coverage or 0:.0%}" for p in young)
+    shares = ", ".join(f"{p.start:%-d %b} {maturity.of(p).share or 0:.0%}" for p in young)
     label = f"{granularity}s are" if len(young) > 1 else f"{granularity} is"
     return (
-        text + f" The last {len(young)} {label} not mature yet (shaded; predictions with their "
-        f"outcome so far: {shares}): shown, never compared."
+        text + f" The last {len(young)} {label} not mature yet (shaded; share of their expected "
+        f"outcomes arrived so far: {shares}): shown, never compared."
     )
 
 
-def total_sentence(name: str, total: Measure) -> str:
+def total_sentence(name: str, total: Measure, projection: Projection | None) -> str:
     if total.value is None or total.moments is None:
         return ""
     moments = total.moments
-    return (
+    text = (
         f"Over the period: {name} {number(moments.total)} in all from {moments.n:,} known "
         f"results, {number(moments.mean)} per known result."
     )
+    if projection is None:
+        return text
+    p = projection
+    label = f"{p.granularity}s" if p.windows > 1 else p.granularity
+    return text + (
+        f" That total is incomplete: the last {p.windows} {label}, {number(p.known)} so far, "
+        f"project to {number(p.value)} once their outcomes are in (95% interval "
+        f"{number(p.low)} to {number(p.high)})."
+    )
+
+
+@dataclass
+class Projection:
+    """The sums of the immature windows, known so far and projected to full maturity."""
+
+    windows: int
+    granularity: str
+    known: float
+    value: float
+    low: float
+    high: float
+
+
+def sum_projection(
+    model: MLModel, metric: str, granularity: str, maturity: Maturity
+) -> Projection | None:
+    """A value's sum over the immature windows, projected: each window's known sum over the
+    share of its expected outcomes arrived (monitoring.metrics.maturity), summed."""
+    sums = metric_series(
+        model=model, metric=f"value_sum:{metric_get(metric).name}", granularity=granularity
+    )
+    young = [p for p in sums if p.value is not None and not maturity.is_mature(p)]
+    projected = [window_projection(maturity.curve, p) for p in young]
+    projected = [(p.value, *x) for p, x in zip(young, projected, strict=True) if x is not None]
+    if not projected:
+        return None
+    known, value, low, high = (sum(column) for column in zip(*projected, strict=True))
+    return Projection(len(projected), granularity, known, value, low, high)
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -289,9 +356,9 @@ def kpi_get(
         points=points,
         y_title=plain(f"average {name} per known result"),
         immature=[
-            Immature(p.start.isoformat(), p.end.isoformat(), p.label_coverage)
+            Immature(p.start.isoformat(), p.end.isoformat(), maturity.of(p).share)
             for p in points
-            if not maturity.is_mature(p.end)
+            if not maturity.is_mature(p)
         ],
         events=events,
     )
@@ -301,7 +368,11 @@ def kpi_get(
         metric=metric,
         headline=headline_sentence(name, changes, maturity, granularity),
         largest_change=largest_change_sentence(changes, maturity, granularity),
-        total=total_sentence(name, total_measure(model, metric)),
+        total=total_sentence(
+            name,
+            total_measure(model, metric),
+            sum_projection(model, metric, granularity, maturity),
+        ),
         chart=chart,
         points=points,
         changes=changes,

@@ -21,6 +21,7 @@ from django.utils.http import urlencode
 from dashboard.charts import (
     Immature,
     Marker,
+    Projected,
     bar_figure,
     line_figure,
     metric_figure,
@@ -43,7 +44,15 @@ from dashboard.sections.summary import bounds_text, summary_section, value_text
 from factory.models import MLModel
 from monitoring.alerts.links import metric_chart_id
 from monitoring.alerts.warnings import rule_warnings
-from monitoring.metrics.registry import OVERVIEW, VALUES, metric_find, metric_get, metric_label
+from monitoring.metrics.maturity import LabelMaturity, label_maturity_get, window_projection
+from monitoring.metrics.registry import (
+    OVERVIEW,
+    SUM,
+    VALUES,
+    metric_find,
+    metric_get,
+    metric_label,
+)
 from monitoring.metrics.reports import Sensitivity, comparable, sensitivity_from
 from monitoring.metrics.selectors import models_with_health
 from monitoring.metrics.series import Point, SeriesSet, metric_names, metric_series
@@ -213,6 +222,9 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.metrics = metric_names(model)
     page.delay = label_delay_section(model=model, scope=scope, now=now)
     maturity_s = page.delay["mature_after_s"] if page.delay else None
+    maturity = label_maturity_get(
+        model=model, now=now, version=scope.version, segment=scope.segment
+    )
     start, end = scope.span(now)
     page.series = SeriesSet(
         model=model, start=start, end=end, version=scope.version, segment=scope.segment
@@ -220,8 +232,8 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     packed = cached(page_key("windows", page), lambda: windows_pack(charted_windows(page)))
     page.windows = windows_unpack(packed)
     sections = {
-        "performance": performance_charts(page, maturity_s=maturity_s, now=now),
-        "business": business_charts(page),
+        "performance": performance_charts(page, maturity=maturity, now=now),
+        "business": business_charts(page, maturity=maturity, now=now),
         "volume": volume_charts(page),
     }
     page.sections = {name: charts for name, charts in sections.items() if charts}
@@ -356,7 +368,9 @@ def estimate_points(page: ModelPage, metric: str) -> list[Point]:
         return []
 
 
-def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> Chart | None:
+def series_chart(
+    page: ModelPage, metric: str, *, maturity: LabelMaturity | None = None, now=None
+) -> Chart | None:
     try:
         points = page.points(metric)
     except MetricError:
@@ -376,7 +390,10 @@ def series_chart(page: ModelPage, metric: str, *, maturity_s=None, now=None) -> 
         unit=entry.unit,
         bounds=rule_bounds(page.rules, metric, page.scope),
         markers=alert_markers(page.alerts, metric, page.scope),
-        immature=immature_windows(points, maturity_s, now) if maturity_s is not None else (),
+        immature=immature_windows(points, maturity, incomplete=entry.kind == SUM)
+        if maturity is not None and entry.realised
+        else (),
+        projected=projections(points, maturity) if maturity and entry.kind == SUM else (),
         events=page.marks,
         rows_url=url,
         partial=window_partial(points[-1].start, page.scope.granularity, now),
@@ -412,28 +429,49 @@ def alert_markers(alerts, metric: str, scope: Scope) -> list[Marker]:
     ]
 
 
-def immature_windows(points: list[Point], maturity_s: float, now: datetime) -> list[Immature]:
-    """Complete windows whose cohort is younger than the usual label delay: their labels still
-    arrive. The window in progress is drawn as partial instead."""
-    cutoff = now - timedelta(seconds=maturity_s)
-    return [
-        Immature(p.start.isoformat(), p.end.isoformat(), p.label_coverage)
-        for p in points
-        if cutoff < p.end <= now and p.label_coverage is not None
-    ]
+def immature_windows(
+    points: list[Point], maturity: LabelMaturity, *, incomplete: bool = False
+) -> list[Immature]:
+    """Complete windows under the model's label maturity, with the share of their expected
+    outcomes arrived (a sum over them `incomplete`). The window in progress is drawn as
+    partial instead."""
+    shaded = []
+    for p in points:
+        if p.end > maturity.now or p.label_coverage is None:
+            continue
+        window = maturity.of_window(start=p.start, end=p.end, coverage=p.label_coverage)
+        if not window.mature:
+            shaded.append(
+                Immature(p.start.isoformat(), p.end.isoformat(), window.share, incomplete)
+            )
+    return shaded
 
 
-def performance_charts(page: ModelPage, *, maturity_s, now) -> list[Chart]:
+def projections(points: list[Point], maturity: LabelMaturity) -> list[Projected]:
+    """The sums of the complete immature windows projected to full maturity."""
+    projected = []
+    for p in points:
+        if p.end > maturity.now or p.value is None:
+            continue
+        if maturity.of_window(start=p.start, end=p.end, coverage=p.label_coverage).mature:
+            continue
+        if (sum_at_maturity := window_projection(maturity, p)) is not None:
+            projected.append(Projected(p.start.isoformat(), *sum_at_maturity))
+    return projected
+
+
+def performance_charts(page: ModelPage, *, maturity: LabelMaturity, now) -> list[Chart]:
     """The metrics of the model's task. Per-feature metrics (drift, missing rates) have their
     own sections and feature pages; those of every task, the volume section."""
     metrics = [m for m in page.metrics if metric_get(m).tasks]
-    charts = [series_chart(page, m, maturity_s=maturity_s, now=now) for m in metrics]
+    charts = [series_chart(page, m, maturity=maturity, now=now) for m in metrics]
     return [c for c in charts if c]
 
 
-def business_charts(page: ModelPage) -> list[Chart]:
+def business_charts(page: ModelPage, *, maturity: LabelMaturity, now) -> list[Chart]:
+    """Business values, their immature windows shaded: a sum there is marked incomplete."""
     metrics = [m for m in page.metrics if metric_get(m).source == VALUES]
-    charts = [series_chart(page, m) for m in metrics]
+    charts = [series_chart(page, m, maturity=maturity, now=now) for m in metrics]
     return [c for c in charts if c]
 
 

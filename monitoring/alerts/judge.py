@@ -15,6 +15,7 @@ from datetime import datetime
 
 from django.db.models import Min
 
+from monitoring.metrics.maturity import label_maturity_get
 from monitoring.metrics.registry import POISSON, Metric, metric_get
 from monitoring.metrics.series import Point, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
@@ -69,11 +70,20 @@ def rule_judgements(
     points = [p for p in series(rule, start=start, now=now) if p.end <= now]
     if rule.kind == RuleKind.NO_DATA:
         return no_data_judgements(rule, points)
+    immature = immature_windows(rule, points, now)
     if rule.kind == RuleKind.STATIC:
-        return [judge(rule, p, rule.lower, rule.upper, static_margin(rule, p)) for p in points]
+        return [
+            immature_judgement(p)
+            if p.start in immature
+            else judge(rule, p, rule.lower, rule.upper, static_margin(rule, p))
+            for p in points
+        ]
     baselines = version_baselines(rule, start, now) if rule.baseline_version else None
     judgements = []
     for p in points:
+        if p.start in immature:
+            judgements.append(immature_judgement(p))
+            continue
         if p.value is None or p.n < rule.min_count:
             judgements.append(judge(rule, p, None, None))
             continue
@@ -85,11 +95,36 @@ def rule_judgements(
             earlier = [
                 j
                 for j in judgements
-                if j.value is not None and j.n >= rule.min_count and j.start < cutoff
+                if j.value is not None
+                and j.n >= rule.min_count
+                and j.start < cutoff
+                and j.verdict != Verdict.IMMATURE
             ]
             history = [j.value for j in earlier[-rule.baseline_windows :]]
         judgements.append(judge_against(rule, p, history))
     return judgements
+
+
+def immature_windows(rule: AlertRule, points: list[Point], now: datetime) -> set[datetime]:
+    """The starts of the windows a rule on a realised metric must not judge yet: too few of
+    their expected outcomes have arrived (the rule's label_maturity, else the model's), so
+    their value would still move and they neither fire nor resolve an alert."""
+    if not metric_get(rule.metric).realised:
+        return set()
+    maturity = label_maturity_get(
+        model=rule.model, now=now, version=rule.version, segment=rule.segment
+    )
+    return {
+        p.start
+        for p in points
+        if not maturity.of_window(
+            start=p.start, end=p.end, coverage=p.label_coverage, threshold=rule.label_maturity
+        ).mature
+    }
+
+
+def immature_judgement(p: Point) -> Judgement:
+    return Judgement(p.start, p.end, p.value, p.n, None, None, Verdict.IMMATURE)
 
 
 def series(rule: AlertRule, *, start: datetime, now: datetime, version: str | None = None):

@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from common.sparkline import sparkline_png
 from monitoring.alerts.judge import series, window_count
 from monitoring.alerts.links import ActionLinks, AlertLinks, action_links, alert_links
 from monitoring.metrics.explain import Explanation, explain, explainable, whole_days
 from monitoring.metrics.explain_words import driver_lines
+from monitoring.metrics.maturity import COMPLETE_SHARE, label_maturity_get, wait_words
 from monitoring.metrics.registry import metric_find, metric_get, metric_label
+from monitoring.metrics.series import metric_series
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import (
     Alert,
@@ -138,6 +141,7 @@ class Item:
     chart: InlineImage | None = None  # e-mail only: the metric's last windows, as a PNG
     versions: list[str] = field(default_factory=list)  # what served the alert's window
     drivers: list[str] = field(default_factory=list)  # see alert_drivers
+    outcomes: str = ""  # see outcomes_words
 
     @property
     def metric(self) -> str:
@@ -306,6 +310,39 @@ def alert_drivers(alert: Alert) -> list[str]:
     return driver_lines(answer) if answer else []
 
 
+def outcomes_words(alert: Alert, now: datetime | None = None) -> str:
+    """For a realised metric whose window still waits for outcomes: how many are in and when
+    the rest arrive, "62% of the window's expected outcomes are in; the rest arrive in about
+    4 days, so the value may still move". Empty once they are all in (or none is known)."""
+    rule = alert.rule
+    if not metric_get(rule.metric).realised or alert.window_start is None:
+        return ""
+    maturity = label_maturity_get(
+        model=alert.model, now=now or timezone.now(), version=rule.version, segment=rule.segment
+    )
+    points = metric_series(
+        model=alert.model,
+        metric="label_coverage",
+        granularity=rule.granularity,
+        start=alert.window_start,
+        end=alert.window_end,
+        version=rule.version,
+        segment=rule.segment,
+    )
+    if not points:
+        return ""
+    point = points[0]
+    share = maturity.share(point.label_coverage)
+    middle_s = (maturity.now - (point.start + (point.end - point.start) / 2)).total_seconds()
+    remaining_s = maturity.remaining_s(middle_s)
+    if share is None or share >= COMPLETE_SHARE or remaining_s is None:
+        return ""
+    return (
+        f"{share:.0%} of the window's expected outcomes are in; the rest arrive in "
+        f"{wait_words(remaining_s)}, so the value may still move."
+    )
+
+
 def changed_direction(notification: Notification) -> bool:
     """A firing message after the first one: the alert crossed to the other side."""
     return notification.kind == NotificationKind.FIRING and notification.sequence > 0
@@ -324,6 +361,7 @@ def items_of(notifications: list[Notification], *, for_email: bool = False) -> l
             chart=alert_chart(n.alert) if for_email else None,
             versions=window_versions(n.alert),
             drivers=[] if n.kind == NotificationKind.RESOLVED else alert_drivers(n.alert),
+            outcomes=outcomes_words(n.alert) if n.kind != NotificationKind.RESOLVED else "",
         )
         for n in notifications
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -20,9 +21,10 @@ from monitoring.metrics.drift import DriftError
 from monitoring.metrics.drift_report import drift_report
 from monitoring.metrics.estimates import estimate_references
 from monitoring.metrics.explain import explain
+from monitoring.metrics.maturity import LabelMaturity, label_maturity_get
 from monitoring.metrics.registry import metric_description
 from monitoring.metrics.reports import comparison_report, sensitivity_report
-from monitoring.metrics.series import metric_series
+from monitoring.metrics.series import Point, metric_series
 from monitoring.metrics.windows import MetricError
 
 METRIC_PARAMETER = OpenApiParameter("metric", str, required=True, description=metric_description())
@@ -46,6 +48,8 @@ class MetricsView(ModelAPIView):
         if not metric:
             raise ApiProblem(400, "The metric parameter is required, e.g. ?metric=accuracy.")
         granularity = request.query_params.get("granularity", "day")
+        version = request.query_params.get("version") or None
+        segment = request.query_params.get("segment")
         try:
             points = metric_series(
                 model=model,
@@ -53,16 +57,26 @@ class MetricsView(ModelAPIView):
                 granularity=granularity,
                 start=query_time(request, "start"),
                 end=query_time(request, "end"),
-                version=request.query_params.get("version") or None,
-                segment=request.query_params.get("segment"),
+                version=version,
+                segment=segment,
             )
         except MetricError as error:
             raise ApiProblem(400, str(error)) from None
+        maturity = label_maturity_get(
+            model=model, now=timezone.now(), version=version, segment=segment
+        )
         series = {"model": model.name, "metric": metric, "granularity": granularity}
+        answer = {**series, "points": [point_with_maturity(p, maturity) for p in points]}
         if metric.partition(":")[0] in ("estimated", "estimation_gap"):
-            version = request.query_params.get("version") or None
-            series["reference"] = estimate_references(model, version)
-        return Response(MetricSeriesSerializer({**series, "points": points}).data)
+            answer["reference"] = estimate_references(model, version)
+        return Response(MetricSeriesSerializer(answer).data)
+
+
+def point_with_maturity(point: Point, maturity: LabelMaturity) -> dict:
+    """A window's point with the share of its expected outcomes arrived and whether that
+    makes it mature (monitoring.metrics.maturity)."""
+    window = maturity.of_window(start=point.start, end=point.end, coverage=point.label_coverage)
+    return {**vars(point), "maturity": window.share, "mature": window.mature}
 
 
 class DriftView(ModelAPIView):

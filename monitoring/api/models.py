@@ -26,6 +26,7 @@ from monitoring.api.serializers import (
 )
 from monitoring.metrics.drift import drift_settings_set
 from monitoring.metrics.estimates import estimation_reference_set
+from monitoring.metrics.maturity import label_maturity_set
 from monitoring.metrics.selectors import models_with_health
 from monitoring.models import Alert, AlertState
 from monitoring.pipeline.failures import monitoring_health_get
@@ -86,17 +87,21 @@ class ModelDetailView(ModelAPIView):
 
     @extend_schema(request=ModelUpdateSerializer, responses=ModelSerializer)
     def patch(self, request, **kwargs):
-        """Change a model's drift overrides (method and threshold per feature or kind) and
-        the window that calibrates its estimated performance."""
+        """Change a model's drift overrides (method and threshold per feature or kind), the
+        window that calibrates its estimated performance, and its label maturity threshold."""
         serializer = ModelUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        actor = request_actor(request)
         settings = serializer.validated_data.get("drift_settings")
         if settings is not None:
-            drift_settings_set(model=self.model, settings=settings, actor=request_actor(request))
+            drift_settings_set(model=self.model, settings=settings, actor=actor)
         if "estimation_reference" in serializer.validated_data:
             estimation_reference_set(
                 model=self.model,
                 window=serializer.validated_data["estimation_reference"],
-                actor=request_actor(request),
+                actor=actor,
             )
+        threshold = serializer.validated_data.get("label_maturity")
+        if threshold is not None:
+            label_maturity_set(model=self.model, threshold=threshold, actor=actor)
         return self.get(request)

@@ -102,10 +102,19 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "silence_reason",
             "is_default",
             "requests_retrain",
+            "label_maturity",
             "warnings",
             "created_at",
         ]
         read_only_fields = ["id", "created_at", "is_default", "warnings"]
+        extra_kwargs = {
+            "label_maturity": {
+                "min_value": 0.0,
+                "max_value": 1.0,
+                "help_text": "rules on realised metrics judge a window once this share of its "
+                "expected outcomes has arrived; null: the model's label_maturity",
+            }
+        }
 
     def get_warnings(self, rule) -> list[str]:
         # Computed by the view, once for all the rules it answers: they read recent windows.
@@ -238,6 +247,15 @@ class PointSerializer(serializers.Serializer):
     ci_low = FiniteFloatField()
     ci_high = FiniteFloatField()
     label_coverage = FiniteFloatField()
+    maturity = FiniteFloatField(
+        help_text="share of the window's expected outcomes arrived so far (its label coverage "
+        "over the expected final coverage of the model's Kaplan-Meier curve); null while no "
+        "outcome is known"
+    )
+    mature = serializers.BooleanField(
+        help_text="whether the share has reached the model's label_maturity (or the window is "
+        "older than the age by which nearly every outcome arrives)"
+    )
 
 
 class EstimationReferenceSerializer(serializers.Serializer):
@@ -487,11 +505,23 @@ class ModelSerializer(factory_serializers.ModelSerializer):
     )
 
     class Meta(factory_serializers.ModelSerializer.Meta):
-        fields = [*factory_serializers.ModelSerializer.Meta.fields, "drift", "estimation_reference"]
+        fields = [
+            *factory_serializers.ModelSerializer.Meta.fields,
+            "drift",
+            "estimation_reference",
+            "label_maturity",
+        ]
+
+
+LABEL_MATURITY_HELP = (
+    "share of a window's expected outcomes that makes it mature, 0 to 1 (default 0.8)"
+)
 
 
 class ModelUpdateSerializer(serializers.Serializer):
     """What PATCH on a model may change (the rest is fixed at creation)."""
+
+    CHANGEABLE = ("drift", "estimation_reference", "label_maturity")
 
     drift = DriftSettingsSerializer(source="drift_settings", required=False)
     estimation_reference = EstimationReferenceSettingSerializer(
@@ -500,14 +530,18 @@ class ModelUpdateSerializer(serializers.Serializer):
         help_text="the labelled window that calibrates estimated performance; setting it "
         "again (or null) makes every version choose its calibration again",
     )
+    label_maturity = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text=LABEL_MATURITY_HELP
+    )
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = set(data) - {"drift", "estimation_reference"}
+            unknown = set(data) - set(self.CHANGEABLE)
             if unknown:
+                allowed = ", ".join(self.CHANGEABLE[:-1]) + " and " + self.CHANGEABLE[-1]
                 raise serializers.ValidationError(
                     {
-                        key: ["cannot be changed here; only drift and estimation_reference can"]
+                        key: [f"cannot be changed here; only {allowed} can"]
                         for key in sorted(unknown)
                     }
                 )

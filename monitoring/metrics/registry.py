@@ -72,6 +72,14 @@ UNMATCHED = "unmatched"
 ESTIMATES = "estimates"  # the all-scores histograms and each version's calibration
 GAPS = "gaps"  # the same on judged predictions, beside the realised value
 
+# Metrics realised from outcomes: a window's value moves until its outcomes have arrived, so
+# rules on them wait for mature windows (monitoring.metrics.maturity).
+REALISED = frozenset(
+    {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "macro_f1"}
+    | {"mae", "rmse", "mape", "bias"}
+)
+REALISED_FAMILIES = frozenset(("value", "value_sum"))
+
 UNIT_RANGE = (0.0, 1.0)
 NON_NEGATIVE = (0.0, None)
 UNBOUNDED = (None, None)
@@ -106,6 +114,11 @@ class Metric:
     def no_data_only(self) -> bool:
         """Whether only a no_data rule may watch it."""
         return self.key in NO_DATA_ONLY_METRICS
+
+    @property
+    def realised(self) -> bool:
+        """Whether its windows are computed from outcomes (and so are partial while young)."""
+        return self.key in REALISED or self.family in REALISED_FAMILIES
 
     @property
     def comparison(self) -> str | None:

@@ -5,11 +5,10 @@ named, immature weeks said and never compared, the total and the open business a
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from django.utils import timezone
 from scipy import stats
 
 from dashboard.sections.business import business_page_get
@@ -22,10 +21,14 @@ from tests.conftest import outcome, prediction
 
 pytestmark = pytest.mark.django_db
 PER_WEEK = 150
-MAX_DELAY_DAYS = 12  # outcomes arrive 1 to 12 days late: weeks younger than 14 days are immature
+MAX_DELAY_DAYS = 20  # outcomes arrive 1 to 20 days late: with NOW a Wednesday noon, last week
+# and the week before have under 80% of their outcomes (their share said), older weeks over
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def weekly_revenue(model, means: dict[int, float], *, now, seed: int = 3) -> dict[int, list]:
+def weekly_revenue(
+    model, means: dict[int, float], *, now, seed: int = 3, eventual: dict | None = None
+) -> dict[int, list]:
     """PER_WEEK predictions in each week `w` weeks before this one, their revenue drawn around
     means[w]; outcomes arrive 1 to 12 days later, only those already arrived by `now` are sent.
     Returns the revenue values that arrived, per week."""
@@ -42,6 +45,8 @@ def weekly_revenue(model, means: dict[int, float], *, now, seed: int = 3) -> dic
             if at >= now:
                 continue
             predictions.append(prediction(i, at=at))
+            if eventual is not None:
+                eventual.setdefault(weeks_ago, []).append(revenue)
             if seen <= now:
                 outcomes.append(outcome(i, at=seen, values={"revenue": revenue}))
                 arrived[weeks_ago].append(revenue)
@@ -60,8 +65,10 @@ def welch_interval(before: list[float], after: list[float]) -> tuple[float, floa
 
 def test_a_noisy_mature_week_is_not_news_and_the_immature_fall_is_named(model):
     # given: five weeks around 50, then two younger weeks around 30 (not mature yet)
-    now = timezone.now()
-    arrived = weekly_revenue(model, {6: 50, 5: 50, 4: 50, 3: 50, 2: 30, 1: 30}, now=now)
+    now = NOW
+    eventual = {}
+    means = {6: 50, 5: 50, 4: 50, 3: 50, 2: 30, 1: 30}
+    arrived = weekly_revenue(model, means, now=now, eventual=eventual)
     # when
     page = business_page_get(model=model, granularity="week", now=now)
     (kpi,) = page.kpis
@@ -79,12 +86,24 @@ def test_a_noisy_mature_week_is_not_news_and_the_immature_fall_is_named(model):
     assert "not mature yet" in fall
     # the young weeks are named as such, and the total is every known revenue
     assert "The last 2 weeks are not mature yet" in page.maturity
+    # and the two weeks after it are not yet known, each with the share of its outcomes in
+    assert re.search(
+        r"The weeks of [^.]+\(\d+% of its expected outcomes so far\) and [^.]+\(\d+% of its "
+        r"expected outcomes so far\) are not yet known\.",
+        kpi.headline,
+    )
+    # the young weeks' revenue is incomplete: its projection holds what will come in the end
+    young_sum = sum(eventual[1]) + sum(eventual[2])
+    found = re.search(r"project to ([\d,.]+) once .*interval ([\d,.]+) to ([\d,.]+)", kpi.total)
+    low, high = (float(found.group(i).replace(",", "")) for i in (2, 3))
+    assert "That total is incomplete: the last 2 weeks" in kpi.total
+    assert low <= young_sum <= high
     every = [v for values in arrived.values() for v in values]
     assert f"revenue {sum(every):,.2f} in all from {len(every):,} known results" in kpi.total
 
 
 def test_a_real_change_between_mature_weeks_says_so(model):
-    now = timezone.now()
+    now = NOW
     arrived = weekly_revenue(model, {5: 50, 4: 50, 3: 40}, now=now)
     (kpi,) = business_page_get(model=model, granularity="week", now=now).kpis
     difference, low, high = welch_interval(arrived[4], arrived[3])
@@ -94,14 +113,14 @@ def test_a_real_change_between_mature_weeks_says_so(model):
 
 
 def test_without_two_mature_weeks_nothing_is_compared(model):
-    now = timezone.now()
+    now = NOW
     weekly_revenue(model, {2: 50, 1: 20}, now=now)
     (kpi,) = business_page_get(model=model, granularity="week", now=now).kpis
-    assert kpi.headline.startswith("No two mature weeks to compare yet")
+    assert kpi.headline.startswith("Not yet known: no two mature weeks to compare yet")
 
 
 def test_open_business_alerts_are_listed_critical_first(model, viewer):
-    now = timezone.now()
+    now = NOW
     weekly_revenue(model, {5: 50, 4: 50, 3: 20}, now=now)
     for severity in ("warning", "critical"):
         AlertRule.objects.create(

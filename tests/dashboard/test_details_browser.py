@@ -38,10 +38,12 @@ DETAIL_PAGES = (
 
 
 def test_the_business_sentence_on_a_noisy_week_beside_immature_ones(live_server, model, page):
-    # given: five weeks of revenue around 50, then two younger weeks around 30
+    # given: five weeks of revenue around 50, then two younger weeks around 30 whose outcomes
+    # (1 to 20 days late) are still arriving
     weekly_revenue(model, {6: 50, 5: 50, 4: 50, 3: 50, 2: 30, 1: 30}, now=timezone.now())
     user_make("ds", Role.VIEWER)
     log_in(page, live_server)
+    page.set_viewport_size({"width": 1440, "height": 900})
     # when
     page.goto(f"{live_server.url}/models/churn/business/")
     page.wait_for_selector("#kpi-revenue .plot .main-svg")
@@ -50,15 +52,40 @@ def test_the_business_sentence_on_a_noisy_week_beside_immature_ones(live_server,
     headline = page.inner_text("#kpi-revenue .headline")
     assert "the latest mature one" in headline and "within the noise" in headline
     assert not re.search(r"\b(up|down)\b", headline)
+    # and says the two weeks after it are not yet known, each with its share of outcomes in
+    assert re.search(
+        r"The weeks of [^.]+\(\d+% of its expected outcomes so far\) and [^.]+\(\d+% of its "
+        r"expected outcomes so far\) are not yet known\.",
+        headline,
+    )
     # the real fall is named, as not mature yet; the young weeks are said, never compared
     assert re.search(
         r"down from [\d.,]+ to [\d.,]+", page.inner_text("#kpi-revenue .largest-change")
     )
     assert "not mature yet" in page.inner_text("#kpi-revenue .largest-change")
-    assert "The last 2 weeks are not mature yet" in page.inner_text("#label-maturity")
+    maturity = page.inner_text("#label-maturity")
+    assert "weeks are not mature yet" in maturity and "share of their expected outcomes" in maturity
+    # the total is never shown as complete: the young weeks' part is projected
+    assert "That total is incomplete" in page.inner_text("#kpi-revenue")
+    # the chart shades the immature weeks with the share of their expected outcomes
+    assert re.search(r"\d+% of expected outcomes", page.inner_text("#kpi-revenue .plot"))
     # the chart's caption is the chart's own, not the sentence again
     assert "the latest mature one" not in page.inner_text("#kpi-revenue figcaption")
     assert page.console_errors == []
+    # and the model page marks the revenue sum of those weeks incomplete
+    page.goto(f"{live_server.url}/models/churn/?granularity=week")
+    page.wait_for_selector(".plot .main-svg")
+    page.screenshot(path=str(SCREENSHOTS / "model-immature-weeks.png"), full_page=True)
+    page.locator("#business").screenshot(path=str(SCREENSHOTS / "model-business-values.png"))
+    page.locator("#performance").screenshot(path=str(SCREENSHOTS / "model-performance.png"))
+    business = page.locator("#business")
+    assert "incomplete: " in business.inner_text()
+    # with each of their sums projected to full maturity (a trace of its own, not the line)
+    names = page.evaluate(
+        "[...document.querySelectorAll('#business .plot[data-figure]')]"
+        ".flatMap(p => p.data.map(t => t.name))"
+    )
+    assert "projected once all outcomes are in" in names
 
 
 def test_no_raw_metric_key_in_any_page_of_the_demo(live_server, db, page):

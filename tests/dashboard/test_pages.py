@@ -109,7 +109,7 @@ def test_model_page_sections_and_charts(traffic, viewer):
     assert any(s.get("y0") == 0.9 for s in accuracy["layout"]["shapes"])  # the rule's bound
     # The last two days have no labels yet: shaded, with their coverage written on them.
     notes = [a["text"] for a in accuracy["layout"]["annotations"]]
-    assert "labels 0%" in notes
+    assert "0% of expected outcomes" in notes
     assert accuracy["layout"]["meta"]["rows_url"].startswith("/models/churn/rows/?metric=accuracy")
     # Text alternative with the latest value.
     assert re.search(
@@ -181,7 +181,7 @@ def test_business_view_tells_kpis_in_plain_words(traffic, viewer):
     html = viewer.get("/models/churn/business/").content.decode()
     # six days with outcomes a day late: the weeks are told, none compared as news
     assert "average revenue per known result" in html
-    assert "No two mature weeks to compare yet" in html or "the latest mature one" in html
+    assert "no two mature weeks to compare yet" in html or "the latest mature one" in html
     assert "Over the period: revenue" in html and "known results" in html
     for jargon in ("p-value", "confidence interval", "Wilson", "n ="):
         assert jargon not in html

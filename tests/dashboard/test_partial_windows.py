@@ -46,9 +46,15 @@ def test_a_month_of_immature_hours_is_one_shaded_area_with_one_note():
     shapes, notes = immature_shapes(hours)
     assert len(shapes) == 1 and shapes[0]["x0"] == hours[0].start
     assert shapes[0]["x1"] == hours[-1].end
-    assert [n["text"] for n in notes] == ["labels arriving: 0% to 71% labelled"]
+    assert [n["text"] for n in notes] == ["outcomes arriving: 0% to 71% of expected"]
     _, few = immature_shapes(hours[:3])
-    assert [n["text"] for n in few] == ["labels 0%", "labels 1%", "labels 2%"]
+    assert [n["text"] for n in few] == [
+        "0% of expected outcomes",
+        "1% of expected outcomes",
+        "2% of expected outcomes",
+    ]
+    sums = [Immature(h.start, h.end, h.share, incomplete=True) for h in hours[:1]]
+    assert immature_shapes(sums)[1][0]["text"] == "incomplete: 0% of expected outcomes"
 
 
 def test_a_span_starts_at_the_models_first_data():

@@ -178,7 +178,10 @@ def test_bad_overrides_are_400_with_the_field(writer, model, drift, fragment):
 
 def test_only_drift_can_be_patched_and_only_with_the_scope(writer, client_with, model):
     response = writer.patch("/api/v1/models/churn", {"task": "regression"}, format="json")
-    assert response.status_code == 400 and "only drift" in response.content.decode()
+    assert (
+        response.status_code == 400
+        and "only drift, estimation_reference and label_maturity" in response.content.decode()
+    )
     reader = client_with("read")
     denied = reader.patch("/api/v1/models/churn", {"drift": {}}, format="json")
     assert denied.status_code == 403
