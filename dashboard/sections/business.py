@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from dashboard.charts import Immature, metric_figure, plain
-from dashboard.sections.base import Chart, Scope
+from dashboard.sections.base import Chart, Scope, window_partial
 from dashboard.sections.model import (
     DELAY_EDGES_S,
     DELAY_LABELS,
@@ -290,6 +290,7 @@ def kpi_get(model: MLModel, metric: str, granularity: str, maturity: Maturity) -
             for p in points
             if not maturity.is_mature(p.end)
         ],
+        partial=window_partial(points[-1].start, granularity, maturity.now),
     )
     chart = Chart(f"kpi-{name}", metric, title, figure, kpi_caption(title, points, granularity))
     return Kpi(
