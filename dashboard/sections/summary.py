@@ -148,9 +148,9 @@ def headlines(page, *, now: datetime) -> list[Headline]:
             points = page.points(metric)
         except MetricError:
             continue
-        complete = [p for p in points if p.end <= now and p.value is not None and p.n]
         if metric_get(metric).kind in (COUNT, SUM) and leading is not None:
-            complete = [p for p in complete if p.start != leading.start]  # a part-day
+            points = [p for p in points if p.start != leading.start]  # a part-day: no dip
+        complete = [p for p in points if p.end <= now and p.value is not None and p.n]
         if not complete:
             continue
         labelled = complete[-1].n < volume.get(complete[-1].start, 0)
