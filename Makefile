@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-setup demo-reset test lint format bench-deps
+.PHONY: install demo demo-setup demo-reset test lint format bench-deps screenshots
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ demo-reset: install
 
 test: install
 	$(PY) -m pytest
+
+# The README's pictures, retaken: the browser tests alone (headless Chromium, 1440x900, on the
+# demo data), writing into docs/screenshots (SCREENSHOTS=dir to put them elsewhere).
+SCREENSHOTS ?= docs/screenshots
+screenshots: install
+	CANARY_SCREENSHOTS=$(SCREENSHOTS) $(PY) -m pytest -m browser -q
 
 # Import directions (.importlinter); the client is imported from its source, as in the tests.
 lint: install

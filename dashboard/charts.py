@@ -68,7 +68,8 @@ class Partial:
 
     start: datetime
     end: datetime
-    label: str  # "day in progress"
+    label: str  # "today so far", "first day, from 14:00"
+    why: str = "not judged until it ends"  # the hover's reason
 
 
 @dataclass
@@ -228,7 +229,7 @@ def partial_decorate(figure: dict, partial: Partial) -> None:
                 "pattern": {"shape": "/", "fgcolor": PARTIAL, "size": 7, "solidity": 0.15},
             },
             "opacity": 0.6,
-            "hovertemplate": f"{plain(partial.label)}: not judged until it ends<extra></extra>",
+            "hovertemplate": f"{plain(partial.label)}: {plain(partial.why)}<extra></extra>",
         }
     )
     layout_ = figure["layout"]
@@ -316,17 +317,21 @@ def metric_figure(
     partial: Partial | None = None,
     estimate: Sequence[Point] = (),
     projected: Sequence[Projected] = (),
+    leading: Partial | None = None,
 ) -> dict:
     """A line of window values with its confidence ribbon, the rules' bounds, alert markers
     and shaded immature windows, its numbers in the metric's `unit` (a share as a percentage).
     `projected` sums of immature windows are drawn dotted with their interval, beside the
     known part.
     The `partial` window (not over yet) is left off the line: its value so far is an open
-    marker in a hatched area. `rows_url` lets a click on a point open the rows behind it.
+    marker in a hatched area; so is the `leading` one, the first window, when the model's
+    data starts within it. `rows_url` lets a click on a point open the rows behind it.
     The `estimate` (the metric estimated before the outcomes) is drawn dashed with its band,
     beside the realised line, so windows still waiting for labels show it instead of nothing."""
     hover_format, tick_format = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
+    first = [p for p in points if leading is not None and p.start < leading.end]
     done = [p for p in points if partial is None or p.start < partial.start]
+    done = done[len(first) :]
     data = estimate_traces(estimate, y_title, hover_format)
     known = [p for p in done if p.ci_low is not None and p.ci_high is not None]
     if known:  # windows without an interval are left out, so the ribbon has no holes
@@ -357,6 +362,11 @@ def metric_figure(
         data.append(trace)
     if projected:
         data.append(projection_trace(projected, hover_format))
+    if first:
+        trace = window_trace(first, f"{y_title}, {leading.label}", hover)
+        trace["mode"] = "markers"
+        trace["marker"] = {"color": "white", "size": 8, "line": {"color": LINE, "width": 2}}
+        data.append(trace)
     if markers:
         data.append(
             {
@@ -384,8 +394,9 @@ def metric_figure(
     figure_layout["annotations"] += notes + [note for _, note in decorations]
     figure_layout["meta"] = {"rows_url": rows_url}
     figure = {"data": data, "layout": figure_layout}
-    if partial is not None:
-        partial_decorate(figure, partial)
+    for window in (leading if first else None, partial):
+        if window is not None:
+            partial_decorate(figure, window)
     return figure
 
 

@@ -176,7 +176,7 @@ def demo_create(
     predictions = demo_predictions(rng, now)
     records_ingest_chunked(model, "predictions", predictions, progress)
     records_ingest_chunked(model, "outcomes", demo_outcomes(rng, predictions, now), progress)
-    progress(f"evaluating the alert rules at the end of each of the past {DEMO_DAYS - 1} days")
+    progress(f"evaluating the alert rules at the end of each of the past {DEMO_DAYS - 2} days")
     demo_history_evaluate(model=model, now=now)
     return model
 
@@ -200,5 +200,7 @@ def demo_history_evaluate(*, model: MLModel, now: datetime) -> None:
     outcomes_join(model_id=model.pk)
     aggregates_refresh(model_id=model.pk)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    for days_ago in range(DEMO_DAYS - 1, 0, -1):
+    # From the end of the first whole day: the data starts mid-day DEMO_DAYS ago, and a part
+    # of a day is not judged (monitoring.alerts.judge.whole_windows).
+    for days_ago in range(DEMO_DAYS - 2, 0, -1):
         rules_evaluate(model_id=model.pk, now=today - timedelta(days=days_ago), replay=True)

@@ -122,3 +122,19 @@ def window_partial(start: datetime, granularity: str, now: datetime) -> Partial 
     """The window starting at `start`, drawn as partial if it is not over yet."""
     end = start + WINDOW[granularity]
     return Partial(start, end, IN_PROGRESS[granularity]) if end > now else None
+
+
+FROM = {"day": "%H:%M", "week": "%a %H:%M"}
+
+
+def window_leading(first: datetime | None, granularity: str) -> Partial | None:
+    """The model's first window, drawn as partial when its data starts within it (a model
+    that began at 14:00 has ten hours in its first day): a late start must not read as a dip."""
+    if first is None or granularity not in FROM:
+        return None
+    start = window_start(first, granularity)
+    if start == first:
+        return None
+    why = "the model's data starts within it; not judged"
+    label = f"first {granularity}, from {first.strftime(FROM[granularity])}"
+    return Partial(start, start + WINDOW[granularity], label, why)

@@ -21,7 +21,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from dashboard.charts import Immature, metric_figure, plain
-from dashboard.sections.base import Chart, chart_events
+from dashboard.sections.base import Chart, chart_events, window_partial
 from factory.models import MLModel
 from monitoring.alerts.links import alert_url
 from monitoring.alerts.messages import alert_title
@@ -361,6 +361,7 @@ def kpi_get(
             if not maturity.is_mature(p)
         ],
         events=events,
+        partial=window_partial(points[-1].start, granularity, maturity.now),
     )
     chart = Chart(f"kpi-{name}", metric, title, figure, kpi_caption(title, points, granularity))
     return Kpi(

@@ -254,14 +254,15 @@ def serving_series(
     if not each:
         raise DriftError(f"no recent version has the feature {feature!r}")
     windows = sorted({w for series in each for w in series.windows})
+    positions = [{w: i for i, w in enumerate(series.windows)} for series in each]
     features: dict[str, list] = {}
     served_by: list[str | None] = []
     for window in windows:
         best = None
-        for series in each:
-            if window not in series.windows:
+        for series, position in zip(each, positions, strict=True):
+            i = position.get(window)
+            if i is None:
                 continue
-            i = series.windows.index(window)
             n = sum(r[i].n_cur for r in series.features.values() if r[i] is not None)
             if n and (best is None or n > best[0]):
                 best = (n, series, i)

@@ -21,6 +21,7 @@ from django.utils.http import urlencode
 from dashboard.charts import (
     Immature,
     Marker,
+    Partial,
     Projected,
     bar_figure,
     line_figure,
@@ -37,6 +38,7 @@ from dashboard.sections.base import (
     model_versions,
     rollout_annotations,
     scope_suffix,
+    window_leading,
     window_partial,
 )
 from dashboard.sections.drift import drift_section, quality_section
@@ -398,11 +400,18 @@ def series_chart(
         rows_url=url,
         partial=window_partial(points[-1].start, page.scope.granularity, now),
         estimate=estimate,
+        leading=leading_in(points, page.scope),
     )
     summary = chart_summary(title, points, page.scope.granularity, metric, now)
     if any(p.value is not None for p in estimate):
         summary += f" {ESTIMATE_NOTE}"
     return Chart(metric_chart_id(metric), metric, title, figure, summary, url)
+
+
+def leading_in(points: list[Point], scope: Scope) -> Partial | None:
+    """The model's partial first window, if the chart shows it."""
+    leading = window_leading(scope.first, scope.granularity)
+    return leading if leading and points and points[0].start == leading.start else None
 
 
 def applies(item, scope: Scope) -> bool:

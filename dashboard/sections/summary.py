@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.utils.timesince import timesince
 
 from dashboard.charts import sparkline_points
+from dashboard.sections.base import window_leading
 from monitoring.alerts.links import metric_chart_id
 from monitoring.metrics.registry import (
     COUNT,
@@ -26,12 +27,15 @@ from monitoring.metrics.registry import (
     LOWER,
     SECONDS,
     SHARE,
+    SUM,
     metric_find,
+    metric_get,
 )
 from monitoring.metrics.series import Point
 from monitoring.metrics.traffic import version_starts
 from monitoring.metrics.windows import MetricError
 from monitoring.models import Alert, AlertState, Severity
+from monitoring.stats.sensitivity import z_sum
 
 HEALTH_WORDS = {
     "firing": "Needs attention",
@@ -137,12 +141,15 @@ def headlines(page, *, now: datetime) -> list[Headline]:
     (whose labels have largely arrived), so a day with 1% of its labels is not the news."""
     granularity = page.scope.granularity
     volume = {p.start: p.n for p in page.points("predictions")}
+    leading = window_leading(page.scope.first, granularity)
     found = []
     for metric in (*HEADLINES.get(page.model.task, ()), "predictions"):
         try:
             points = page.points(metric)
         except MetricError:
             continue
+        if metric_get(metric).kind in (COUNT, SUM) and leading is not None:
+            points = [p for p in points if p.start != leading.start]  # a part-day: no dip
         complete = [p for p in points if p.end <= now and p.value is not None and p.n]
         if not complete:
             continue
@@ -203,7 +210,8 @@ def window_text(p: Point, granularity: str) -> str:
 
 def trend_text(entry, last: Point, before: Point | None, before_words: str) -> tuple[str, str]:
     """The change from an earlier window, and whether it is beyond the two windows' noise
-    (the difference against its 95% interval, from each window's own interval)."""
+    (the difference against its 95% interval, from each window's own interval) and their
+    minimum detectable effect (the change seen 80% of the time at the 5% level)."""
     if before is None:
         return f"no value for {before_words}", ""
     change = last.value - before.value
@@ -214,11 +222,16 @@ def trend_text(entry, last: Point, before: Point | None, before_words: str) -> t
     noise = change_noise(last, before)
     if noise is None:
         return text, ""
+    detectable = noise / Z95 * z_sum()
+    mde = change_size(entry, detectable)
     if abs(change) <= noise:
-        return f"{text}, within the noise (±{change_size(entry, noise)})", ""
+        return f"{text}, within the noise (±{change_size(entry, noise)}; {mde} detectable)", ""
     better = (change > 0) == (entry.good == HIGHER) if entry.good in (HIGHER, LOWER) else None
     tone = "" if better is None else ("better" if better else "worse")
-    return f"{text}, beyond the noise (±{change_size(entry, noise)})", tone
+    text += f", beyond the noise (±{change_size(entry, noise)})"
+    if abs(change) < detectable:
+        return f"{text} but under the {mde} these windows reliably show", tone
+    return f"{text} and the {mde} these windows reliably show", tone
 
 
 def change_size(entry, size: float) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from django.db.models import Min
 
 from monitoring.metrics.maturity import label_maturity_get
-from monitoring.metrics.registry import POISSON, Metric, metric_get
+from monitoring.metrics.registry import COUNT, POISSON, SUM, Metric, metric_get
 from monitoring.metrics.series import Point, metric_series
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import AlertRule, HourlyAggregate, RuleKind, Sides, Verdict
@@ -25,6 +25,7 @@ EXTRA_LOOKBACK_WINDOWS = 14  # how far back to look for judged windows when rece
 MIN_BASELINE = 3  # fewer earlier windows than this and a band or relative rule does not judge
 Z95 = 1.959963984540054  # the metric intervals are 95% ones
 BREACHES = (Verdict.TOO_LOW, Verdict.TOO_HIGH)
+EXTENSIVE = (COUNT, SUM)  # a part of a window holds a part of its total
 # A firing band or relative alert resolves only on windows inside the inner half of the band
 # (for k = 4: within 2 standard errors of the baseline, where 95% of normal windows fall).
 # A lasting shift of about k standard errors lands there in only ~2% of windows, so it keeps
@@ -68,16 +69,20 @@ def rule_judgements(
         windows += rule.baseline_windows
     start = window_start(now, rule.granularity) - WINDOW[rule.granularity] * windows
     points = [p for p in series(rule, start=start, now=now) if p.end <= now]
+    part: list[Point] = []
+    if rule.kind == RuleKind.NO_DATA or metric_get(rule.metric).kind in EXTENSIVE:
+        points, part = whole_windows(rule, points)
     if rule.kind == RuleKind.NO_DATA:
         return no_data_judgements(rule, points)
     immature = immature_windows(rule, points, now)
     if rule.kind == RuleKind.STATIC:
-        return [
+        judged = [
             immature_judgement(p)
             if p.start in immature
             else judge(rule, p, rule.lower, rule.upper, static_margin(rule, p))
             for p in points
         ]
+        return part_too_high(rule, part) + judged
     baselines = version_baselines(rule, start, now) if rule.baseline_version else None
     judgements = []
     for p in points:
@@ -125,6 +130,32 @@ def immature_windows(rule: AlertRule, points: list[Point], now: datetime) -> set
 
 def immature_judgement(p: Point) -> Judgement:
     return Judgement(p.start, p.end, p.value, p.n, None, None, Verdict.IMMATURE)
+
+
+def model_first_hour(rule: AlertRule) -> datetime | None:
+    hours = HourlyAggregate.objects.filter(model=rule.model)
+    return hours.aggregate(first=Min("hour"))["first"]
+
+
+def whole_windows(rule: AlertRule, points: list[Point]) -> tuple[list[Point], list[Point]]:
+    """(The windows from the model's first data on, less the first when the data starts
+    within it; that part-window, if any.) A count or a sum over part of a window (a model
+    that began at 14:00) is not a fall. Rates and means are judged on the rows they have,
+    the first window's too."""
+    first = model_first_hour(rule)
+    if first is None:
+        return [], []
+    whole = [p for p in points if p.start >= first]
+    return whole, [p for p in points if p.start < first < p.end]
+
+
+def part_too_high(rule: AlertRule, part: list[Point]) -> list[Judgement]:
+    """A count over part of a window above the upper bound puts the whole window above it: that
+    verdict is known already, and only that one (counts only: a sum can fall back)."""
+    if metric_get(rule.metric).kind != COUNT or rule.upper is None:
+        return []
+    judged = [judge(rule, p, None, rule.upper) for p in part]
+    return [j for j in judged if j.verdict == Verdict.TOO_HIGH]
 
 
 def series(rule: AlertRule, *, start: datetime, now: datetime, version: str | None = None):
@@ -226,20 +257,14 @@ def window_count(metric: Metric, p: Point) -> int:
 
 
 def no_data_judgements(rule: AlertRule, points: list[Point]) -> list[Judgement]:
-    """Windows with fewer than min_count predictions (or outcomes), from the first data on.
-
-    A model that never received a prediction is new, not silent: it is not judged.
-    """
+    """Windows with fewer than min_count predictions (or outcomes), from the first whole
+    window of data on. A model that never received a prediction is new, not silent: it is
+    not judged."""
     metric = metric_get(rule.metric)
     if not metric.no_data:
         raise MetricError("no_data rules count predictions or outcomes")
-    first = HourlyAggregate.objects.filter(model=rule.model).aggregate(first=Min("hour"))["first"]
-    if first is None:
-        return []
     judgements = []
-    for p in points:
-        if p.end <= first:
-            continue
+    for p in points:  # from the first whole window of data on (`whole_windows`)
         count = window_count(metric, p)
         verdict = Verdict.NO_DATA if count < rule.min_count else Verdict.OK
         judgements.append(

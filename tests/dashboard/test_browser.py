@@ -1,6 +1,6 @@
 """The dashboard in headless Chromium: every page with data, roles, an alert e-mail's link,
-a rule made on the page that fires. `CANARY_SCREENSHOTS=docs/screenshots` keeps the pictures
-the README shows."""
+a rule made on the page that fires. `make screenshots` (CANARY_SCREENSHOTS=docs/screenshots)
+keeps the pictures the README shows, at 1440x900."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def page(live_server):  # so the browser closes before the server stops
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})  # the screenshots' size
         page.console_errors = []
         page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
         page.on("pageerror", lambda error: page.console_errors.append(str(error)))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from scipy import stats
 
 from dashboard.sections.business import business_page_get
@@ -138,3 +139,17 @@ def test_open_business_alerts_are_listed_critical_first(model, viewer):
     assert [a["alert"].rule.severity for a in page.alerts] == ["critical", "warning"]
     html = viewer.get("/models/churn/business/").content.decode()
     assert "Open business alerts" in html and "Revenue" in html
+
+
+def test_the_week_in_progress_is_drawn_as_partial(model):
+    # given: three weeks of revenue, this week's so far among them
+    now = timezone.now()
+    weekly_revenue(model, {2: 50, 1: 50, 0: 50}, now=now)
+    # when
+    (kpi,) = business_page_get(model=model, granularity="week", now=now).kpis
+    # then: this week is an open marker in a hatched area, off the line of whole weeks
+    this_week = window_start(now, "week").isoformat()
+    traces = {t["name"]: t for t in kpi.chart.figure["data"]}
+    assert traces["this week so far"]["marker"]["pattern"]["shape"] == "/"
+    assert traces["average revenue per known result, so far"]["x"] == [this_week]
+    assert this_week not in traces["average revenue per known result"]["x"]

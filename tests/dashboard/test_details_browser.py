@@ -1,6 +1,8 @@
 """Honest headlines and readable details in headless Chromium: the business sentence on a
 noisy week beside immature ones, and no raw metric key in the visible text of any page of
-the demo (checked against the registry's keys), nor an internal value on the detail pages."""
+the demo (checked against the registry's keys: overview, the model page in each window and
+scope, its tabs, the factory pages, alerts, an alert, rules, compare, a feature, quarantine,
+the outbox and its e-mail), nor an internal value (`__all__`, `too_low`) on any of them."""
 
 from __future__ import annotations
 
@@ -11,30 +13,23 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from monitoring.demo import demo_create
+from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.series import metric_names
-from monitoring.models import Alert, AlertRule
+from monitoring.models import Alert, AlertRule, OutboxEmail, QuarantinedRecord
 from tests.dashboard import test_browser as browser
 from tests.dashboard.test_browser import SCREENSHOTS, log_in, user_make
 from tests.dashboard.test_business import weekly_revenue
+from tests.dashboard.test_model_page_browser import COLD_PAGE_MS
+from tests.monitoring.alerts.test_outbox import OUTBOX
 
 page = browser.page  # the browser fixture, shared
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 INTERNAL_VALUES = re.compile(r"\b(__all__|too_low|too_high|no_data|too_few|no_baseline)\b")
-# The pages this work made readable, where no internal value may show at all.
 # The page's text a person reads, without <code> (API calls and JSON shown to developers keep
 # their keys: that is where a key belongs).
 WORDS_SHOWN = "document.querySelectorAll('code').forEach(e => e.remove()); document.body.innerText"
-DETAIL_PAGES = (
-    "business",
-    "rows",
-    "versions",
-    "version",
-    "rollouts",
-    "retrain",
-    "audit",
-    "channels",
-)
+PICTURED = ("audit", "channels", "outbox-email")  # the README's pictures no other test takes
 
 
 def test_the_business_sentence_on_a_noisy_week_beside_immature_ones(live_server, model, page):
@@ -88,19 +83,38 @@ def test_the_business_sentence_on_a_noisy_week_beside_immature_ones(live_server,
     assert "projected once all outcomes are in" in names
 
 
-def test_no_raw_metric_key_in_any_page_of_the_demo(live_server, db, page):
+def test_no_raw_metric_key_in_any_page_of_the_demo(live_server, db, page, settings):
+    settings.EMAIL_BACKEND = OUTBOX  # the embedded mode: the demo's e-mail kept in the outbox
     model = demo_create()
     jobs_run(model_id=model.pk)
+    records_ingest(
+        model=model,
+        kind="predictions",
+        enqueue_jobs=False,
+        records=[{"prediction_id": "broken", "score": 3}],
+    )
     user_make("ds", Role.ADMIN)
     keys = [k for k in metric_names(model) if "_" in k or ":" in k]
     assert "roc_auc" in keys and "value:revenue" in keys and "drift:tenure_months" in keys
     alert = Alert.objects.filter(rule__metric="roc_auc").first()
     window = f"start={alert.window_start.isoformat()}&end={alert.window_end.isoformat()}"
     rule = AlertRule.objects.get(metric="accuracy", kind="static")
+    email = OutboxEmail.objects.get()
+    record = QuarantinedRecord.objects.get()
     pages = {
         "overview": "/",
         "alerts": "/alerts/?state=all",
         "model": "/models/churn/",
+        # the model page's windows and scopes: every chart title, axis and note
+        "model-hours": "/models/churn/?granularity=hour&days=7",
+        "model-weeks": "/models/churn/?granularity=week",
+        "model-segment": "/models/churn/?segment=mobile",
+        "model-version": "/models/churn/?version=1.1.0",
+        "business-weeks": "/models/churn/business/?granularity=week",
+        "rule-new": "/models/churn/rules/new",
+        "quarantine-record": f"/models/churn/quarantine/{record.pk}/",
+        "outbox": "/outbox/",
+        "outbox-email": f"/outbox/{email.pk}/",
         "business": "/models/churn/business/",
         "rows": f"/models/churn/rows/?metric=roc_auc&{window}".replace("+", "%2B"),
         "quarantine": "/models/churn/quarantine/",
@@ -116,13 +130,17 @@ def test_no_raw_metric_key_in_any_page_of_the_demo(live_server, db, page):
         "feature": "/models/churn/features/tenure_months/",
     }
     log_in(page, live_server)
+    page.set_default_timeout(COLD_PAGE_MS)
     found = {}
     for name, path in pages.items():
-        page.goto(live_server.url + path)
+        response = page.goto(live_server.url + path)
+        assert response.status == 200, name
         page.wait_for_load_state("load")
+        if name in PICTURED:
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=name != "outbox-email")
         text = page.evaluate(WORDS_SHOWN)
         raw = [k for k in keys if re.search(rf"(?<![\w:]){re.escape(k)}(?!\w)", text)]
-        internal = INTERNAL_VALUES.findall(text) if name in DETAIL_PAGES else []
+        internal = INTERNAL_VALUES.findall(text)
         if raw or internal:
             found[name] = raw + internal
     assert found == {}

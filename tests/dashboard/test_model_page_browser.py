@@ -1,6 +1,7 @@
 """The model page in headless Chromium at 1440x900, on the demo: its first screen answers "is
 it healthy, and what changed?" (health in words, open alerts with the critical first, the
-headline metrics), and the day not over yet is drawn as partial, never as a drop."""
+headline metrics), and the day not over yet, like the part-day the data starts in, is drawn as
+partial, never as a drop."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from monitoring.demo import demo_create
 from monitoring.jobs import jobs_run
 from monitoring.metrics.registry import METRICS
 from monitoring.metrics.windows import window_start
-from monitoring.models import Alert, AlertState
+from monitoring.models import Alert, AlertState, Prediction
 from tests.dashboard import test_browser as browser
 from tests.dashboard.test_browser import SCREENSHOTS, log_in, user_make
 
@@ -85,12 +86,21 @@ def test_the_day_in_progress_is_drawn_as_partial(live_server, demo, page):
     line, so_far = traces["Predictions (count)"], traces["Predictions (count), so far"]
     assert today not in line["x"] and line["x"][-1] < today  # the line stops at yesterday
     assert so_far["x"] == [today] and so_far["mode"] == "markers"  # today: an open marker
-    (hatch,) = (t for t in figure["data"] if t["type"] == "bar")
+    hatches = {t["name"]: t for t in figure["data"] if t["type"] == "bar"}
+    hatch = hatches["today so far"]
     assert hatch["marker"]["pattern"]["shape"] == "/"
     assert "dash" not in json.dumps(so_far) and "dash" not in json.dumps(hatch)
-    # Drawn: Plotly fills the bar with an SVG pattern, and the window is named.
-    assert chart.locator("pattern").count() >= 1
-    assert "today so far" in chart.inner_text()
+    # The demo's data starts mid-day: its first day is a part of a day, drawn as partial too,
+    # so it never reads as a dip before the line starts.
+    first = Prediction.objects.order_by("timestamp").values_list("timestamp", flat=True)[0]
+    first_day = window_start(first, "day").isoformat()
+    name = f"first day, from {window_start(first, 'hour'):%H:%M}"
+    assert hatches[name]["marker"]["pattern"]["shape"] == "/"
+    assert traces[f"Predictions (count), {name}"]["x"] == [first_day]
+    assert line["x"][0] > first_day  # the line starts at the first whole day
+    # Drawn: Plotly fills the bars with SVG patterns, and the windows are named.
+    assert chart.locator("pattern").count() >= 2
+    assert "today so far" in chart.inner_text() and name in chart.inner_text()
     assert page.console_errors == []
 
 

@@ -70,6 +70,8 @@ def test_overview_lists_health_alerts_and_a_sparkline(traffic, viewer):
     assert "health-firing" in row
     assert '<span class="state state-firing">1</span>' in row  # one open alert
     assert "<polyline" in row and "Accuracy, last 14 days: latest" in row
+    label = row[row.index('class="small muted sparkline-label">') :]  # shown, not only read out
+    assert label.split(">")[1].startswith("Accuracy, last 14 days: latest")
     quiet = html[html.index('href="/models/quiet/"') :].split("</tr>")[0]
     assert "health-no_data" in quiet and "never" in quiet
 
@@ -141,9 +143,10 @@ def test_label_delay_comes_from_the_labels_and_outlives_them(traffic, viewer):
 def test_version_and_segment_pickers_filter_the_charts(traffic, viewer):
     html = viewer.get("/models/churn/", {"segment": "web", "granularity": "week"}).content.decode()
     volume = figures(html)["metric-predictions"]
-    # The complete weeks' line and this week's value so far: half the predictions are on "web".
+    # The line of whole weeks, the first week (the data starts within it) and this week so
+    # far, each drawn apart: half the predictions are on "web".
     shown = [t for t in volume["data"] if t["name"].startswith("Predictions (count)")]
-    assert len(shown) == 2 and sum(v for t in shown for v in t["y"] if v) == 36
+    assert len(shown) == 3 and sum(v for t in shown for v in t["y"] if v) == 36
     assert "segment" in volume["layout"]["title"]["text"]
     unknown = viewer.get("/models/churn/", {"version": "9.9"})
     assert unknown.status_code == 400 and "no version" in unknown.content.decode()

@@ -1,13 +1,15 @@
-"""Windows not over yet: left out of the drift flags, drawn apart from the complete ones; and
-the spans that start at the model's first data."""
+"""Windows not over yet: left out of the drift flags, drawn apart from the complete ones; the
+first window when the model's data starts within it, drawn apart too; and the spans that start
+at the model's first data."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dashboard.charts import Immature, immature_shapes
-from dashboard.sections.base import Scope, window_partial
+from dashboard.charts import Immature, immature_shapes, metric_figure
+from dashboard.sections.base import Scope, window_leading, window_partial
 from dashboard.sections.drift import since
+from monitoring.metrics.series import Point
 from monitoring.stats.drift import FeatureDrift
 
 NOW = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
@@ -64,3 +66,34 @@ def test_a_span_starts_at_the_models_first_data():
     assert end == datetime(2026, 3, 9, tzinfo=UTC)
     start, _ = Scope("week", days=182).span(NOW)
     assert start < first - timedelta(days=150)  # without data known: the days asked for
+
+
+def test_the_part_day_a_model_began_in_is_drawn_apart_from_whole_days():
+    # given: a model whose first prediction came at 14:00 on March 1st, ten an hour since
+    first = datetime(2026, 3, 1, 14, tzinfo=UTC)
+    counts = (100, 240, 240, 155)  # a part-day, two whole days, today so far
+    points = [
+        Point(d, d + timedelta(days=1), c, c, None, None, None)
+        for d, c in zip(DAYS, counts, strict=True)
+    ]
+    leading = window_leading(first, "day")
+    # when
+    figure = metric_figure(
+        title="Predictions per day",
+        points=points,
+        y_title="predictions",
+        partial=window_partial(DAYS[-1], "day", NOW),
+        leading=leading,
+    )
+    # then: the line holds the whole days alone; the part-day is an open marker, hatched
+    # and named with the hour its data starts
+    traces = {t["name"]: t for t in figure["data"]}
+    assert traces["predictions"]["x"] == [DAYS[1].isoformat(), DAYS[2].isoformat()]
+    assert traces["predictions, first day, from 14:00"]["y"] == [100]
+    hatched = [t["name"] for t in figure["data"] if t["type"] == "bar"]
+    assert hatched == ["first day, from 14:00", "today so far"]
+    assert "not judged" in figure["data"][-2]["hovertemplate"]
+    # a model that began at midnight, or an hourly chart, has no part-window
+    assert window_leading(DAYS[0], "day") is None
+    assert window_leading(first, "hour") is None
+    assert window_leading(first, "week").label == "first week, from Sun 14:00"
