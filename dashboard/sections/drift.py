@@ -50,6 +50,7 @@ from monitoring.stats.drift import (
     P_VALUE_METHODS,
     FeatureDrift,
     dataset_drift,
+    method_name,
 )
 from monitoring.stats.histograms import NumericHistogram, NumericReference
 from monitoring.stats.quality import coarse_shares, unseen_categories
@@ -85,11 +86,11 @@ def statistic_text(result: FeatureDrift | None) -> str:
     if result.statistic is None:
         return "no values on one side"
     if math.isnan(result.statistic):
-        return f"{result.method} not defined (no spread to compare)"
+        return f"{method_name(result.method)} not defined (no spread to compare)"
     value = (
         "infinite (new categories)" if math.isinf(result.statistic) else f"{result.statistic:.4g}"
     )
-    text = f"{result.method} {value}"
+    text = f"{method_name(result.method)} {value}"
     if result.p_value is not None:
         text += f", p = {result.p_value:.3g}"
     verdict = "drifted" if result.drifted else "no drift"
@@ -99,7 +100,7 @@ def statistic_text(result: FeatureDrift | None) -> str:
 def threshold_text(result: FeatureDrift) -> str:
     if result.method in P_VALUE_METHODS:
         return f"p < {result.threshold:g}"
-    return f"{result.method} ≥ {result.threshold:g}"
+    return f"{method_name(result.method)} ≥ {result.threshold:g}"
 
 
 def feature_url(model: MLModel, feature: str, scope: Scope) -> str:
@@ -466,7 +467,7 @@ def drift_time_chart(
     method = next((r for r in results if r is not None), None)
     by_p = method is not None and method.method in P_VALUE_METHODS
     values = [finite(r.p_value) if by_p and r is not None else finite_statistic(r) for r in results]
-    name = method.method if method else "drift statistic"
+    name = method_name(method.method) if method else "drift statistic"
     y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
     versions = sorted({v for v in served_by if v}) or [series.version]
     which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"

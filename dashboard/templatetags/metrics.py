@@ -12,9 +12,13 @@ from dashboard.sections.summary import value_text
 from monitoring.alerts.links import alert_links
 from monitoring.metrics import registry
 from monitoring.models import Alert
+from monitoring.stats.drift import method_name
 
 register = template.Library()
 register.filter("finite", finite)
+
+
+register.filter("drift_method", method_name)
 
 
 @register.filter

@@ -40,6 +40,22 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 P_VALUE_METHODS = frozenset({"ks", "chisquare"})
 NUMERICAL_METHODS = frozenset({"ks", "wasserstein", "psi", "jensenshannon", "hellinger"})
 CATEGORICAL_METHODS = frozenset({"chisquare", "psi", "jensenshannon", "hellinger"})
+# How each method reads to a person.
+METHOD_NAMES = {
+    "ks": "Kolmogorov-Smirnov",
+    "wasserstein": "Wasserstein distance (normed)",
+    "psi": "PSI",
+    "jensenshannon": "Jensen-Shannon distance",
+    "hellinger": "Hellinger distance",
+    "chisquare": "chi-square",
+}
+
+
+def method_name(method: str | None) -> str:
+    """A drift method in words; an unknown key as it is."""
+    return METHOD_NAMES.get(method, method or "")
+
+
 DATASET_DRIFT_SHARE = 0.5
 
 

@@ -25,7 +25,9 @@ from tests.monitoring.alerts.test_outbox import OUTBOX
 
 page = browser.page  # the browser fixture, shared
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-INTERNAL_VALUES = re.compile(r"\b(__all__|too_low|too_high|no_data|too_few|no_baseline)\b")
+INTERNAL_VALUES = re.compile(
+    r"\b(__all__|too_low|too_high|no_data|too_few|no_baseline|wasserstein|jensenshannon|chisquare)\b"
+)
 # The page's text a person reads, without <code> (API calls and JSON shown to developers keep
 # their keys: that is where a key belongs).
 WORDS_SHOWN = "document.querySelectorAll('code').forEach(e => e.remove()); document.body.innerText"

@@ -221,7 +221,10 @@ def test_the_page_reads_each_sum_once_and_never_the_raw_rows(raw, viewer):
     sqls = [q["sql"] for q in queries]
     raw_reads = [sql for sql in sqls if 'FROM "monitoring_prediction"' in sql]
     assert all("LIMIT 1" in sql for sql in raw_reads)  # only the last prediction's time
-    assert sum('FROM "monitoring_hourlyaggregate"' in sql and "SUM(" in sql for sql in sqls) == 1
+    sums = [s for s in sqls if 'FROM "monitoring_hourlyaggregate"' in s and "SUM(" in s]
+    # The windows' sums once; besides them only label maturity's unlabelled counts per hour.
+    assert sum('"score_sum"' in sql for sql in sums) == 1
+    assert [sql for sql in sums if '"score_sum"' not in sql and '"unlabelled"' not in sql] == []
     assert len(sqls) < 40
 
 
@@ -286,7 +289,7 @@ def test_the_feature_page_histogram_and_drift_over_time(raw, viewer, client_with
     assert sum(current["y"]) == pytest.approx(1, abs=1e-4)
     over_time = charts["feature-drift"]
     line = over_time["data"][0]
-    assert "ks p-value" in over_time["layout"]["yaxis"]["title"]["text"]
+    assert "Kolmogorov-Smirnov p-value" in over_time["layout"]["yaxis"]["title"]["text"]
     assert over_time["layout"]["shapes"][0]["y0"] == 0.05  # the threshold line
     for day in range(3):
         start = day_start(3 - day)
@@ -310,7 +313,7 @@ def test_the_feature_page_per_segment(raw, viewer, client_with):
     ages = [a for a in values_of(raw, "age", segment="web") if a is not None]
     expected = stats.ks_2samp(raw["ref_age"], ages).statistic
     assert features["age"]["statistic"] == pytest.approx(expected)
-    assert f"ks {expected:.4g}" in table
+    assert f"Kolmogorov-Smirnov {expected:.4g}" in table
     over_time = figures(page)["feature-drift"]
     assert "web" in over_time["layout"]["title"]["text"]
 
