@@ -7,13 +7,14 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.db import connection, transaction
+from django.db.models import Sum
 
 from factory.services import model_create
 from monitoring.ingest.partitions import partitions_ensure
 from monitoring.ingest.services import records_ingest
 from monitoring.metrics.estimates import labelled_histogram
 from monitoring.metrics.series import sketch_windows
-from monitoring.models import Label, Prediction, Sketch, SketchKind
+from monitoring.models import HourlyAggregate, Label, Prediction, Sketch, SketchKind
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.join import outcomes_join
 from monitoring.pipeline.sketches import sketches_refresh
@@ -151,3 +152,9 @@ def test_a_label_left_by_a_deleted_prediction_is_not_read_as_another_rows_outcom
     reference = labelled_histogram(model, None, NOW - timedelta(days=1), NOW + timedelta(days=3))
     assert int(reference.positives.sum()) == judged.sum()
     assert int(reference.negatives.sum()) == 0
+    # and the hours' counts too
+    counts = HourlyAggregate.objects.filter(model=model).aggregate(
+        n_labelled=Sum("labelled"), n_judged=Sum("judged"), n_tp=Sum("tp"), n_fn=Sum("fn")
+    )
+    assert counts["n_labelled"] == counts["n_judged"] == judged.sum()
+    assert counts["n_tp"] + counts["n_fn"] == judged.sum()
