@@ -29,6 +29,7 @@ from monitoring.models import (
     Prediction,
 )
 from monitoring.pipeline.bins import bins_stale_reset
+from monitoring.pipeline.chunk_rows import own_label
 from monitoring.pipeline.failures import (
     failed_hours_requeue,
     hour_failures_replace,
@@ -58,8 +59,8 @@ def clipped(expression, low: float = EPS, high: float = 1 - EPS):
 
 def scalar_sums(positive: str) -> dict:
     """The per-hour sums every scalar metric needs, as SQL aggregates over predictions."""
-    judged = Q(label__outcome__isnull=False)
-    actual_pos, predicted_pos = Q(label__outcome=positive), Q(prediction=positive)
+    judged = Q(own__outcome__isnull=False)
+    actual_pos, predicted_pos = Q(own__outcome=positive), Q(prediction=positive)
     probabilistic = judged & Q(score__isnull=False)
     log_loss = -Case(
         When(actual_pos, then=Ln(clipped(F("score")))),
@@ -69,10 +70,10 @@ def scalar_sums(positive: str) -> dict:
     residual = F("score") - Case(
         When(actual_pos, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
     )
-    regressed = Q(prediction_num__isnull=False, label__outcome_num__isnull=False)
-    error = F("prediction_num") - F("label__outcome_num")
-    ape = Abs(error) / Abs(F("label__outcome_num"))
-    with_ape = regressed & ~Q(label__outcome_num=0)
+    regressed = Q(prediction_num__isnull=False, own__outcome_num__isnull=False)
+    error = F("prediction_num") - F("own__outcome_num")
+    ape = Abs(error) / Abs(F("own__outcome_num"))
+    with_ape = regressed & ~Q(own__outcome_num=0)
     return dict(
         n_judged=Count("id", filter=judged),
         n_tp=Count("id", filter=judged & actual_pos & predicted_pos),
@@ -132,9 +133,9 @@ def hourly_counts(model: MLModel, start: datetime, end: datetime):
         "scored": Count("score"),
         "score_sum": Sum("score"),
         "score_sq_sum": Sum(F("score") * F("score")),
-        "labelled": Count("label"),
-        "correct": Count("label", filter=Q(label__correct=True)),
-        "delay_s_sum": Sum("label__delay_s"),
+        "labelled": Count("own"),
+        "correct": Count("own", filter=Q(own__correct=True)),
+        "delay_s_sum": Sum("own__delay_s"),
         **{field: scalars[key] for field, key in SCALAR_FIELDS.items()},
     }
     columns = {
@@ -143,7 +144,7 @@ def hourly_counts(model: MLModel, start: datetime, end: datetime):
     }
     return (
         Prediction.objects.filter(model_id=model.pk, timestamp__gte=start, timestamp__lt=end)
-        .annotate(hour=TruncHour("timestamp"))
+        .annotate(hour=TruncHour("timestamp"), own=own_label())
         .values("version_id", "segment", "hour")
         .annotate(**columns)
         .values_list("version_id", "segment", "hour", *columns)
@@ -186,7 +187,7 @@ def hourly_values(model_id: int, start: datetime, end: datetime) -> list[HourlyV
             SELECT p.version_id, p.segment, l.hour, kv.key, COUNT(*), SUM({number}),
                 SUM({number} * {number})
             FROM monitoring_label l
-            JOIN monitoring_prediction p ON p.id = l.prediction_id,
+            JOIN monitoring_prediction p ON p.id = l.prediction_id AND p.model_id = l.model_id,
                 {json_entries('l."values"')} kv
             WHERE l.model_id = %s AND l.hour >= %s AND l.hour < %s AND l."values" IS NOT NULL
             GROUP BY p.version_id, p.segment, l.hour, kv.key

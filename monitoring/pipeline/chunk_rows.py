@@ -20,6 +20,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from django.db import connection
+from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
@@ -208,6 +209,9 @@ def statement(model: MLModel, features: list[tuple[str, str]], first: bool) -> s
     return sql.SQL(
         """SELECT {columns}
         FROM monitoring_prediction p LEFT JOIN monitoring_label l ON l.prediction_id = p.id
+            -- the row's own label: a label left by a deleted prediction whose id was given
+            -- again (labels have no foreign key) is another model's, or another hour's
+            AND l.model_id = p.model_id AND l.hour = date_trunc('hour', p.timestamp)
         {lateral}
         WHERE p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s
             AND (%(contiguous)s OR date_trunc('hour', p.timestamp) = ANY(%(hours)s))"""
@@ -290,6 +294,15 @@ def number_range_check(name: str, column: list) -> None:
         raise ValueError(f"feature {name!r} holds {bad} numbers outside float range")
 
 
+def own_label() -> FilteredRelation:
+    """A prediction's label, only if it is the prediction's own: labels have no foreign key,
+    so one left by a deleted prediction whose id was given again (another model's, another
+    hour's) must not be read as this row's outcome."""
+    return FilteredRelation(
+        "label", condition=Q(label__model_id=F("model_id"), label__hour=TruncHour("timestamp"))
+    )
+
+
 def rows_load(
     *, model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], positive: str
 ) -> ChunkRows:
@@ -298,7 +311,7 @@ def rows_load(
         Prediction.objects.filter(
             model_id=model.pk, timestamp__gte=min(hours), timestamp__lt=max(hours) + HOUR
         )
-        .annotate(hour=TruncHour("timestamp"))
+        .annotate(hour=TruncHour("timestamp"), own=own_label())
         .filter(hour__in=hours)
         .order_by("id")
         .values_list(
@@ -308,11 +321,11 @@ def rows_load(
             "prediction",
             "score",
             "features",
-            "label__outcome",
-            "label__delay_s",
-            "label__correct",
+            "own__outcome",
+            "own__delay_s",
+            "own__correct",
             "prediction_num",
-            "label__outcome_num",
+            "own__outcome_num",
         )
     )
     columns = list(zip(*records, strict=True)) if records else [()] * 11
