@@ -2,13 +2,16 @@
 
 The recorded answers are in `tests/golden/<vendor>/answers.json`, one file per database vendor
 (SQLite and PostgreSQL may differ in the last digit of a float: aggregation has a SQL and a
-Python path). Floats are compared exactly. To record them again, see `make_golden.py`.
+Python path). Floats are compared to 1e-9 relative: the order in which the database adds
+many floats can move their last digits when a query's plan changes, and that is no change of
+an answer. To record them again, see `make_golden.py`.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -31,10 +34,21 @@ def dumps(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def same(want, got) -> bool:
+    """Equal answers, floats to 1e-9 relative (booleans and integers exactly)."""
+    if isinstance(want, float) and isinstance(got, float):
+        return math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(want, dict) and isinstance(got, dict):
+        return want.keys() == got.keys() and all(same(want[k], got[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(want) == len(got) and all(same(w, g) for w, g in zip(want, got, strict=True))
+    return type(want) is type(got) and want == got
+
+
 def first_difference(expected: list[dict], actual: list[dict]) -> str | None:
     """A readable diff of the first answer that differs, or None when all are equal."""
     for i, (want, got) in enumerate(zip(expected, actual, strict=False)):
-        if want == got:
+        if same(want, got):
             continue
         if want["path"] != got["path"]:
             return f"question {i}: expected GET {want['path']}, the test asked GET {got['path']}"
@@ -43,7 +57,7 @@ def first_difference(expected: list[dict], actual: list[dict]) -> str | None:
         )
         lines = list(diff)
         shown = "\n".join(lines[:200]) + ("\n..." if len(lines) > 200 else "")
-        others = [w["path"] for w, g in zip(expected, actual, strict=False) if w != g][1:]
+        others = [w["path"] for w, g in zip(expected, actual, strict=False) if not same(w, g)][1:]
         listed = "".join(f"\n  {p}" for p in others[:30])
         more = f"\n{len(others)} more answers differ:{listed}" if others else ""
         return f"GET {want['path']} differs from the recording:\n{shown}{more}"
