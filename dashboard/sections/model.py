@@ -57,7 +57,13 @@ from monitoring.metrics.registry import (
 )
 from monitoring.metrics.reports import Sensitivity, comparable, sensitivity_from
 from monitoring.metrics.selectors import models_with_health
-from monitoring.metrics.series import Point, SeriesSet, metric_names, metric_series
+from monitoring.metrics.series import (
+    Point,
+    SeriesSet,
+    metric_names,
+    metric_series,
+    version_ids,
+)
 from monitoring.metrics.sketches import sketches_read
 from monitoring.metrics.windows import WINDOW, MetricError
 from monitoring.models import Alert, AlertRule, AlertState, RuleKind, SketchKind
@@ -620,19 +626,13 @@ def delay_counts(*, model: MLModel, scope: Scope, start: datetime | None) -> lis
         kind=SketchKind.DELAY,
         start=start,
         end=None,
-        version_ids=scope_version_ids(model, scope.version),
+        version_ids=version_ids(model, {"version": scope.version}),
         segment=scope.segment,
     )
     fine = sum((counts_decode(bytes(row.data)) for row in rows), np.zeros(DELAY_BINS, np.int64))
     upper = np.append(FINE_DELAY_EDGES_S, np.inf)  # fine bin i holds (edge i-1, edge i]
     chart_bin = np.searchsorted(DELAY_EDGES_S, upper, side="left") - 1
     return np.bincount(chart_bin, weights=fine, minlength=len(DELAY_EDGES_S)).astype(int).tolist()
-
-
-def scope_version_ids(model: MLModel, version: str | None) -> list[int] | None:
-    if not version:
-        return None
-    return list(model.versions.filter(version=version).values_list("id", flat=True))
 
 
 def quantile_bin(counts: list[int], q: float) -> int:

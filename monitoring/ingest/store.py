@@ -25,7 +25,7 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
@@ -172,7 +172,7 @@ def predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, column
             if not ids_repeated(cursor, model_id, ids):
                 return True
             transaction.set_rollback(True)
-    except (IntegrityError, UniqueViolation):  # the same key and moment, stored in its month
+    except UniqueViolation:  # the same key and moment, stored in its month (raw COPY)
         pass
     return False
 
@@ -197,21 +197,7 @@ def predictions_stage_insert(
     md5s = [row.content_md5 for row in rows]
     if columnar is not None:
         md5s += columnar.good["content_md5"].to_pylist()
-    staged = [
-        (
-            index,
-            row.prediction_id,
-            row.timestamp,
-            version_ids[row.model_version],
-            row.prediction,
-            row.prediction_num,
-            row.score,
-            row.segment,
-            row.features_json,
-            row.content_md5,
-        )
-        for index, row in enumerate(rows)
-    ]
+    staged = [(index, *row_values(row, version_ids)) for index, row in enumerate(rows)]
     stage(cursor, "stage_predictions", PREDICTION_STAGE, staged)
     if columnar is not None and columnar.good.num_rows:
         names = ", ".join(PREDICTION_STAGE)
@@ -260,6 +246,22 @@ def predictions_stage_insert(
     return classify(keys, inserted, stored, md5s, expired)
 
 
+def row_values(row: PredictionRow, version_ids: dict[str, int]) -> tuple:
+    """A prediction's stored values, in the order of PREDICTION_STAGE after `idx` (and of
+    DIRECT_COLUMNS before the model and batch)."""
+    return (
+        row.prediction_id,
+        row.timestamp,
+        version_ids[row.model_version],
+        row.prediction,
+        row.prediction_num,
+        row.score,
+        row.segment,
+        row.features_json,
+        row.content_md5,
+    )
+
+
 DIRECT_COLUMNS = (
     "prediction_id, timestamp, version_id, prediction, prediction_num, score, segment, features, "
     "content_md5, model_id, batch_id"
@@ -272,21 +274,7 @@ def predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar) ->
     sql = f"COPY monitoring_prediction ({DIRECT_COLUMNS}) FROM STDIN"
     with cursor.cursor.copy(sql) as copy:
         for row in rows:
-            copy.write_row(
-                (
-                    row.prediction_id,
-                    row.timestamp,
-                    version_ids[row.model_version],
-                    row.prediction,
-                    row.prediction_num,
-                    row.score,
-                    row.segment,
-                    row.features_json,
-                    row.content_md5,
-                    model_id,
-                    batch_id,
-                )
-            )
+            copy.write_row((*row_values(row, version_ids), model_id, batch_id))
     if columnar is not None and columnar.good.num_rows:
         with cursor.cursor.copy(f"{sql} (FORMAT csv)") as copy:
             copy.write(columnar.copy_csv(version_ids, constants=(model_id, batch_id)))
