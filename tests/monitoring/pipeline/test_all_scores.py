@@ -43,17 +43,7 @@ def test_all_scores_hold_every_scored_prediction_by_predicted_class_and_judged()
         }
         for i in range(n)
     ]
-    outcomes = [
-        {
-            "prediction_id": f"p-{i}",
-            "observed_at": (NOW + timedelta(days=3)).isoformat(),
-            "outcome": "yes",
-        }
-        for i in range(n)
-        if judged[i]
-    ]
-    records_ingest(model=model, kind="predictions", records=predictions, enqueue_jobs=False)
-    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
+    ingest_with_outcomes(model, predictions, judged)
 
     # when the jobs aggregate them
     outcomes_join(model_id=model.pk)
@@ -102,17 +92,7 @@ def test_a_label_left_by_a_deleted_prediction_is_not_read_as_another_rows_outcom
         }
         for i in range(n)
     ]
-    outcomes = [
-        {
-            "prediction_id": f"p-{i}",
-            "observed_at": (NOW + timedelta(days=3)).isoformat(),
-            "outcome": "yes",
-        }
-        for i in range(n)
-        if judged[i]
-    ]
-    records_ingest(model=model, kind="predictions", records=predictions, enqueue_jobs=False)
-    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
+    ingest_with_outcomes(model, predictions, judged)
     with transaction.atomic():
         partitions_ensure([NOW - timedelta(days=30 + n / 24), NOW - timedelta(days=30)])
     ids = dict(Prediction.objects.filter(model=model).values_list("prediction_id", "id"))
@@ -158,3 +138,18 @@ def test_a_label_left_by_a_deleted_prediction_is_not_read_as_another_rows_outcom
     )
     assert counts["n_labelled"] == counts["n_judged"] == judged.sum()
     assert counts["n_tp"] + counts["n_fn"] == judged.sum()
+
+
+def ingest_with_outcomes(model, predictions: list[dict], judged) -> None:
+    """The predictions, and a "yes" three days on for each judged one."""
+    outcomes = [
+        {
+            "prediction_id": record["prediction_id"],
+            "observed_at": (NOW + timedelta(days=3)).isoformat(),
+            "outcome": "yes",
+        }
+        for record, is_judged in zip(predictions, judged, strict=True)
+        if is_judged
+    ]
+    records_ingest(model=model, kind="predictions", records=predictions, enqueue_jobs=False)
+    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
