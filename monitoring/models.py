@@ -374,11 +374,17 @@ class Sketch(models.Model):
     """A histogram or count table of one hour, or of one day (the sum of its hours).
 
     `data` is compact bytes (monitoring.stats.codec) or zlib'd JSON for category counts; `n`
-    is how many values it holds, so windows can be sized without decoding.
+    is how many values it holds, so windows can be sized without decoding. Bulk rows, written
+    by COPY: no foreign-key constraints to check row by row at commit (Django still deletes
+    them with their model or version).
     """
 
-    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     segment = models.CharField(max_length=200, blank=True, default="")
     period = models.CharField(max_length=4, choices=Period.choices)
     start = models.DateTimeField()
@@ -453,42 +459,45 @@ class SliceBins(models.Model):
         return f"explain slices of {self.name} for model {self.model_id}"
 
 
-class SliceAggregate(models.Model):
-    """The sums of `HourlyAggregate` for one slice of one feature (a decile, a category,
-    `(other)` or `(missing)`), per model, version, segment and hour or day: what `explain`
-    decomposes a metric's change with, without raw rows."""
+class SliceDay(models.Model):
+    """Explain's sums per slice of one day of a model (monitoring.pipeline.slice_aggregates):
+    for each version, segment, feature and slice (a decile, a category, `(other)` or
+    `(missing)`), the sums of `HourlyAggregate` (`SLICE_SUM_FIELDS`).
 
-    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
-    segment = models.CharField(max_length=200, blank=True, default="")
-    period = models.CharField(max_length=4, choices=Period.choices)
-    start = models.DateTimeField()
-    feature = models.CharField(max_length=200)
-    slice = models.TextField()
+    Two compact documents, not a row per slice: `sums` (the day's, what `explain` reads) and
+    `hours` (the same per hour, what the day is summed again from when only some of its
+    hours are aggregated again). A row per slice would store more rows than predictions
+    where hours hold a few predictions each, and writing them would cost more than the rest
+    of the aggregation.
+    """
+
+    model = models.ForeignKey(
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    day = models.DateTimeField()
+    hours = models.BinaryField()
+    sums = models.BinaryField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["model", "version", "segment", "period", "start", "feature", "slice"],
-                name="slice_aggregate_unique",
-            )
-        ]
-        indexes = [models.Index(fields=["model", "period", "start"], name="slice_model_start")]
+        constraints = [models.UniqueConstraint(fields=["model", "day"], name="slice_day_unique")]
 
     def __str__(self) -> str:
-        return f"{self.feature} {self.slice} {self.period} {self.start.isoformat()}"
+        return f"slices of model {self.model_id} on {self.day.date().isoformat()}"
 
 
-# A slice row holds the same sums as an hourly row (cloned from it, so the two cannot differ),
-# but the label delay: explain does not decompose it.
+# A slice holds the same sums as an hourly row but the label delay: explain does not
+# decompose it.
 SLICE_SUM_FIELDS = tuple(
     field.name
     for field in HourlyAggregate._meta.local_fields
     if isinstance(field, models.PositiveIntegerField | models.FloatField)
     and field.name != "delay_s_sum"
 )
-for _name in SLICE_SUM_FIELDS:
-    HourlyAggregate._meta.get_field(_name).clone().contribute_to_class(SliceAggregate, _name)
+SLICE_COUNT_FIELDS = frozenset(
+    name
+    for name in SLICE_SUM_FIELDS
+    if isinstance(HourlyAggregate._meta.get_field(name), models.PositiveIntegerField)
+)
 
 
 class CalibrationSource(models.TextChoices):

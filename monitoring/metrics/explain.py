@@ -1,7 +1,7 @@
 """Why a metric moved between a baseline window and a current one (`GET .../explain`).
 
 Along each dimension (segments and versions from the hourly aggregates; each feature's slices
-from `SliceAggregate` day rows), with w a slice's share of the metric's n and v its value, a
+from the stored day sums of `SliceDay`), with w a slice's share of the metric's n and v its value, a
 mean-type metric's change splits exactly into each slice's mix effect
 (w_cur - w_base) * (v_base - V_base) and within effect w_cur * (v_cur - v_base): summed over
 one dimension, w_cur * v_cur adds up to V_cur and w_base * v_base to V_base, so the effects
@@ -17,13 +17,18 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.db.models import F, Max, Sum
 
-from factory.models import MLModel
+from factory.models import MLModel, ModelVersion
 from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric
 from monitoring.metrics.reports import compare_sides
 from monitoring.metrics.series import filtered, metric_check, metric_value
 from monitoring.metrics.windows import MetricError
-from monitoring.models import SLICE_SUM_FIELDS, HourlyAggregate, Period, SliceAggregate
-from monitoring.pipeline.slice_aggregates import MISSING, OTHER
+from monitoring.models import SLICE_COUNT_FIELDS, SLICE_SUM_FIELDS, HourlyAggregate
+from monitoring.pipeline.slice_aggregates import (
+    MISSING,
+    OTHER,
+    added_up,
+    window_slices,
+)
 from monitoring.stats.multiple import benjamini_hochberg
 
 DAY = timedelta(days=1)
@@ -150,19 +155,32 @@ def hourly_slices(model, window: Window, scope: dict, by: str) -> dict[str, Sums
 
 
 def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
-    """{feature: {slice: sums}} over the window's days, from the slice aggregates."""
-    queryset = SliceAggregate.objects.filter(
-        model=model, period=Period.DAY, start__gte=window.start, start__lt=window.end
-    )
+    """{feature: {slice: sums}} over the window's days, from the stored slice sums."""
+    sums = window_slices(model, window.start, window.end)
+    wanted = np.ones(len(sums), dtype=bool)
     if scope["version"]:
-        queryset = queryset.filter(version__version=scope["version"])
+        ids = ModelVersion.objects.filter(model=model, version=scope["version"]).values("pk")
+        wanted &= np.isin(sums.version, [row["pk"] for row in ids])
     if scope["segment"] is not None:
-        queryset = queryset.filter(segment=scope["segment"])
-    rows = queryset.values("feature", "slice").annotate(**{f: Sum(f) for f in SLICE_SUM_FIELDS})
+        wanted &= sums.segment == scope["segment"]
+    picked = sums.take(np.flatnonzero(wanted))
     out: dict[str, dict[str, Sums]] = {}
-    for row in rows.order_by():
-        out.setdefault(row.pop("feature"), {})[row.pop("slice")] = row
+    if not len(picked):
+        return out
+    first, totals = added_up(picked, (picked.feature, picked.slice))
+    for feature, slice_, row in zip(
+        picked.feature[first].tolist(), picked.slice[first].tolist(), totals.tolist(), strict=True
+    ):
+        out.setdefault(feature, {})[slice_] = sums_of(row)
     return out
+
+
+def sums_of(row: list[float]) -> Sums:
+    """A stored slice's sums by field, counts as integers."""
+    return {
+        name: round(value) if name in SLICE_COUNT_FIELDS else value
+        for name, value in zip(SLICE_SUM_FIELDS, row, strict=True)
+    }
 
 
 def add(a: Sums | None, b: Sums | None) -> Sums:

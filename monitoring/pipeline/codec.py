@@ -1,19 +1,21 @@
-"""Category counts and multiclass confusion tables as zlib-compressed JSON (keys are text)."""
+"""Category counts and multiclass confusion tables as JSON (keys are text), zlib-compressed
+when large (`monitoring.stats.codec.pack`)."""
 
 from __future__ import annotations
 
 import json
-import zlib
 from collections import Counter
 from collections.abc import Iterable
 
+from monitoring.stats.codec import pack, unpack
+
 
 def json_encode(data: dict) -> bytes:
-    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
+    return pack(json.dumps(data, separators=(",", ":")).encode())
 
 
 def json_decode(data: bytes) -> dict:
-    return json.loads(zlib.decompress(bytes(data)))
+    return json.loads(unpack(data))
 
 
 def categorical_encode(counts: dict[str, int], missing: int) -> bytes:

@@ -37,7 +37,7 @@ from monitoring.pipeline.codec import (
 )
 from monitoring.pipeline.isolate import isolated
 from monitoring.pipeline.sketch_groups import chunk_sketches
-from monitoring.pipeline.slice_aggregates import chunk_slices_write, slice_days_refresh
+from monitoring.pipeline.slice_aggregates import chunk_slices_write
 from monitoring.stats.codec import sparse_merge_groups
 
 # --- writing ---
@@ -212,7 +212,7 @@ def chunk_write(model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], 
     Sketch.objects.filter(model=model, period=Period.HOUR, start__in=chunk.hours).delete()
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=chunk.days).delete()
     sketches_write(chunk_compute(model, chunk, bins, rows))
-    chunk_slices_write(model=model, hours=chunk.hours, bins=bins, rows=rows)
+    chunk_slices_write(model=model, hours=chunk.hours, days=chunk.days, bins=bins, rows=rows)
 
 
 def chunk_refresh(
@@ -336,7 +336,6 @@ def sketches_refresh(
     Sketch.objects.filter(model=model, period=Period.DAY, start__in=days).delete()
     for first in range(0, len(days), DAYS_PER_MERGE):
         sketches_write(day_rows(model, days[first : first + DAYS_PER_MERGE]))
-    slice_days_refresh(model, sorted({day_floor(hour) for hour in hours}))  # from hour rows
     return failed
 
 

@@ -7,31 +7,39 @@ per slice the same way. Row i of the chunk's columns contributes its value of ea
 (`row_sums`), and NumPy adds them up per (group, slice) key (`Binned`), for all groups of the
 chunk at once.
 
-Size: a (version, segment, hour) gets at most 11 rows per numerical feature (10 deciles and
-missing) and `MAX_CATEGORIES` + 2 per categorical feature (its most frequent categories in
-that hour, `(other)`, `(missing)`); a day row sums its hours (docs/operations.md).
+Stored a day per row (`SliceDay`): the day's entries per hour, and their sums per day, each
+one compressed document, written for every day a chunk touches. A day whose hours are not
+all in the chunk keeps its other hours as stored.
+
+Size: a (version, segment, hour) gets at most 11 entries per numerical feature (10 deciles
+and missing) and `MAX_CATEGORIES` + 2 per categorical feature (its most frequent categories
+in that hour, `(other)`, `(missing)`); a day's sums at most as many per (version, segment)
+(docs/operations.md).
 """
 
 from __future__ import annotations
 
+import json
+import struct
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import numpy as np
-from django.db import connection
+import pandas as pd
+from scipy import sparse
 
-from common.sql import db_datetime, is_postgres
-from common.time import DAY
+from common.time import as_utc, day_floor
 from factory.models import MLModel
 from monitoring.models import (
     SLICE_SUM_FIELDS,
     FeatureBins,
-    Period,
-    SliceAggregate,
     SliceBins,
+    SliceDay,
 )
 from monitoring.pipeline.bins import UNKNOWN, Bins
 from monitoring.pipeline.chunk_rows import ChunkRows
 from monitoring.pipeline.sketch_groups import Binned, Groups
+from monitoring.stats.codec import pack, unpack
 
 MISSING = "(missing)"
 OTHER = "(other)"
@@ -178,84 +186,200 @@ def feature_slices(groups: Groups, rows: ChunkRows, bins: SliceBins):
     return categorical_slices(groups, rows.categories.get(bins.name), len(rows))
 
 
-# --- the chunk's rows, written ---
-
-SliceRow = tuple  # (version id, segment, hour, feature, slice, *sums in SLICE_SUM_FIELDS order)
+# --- the chunk's slices, summed ---
 
 
-def chunk_slices(
-    *, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows
-) -> list[SliceRow]:
-    """Every feature's slice rows of the chunk: the sums per (group, slice), all at once."""
+@dataclass
+class SliceSums:
+    """Sums per (version, segment, start, feature, slice), one entry per non-empty slice:
+    ``sums`` holds a row per entry, a column per field of `SLICE_SUM_FIELDS`."""
+
+    version: np.ndarray  # int64
+    segment: np.ndarray  # str objects
+    start: np.ndarray  # int64, seconds since the epoch
+    feature: np.ndarray  # str objects
+    slice: np.ndarray  # str objects
+    sums: np.ndarray  # float64, (entries, fields)
+
+    def __len__(self) -> int:
+        return self.version.size
+
+    def take(self, index: np.ndarray) -> SliceSums:
+        return SliceSums(*(column[index] for column in columns_of(self)))
+
+    @classmethod
+    def concat(cls, parts: list[SliceSums]) -> SliceSums:
+        if not parts:
+            return cls.empty()
+        columns = zip(*map(columns_of, parts), strict=True)
+        return cls(*(np.concatenate(each) for each in columns))
+
+    @classmethod
+    def empty(cls) -> SliceSums:
+        text = np.array([], dtype=object)
+        whole = np.array([], dtype=np.int64)
+        return cls(whole, text, whole, text, text, np.zeros((0, len(SLICE_SUM_FIELDS))))
+
+
+def columns_of(sums: SliceSums) -> tuple[np.ndarray, ...]:
+    return tuple(getattr(sums, f.name) for f in fields(SliceSums))
+
+
+def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows) -> SliceSums:
+    """Every feature's slices of the chunk's groups (start: the hour): NumPy sums per
+    (group, slice), a feature at a time, never a group at a time."""
     if not len(rows):
-        return []
+        return SliceSums.empty()
     names = {name for one in bins.values() for name, b in one.items() if b.kind != UNKNOWN}
     frozen = slice_bins_ensure(model, names)
     groups = Groups.of(rows)
+    version = np.array([key[0] for key in groups.keys], dtype=np.int64)
+    segment = np.array([key[1] for key in groups.keys], dtype=object)
+    start = np.array([int(key[2].timestamp()) for key in groups.keys], dtype=np.int64)
     contributions = row_sums(rows)
-    out: list[SliceRow] = []
+    parts = []
     for name in sorted(frozen):
         index, labels = feature_slices(groups, rows, frozen[name])
         binned = Binned.of(groups.of_row, index, len(labels))
-        sums = [binned.counts(contributions[field]).tolist() for field in SLICE_SUM_FIELDS]
-        for entry, (g, i) in enumerate(
-            zip(binned.group.tolist(), binned.index.tolist(), strict=True)
-        ):
-            out.append((*groups.keys[g], name, labels[i], *(column[entry] for column in sums)))
-    return out
-
-
-COLUMNS = ("version_id", "segment", "start", "feature", "slice", *SLICE_SUM_FIELDS)
-
-
-def slice_rows_write(model: MLModel, period: str, rows: list[SliceRow]) -> None:
-    """Insert slice rows: COPY on PostgreSQL, bulk_create elsewhere."""
-    if not is_postgres():
-        SliceAggregate.objects.bulk_create(
-            [
-                SliceAggregate(model=model, period=period, **dict(zip(COLUMNS, row, strict=True)))
-                for row in rows
-            ],
-            1000,
+        sums = np.column_stack(
+            [binned.counts(contributions[field].astype(float)) for field in SLICE_SUM_FIELDS]
         )
-        return
-    with connection.cursor() as cursor:
-        sql = f"COPY monitoring_sliceaggregate (model_id, period, {', '.join(COLUMNS)}) FROM STDIN"
-        with cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row((model.pk, period, *row))
+        group = binned.group
+        feature = np.full(group.size, name, dtype=object)
+        labelled = np.asarray(labels, dtype=object)[binned.index]
+        parts.append(
+            SliceSums(version[group], segment[group], start[group], feature, labelled, sums)
+        )
+    return SliceSums.concat(parts)
+
+
+def added_up(sums: SliceSums, keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The entries' sums added up per distinct key (arrays of an entry each): each key's
+    first entry and its totals, from one sparse product, no Python loop."""
+    codes = [pd.factorize(column)[0] for column in keys]
+    key = np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes])
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    entries = np.arange(len(sums))
+    adder = sparse.csr_matrix((np.ones(entries.size), (inverse.ravel(), entries)))
+    return first, np.asarray(adder @ sums.sums)
+
+
+def summed(sums: SliceSums, seconds: int) -> SliceSums:
+    """The entries added up per (version, segment, period, feature, slice), each start
+    floored to its period of ``seconds`` (86400: days)."""
+    if not len(sums):
+        return sums
+    start = sums.start - sums.start % seconds
+    first, totals = added_up(sums, (sums.version, sums.segment, start, sums.feature, sums.slice))
+    return SliceSums(
+        sums.version[first],
+        sums.segment[first],
+        start[first],
+        sums.feature[first],
+        sums.slice[first],
+        totals,
+    )
+
+
+# --- a day's slices, stored as one compact row ---
+
+_HEADER = struct.Struct("<II")  # header length, entries
+
+
+def slices_encode(sums: SliceSums) -> bytes:
+    """Entries as bytes: the distinct texts once (JSON), then codes and the sums, of the
+    fields that are not all zero (a classifier's regression sums are left out)."""
+    texts, codes = {}, []
+    for key, column in (("segments", sums.segment), ("features", sums.feature)):
+        codes.append(column_codes(column, texts, key))
+    codes.append(column_codes(sums.slice, texts, "slices"))
+    kept = np.flatnonzero(np.any(sums.sums != 0, axis=0))
+    header = {"fields": [SLICE_SUM_FIELDS[i] for i in kept.tolist()], **texts}
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    parts = [
+        _HEADER.pack(len(encoded), len(sums)),
+        encoded,
+        sums.version.astype("<i8").tobytes(),
+        sums.start.astype("<i8").tobytes(),
+        *(each.astype("<i4").tobytes() for each in codes),
+        np.ascontiguousarray(sums.sums[:, kept], dtype="<f8").tobytes(),
+    ]
+    return pack(b"".join(parts))
+
+
+def column_codes(column: np.ndarray, texts: dict, key: str) -> np.ndarray:
+    codes, uniques = pd.factorize(column)
+    texts[key] = [str(text) for text in uniques]
+    return codes
+
+
+def slices_decode(data: bytes) -> SliceSums:
+    """The entries of `slices_encode`; fields it did not store read as 0."""
+    raw = unpack(data)
+    size, n = _HEADER.unpack_from(raw)
+    offset = _HEADER.size + size
+    header = json.loads(raw[_HEADER.size : offset])
+    version = np.frombuffer(raw, "<i8", n, offset)
+    start = np.frombuffer(raw, "<i8", n, offset + 8 * n)
+    codes = [np.frombuffer(raw, "<i4", n, offset + 16 * n + 4 * n * i) for i in range(3)]
+    stored = np.frombuffer(raw, "<f8", n * len(header["fields"]), offset + 28 * n)
+    sums = np.zeros((n, len(SLICE_SUM_FIELDS)))
+    columns = [SLICE_SUM_FIELDS.index(name) for name in header["fields"]]
+    sums[:, columns] = stored.reshape(n, len(columns))
+    texts = [np.asarray(header[key], dtype=object) for key in ("segments", "features", "slices")]
+    segment, feature, slice_ = (text[code] for text, code in zip(texts, codes, strict=True))
+    return SliceSums(
+        version.astype(np.int64), segment, start.astype(np.int64), feature, slice_, sums
+    )
+
+
+# --- the chunk's days, written ---
+
+
+def day_starts(sums: SliceSums) -> np.ndarray:
+    return sums.start - sums.start % 86400
+
+
+def stored_hours(model: MLModel, days: list[datetime]) -> dict[int, SliceSums]:
+    """The days' stored hour entries, by day start."""
+    stored = SliceDay.objects.filter(model=model, day__in=days).values_list("day", "hours")
+    return {int(as_utc(day).timestamp()): slices_decode(data) for day, data in stored}
 
 
 def chunk_slices_write(
-    *, model: MLModel, hours: list[datetime], bins: dict[int, dict[str, Bins]], rows: ChunkRows
+    *,
+    model: MLModel,
+    hours: list[datetime],
+    days: list[datetime],
+    bins: dict[int, dict[str, Bins]],
+    rows: ChunkRows,
 ) -> None:
-    """Replace the hours' slice rows with those of their rows (the caller's savepoint)."""
-    SliceAggregate.objects.filter(model=model, period=Period.HOUR, start__in=hours).delete()
-    slice_rows_write(model, Period.HOUR, chunk_slices(model=model, bins=bins, rows=rows))
+    """Rewrite the slices of the days the chunk's hours fall in (the caller's savepoint): the
+    chunk's hours from its rows, a day's other hours as they were stored. ``days`` are those
+    whose every hour is in the chunk: nothing stored of them is read."""
+    new = chunk_slices(model=model, bins=bins, rows=rows)
+    touched = sorted({day_floor(hour) for hour in hours})
+    kept = stored_hours(model, sorted(set(touched) - set(days)))
+    redone = np.array([int(hour.timestamp()) for hour in hours], dtype=np.int64)
+    new_days = day_starts(new)
+    written = []
+    for day in touched:
+        start = int(day.timestamp())
+        merged = new.take(np.flatnonzero(new_days == start))
+        if start in kept:
+            old = kept[start]
+            merged = SliceSums.concat([old.take(~np.isin(old.start, redone)), merged])
+        if len(merged):
+            encoded = (slices_encode(merged), slices_encode(summed(merged, 86400)))
+            written.append(SliceDay(model=model, day=day, hours=encoded[0], sums=encoded[1]))
+    SliceDay.objects.filter(model=model, day__in=touched).delete()
+    SliceDay.objects.bulk_create(written, 100)
 
 
-def day_of(column: str) -> str:
-    if is_postgres():
-        return f"date_trunc('day', {column})"
-    return f"strftime('%%Y-%%m-%%d 00:00:00', {column})"
+# --- reading ---
 
 
-def slice_days_refresh(model: MLModel, days: list[datetime]) -> None:
-    """Rewrite the days' slice rows as the sums of their hour rows, in the database."""
-    SliceAggregate.objects.filter(model=model, period=Period.DAY, start__in=days).delete()
-    if not days:
-        return
-    sums = ", ".join(f"SUM({field})" for field in SLICE_SUM_FIELDS)
-    columns = ", ".join(SLICE_SUM_FIELDS)
-    day = day_of("start")
-    with connection.cursor() as cursor:
-        for first in days:
-            cursor.execute(
-                f"""INSERT INTO monitoring_sliceaggregate
-                    (model_id, version_id, segment, period, start, feature, slice, {columns})
-                SELECT model_id, version_id, segment, %s, {day}, feature, slice, {sums}
-                FROM monitoring_sliceaggregate
-                WHERE model_id = %s AND period = %s AND start >= %s AND start < %s
-                GROUP BY model_id, version_id, segment, {day}, feature, slice""",
-                [Period.DAY, model.pk, Period.HOUR, db_datetime(first), db_datetime(first + DAY)],
-            )
+def window_slices(model: MLModel, start: datetime, end: datetime) -> SliceSums:
+    """The sums of every day in [start, end), per version, segment, day, feature, slice."""
+    stored = SliceDay.objects.filter(model=model, day__gte=start, day__lt=end)
+    return SliceSums.concat([slices_decode(data) for data in stored.values_list("sums", flat=True)])

@@ -1,4 +1,4 @@
-"""Compact bytes for stored histograms: only the non-empty bins, zlib-compressed.
+"""Compact bytes for stored histograms: only the non-empty bins, zlib-compressed when large.
 
 An hourly histogram is mostly empty bins; a busy day fills most of them. The encoding keeps
 the indices of bins where any array is non-zero and each array's values there, plus a few
@@ -19,6 +19,21 @@ from monitoring.stats.histograms import HistogramRows, NumericHistogram
 
 _HEADER = struct.Struct("<IIHH")  # dense size, non-empty bins, arrays, scalars
 
+# Under this many bytes an encoding is stored as it is, behind a zero byte (no zlib stream
+# starts with one): zlib saves a few bytes there, but its setup costs about 0.1 ms a call,
+# the largest single cost of aggregating hours of a few predictions each.
+RAW = b"\x00"
+SMALL = 2048
+
+
+def pack(raw: bytes) -> bytes:
+    return RAW + raw if len(raw) < SMALL else zlib.compress(raw, 1)
+
+
+def unpack(data: bytes) -> bytes:
+    data = bytes(data)
+    return data[1:] if data[:1] == RAW else zlib.decompress(data)
+
 
 def sparse_encode(arrays: list[np.ndarray], scalars: list[float] = ()) -> bytes:
     """Arrays of equal length (int64 or float64 each) and float scalars, as bytes."""
@@ -31,7 +46,7 @@ def sparse_encode(arrays: list[np.ndarray], scalars: list[float] = ()) -> bytes:
         "".join("i" if a.dtype.kind in "iu" else "f" for a in dense).encode(),
     ]
     parts += [a[nonzero].astype("<i8" if a.dtype.kind in "iu" else "<f8").tobytes() for a in dense]
-    return zlib.compress(b"".join(parts), 1)
+    return pack(b"".join(parts))
 
 
 def sparse_encode_groups(
@@ -64,14 +79,14 @@ def sparse_encode_groups(
             kinds,
         ]
         parts += [column[8 * start : 8 * end] for column in columns]
-        out.append(zlib.compress(b"".join(parts), 1))
+        out.append(pack(b"".join(parts)))
     return out
 
 
 def sparse_entries(data: bytes) -> tuple[int, np.ndarray, list[np.ndarray], list[float]]:
     """An encoding's dense size, its non-empty bins and each array's values there, and its
     scalars: what `sparse_decode` spreads out, left sparse."""
-    raw = zlib.decompress(bytes(data))
+    raw = unpack(data)
     size, n, n_arrays, n_scalars = _HEADER.unpack_from(raw)
     offset = _HEADER.size
     scalars = np.frombuffer(raw, "<f8", n_scalars, offset).tolist()
@@ -106,7 +121,7 @@ def sparse_decode_rows(items: list[bytes], size: int, dtypes: tuple, n_scalars: 
     arrays = [np.zeros((len(items), size), dtype) for dtype in dtypes]
     scalars = np.zeros((len(items), n_scalars))
     for row, item in enumerate(items):
-        raw = zlib.decompress(bytes(item))
+        raw = unpack(item)
         dense, n, n_arrays, stored_scalars = _HEADER.unpack_from(raw)
         if (dense, n_arrays, stored_scalars) != (size, len(dtypes), n_scalars):
             raise ValueError(
@@ -144,20 +159,39 @@ def sparse_merge(items: list[bytes]) -> bytes:
 def sparse_merge_groups(groups: list[int], items: list[bytes]) -> dict[int, bytes]:
     """Many `sparse_merge`s at once: the items of each group summed (``groups[i]`` is item i's
     group; a group's items share their shape). The sums are vectorised over all items, and
-    equal `sparse_merge`'s: each bin's values are added in the order of the items."""
+    equal `sparse_merge`'s: each bin's values are added in the order of the items. An array
+    is summed as integers where every item of its group holds integers there, else as floats
+    (groups of different features can differ)."""
     if not items:
         return {}
     parsed = [sparse_entries(item) for item in items]
+    kinds: dict[int, tuple[str, ...]] = {}
+    for group, (_, _, arrays, _) in zip(groups, parsed, strict=True):
+        mine = tuple(array.dtype.kind for array in arrays)
+        kinds[group] = tuple(map(wider, kinds.get(group, mine), mine))
+    merged: dict[int, bytes] = {}
+    for signature in set(kinds.values()):
+        picked = [i for i, group in enumerate(groups) if kinds[group] == signature]
+        merged |= merge_parsed([groups[i] for i in picked], [parsed[i] for i in picked], signature)
+    return merged
+
+
+def wider(a: str, b: str) -> str:
+    return "f" if "f" in (a, b) else "i"
+
+
+def merge_parsed(groups: list[int], parsed: list, kinds: tuple[str, ...]) -> dict[int, bytes]:
+    """`sparse_merge_groups` of parsed items whose arrays are summed as ``kinds`` say."""
     per_item = np.array([index.size for _, index, _, _ in parsed])
     of_entry = np.repeat(np.asarray(groups, dtype=np.int64), per_item)
     index = np.concatenate([index for _, index, _, _ in parsed]).astype(np.int64)
     keys, inverse = np.unique(of_entry << 32 | index, return_inverse=True)
     inverse = inverse.ravel()
     arrays = []
-    for position, first in enumerate(parsed[0][2]):
+    for position, kind in enumerate(kinds):
         values = np.concatenate([arrays_[position] for _, _, arrays_, _ in parsed])
         total = np.bincount(inverse, weights=values, minlength=keys.size)
-        arrays.append(total.astype(np.int64) if first.dtype.kind == "i" else total)
+        arrays.append(total.astype(np.int64) if kind == "i" else total)
     members, firsts = np.unique(np.asarray(groups, dtype=np.int64), return_index=True)
     at = np.searchsorted(members, groups)
     scalars = [

@@ -32,12 +32,17 @@ from monitoring.models import (
     HourlyAggregate,
     Label,
     Prediction,
-    SliceAggregate,
+    SliceDay,
 )
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.backfill import range_aggregate
 from monitoring.pipeline.join import outcomes_join
-from monitoring.pipeline.slice_aggregates import MISSING
+from monitoring.pipeline.slice_aggregates import (
+    MISSING,
+    SliceSums,
+    columns_of,
+    slices_decode,
+)
 from monitoring.stats.multiple import benjamini_hochberg
 from tests.conftest import need_service
 
@@ -286,12 +291,19 @@ def test_bad_requests_say_what_is_wrong(planted):
         )
 
 
-def test_slice_rows_add_up_to_the_hourly_aggregates(planted):
-    for feature in ("region", "income"):
-        slices = SliceAggregate.objects.filter(model=planted, period="hour", feature=feature)
-        assert sum(slices.values_list("judged", flat=True)) == sum(
-            HourlyAggregate.objects.filter(model=planted).values_list("judged", flat=True)
-        )
+def stored(model, document: str) -> SliceSums:
+    """Every stored slice entry of the model: its days' sums, or their hours'."""
+    rows = SliceDay.objects.filter(model=model).values_list(document, flat=True)
+    return SliceSums.concat([slices_decode(data) for data in rows])
+
+
+def test_slice_sums_add_up_to_the_hourly_aggregates(planted):
+    judged = sum(HourlyAggregate.objects.filter(model=planted).values_list("judged", flat=True))
+    column = SLICE_SUM_FIELDS.index("judged")
+    for document in ("sums", "hours"):
+        entries = stored(planted, document)
+        for feature in ("region", "income"):
+            assert entries.sums[entries.feature == feature, column].sum() == judged
 
 
 def test_the_api_and_the_client_answer_it(planted, live_server):
@@ -339,30 +351,35 @@ def test_the_api_and_the_client_answer_it(planted, live_server):
 def test_the_backfill_builds_the_slices_of_hours_aggregated_before_them(planted, monkeypatch):
     monkeypatch.setitem(app.conf, "task_always_eager", True)  # the ranges run here, in turn
     before = answer_of(planted)
-    hours = SliceAggregate.objects.filter(model=planted, period="hour").count()
-    SliceAggregate.objects.filter(model=planted).delete()  # as after migrating to 0008
+    days = SliceDay.objects.filter(model=planted).count()
+    SliceDay.objects.filter(model=planted).delete()  # as after migrating to 0010
     bare = answer_of(planted)
     assert not any(d["dimension"].startswith("feature:") for d in bare.dimensions)
 
     call_command("aggregates_backfill", "--model", "why", stdout=io.StringIO())
 
-    assert SliceAggregate.objects.filter(model=planted, period="hour").count() == hours
+    assert SliceDay.objects.filter(model=planted).count() == days
     assert answer_of(planted) == before
 
 
-def slice_rows(model) -> dict[tuple, tuple]:
-    columns = ("version_id", "segment", "period", "start", "feature", "slice")
-    rows = SliceAggregate.objects.filter(model=model).values_list(*columns, *SLICE_SUM_FIELDS)
-    return {row[:6]: row[6:] for row in rows}
+def slice_rows(model) -> dict[tuple, np.ndarray]:
+    """Every stored entry (days' and hours') by its key."""
+    out = {}
+    for document in ("sums", "hours"):
+        entries = stored(model, document)
+        keys = zip(*columns_of(entries)[:5], strict=True)
+        for key, sums in zip(keys, entries.sums, strict=True):
+            out[(document, *key)] = sums
+    return out
 
 
 def test_both_readers_write_the_same_slice_rows(planted):
     need_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
-    by_sql = slice_rows(planted)
-    SliceAggregate.objects.filter(model=planted).delete()
+    by_sql = slice_rows(planted)  # whole days summed from the chunk's rows
+    SliceDay.objects.filter(model=planted).delete()
     end = CUR_START + timedelta(days=7)
     range_aggregate(model_id=planted.pk, start=BASE_START, end=end, path="pandas")  # SQLite's
-    by_pandas = slice_rows(planted)
+    by_pandas = slice_rows(planted)  # an hour at a time, days summed from the stored hours
     assert by_pandas.keys() == by_sql.keys()
     for key, sums in by_sql.items():
         np.testing.assert_allclose(by_pandas[key], sums, rtol=1e-12, atol=1e-9, err_msg=str(key))
