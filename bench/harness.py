@@ -276,8 +276,9 @@ def model_delete(name: str) -> None:
 
 
 # The completeness marker names the aggregates' version: bump it when the job stores new
-# aggregates (2: explain's per-slice sums), so an older dataset is aggregated again, not reused.
-AGGREGATES_VERSION = 2
+# aggregates (2: explain's per-slice sums; 3: stored a day per row), so an older dataset is
+# aggregated again, not reused.
+AGGREGATES_VERSION = 3
 AGGREGATED_BEFORE = "complete: ingested, joined and aggregated"
 AGGREGATED = f"{AGGREGATED_BEFORE} (aggregates v{AGGREGATES_VERSION})"
 
