@@ -35,6 +35,7 @@ from monitoring.ingest.validate import (
 # About 7,000 rows of 10 features per block. Arrow's streaming reader reads some 30 blocks
 # ahead of the one parsed, so the block size decides the memory a large body takes.
 BLOCK_BYTES = 1 << 20
+SCORES_PREFIX = "score:"  # a CSV or Parquet column of one class's score
 OWN = ("prediction_id", "timestamp", "model_version", "prediction", "score", "segment")
 TIMESTAMP = (
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
@@ -63,6 +64,7 @@ STAGE_COLUMNS = (
     "score",
     "segment",
     "features",
+    "scores",
     "content_md5",
 )
 
@@ -109,6 +111,7 @@ class ColumnarChunk:
             "score": good["score"],
             "segment": good["segment"],
             "features": good["features"],
+            "scores": pa.nulls(size, pa.string()),  # rows with scores take the records path
             "content_md5": good["content_md5"],
         }
         if first_idx is not None:
@@ -141,9 +144,12 @@ def csv_header(stream: BinaryIO) -> list[str] | None:
 
 
 def columnar_usable(header: list[str]) -> bool:
+    """Whether the header's rows can be read column-wise: `score:CLASS` columns (multiclass
+    scores) are read by the records path, which checks each row's probabilities together."""
     features = [name for name in header if name not in OWN]
     return (
         len(set(header)) == len(header)
+        and not any(name.startswith(SCORES_PREFIX) for name in header)
         and all(
             name in header for name in ("prediction_id", "timestamp", "model_version", "prediction")
         )
