@@ -24,7 +24,7 @@ from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
-from common.sql import db_datetime
+from common.sql import db_datetime, is_postgres
 from common.time import HOUR, hour_ranges
 from factory.models import MLModel, Task
 from monitoring.models import Prediction
@@ -255,15 +255,7 @@ def rows_select(
                 row_ids = ids[order]
             feature_columns(rows, batch, values, order)
         if model.task == Task.MULTICLASS:
-            cursor.execute(CLASS_SCORES_SELECT, params)
-            ids, names, scores = cursor.fetchone()
-            class_scores_attach(
-                rows,
-                row_ids,
-                binary_array(ids, ">i8"),
-                np.array(names or [], dtype=object),
-                binary_array(scores, ">f8"),
-            )
+            class_scores_attach(rows, row_ids, *class_scores_fetch(cursor, params))
     return rows
 
 
@@ -396,7 +388,16 @@ def rows_load(
     if model.task == Task.MULTICLASS:
         rows.outcome = np.array(outcome, dtype=object)
         rows.prediction = np.array(prediction, dtype=object)
-        class_scores_load(rows, model, hours, np.array(row_ids, dtype=np.int64))
+        params = {
+            "model": model.pk,
+            "hours": hours,
+            "low": min(hours),
+            "high": max(hours) + HOUR,
+            "contiguous": True,  # rows of other hours are dropped by their ids
+        }
+        with connection.cursor() as cursor:
+            fetched = class_scores_fetch(cursor, params)
+        class_scores_attach(rows, np.array(row_ids, dtype=np.int64), *fetched)
     documents = [f if isinstance(f, dict) else {} for f in features]
     for name, kind in chunk_features(bins):
         column = [document.get(name) for document in documents]
@@ -410,25 +411,26 @@ def rows_load(
     return rows
 
 
-def class_scores_load(
-    rows: ChunkRows, model: MLModel, hours: list[datetime], row_ids: np.ndarray
-) -> None:
-    """The rows' class scores through SQLite's `json_each`, as `CLASS_SCORES_SELECT` reads
-    them on PostgreSQL."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """SELECT p.id, e.key, CASE WHEN e.type IN ('real', 'integer') THEN e.value END
-            FROM monitoring_prediction p, json_each(p.scores) e
-            WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
-                AND json_type(p.scores) = 'object'""",
-            [model.pk, db_datetime(min(hours)), db_datetime(max(hours) + HOUR)],
+def class_scores_fetch(cursor, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction id, class, score) of every class score of the rows in [low, high) (and in
+    `hours` unless `contiguous`), as three arrays: PostgreSQL sends them as arrays, SQLite
+    lists them through its `json_each`."""
+    if is_postgres():
+        cursor.execute(CLASS_SCORES_SELECT, params)
+        ids, names, scores = cursor.fetchone()
+        return (
+            binary_array(ids, ">i8"),
+            np.array(names or [], dtype=object),
+            binary_array(scores, ">f8"),
         )
-        triples = cursor.fetchall()
-    ids, names, scores = zip(*triples, strict=True) if triples else ((), (), ())
-    class_scores_attach(
-        rows,
-        row_ids,
-        np.array(ids, dtype=np.int64),
-        np.array(names, dtype=object),
-        np.array([np.nan if s is None else s for s in scores], dtype=float),
+    cursor.execute(
+        """SELECT p.id, e.key, CASE WHEN e.type IN ('real', 'integer') THEN e.value END
+        FROM monitoring_prediction p, json_each(p.scores) e
+        WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
+            AND json_type(p.scores) = 'object'""",
+        [params["model"], db_datetime(params["low"]), db_datetime(params["high"])],
     )
+    triples = cursor.fetchall()
+    ids, names, scores = zip(*triples, strict=True) if triples else ((), (), ())
+    values = np.array([np.nan if s is None else s for s in scores], dtype=float)
+    return np.array(ids, dtype=np.int64), np.array(names, dtype=object), values
