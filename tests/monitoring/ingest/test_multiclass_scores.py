@@ -148,3 +148,11 @@ def test_a_single_class_is_not_a_probability_vector(iris, writer):
     assert answer["accepted"] == 1
     assert answer["errors"][0]["field"] == "scores"
     assert "two or more classes" in answer["errors"][0]["message"]
+
+
+def test_the_schema_describes_scores(writer):
+    schema = writer.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    record = schema["components"]["schemas"]["PredictionRecord"]["properties"]
+    assert "score:CLASS" in record["scores"]["description"]
+    body = schema["paths"]["/api/v1/models/{model}/predictions"]["post"]["requestBody"]
+    assert set(body["content"]) >= {"application/json", "text/csv"}
