@@ -279,15 +279,14 @@ def multiclass_calibration_fit(references: dict[str, ScoreHistogram]) -> dict[st
 @dataclass(frozen=True)
 class ClassExpected:
     """Per class (in `labels` order): expected true positives, expected members (predicted
-    or not), predictions of it, and the variances of the true positives and of the members
-    not predicted it, under the calibration."""
+    or not), predictions of it, and the variance of the true positives under the
+    calibration."""
 
     labels: list[str]
     tp: np.ndarray
     actual: np.ndarray
     predicted: np.ndarray
     tp_var: np.ndarray
-    missed_var: np.ndarray
     n: int
 
 
@@ -301,7 +300,7 @@ def class_expected(parts: list[ClassVersioned]) -> ClassExpected:
     predictions."""
     labels = sorted({label for part in parts for label in part.classes})
     at = {label: i for i, label in enumerate(labels)}
-    tp, actual, predicted, tp_var, missed_var = (np.zeros(len(labels)) for _ in range(5))
+    tp, actual, predicted, tp_var = (np.zeros(len(labels)) for _ in range(4))
     for part in parts:
         rows = [
             (at[label], v.histogram.predicted_positive, v.histogram.predicted_negative, v.rates)
@@ -314,9 +313,8 @@ def class_expected(parts: list[ClassVersioned]) -> ClassExpected:
             actual[i] += scale * float((positive + negative) @ rates)
             predicted[i] += float(positive.sum())
             tp_var[i] += scale**2 * float(positive @ (rates * (1 - rates)))
-            missed_var[i] += scale**2 * float(negative @ (rates * (1 - rates)))
     n = sum(part.n for part in parts)
-    return ClassExpected(labels, tp, actual, predicted, tp_var, missed_var, n)
+    return ClassExpected(labels, tp, actual, predicted, tp_var, n)
 
 
 def class_metric(metric: str, tp, missed, predicted, n: int, present: np.ndarray):
@@ -341,9 +339,7 @@ def multiclass_estimate(
     seed: int = SEED,
 ) -> Estimate:
     """A window's estimated accuracy or macro F1, with the interval its realised value should
-    fall in: each class's true positives, and its members not predicted it, drawn as the
-    normal approximations of their sums of binomials (independent draws, a class's
-    correlation with the others' left out)."""
+    fall in if the calibration holds (a parametric bootstrap of the expected counts)."""
     parts = [part for part in parts if part.n]
     expected = class_expected(parts)
     if not expected.n:
@@ -355,15 +351,32 @@ def multiclass_estimate(
     )
     if not np.isfinite(value):
         return Estimate(None, None, None, expected.n)
-    rng = np.random.default_rng(seed)
-    shape = (draws, len(expected.labels))
-    tp = expected.tp + rng.standard_normal(shape) * np.sqrt(expected.tp_var)
-    tp = np.clip(tp, 0, expected.predicted)
-    missed = np.maximum(missed + rng.standard_normal(shape) * np.sqrt(expected.missed_var), 0)
+    tp, missed = class_draws(expected, np.random.default_rng(seed), draws)
     sample = class_metric(metric, tp, missed, expected.predicted, expected.n, present)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(sample, [tail, 100 - tail])
     return Estimate(value, float(min(low, value)), float(max(high, value)), expected.n)
+
+
+def class_draws(expected: ClassExpected, rng, draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of each class's true positives and of its members not predicted it.
+
+    True positives are sums of binomials over the class's predictions, drawn by their normal
+    approximations, independently (different predictions). The errors are then what those
+    leave, shared among the classes missed as a multinomial of their expected shares (normal
+    approximation, covariance errors x (diag(q) - q q')): one prediction's error is one class
+    missed, so the classes' misses fall and rise together with the errors, and with every
+    class's F1. Drawing the misses apart from the true positives left macro F1's interval too
+    narrow (83% coverage at 95% on generated windows)."""
+    shape = (draws, len(expected.labels))
+    tp = expected.tp + rng.standard_normal(shape) * np.sqrt(expected.tp_var)
+    tp = np.clip(tp, 0, expected.predicted)
+    errors = (expected.predicted - tp).sum(axis=1, keepdims=True)
+    missed = np.maximum(expected.actual - expected.tp, 0)
+    share = missed / missed.sum() if missed.sum() > 0 else np.zeros_like(missed)
+    root = np.sqrt(share) * rng.standard_normal(shape)  # covariance diag(q)
+    noise = root - share * root.sum(axis=1, keepdims=True)
+    return tp, np.maximum(errors * share + np.sqrt(errors) * noise, 0)
 
 
 def window_estimate(parts: list, metric: str) -> Estimate:
