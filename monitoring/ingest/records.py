@@ -16,6 +16,7 @@ from monitoring.ingest.validate import (
     MAX_TEXT_CHARS,
     MAX_VERSION_CHARS,
     REQUIRED,
+    SCORES_SUM_TOLERANCE,
     TOO_LONG,
     Problem,
     encodable,
@@ -330,9 +331,6 @@ def prediction_check(record) -> tuple[PredictionRow | None, list[Problem]]:
         scores_json,
     )
     return row, []
-
-
-SCORES_SUM_TOLERANCE = 1e-3  # a probability vector sums to 1 within this (API.md)
 
 
 def check_scores(value, label: str | None, problems: list[Problem]) -> dict | None:
