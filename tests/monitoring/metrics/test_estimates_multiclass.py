@@ -222,3 +222,20 @@ def test_binary_models_have_no_estimated_macro_f1(writer, model):
 def test_new_multiclass_models_get_a_band_rule_on_the_estimated_accuracy(iris):
     alert_rules_default_create(model=iris)
     assert AlertRule.objects.get(model=iris, metric="estimated:accuracy").kind == "band"
+
+
+def test_alert_rules_can_watch_multiclass_estimates_and_gaps(writer, iris, model):
+    for metric in ("estimated:macro_f1", "estimation_gap:accuracy"):
+        answer = writer.post(
+            "/api/v1/models/iris/alert-rules",
+            {"metric": metric, "kind": "band", "k": 3},
+            format="json",
+        )
+        assert answer.status_code == 201, answer.json()
+    # and a binary model has no estimated macro F1 to watch
+    answer = writer.post(
+        "/api/v1/models/churn/alert-rules",
+        {"metric": "estimated:macro_f1", "kind": "band", "k": 3},
+        format="json",
+    )
+    assert answer.status_code == 400 and "estimated:macro_f1" in answer.content.decode()
