@@ -5,7 +5,9 @@
 The rows have `timestamp`, `score`, `prediction` and `outcome`; those before REFERENCE_END (an
 ISO moment) are the reference CBPE is fitted on, the others are estimated a day a chunk. Prints
 one JSON object: the seconds of fit and estimate, and per chunk (its first day) the estimated
-ROC AUC and accuracy.
+ROC AUC and accuracy. Rows with `score:CLASS` columns instead of `score` are a multiclass
+model's: its CBPE estimates accuracy and macro F1 (NannyML's multiclass `f1`, macro-averaged),
+reported as `accuracy` and `macro_f1`.
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ def main(path: str, reference_end: str) -> None:
     end = pd.Timestamp(reference_end)
     reference, analysis = rows[rows["timestamp"] < end], rows[rows["timestamp"] >= end]
     started = time.perf_counter()
+    classes = {c[len("score:") :]: c for c in rows.columns if c.startswith("score:")}
+    names = {"roc_auc": "roc_auc", "accuracy": "accuracy"}
+    if classes:
+        names = {"accuracy": "accuracy", "f1": "macro_f1"}
     estimator = nml.CBPE(
-        y_pred_proba="score",
+        y_pred_proba=classes or "score",
         y_pred="prediction",
         y_true="outcome",
         timestamp_column_name="timestamp",
-        metrics=["roc_auc", "accuracy"],
+        metrics=list(names),
         chunk_period="D",
-        problem_type="classification_binary",
+        problem_type="classification_multiclass" if classes else "classification_binary",
     )
     estimator.fit(reference)
     result = estimator.estimate(analysis.drop(columns=["outcome"])).filter(period="analysis")
@@ -43,10 +49,7 @@ def main(path: str, reference_end: str) -> None:
     chunks = {}
     for _, row in frame.iterrows():
         day = pd.Timestamp(row[("chunk", "start_date")]).strftime("%Y-%m-%d")
-        chunks[day] = {
-            "roc_auc": float(row[("roc_auc", "value")]),
-            "accuracy": float(row[("accuracy", "value")]),
-        }
+        chunks[day] = {ours: float(row[(theirs, "value")]) for theirs, ours in names.items()}
     print(json.dumps({"seconds": seconds, "chunks": chunks}))
 
 

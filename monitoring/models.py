@@ -59,6 +59,8 @@ class Prediction(models.Model):
     prediction = models.CharField(max_length=200)
     prediction_num = models.FloatField(null=True)
     score = models.FloatField(null=True)
+    # Multiclass: each class's probability ({"class": p}, summing to 1), as the sender gave it.
+    scores = models.JSONField(null=True)
     features = models.JSONField(null=True)
     content_md5 = models.CharField(max_length=32)
     batch = models.ForeignKey(
@@ -361,6 +363,9 @@ class SketchKind(models.TextChoices):
     ALL_SCORES = "all_scores"  # every scored prediction by predicted class, judged or not (binary)
     DELAY = "delay"  # label delays on log bins
     CONFUSION = "confusion"  # multiclass {(actual, predicted): count}
+    # Multiclass, one sketch per class (`name`), that class against the rest as a binary one:
+    CLASS_SCORE = "class_score"  # SCORE's layout: judged rows, positive = the outcome is it
+    CLASS_ALL = "class_all"  # ALL_SCORES' layout: every scored row, positive = predicted it
     NUMERICAL = "numerical"  # a feature's NumericHistogram on its FeatureBins edges
     CATEGORICAL = "categorical"  # a feature's category counts and missing count
 
@@ -514,7 +519,8 @@ class Calibration(models.Model):
     outcomes arrive. Chosen again only when the model's estimation reference is set again.
 
     `rates` holds P(positive) per score bin (`monitoring.stats.auc.SCORE_BINS`, float64), the
-    isotonic fit of the labelled reference's positives per bin.
+    isotonic fit of the labelled reference's positives per bin. A multiclass version's holds
+    one such block per class of `classes`, each class calibrated against the rest.
     """
 
     model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
@@ -523,7 +529,9 @@ class Calibration(models.Model):
     reference_start = models.DateTimeField(null=True)
     reference_end = models.DateTimeField(null=True)
     labelled = models.PositiveIntegerField(default=0)  # reference rows with an outcome
-    rates = models.BinaryField()  # float64 little-endian, one per score bin
+    rates = models.BinaryField()  # float64 little-endian, one per score bin (per class)
+    # Multiclass: the classes whose rates follow one another in `rates`; null for binary.
+    classes = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

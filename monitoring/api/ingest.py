@@ -13,7 +13,7 @@ from accounts.models import Scope
 from accounts.throttling import KeyRateThrottle
 from config.problems import ApiProblem
 from factory.api_base import ModelAPIView
-from monitoring.api.serializers import ReceiptSerializer
+from monitoring.api.serializers import PredictionBatchSerializer, ReceiptSerializer
 from monitoring.ingest.parsers import (
     MEDIA_TYPES,
     BodyError,
@@ -88,6 +88,18 @@ def body_source(request):
 class PredictionIngestView(IngestView):
     kind = RecordKind.PREDICTIONS
     scopes = {"POST": Scope.PREDICTIONS_WRITE}
+
+    @extend_schema(
+        request={
+            "application/json": PredictionBatchSerializer,
+            "application/x-ndjson": OpenApiTypes.STR,
+            "text/csv": OpenApiTypes.STR,
+            "application/vnd.apache.parquet": OpenApiTypes.BINARY,
+        },
+        responses=ReceiptSerializer,
+    )
+    def post(self, request, **kwargs):
+        return super().post(request, **kwargs)
 
 
 class OutcomeIngestView(IngestView):

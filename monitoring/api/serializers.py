@@ -293,6 +293,35 @@ class ReceiptSerializer(serializers.Serializer):
     errors_truncated = serializers.BooleanField(required=False)
 
 
+class PredictionRecordSerializer(serializers.Serializer):
+    """A prediction record as docs/api.md lists it: the schema's description only, the body
+    is streamed and checked record by record (monitoring.ingest.records)."""
+
+    prediction_id = serializers.CharField(max_length=200)
+    timestamp = serializers.DateTimeField(help_text="RFC 3339 with an offset")
+    model_version = serializers.CharField(max_length=100)
+    prediction = serializers.JSONField(help_text="the class or the value: number, string, bool")
+    score = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text="binary: the positive class's probability",
+    )
+    scores = serializers.DictField(
+        child=serializers.FloatField(min_value=0, max_value=1),
+        required=False,
+        help_text="multiclass: each class's probability, two or more classes summing to 1 "
+        "within 0.001 and naming the predicted class; in CSV and Parquet one column "
+        "`score:CLASS` per class. A malformed one quarantines its record alone",
+    )
+    segment = serializers.CharField(required=False, max_length=200)
+    features = serializers.DictField(required=False, help_text="name to number, string, bool")
+
+
+class PredictionBatchSerializer(serializers.Serializer):
+    records = PredictionRecordSerializer(many=True, help_text="or a bare array of records")
+
+
 class DriftReferenceSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=["training", "window"],

@@ -29,12 +29,14 @@ from monitoring.ingest.validate import (
     MAX_NAME_CHARS,
     MAX_TEXT_CHARS,
     MAX_VERSION_CHARS,
+    SCORES_SUM_TOLERANCE,
     timestamp_bounds,
 )
 
 # About 7,000 rows of 10 features per block. Arrow's streaming reader reads some 30 blocks
 # ahead of the one parsed, so the block size decides the memory a large body takes.
 BLOCK_BYTES = 1 << 20
+SCORES_PREFIX = "score:"  # a CSV or Parquet column of one class's score
 OWN = ("prediction_id", "timestamp", "model_version", "prediction", "score", "segment")
 TIMESTAMP = (
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
@@ -63,6 +65,7 @@ STAGE_COLUMNS = (
     "score",
     "segment",
     "features",
+    "scores",
     "content_md5",
 )
 
@@ -92,6 +95,8 @@ class ColumnarChunk:
         record["prediction"] = row["prediction"]
         record["score"] = row["score"]
         record["features"] = json.loads(row["features"]) if row["features"] else None
+        if row["scores"]:
+            record["scores"] = json.loads(row["scores"])
         return record
 
     def copy_csv(self, version_ids: dict[str, int], *, first_idx=None, constants=()) -> bytes:
@@ -109,6 +114,7 @@ class ColumnarChunk:
             "score": good["score"],
             "segment": good["segment"],
             "features": good["features"],
+            "scores": good["scores"],
             "content_md5": good["content_md5"],
         }
         if first_idx is not None:
@@ -142,8 +148,10 @@ def csv_header(stream: BinaryIO) -> list[str] | None:
 
 def columnar_usable(header: list[str]) -> bool:
     features = [name for name in header if name not in OWN]
+    classes = [name[len(SCORES_PREFIX) :] for name in header if name.startswith(SCORES_PREFIX)]
     return (
         len(set(header)) == len(header)
+        and all(0 < len(name) <= MAX_TEXT_CHARS and "\x00" not in name for name in classes)
         and all(
             name in header for name in ("prediction_id", "timestamp", "model_version", "prediction")
         )
@@ -205,12 +213,15 @@ def block_check(batch: pa.RecordBatch, header: list[str], cell_record) -> Column
     ok = pc.and_(ok, label_ok)
     score_text = cols.get("score", empty)
     ok = pc.and_(ok, pc.or_(pc.equal(score_text, ""), matches(score_text, SCORE)))
-    features, features_ok = features_json(cols, [name for name in header if name not in OWN])
+    names = [name for name in header if name not in OWN and not name.startswith(SCORES_PREFIX)]
+    features, features_ok = features_json(cols, names)
     ok = pc.and_(ok, features_ok)
+    scores, scores_ok = scores_json(cols, header, label)
+    ok = pc.and_(ok, scores_ok)
     ok = pc.and_(ok.fill_null(False), dates_exist(cols["timestamp"], ok))
     ok = pc.and_(ok, within_bounds(cols["timestamp"], ok))
     keep = pc.indices_nonzero(ok)
-    good = good_table(cols, keep, label, label_num, score_text, segment, features)
+    good = good_table(cols, keep, label, label_num, score_text, segment, features, scores)
     rest = pc.indices_nonzero(pc.invert(ok))
     others = [
         (offset, cell_record(row))
@@ -273,6 +284,49 @@ def features_json(cols: dict, names: list[str]) -> tuple[pa.Array, pa.Array]:
     return pc.binary_join_element_wise(*parts, "}", ""), certain
 
 
+def scores_json(cols: dict, header: list[str], label: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The `score:CLASS` cells as the canonical JSON the records path stores for a row's
+    `scores` (null when every cell is empty), and whether the row is certain to pass its
+    rules: every cell empty or a plain probability (`SCORE`), and then either none given or
+    two or more, the predicted class among them, summing to 1 within the tolerance (added in
+    the columns' order, as the records path adds them). Other rows go to the records path,
+    which says why."""
+    size = len(cols["prediction_id"])
+    columns = [
+        (name[len(SCORES_PREFIX) :], cols[name])
+        for name in header
+        if name.startswith(SCORES_PREFIX)
+    ]
+    if not columns:
+        return pa.nulls(size, pa.string()), pa.array([True] * size)
+    certain = pa.array([True] * size)
+    given = pa.array([0] * size, pa.int64())
+    total = pa.array([0.0] * size)
+    named = pa.array([False] * size)
+    members = {}
+    for cls, text in columns:
+        empty, plain = pc.equal(text, ""), matches(text, SCORE)
+        certain = pc.and_(certain, pc.or_(empty, plain))
+        value = pc.cast(pc.if_else(plain, text, pa.scalar(None, pa.string())), pa.float64())
+        total = pc.add(total, value.fill_null(0.0))
+        given = pc.add(given, pc.cast(pc.invert(empty), pa.int64()))
+        named = pc.or_(named, pc.and_(pc.invert(empty), pc.equal(label, cls)))
+        text_repr = pc.if_else(
+            pc.equal(text, "1"), "1.0", pc.if_else(pc.equal(text, "0"), "0.0", text)
+        )
+        key = "," + json.dumps(cls, ensure_ascii=False) + ":"
+        # each given member after a comma, the first comma cut below (Arrow's join that skips
+        # nulls drops a row whose members are all null)
+        members[cls] = pc.if_else(empty, "", pc.binary_join_element_wise(key, text_repr, ""))
+    some = pc.greater(given, 0)
+    sums_to_one = pc.less_equal(pc.abs(pc.subtract(total, 1.0)), SCORES_SUM_TOLERANCE)
+    valid = pc.and_(pc.and_(pc.greater_equal(given, 2), sums_to_one), named)
+    certain = pc.and_(certain, pc.or_(pc.invert(some), valid))
+    joined = pc.binary_join_element_wise(*(members[cls] for cls in sorted(members)), "")
+    text = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+    return pc.if_else(some, text, pa.scalar(None, pa.string())), certain
+
+
 def dates_exist(text: pa.Array, ok: pa.Array) -> pa.Array:
     """Well-formed timestamps can still name no day (February 30th): ask Python about those
     only when Arrow refuses the block's."""
@@ -303,7 +357,7 @@ def date_exists(text: str) -> bool:
     return True
 
 
-def good_table(cols, keep, label, label_num, score_text, segment, features) -> pa.Table:
+def good_table(cols, keep, label, label_num, score_text, segment, features, scores) -> pa.Table:
     take = lambda array: pc.take(array, keep)  # noqa: E731
     score_text = take(score_text)
     # repr() of the float the records path makes of the cell
@@ -323,18 +377,34 @@ def good_table(cols, keep, label, label_num, score_text, segment, features) -> p
         score_repr=score_repr,
         segment=take(segment),
         features=take(features),
+        scores=take(scores),
     )
 
 
 def canonical_table(
-    *, prediction_id, timestamp, version, label, label_num, score, score_repr, segment, features
+    *,
+    prediction_id,
+    timestamp,
+    version,
+    label,
+    label_num,
+    score,
+    score_repr,
+    segment,
+    features,
+    scores=None,
 ) -> pa.Table:
     """The staged columns of rows known valid, in the records path's canonical forms, with the
-    content hash it would compute (`score_repr` is repr() of each score, "None" for none)."""
+    content hash it would compute (`score_repr` is repr() of each score, "None" for none; a
+    row's `scores` JSON joins the hashed text only where it has one, as there)."""
     iso = iso_utc(timestamp)
+    if scores is None:
+        scores = pa.nulls(len(prediction_id), pa.string())
     digest_text = pc.binary_join_element_wise(
         iso, version, label, score_repr, segment, features.fill_null("None"), "\x1f"
     )
+    with_scores = pc.binary_join_element_wise(digest_text, scores.fill_null(""), "\x1f")
+    digest_text = pc.if_else(pc.is_null(scores), digest_text, with_scores)
     return pa.table(
         {
             "prediction_id": prediction_id,
@@ -345,6 +415,7 @@ def canonical_table(
             "score": score,
             "segment": segment,
             "features": features,
+            "scores": scores,
             "content_md5": md5_hex(digest_text),
         }
     )

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from common.jsontext import brackets_at_most, json_too_deep, json_value_end
 from monitoring.ingest.columnar import (
+    SCORES_PREFIX,
     ColumnarFallback,
     columnar_chunks,
     columnar_usable,
@@ -297,10 +298,20 @@ def check_columns(columns: list[str], kind: str) -> None:
 
 
 def tabular_record(row: dict, kind: str) -> dict:
-    """A flat row (CSV or Parquet) to the record shape of the JSON API."""
+    """A flat row (CSV or Parquet) to the record shape of the JSON API: a prediction's
+    `score:CLASS` cells make its `scores` (empty cells left out), the other columns its
+    features."""
     own = PREDICTION_COLUMNS if kind == "predictions" else OUTCOME_COLUMNS
     record = {name: row[name] for name in own if row.get(name) is not None}
     extra = {name: value for name, value in row.items() if name not in own}
+    if kind == "predictions":
+        scores = {
+            name[len(SCORES_PREFIX) :]: extra.pop(name)
+            for name in [name for name in extra if name.startswith(SCORES_PREFIX)]
+        }
+        scores = {name: value for name, value in scores.items() if value is not None}
+        if scores:
+            record["scores"] = scores
     if extra:
         record["features" if kind == "predictions" else "values"] = extra
     return record

@@ -16,6 +16,7 @@ from monitoring.ingest.validate import (
     MAX_TEXT_CHARS,
     MAX_VERSION_CHARS,
     REQUIRED,
+    SCORES_SUM_TOLERANCE,
     TOO_LONG,
     Problem,
     encodable,
@@ -36,6 +37,7 @@ PREDICTION_FIELDS = {
     "model_version",
     "prediction",
     "score",
+    "scores",
     "segment",
     "features",
 }
@@ -53,6 +55,7 @@ class PredictionRow:
     segment: str
     features_json: str | None  # canonical: sorted keys, compact
     content_md5: str
+    scores_json: str | None = None  # multiclass, canonical as features_json
 
 
 @dataclass(slots=True)
@@ -193,9 +196,14 @@ def prediction_digest(
     score: float | None,
     segment: str,
     features_json: str | None,
+    scores_json: str | None = None,
 ) -> str:
-    """The content hash that tells a duplicate (same hash) from a conflict (same id, other hash)."""
+    """The content hash that tells a duplicate (same hash) from a conflict (same id, other hash).
+    Per-class scores join the text only when given, so the hash of a record without them is
+    the one stored before they existed (and the one the columnar paths compute)."""
     parts = (timestamp.isoformat(), version, label, repr(score), segment, str(features_json))
+    if scores_json is not None:
+        parts += (scores_json,)
     text = "\x1f".join(parts)
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
@@ -227,6 +235,8 @@ def prediction_fast(record) -> PredictionRow | None:
         return None
     label, number = fast_label(get("prediction"))
     score, segment = get("score"), get("segment")
+    if get("scores") is not None:  # checked in full by prediction_check
+        return None
     if label is None or not (score is None or (type(score) in (float, int) and 0 <= score <= 1)):
         return None
     if segment is None:
@@ -298,17 +308,64 @@ def prediction_check(record) -> tuple[PredictionRow | None, list[Problem]]:
     score = record.get("score")
     if score is not None and (not is_number(score) or not 0 <= score <= 1):
         problems.append(Problem(INVALID, "score", "score must be a number between 0 and 1"))
+    scores = check_scores(record.get("scores"), label, problems)
     segment = check_text(record, "segment", MAX_TEXT_CHARS, problems, required=False) or ""
     features = check_features(record.get("features"), problems)
     if problems:
         return None, problems
     score = None if score is None else float(score)
-    features_json = features_text(features)
-    digest = prediction_digest(timestamp, version, label, score, segment, features_json)
+    features_json, scores_json = features_text(features), features_text(scores)
+    digest = prediction_digest(
+        timestamp, version, label, score, segment, features_json, scores_json
+    )
     row = PredictionRow(
-        prediction_id, timestamp, version, label, number, score, segment, features_json, digest
+        prediction_id,
+        timestamp,
+        version,
+        label,
+        number,
+        score,
+        segment,
+        features_json,
+        digest,
+        scores_json,
     )
     return row, []
+
+
+def check_scores(value, label: str | None, problems: list[Problem]) -> dict | None:
+    """Multiclass scores: an object of at least two classes to probabilities in [0, 1] that
+    sum to 1 within SCORES_SUM_TOLERANCE and name the predicted class, which the estimates
+    need (the predicted class's own calibrated chance is how often it is right). Class names
+    follow the label rules; the stored object has floats."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) < 2:
+        problems.append(
+            Problem(INVALID, "scores", "scores must be an object of two or more classes")
+        )
+        return None
+    clean, before = {}, len(problems)
+    for name, item in value.items():
+        field = printable(f"scores.{name}")[:200]
+        if problem_added(text_problem(name, field, MAX_TEXT_CHARS), problems):
+            continue
+        if not is_number(item) or not 0 <= item <= 1:
+            problems.append(Problem(INVALID, field, f"{field} must be a number between 0 and 1"))
+            continue
+        clean[name] = float(item)
+    if len(problems) > before:
+        return None
+    total = sum(clean.values())
+    if abs(total - 1) > SCORES_SUM_TOLERANCE:
+        problems.append(
+            Problem(INVALID, "scores", f"scores sum to {total:.6g}, not 1 (within 0.001)")
+        )
+    elif label is not None and label not in clean:
+        problems.append(
+            Problem(INVALID, "scores", f"scores must include the predicted class {label!r}")
+        )
+    return clean
 
 
 def outcome_validate(record) -> tuple[OutcomeRow | None, list[Problem]]:

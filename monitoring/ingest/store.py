@@ -120,6 +120,7 @@ PREDICTION_STAGE = {
     "score": "float8",
     "segment": "text",
     "features": "jsonb",
+    "scores": "jsonb",
     "content_md5": "text",
 }
 
@@ -193,6 +194,7 @@ def predictions_stage_insert(
 ) -> StoreResult:
     """Stage the rows, insert the first of each new key that is not expired, classify."""
     features = "features::jsonb" if is_postgres() else "features"
+    scores = "scores::jsonb" if is_postgres() else "scores"
     keys = [(pid,) for pid in ids.to_pylist()]
     md5s = [row.content_md5 for row in rows]
     if columnar is not None:
@@ -208,9 +210,9 @@ def predictions_stage_insert(
     cursor.execute(
         f"""
         INSERT INTO monitoring_prediction (model_id, version_id, prediction_id, timestamp,
-            segment, prediction, prediction_num, score, features, content_md5, batch_id)
+            segment, prediction, prediction_num, score, features, scores, content_md5, batch_id)
         SELECT %(model)s, version_id, prediction_id, ts, segment, prediction, prediction_num,
-            score, {features}, content_md5, %(batch)s
+            score, {features}, {scores}, content_md5, %(batch)s
         FROM stage_predictions s
         WHERE s.idx IN (SELECT MIN(idx) FROM stage_predictions WHERE ts >= %(horizon)s
                         GROUP BY prediction_id)
@@ -258,13 +260,14 @@ def row_values(row: PredictionRow, version_ids: dict[str, int]) -> tuple:
         row.score,
         row.segment,
         row.features_json,
+        row.scores_json,
         row.content_md5,
     )
 
 
 DIRECT_COLUMNS = (
     "prediction_id, timestamp, version_id, prediction, prediction_num, score, segment, features, "
-    "content_md5, model_id, batch_id"
+    "scores, content_md5, model_id, batch_id"
 )
 
 

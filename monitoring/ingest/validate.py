@@ -38,6 +38,7 @@ MAX_INT_DIGITS = 4_000  # longer integers are refused while parsing, before Pyth
 # Squares of stored numbers are summed in float8 (sums of squares for variances): 1e150 squared
 # leaves room for a billion of them below float8's 1.8e308.
 MAX_NUMBER = 1e150
+SCORES_SUM_TOLERANCE = 1e-3  # multiclass scores sum to 1 within this (a probability vector)
 
 # RFC 3339 (section 5.6, with its note's space for T): offsets to +-23:59, seconds to 60.
 RFC3339 = re.compile(

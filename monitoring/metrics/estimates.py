@@ -7,6 +7,10 @@ predictions once their labels are in (label coverage at least `MATURE_COVERAGE`)
 found is frozen (a `Calibration` row) by the jobs, and stays until the model's estimation
 reference is set again. A version with none of its own yet (a new canary) borrows the
 production version's, unfrozen, and the answer says so.
+
+A multiclass model's references are per class (the `class_score` sketches, or the reference
+rows' `scores`): each class is calibrated against the rest, and the calibration holds one
+block of rates per class.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import transaction
 from django.db.models import Min, Sum
 from django.utils.dateparse import parse_datetime
@@ -28,7 +33,13 @@ from monitoring.metrics.sketches import sketches_read
 from monitoring.models import Calibration, CalibrationSource, HourlyAggregate, SketchKind
 from monitoring.stats.auc import ScoreHistogram, score_histogram
 from monitoring.stats.codec import all_score_histogram_decode, score_histogram_decode
-from monitoring.stats.estimate import Versioned, calibration_fit
+from monitoring.stats.estimate import (
+    ClassVersioned,
+    Versioned,
+    bin_centres,
+    calibration_fit,
+    multiclass_calibration_fit,
+)
 
 FIRST_DAYS = timedelta(days=7)
 # The share of the first days' predictions with an outcome that makes them a reference. The
@@ -46,7 +57,7 @@ class CalibrationInUse:
     start: datetime | None
     end: datetime | None
     labelled: int
-    rates: np.ndarray
+    rates: np.ndarray | dict[str, np.ndarray]  # multiclass: per class
 
     def as_reference(self) -> dict:
         return {
@@ -59,20 +70,31 @@ class CalibrationInUse:
         }
 
 
+# A reference: a binary model's labelled score histogram, or a multiclass model's per class.
+Reference = ScoreHistogram | dict[str, ScoreHistogram]
+
+
 def labelled_histogram(
     model: MLModel, version_ids: list[int] | None, start: datetime, end: datetime
-) -> ScoreHistogram | None:
+) -> Reference | None:
     """The labelled score histogram of the versions (None: all) over [start, end), from the
-    sketches."""
+    sketches; a multiclass model's per class."""
+    multiclass = model.task == Task.MULTICLASS
     rows = sketches_read(
         model=model,
-        kind=SketchKind.SCORE,
+        kind=SketchKind.CLASS_SCORE if multiclass else SketchKind.SCORE,
+        name=None if multiclass else "",
         start=start,
         end=end,
         version_ids=version_ids,
     )
-    histograms = [score_histogram_decode(bytes(row.data)) for row in rows]
-    return sum(histograms[1:], histograms[0]) if histograms else None
+    by_class: dict[str, list[ScoreHistogram]] = defaultdict(list)
+    for row in rows:
+        by_class[row.name].append(score_histogram_decode(bytes(row.data)))
+    summed = {name: sum(parts[1:], parts[0]) for name, parts in by_class.items()}
+    if multiclass:
+        return summed or None
+    return summed.get("")
 
 
 def estimation_window(model: MLModel) -> tuple[datetime, datetime] | None:
@@ -84,9 +106,12 @@ def estimation_window(model: MLModel) -> tuple[datetime, datetime] | None:
     return (as_utc(start), as_utc(end)) if start and end else None
 
 
-def reference_rows_histogram(model: MLModel, version: ModelVersion) -> ScoreHistogram | None:
-    """The registered reference rows that carry a score and an outcome, binned."""
+def reference_rows_histogram(model: MLModel, version: ModelVersion) -> Reference | None:
+    """The registered reference rows that carry a score (multiclass: scores) and an outcome,
+    binned."""
     rows = (version.reference or {}).get("rows") if isinstance(version.reference, dict) else None
+    if model.task == Task.MULTICLASS:
+        return reference_rows_class_histograms(rows or [])
     positive = positive_label(model)
     scored = [
         (row["score"], canonical_label(row["outcome"]) == positive)
@@ -100,6 +125,27 @@ def reference_rows_histogram(model: MLModel, version: ModelVersion) -> ScoreHist
         return None
     scores, actual = zip(*scored, strict=True)
     return score_histogram(np.array(actual), np.array(scores, dtype=float), positive=True)
+
+
+def reference_rows_class_histograms(rows: list) -> dict[str, ScoreHistogram] | None:
+    """Per class, the labelled reference rows' scores of that class by whether the outcome is
+    it (a class a row's scores leave out scored 0, as in the aggregates)."""
+    scored = [
+        (row["scores"], canonical_label(row["outcome"]))
+        for row in rows
+        if isinstance(row, dict)
+        and isinstance(row.get("scores"), dict)
+        and row.get("outcome") is not None
+    ]
+    if not scored:
+        return None
+    labels = sorted({str(label) for scores, _ in scored for label in scores})
+    frame = pd.DataFrame([scores for scores, _ in scored], columns=labels).fillna(0.0)
+    outcomes = np.array([outcome for _, outcome in scored], dtype=object)
+    return {
+        label: score_histogram(outcomes == label, frame[label].to_numpy(float), positive=True)
+        for label in labels
+    }
 
 
 def first_days(version: ModelVersion, now: datetime) -> tuple[datetime, datetime] | None:
@@ -143,10 +189,12 @@ def calibration_choose(model: MLModel, version: ModelVersion, now: datetime) -> 
 
 def calibration_make(
     version: ModelVersion,
-    histogram: ScoreHistogram | None,
+    histogram: Reference | None,
     source: str,
     window: tuple[datetime, datetime] | None = None,
 ) -> Calibration | None:
+    if isinstance(histogram, dict):
+        return class_calibration_make(version, histogram, source, window)
     rates = calibration_fit(histogram) if histogram is not None else None
     if rates is None:
         return None
@@ -157,16 +205,55 @@ def calibration_make(
         source=source,
         reference_start=start,
         reference_end=end,
-        labelled=int(histogram.positives.sum() + histogram.negatives.sum()),
+        labelled=labelled_count(histogram),
         rates=rates.astype("<f8").tobytes(),
     )
 
 
+def labelled_count(histogram: ScoreHistogram) -> int:
+    return int(histogram.positives.sum() + histogram.negatives.sum())
+
+
+def class_calibration_make(
+    version: ModelVersion,
+    histograms: dict[str, ScoreHistogram],
+    source: str,
+    window: tuple[datetime, datetime] | None,
+) -> Calibration | None:
+    """A multiclass calibration: each class's rates against the rest, one block per class."""
+    fitted = multiclass_calibration_fit(histograms)
+    if not fitted:
+        return None
+    labels = sorted(fitted)
+    start, end = window or (None, None)
+    return Calibration(
+        model_id=version.model_id,
+        version=version,
+        source=source,
+        reference_start=start,
+        reference_end=end,
+        # every labelled row is in each class's histogram
+        labelled=max(labelled_count(histogram) for histogram in histograms.values()),
+        rates=np.concatenate([fitted[label] for label in labels]).astype("<f8").tobytes(),
+        classes=labels,
+    )
+
+
+def calibration_rates(calibration: Calibration) -> np.ndarray | dict[str, np.ndarray]:
+    """The stored rates: one array, or a multiclass calibration's per class."""
+    rates = np.frombuffer(bytes(calibration.rates), "<f8")
+    if calibration.classes is None:
+        return rates
+    blocks = rates.reshape(len(calibration.classes), -1)
+    return dict(zip(calibration.classes, blocks, strict=True))
+
+
 def calibrations_freeze(*, model_id: int, now: datetime) -> int:
-    """Freeze a calibration for each version of a binary model that has none yet and whose
-    reference is ready; returns how many were frozen (the jobs run it after aggregation)."""
+    """Freeze a calibration for each version of a classification model that has none yet and
+    whose reference is ready; returns how many were frozen (the jobs run it after
+    aggregation)."""
     model = MLModel.objects.get(pk=model_id)
-    if model.task != Task.BINARY:
+    if model.task not in (Task.BINARY, Task.MULTICLASS):
         return 0
     frozen = Calibration.objects.filter(model=model).values_list("version_id", flat=True)
     versions = ModelVersion.objects.filter(model=model).exclude(pk__in=list(frozen))
@@ -231,34 +318,52 @@ def calibrations_in_use(model: MLModel) -> dict[int, CalibrationInUse]:
             start=used.reference_start,
             end=used.reference_end,
             labelled=used.labelled,
-            rates=np.frombuffer(bytes(used.rates), "<f8"),
+            rates=calibration_rates(used),
         )
     return out
 
 
 def estimate_windows(*, model, scope, granularity, key, version_ids) -> dict:
-    """{window: [Versioned]}: each calibrated version's all-scores histogram per window."""
+    """{window: [Versioned]}: each calibrated version's all-scores histogram per window; a
+    multiclass model's [ClassVersioned], a histogram per class."""
     calibrations = calibrations_in_use(model)
     ids = [v for v in calibrations if version_ids is None or v in version_ids]
+    multiclass = model.task == Task.MULTICLASS
     rows = sketches_read(
         model=model,
-        kind=SketchKind.ALL_SCORES,
+        kind=SketchKind.CLASS_ALL if multiclass else SketchKind.ALL_SCORES,
+        name=None if multiclass else "",
         start=scope["start"],
         end=scope["end"],
         version_ids=ids,
         segment=scope["segment"],
         hourly=granularity == "hour",
     )
-    grouped: dict = defaultdict(lambda: defaultdict(list))
+    grouped: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for row in rows:
-        grouped[key(row.start)][row.version_id].append(all_score_histogram_decode(row.data))
+        histogram = all_score_histogram_decode(row.data)
+        grouped[key(row.start)][row.version_id][row.name].append(histogram)
     return {
         moment: [
-            Versioned(sum(parts[1:], parts[0]), calibrations[version_id].rates)
-            for version_id, parts in versions.items()
+            window_part(calibrations[version_id].rates, by_class)
+            for version_id, by_class in versions.items()
         ]
         for moment, versions in grouped.items()
     }
+
+
+def window_part(rates, by_class: dict[str, list]) -> Versioned | ClassVersioned:
+    """A version's histograms in a window, summed, with its calibration. A class its
+    multiclass calibration has not seen is taken at its raw scores (rates: the bin centres)."""
+    summed = {name: sum(parts[1:], parts[0]) for name, parts in by_class.items()}
+    if not isinstance(rates, dict):
+        return Versioned(summed[""], rates)
+    return ClassVersioned(
+        {
+            name: Versioned(histogram, rates.get(name, bin_centres()))
+            for name, histogram in summed.items()
+        }
+    )
 
 
 def estimate_references(model: MLModel, version: str | None) -> list[dict]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from common.numbers import finite
 from monitoring.stats.auc import auc_from_histogram
 from monitoring.stats.compare import f1_variance, macro_f1_variance, rmse_variance
 from monitoring.stats.delay import delay_median_variance, delay_quantile
-from monitoring.stats.estimate import binary_estimate
+from monitoring.stats.estimate import judged_parts, window_estimate
 from monitoring.stats.moments import Estimate, Moments, mean_estimate
 from monitoring.stats.performance import (
     BinaryCounts,
@@ -125,7 +125,7 @@ def estimated(sums: dict, extra) -> Measure:
     """A metric estimated from the window's all-scores histograms: ``extra`` is (the metric
     estimated, each calibrated version's histogram)."""
     name, parts = extra if extra is not None else ("accuracy", [])
-    estimate = binary_estimate(parts, name)
+    estimate = window_estimate(parts, name)
     return Measure(estimate.value, estimate.n, estimate.low, estimate.high)
 
 
@@ -137,7 +137,7 @@ def estimation_gap(sums: dict, extra) -> Measure:
     if extra is None:
         return Measure(None, 0)
     name, realised, parts = extra
-    estimate = binary_estimate([replace(p, histogram=p.histogram.judged()) for p in parts], name)
+    estimate = window_estimate(judged_parts(parts), name)
     if realised.value is None or estimate.value is None:
         return Measure(None, estimate.n)
     gap = Measure(realised.value - estimate.value, estimate.n)

@@ -17,7 +17,7 @@ from monitoring.metrics import measures
 from monitoring.metrics.measures import Compute, Count, MeanOf, Share
 from monitoring.metrics.windows import MetricError
 from monitoring.models import NO_DATA_METRICS, NO_DATA_ONLY_METRICS, SketchKind
-from monitoring.stats.estimate import ESTIMATED_METRICS
+from monitoring.stats.estimate import ESTIMATED_METRICS, MULTICLASS_ESTIMATED_METRICS
 
 # Kinds: what sort of number a metric is, which decides how two windows of it compare.
 PROPORTION = "proportion"  # k of n rows
@@ -441,7 +441,7 @@ def estimated_words(name: str, first: bool = False) -> str:
 
 
 # Families of metrics estimated before the outcomes, by task: the metrics they estimate.
-ESTIMATED = {BINARY: ESTIMATED_METRICS}
+ESTIMATED = {BINARY: ESTIMATED_METRICS, MULTICLASS: MULTICLASS_ESTIMATED_METRICS}
 FAMILIES["estimated"] = (
     Metric(
         "estimated:",
@@ -451,7 +451,7 @@ FAMILIES["estimated"] = (
         HIGHER,
         EXPECTED_COUNTS,
         measures.estimated,
-        tasks=(BINARY,),
+        tasks=(BINARY, MULTICLASS),  # per estimated metric: `metric_find`
         limits=UNIT_RANGE,
         source=ESTIMATES,
     ),
@@ -466,7 +466,7 @@ FAMILIES["estimation_gap"] = (
         NEITHER,
         EXPECTED_COUNTS,
         measures.estimation_gap,
-        tasks=(BINARY,),
+        tasks=(BINARY, MULTICLASS),
         limits=(-1.0, 1.0),
         source=GAPS,
     ),
@@ -484,7 +484,7 @@ HEADLINES = {
 }
 # The estimated headline every new model gets a default band rule on, where its task has one:
 # the estimate moves in a model's first days, before any outcome can.
-ESTIMATED_HEADLINE = {BINARY: "estimated:roc_auc"}
+ESTIMATED_HEADLINE = {BINARY: "estimated:roc_auc", MULTICLASS: "estimated:accuracy"}
 # The one metric an overview shows of a model (sparklines, the compare page's default).
 OVERVIEW = {BINARY: "accuracy", MULTICLASS: "accuracy", REGRESSION: "predictions"}
 
@@ -498,9 +498,11 @@ def metric_find(key: str) -> Metric | None:
         return None
     metric, label = FAMILIES[prefix]
     if metric.source in (ESTIMATES, GAPS):
-        if name not in ESTIMATED_METRICS:
+        tasks = tuple(task for task, names in ESTIMATED.items() if name in names)
+        if not tasks:
             return None
-        metric = replace(metric, unit=BY_KEY[name].unit)  # read as the metric it estimates
+        # read as the metric it estimates, for the tasks that estimate it
+        metric = replace(metric, unit=BY_KEY[name].unit, tasks=tasks)
     return replace(metric, key=key, label=label(name), family=prefix, name=name)
 
 

@@ -24,6 +24,7 @@ from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
+from common.sql import db_datetime, is_postgres
 from common.time import HOUR, hour_ranges
 from factory.models import MLModel, Task
 from monitoring.models import Prediction
@@ -59,6 +60,10 @@ class ChunkRows:
     outcome_num: np.ndarray  # numeric outcome, NaN without one
     outcome: np.ndarray | None = None  # multiclass: the outcome, None when not judged
     prediction: np.ndarray | None = None  # multiclass
+    # Multiclass: each row's score per class of `classes` (NaN: the row has no scores), a
+    # class a row's scores leave out counted 0 (its probability, as they sum to 1 without it).
+    class_scores: np.ndarray | None = None
+    classes: list[str] = field(default_factory=list)
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # numerical features
     categories: dict[str, Categories] = field(default_factory=dict)  # categorical features
     present: dict[str, np.ndarray] = field(default_factory=dict)  # unknown kind: not null
@@ -88,6 +93,8 @@ class ChunkRows:
             outcome_num=self.outcome_num[keep],
             outcome=pick(self.outcome),
             prediction=pick(self.prediction),
+            class_scores=pick(self.class_scores),
+            classes=self.classes,
             numbers={name: values[keep] for name, values in self.numbers.items()},
             categories={
                 name: Categories(column.codes[keep], column.keys)
@@ -241,11 +248,44 @@ def rows_select(
         for number, batch in enumerate(batches):
             cursor.execute(statement(model, batch, first=number == 0), params)
             ids, *values = cursor.fetchone()
-            order = np.argsort(binary_array(ids, ">i8"), kind="stable")
+            ids = binary_array(ids, ">i8")
+            order = np.argsort(ids, kind="stable")
             if rows is None:
                 rows, values = first_columns(model, values, order)
+                row_ids = ids[order]
             feature_columns(rows, batch, values, order)
+        if model.task == Task.MULTICLASS:
+            class_scores_attach(rows, row_ids, *class_scores_fetch(cursor, params))
     return rows
+
+
+# Every (row, class, score) of the chunk's scored rows: one row of three arrays.
+CLASS_SCORES_SELECT = """SELECT array_send(array_agg(p.id)), array_agg(e.key),
+        array_send(array_agg(CASE WHEN jsonb_typeof(e.value) = 'number'
+            THEN (e.value)::float8 ELSE 'NaN'::float8 END))
+    FROM monitoring_prediction p
+    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(p.scores) = 'object'
+        THEN p.scores END) e
+    WHERE p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s
+        AND (%(contiguous)s OR date_trunc('hour', p.timestamp) = ANY(%(hours)s))"""
+
+
+def class_scores_attach(
+    rows: ChunkRows, row_ids: np.ndarray, ids: np.ndarray, names: np.ndarray, scores: np.ndarray
+) -> None:
+    """Spread (prediction id, class, score) triples into the rows' matrix of class scores,
+    ``row_ids`` being the rows' ids in ascending order; triples of other rows are dropped."""
+    position = np.searchsorted(row_ids, ids)
+    inside = position < row_ids.size
+    inside[inside] = row_ids[position[inside]] == ids[inside]
+    position, names, scores = position[inside], names[inside], scores[inside]
+    codes, classes = pd.factorize(pd.Series(names, dtype=object), sort=True)
+    matrix = np.full((row_ids.size, len(classes)), np.nan)
+    matrix[position, codes] = scores
+    scored = np.zeros(row_ids.size, dtype=bool)
+    scored[position] = True
+    matrix[scored] = np.nan_to_num(matrix[scored], nan=0.0)
+    rows.class_scores, rows.classes = matrix, [str(name) for name in classes]
 
 
 def first_columns(model: MLModel, values: list, order: np.ndarray) -> tuple[ChunkRows, list]:
@@ -315,6 +355,7 @@ def rows_load(
         .filter(hour__in=hours)
         .order_by("id")
         .values_list(
+            "id",
             "version_id",
             "segment",
             "hour",
@@ -328,8 +369,8 @@ def rows_load(
             "own__outcome_num",
         )
     )
-    columns = list(zip(*records, strict=True)) if records else [()] * 11
-    version, segment, hour, prediction, score, features, outcome, delay, *rest = columns
+    columns = list(zip(*records, strict=True)) if records else [()] * 12
+    row_ids, version, segment, hour, prediction, score, features, outcome, delay, *rest = columns
     correct, prediction_num, outcome_num = rest
     actual = [np.nan if value is None else float(value == positive) for value in outcome]
     rows = ChunkRows(
@@ -347,6 +388,16 @@ def rows_load(
     if model.task == Task.MULTICLASS:
         rows.outcome = np.array(outcome, dtype=object)
         rows.prediction = np.array(prediction, dtype=object)
+        params = {
+            "model": model.pk,
+            "hours": hours,
+            "low": min(hours),
+            "high": max(hours) + HOUR,
+            "contiguous": True,  # rows of other hours are dropped by their ids
+        }
+        with connection.cursor() as cursor:
+            fetched = class_scores_fetch(cursor, params)
+        class_scores_attach(rows, np.array(row_ids, dtype=np.int64), *fetched)
     documents = [f if isinstance(f, dict) else {} for f in features]
     for name, kind in chunk_features(bins):
         column = [document.get(name) for document in documents]
@@ -358,3 +409,28 @@ def rows_load(
         else:
             rows.categories[name] = categories_of(column)
     return rows
+
+
+def class_scores_fetch(cursor, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction id, class, score) of every class score of the rows in [low, high) (and in
+    `hours` unless `contiguous`), as three arrays: PostgreSQL sends them as arrays, SQLite
+    lists them through its `json_each`."""
+    if is_postgres():
+        cursor.execute(CLASS_SCORES_SELECT, params)
+        ids, names, scores = cursor.fetchone()
+        return (
+            binary_array(ids, ">i8"),
+            np.array(names or [], dtype=object),
+            binary_array(scores, ">f8"),
+        )
+    cursor.execute(
+        """SELECT p.id, e.key, CASE WHEN e.type IN ('real', 'integer') THEN e.value END
+        FROM monitoring_prediction p, json_each(p.scores) e
+        WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
+            AND json_type(p.scores) = 'object'""",
+        [params["model"], db_datetime(params["low"]), db_datetime(params["high"])],
+    )
+    triples = cursor.fetchall()
+    ids, names, scores = zip(*triples, strict=True) if triples else ((), (), ())
+    values = np.array([np.nan if s is None else s for s in scores], dtype=float)
+    return np.array(ids, dtype=np.int64), np.array(names, dtype=object), values

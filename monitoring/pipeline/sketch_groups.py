@@ -9,7 +9,8 @@ cost is in the rows, not in the number of groups or features.
 What a group gets (each with its n and missing count):
 - binary: a score histogram of its judged, scored predictions, and one of all its scored
   predictions by predicted class, judged or not (what estimates before outcomes read);
-  multiclass: a confusion table;
+  multiclass: a confusion table, and per class of the rows' scores (`name`: the class) that
+  class against the rest in the two binary layouts (`class_score`, `class_all`);
 - every task: a histogram of its label delays;
 - per feature of its version: numerical, the JSON numbers on the version's fixed bins (any
   other value is missing); categorical, each present value counted by its `category_key`;
@@ -106,6 +107,7 @@ def chunk_sketches(
         out += all_score_sketches(groups, rows)
     if model.task == Task.MULTICLASS:
         out += confusion_sketches(groups, rows)
+        out += class_sketches(groups, rows)
     out += delay_sketches(groups, rows)
     for version_id in np.unique(rows.version).tolist():
         in_version = rows.version == version_id
@@ -125,13 +127,20 @@ def rows_of(groups: Groups, members: np.ndarray, kind: str, name: str, n, missin
 def score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
     """Groups with judged, scored predictions: their scores' histogram by outcome."""
     judged = ~np.isnan(rows.actual) & ~np.isnan(rows.score)
-    scores, positive = rows.score[judged], rows.actual[judged] == 1.0
-    binned = Binned.of(groups.of_row[judged], score_bin_index(scores, SCORE_BINS), SCORE_BINS)
+    members, n, datas = judged_histograms(
+        groups.of_row[judged], len(groups.keys), rows.score[judged], rows.actual[judged] == 1.0
+    )
+    return rows_of(groups, members, SketchKind.SCORE, "", n, np.zeros_like(n), datas)
+
+
+def judged_histograms(of_row: np.ndarray, size: int, scores: np.ndarray, positive: np.ndarray):
+    """(groups, n, encodings) of the histograms of judged scores by outcome (the layout of
+    `ScoreHistogram`), ``of_row`` giving each score's group among ``size``."""
+    binned = Binned.of(of_row, score_bin_index(scores, SCORE_BINS), SCORE_BINS)
     members = np.unique(binned.group)
     arrays = [binned.counts(positive), binned.counts(~positive), binned.counts(scores)]
-    n = np.bincount(groups.of_row[judged], minlength=len(groups.keys))[members]
-    datas = binned.encode(members, SCORE_BINS, arrays)
-    return rows_of(groups, members, SketchKind.SCORE, "", n, np.zeros_like(n), datas)
+    n = np.bincount(of_row, minlength=size)[members]
+    return members, n, binned.encode(members, SCORE_BINS, arrays)
 
 
 def all_score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
@@ -140,9 +149,22 @@ def all_score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
     that a window's performance can be estimated before its outcomes, and the estimate
     compared with the truth on the judged rows alone."""
     scored = ~np.isnan(rows.score)
-    scores, positive = rows.score[scored], rows.predicted[scored] == 1.0
-    judged = ~np.isnan(rows.actual[scored])
-    binned = Binned.of(groups.of_row[scored], score_bin_index(scores, SCORE_BINS), SCORE_BINS)
+    members, n, datas = all_score_histograms(
+        groups.of_row[scored],
+        len(groups.keys),
+        rows.score[scored],
+        rows.predicted[scored] == 1.0,
+        ~np.isnan(rows.actual[scored]),
+    )
+    return rows_of(groups, members, SketchKind.ALL_SCORES, "", n, np.zeros_like(n), datas)
+
+
+def all_score_histograms(
+    of_row: np.ndarray, size: int, scores: np.ndarray, positive: np.ndarray, judged: np.ndarray
+):
+    """(groups, n, encodings) of the histograms of every score by predicted class, all and
+    judged apart (the layout of `AllScoreHistogram`)."""
+    binned = Binned.of(of_row, score_bin_index(scores, SCORE_BINS), SCORE_BINS)
     members = np.unique(binned.group)
     arrays = [
         binned.counts(positive),
@@ -151,9 +173,48 @@ def all_score_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
         binned.counts(~positive & judged),
         binned.counts(scores),
     ]
-    n = np.bincount(groups.of_row[scored], minlength=len(groups.keys))[members]
-    datas = binned.encode(members, SCORE_BINS, arrays)
-    return rows_of(groups, members, SketchKind.ALL_SCORES, "", n, np.zeros_like(n), datas)
+    n = np.bincount(of_row, minlength=size)[members]
+    return members, n, binned.encode(members, SCORE_BINS, arrays)
+
+
+def class_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
+    """Per group and class of the scored rows, that class against the rest: the histograms
+    of `score_sketches` (positive: the outcome is the class) and of `all_score_sketches`
+    (positive: the class was predicted), all classes at once. A (group, class) pair is one
+    group of the binary functions: its number is group * classes + the class's position."""
+    if rows.class_scores is None or not rows.classes:
+        return []
+    scored = ~np.isnan(rows.class_scores[:, 0])
+    k = len(rows.classes)
+    index = pd.Index(rows.classes)
+    predicted = index.get_indexer(rows.prediction[scored].astype(str))
+    outcome = rows.outcome[scored]
+    judged = pd.notna(outcome)
+    actual = np.full(outcome.size, -1)
+    actual[judged] = index.get_indexer(outcome[judged].astype(str))
+    classes = np.arange(k)
+    of_pair = (groups.of_row[scored][:, None] * k + classes).ravel()
+    scores = rows.class_scores[scored].ravel()
+    is_predicted = (predicted[:, None] == classes).ravel()
+    is_actual = (actual[:, None] == classes).ravel()
+    judged_pairs = np.repeat(judged, k)
+    size = len(groups.keys) * k
+    out = []
+    members, n, datas = judged_histograms(
+        of_pair[judged_pairs], size, scores[judged_pairs], is_actual[judged_pairs]
+    )
+    out += class_rows(groups, rows.classes, members, SketchKind.CLASS_SCORE, n, datas)
+    members, n, datas = all_score_histograms(of_pair, size, scores, is_predicted, judged_pairs)
+    out += class_rows(groups, rows.classes, members, SketchKind.CLASS_ALL, n, datas)
+    return out
+
+
+def class_rows(groups: Groups, classes: list[str], members, kind: str, n, datas):
+    k = len(classes)
+    return [
+        (*groups.keys[pair // k], kind, classes[pair % k], int(n[i]), 0, datas[i])
+        for i, pair in enumerate(members.tolist())
+    ]
 
 
 def delay_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:

@@ -17,7 +17,7 @@ relation between scores and outcomes has changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import isotonic_regression
@@ -240,3 +240,158 @@ def binary_estimate(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(sample, [tail, 100 - tail])
     return Estimate(value, float(min(low, value)), float(max(high, value)), n)
+
+
+# --- multiclass ---
+
+MULTICLASS_ESTIMATED_METRICS = ("accuracy", "macro_f1")
+
+
+@dataclass(frozen=True)
+class ClassVersioned:
+    """One version's histograms in a window, one per class (that class against the rest:
+    positive = predicted it), each with the class's calibration."""
+
+    classes: dict[str, Versioned]
+
+    @property
+    def n(self) -> int:
+        """Its scored predictions: each is in every class's histogram (a class its scores
+        leave out counts as a score of 0)."""
+        return max((part.histogram.n for part in self.classes.values()), default=0)
+
+    def judged(self) -> ClassVersioned:
+        return ClassVersioned(
+            {
+                label: replace(part, histogram=part.histogram.judged())
+                for label, part in self.classes.items()
+            }
+        )
+
+
+def multiclass_calibration_fit(references: dict[str, ScoreHistogram]) -> dict[str, np.ndarray]:
+    """Each class's calibration against the rest (one-vs-rest isotonic, as binary); classes
+    without labelled rows are left out."""
+    fitted = {label: calibration_fit(reference) for label, reference in references.items()}
+    return {label: rates for label, rates in fitted.items() if rates is not None}
+
+
+@dataclass(frozen=True)
+class ClassExpected:
+    """Per class (in `labels` order): expected true positives, expected members (predicted
+    or not), predictions of it, and the variance of the true positives under the
+    calibration."""
+
+    labels: list[str]
+    tp: np.ndarray
+    actual: np.ndarray
+    predicted: np.ndarray
+    tp_var: np.ndarray
+    n: int
+
+
+def class_expected(parts: list[ClassVersioned]) -> ClassExpected:
+    """The window's expected counts per class, each version's on its own calibration, summed.
+
+    Each class's calibrated chances come from its own one-vs-rest fit, so a prediction's
+    chances over the classes need not sum to 1. NannyML normalises them per prediction; the
+    histograms keep no prediction's classes together, so each version's are normalised in
+    aggregate instead: scaled so that its expected members of all classes add up to its
+    predictions."""
+    labels = sorted({label for part in parts for label in part.classes})
+    at = {label: i for i, label in enumerate(labels)}
+    tp, actual, predicted, tp_var = (np.zeros(len(labels)) for _ in range(4))
+    for part in parts:
+        rows = [
+            (at[label], v.histogram.predicted_positive, v.histogram.predicted_negative, v.rates)
+            for label, v in part.classes.items()
+        ]
+        members = sum(float((pos + neg) @ rates) for _, pos, neg, rates in rows)
+        scale = part.n / members if members > 0 else 1.0
+        for i, positive, negative, rates in rows:
+            tp[i] += scale * float(positive @ rates)
+            actual[i] += scale * float((positive + negative) @ rates)
+            predicted[i] += float(positive.sum())
+            tp_var[i] += scale**2 * float(positive @ (rates * (1 - rates)))
+    n = sum(part.n for part in parts)
+    return ClassExpected(labels, tp, actual, predicted, tp_var, n)
+
+
+def class_metric(metric: str, tp, missed, predicted, n: int, present: np.ndarray):
+    """Accuracy or macro F1 of expected counts per class (last axis; draws before it):
+    ``missed`` are a class's members not predicted it. Macro F1 averages the ``present``
+    classes (any expected member or prediction), as scikit-learn's over the labels present."""
+    if metric == "accuracy":
+        return tp.sum(axis=-1) / n
+    if metric == "macro_f1":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = 2 * tp / (predicted + tp + missed)
+        return np.where(present, f1, 0.0).sum(axis=-1) / max(int(present.sum()), 1)
+    raise ValueError(f"no multiclass estimate of {metric!r}")
+
+
+def multiclass_estimate(
+    parts: list[ClassVersioned],
+    metric: str,
+    *,
+    confidence: float = CONFIDENCE,
+    draws: int = DRAWS,
+    seed: int = SEED,
+) -> Estimate:
+    """A window's estimated accuracy or macro F1, with the interval its realised value should
+    fall in if the calibration holds (a parametric bootstrap of the expected counts)."""
+    parts = [part for part in parts if part.n]
+    expected = class_expected(parts)
+    if not expected.n:
+        return Estimate(None, None, None, 0)
+    missed = expected.actual - expected.tp
+    present = expected.predicted + expected.actual > 0
+    value = float(
+        class_metric(metric, expected.tp, missed, expected.predicted, expected.n, present)
+    )
+    if not np.isfinite(value):
+        return Estimate(None, None, None, expected.n)
+    tp, missed = class_draws(expected, np.random.default_rng(seed), draws)
+    sample = class_metric(metric, tp, missed, expected.predicted, expected.n, present)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(sample, [tail, 100 - tail])
+    return Estimate(value, float(min(low, value)), float(max(high, value)), expected.n)
+
+
+def class_draws(expected: ClassExpected, rng, draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of each class's true positives and of its members not predicted it.
+
+    True positives are sums of binomials over the class's predictions, drawn by their normal
+    approximations, independently (different predictions). The errors are then what those
+    leave, shared among the classes missed as a multinomial of their expected shares (normal
+    approximation, covariance errors x (diag(q) - q q')): one prediction's error is one class
+    missed, so the classes' misses fall and rise together with the errors, and with every
+    class's F1. Drawing the misses apart from the true positives left macro F1's interval too
+    narrow (83% coverage at 95% on generated windows)."""
+    shape = (draws, len(expected.labels))
+    tp = expected.tp + rng.standard_normal(shape) * np.sqrt(expected.tp_var)
+    tp = np.clip(tp, 0, expected.predicted)
+    errors = (expected.predicted - tp).sum(axis=1, keepdims=True)
+    missed = np.maximum(expected.actual - expected.tp, 0)
+    share = missed / missed.sum() if missed.sum() > 0 else np.zeros_like(missed)
+    root = np.sqrt(share) * rng.standard_normal(shape)  # covariance diag(q)
+    noise = root - share * root.sum(axis=1, keepdims=True)
+    return tp, np.maximum(errors * share + np.sqrt(errors) * noise, 0)
+
+
+def window_estimate(parts: list, metric: str) -> Estimate:
+    """The estimate of a window's parts: a multiclass model's (`ClassVersioned`) or a
+    binary one's (`Versioned`)."""
+    if parts and isinstance(parts[0], ClassVersioned):
+        return multiclass_estimate(parts, metric)
+    return binary_estimate(parts, metric)
+
+
+def judged_parts(parts: list) -> list:
+    """The parts restricted to their judged predictions (what a gap is computed on)."""
+    return [
+        part.judged()
+        if isinstance(part, ClassVersioned)
+        else replace(part, histogram=part.histogram.judged())
+        for part in parts
+    ]

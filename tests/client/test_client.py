@@ -124,3 +124,46 @@ def test_register_version_against_a_live_server(live_server, transactional_db):
     with pytest.raises(CanaryError) as error:
         client.register_version("churn", "1.0.0", {**LINEAGE, "code_version": "other"})
     assert error.value.status == 409 and "immutable" in error.value.problem["detail"]
+
+
+def test_multiclass_scores_from_predict_proba_reach_the_server(live_server, transactional_db):
+    # given a scikit-learn classifier with integer classes and its probabilities
+    from canary_client import class_scores
+    from sklearn.linear_model import LogisticRegression
+
+    from monitoring.models import Prediction
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 2))
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)  # classes 0, 1, 2
+    classifier = LogisticRegression().fit(x, y)
+    probabilities = classifier.predict_proba(x[:3]).astype(np.float32)
+    key = api_key_create(name="ci", scopes=["factory:write", "predictions:write"])
+    client = CanaryClient(live_server.url, key)
+    client.request("POST", "/api/v1/models", {"name": "tier", "task": "multiclass_classification"})
+
+    # when the client logs them as each prediction's scores
+    records = [
+        {
+            "prediction_id": f"t-{i}",
+            "timestamp": "2026-03-02T00:00:00Z",
+            "model_version": "1",
+            "prediction": classifier.classes_[row.argmax()].item(),
+            "scores": class_scores(classifier.classes_, row),
+        }
+        for i, row in enumerate(probabilities)
+    ]
+    receipt = client.log_predictions("tier", records)
+
+    # then the server keeps them under the classes' text, as the prediction is
+    assert receipt["accepted"] == 3, receipt
+    stored = Prediction.objects.get(prediction_id="t-0")
+    assert set(stored.scores) == {"0", "1", "2"}
+    assert stored.scores[stored.prediction] == pytest.approx(float(probabilities[0].max()))
+
+
+def test_class_scores_refuse_classes_and_probabilities_of_other_lengths():
+    from canary_client import class_scores
+
+    with pytest.raises(ValueError, match="3 classes but 2 probabilities"):
+        class_scores(["a", "b", "c"], [0.5, 0.5])

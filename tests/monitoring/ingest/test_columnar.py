@@ -110,7 +110,49 @@ def regular_csv(rows: int) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("make_body", [tricky_csv, regular_csv])
+# Multiclass `score:CLASS` cells, a row's three at a time: plain probabilities that sum to 1
+# (kept column-wise), ones that do not, empty cells (a class left out, or no scores at all),
+# forms the records path must judge (trailing zeros, exponents), a predicted class without a
+# score, and a lone score.
+SCORE_ROWS = [
+    ("0.7", "0.2", "0.1"),
+    ("0", "1", "0"),
+    ("0.25", "0.5", "0.25"),
+    ("", "", ""),
+    ("0.6", "0.4", ""),
+    ("0.5", "0.3", "0.1"),
+    ("0.50", "0.25", "0.25"),
+    ("1e-1", "0.8", "0.1"),
+    ("", "0.6", "0.4"),
+    ("1", "", ""),
+    ("0.3333", "0.3333", "0.3334"),
+    ("0.3333", "0.3333", "0.3333"),
+]
+
+
+def scores_csv(rows: int) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    classes = ["a", 'say "b"', "1"]
+    writer.writerow(
+        ["prediction_id", "timestamp", "model_version", "prediction"]
+        + [f"score:{name}" for name in classes]
+        + ["plan"]
+    )
+    columns = [
+        [f"s-{i}" for i in range(rows)],
+        islice(cycle(["2026-03-10T12:00:00Z", "2026-03-10T13:30:05+00:00"]), rows),
+        islice(cycle(["1.0", "2.0"]), rows),
+        islice(cycle(["a", "1", "true", 'say "b"', "a"]), rows),
+        islice(cycle(SCORE_ROWS), rows),
+        islice(cycle(["basic", "7", ""]), rows),
+    ]
+    for pid, ts, version, label, cells, plan in zip(*columns, strict=True):
+        writer.writerow([pid, ts, version, label, *cells, plan])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("make_body", [tricky_csv, regular_csv, scores_csv])
 def test_csv_rows_stored_column_wise_equal_the_same_records_sent_as_json(
     model, writer, monkeypatch, make_body
 ):
@@ -144,6 +186,7 @@ def test_csv_rows_stored_column_wise_equal_the_same_records_sent_as_json(
         assert not problems
         kept = stored[record["prediction_id"]]
         assert kept.features == json.loads(row.features_json), record
+        assert kept.scores == (json.loads(row.scores_json) if row.scores_json else None), record
         assert (kept.prediction, kept.prediction_num, kept.score, kept.segment) == (
             row.prediction,
             row.prediction_num,

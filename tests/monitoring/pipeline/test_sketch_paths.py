@@ -79,6 +79,17 @@ def records(n: int, seed: int = 3):
     return predictions, outcomes
 
 
+def class_scores(i: int, labels: list[str]) -> dict | None:
+    """Every third row unscored, every fifth scoring two classes only (the third is 0)."""
+    if i % 3 == 1:
+        return None
+    mine = round(0.4 + (i % 7) / 20, 2)
+    if i % 5 == 0:
+        return {labels[i % 3]: mine, labels[(i + 1) % 3]: round(1 - mine, 2)}
+    rest = round((1 - mine) / 2, 3)
+    return {labels[i % 3]: mine, labels[(i + 1) % 3]: rest, labels[(i + 2) % 3]: 1 - mine - rest}
+
+
 def multiclass_records(n: int):
     labels = ["cat", "dog", "bird"]
     predictions = [
@@ -89,6 +100,7 @@ def multiclass_records(n: int):
             "prediction": labels[i % 3],
             "features": {"x": i % 4},
         }
+        | ({"scores": class_scores(i, labels)} if class_scores(i, labels) else {})
         for i in range(n)
     ]
     outcomes = [
@@ -187,7 +199,7 @@ def test_both_paths_write_the_same_sketches_of_awkward_rows(postgres):
     assert set(counts) == {"1", "0", "basic", "2.5", "pro"}
 
 
-def test_both_paths_write_the_same_confusion_tables(postgres):
+def test_both_paths_write_the_same_confusion_tables_and_class_scores(postgres):
     model = model_create(name="paths-multi", task="multiclass_classification")
     predictions, outcomes = multiclass_records(120)
     records_ingest(model=model, kind="predictions", records=predictions, enqueue_jobs=False)
@@ -197,3 +209,9 @@ def test_both_paths_write_the_same_confusion_tables(postgres):
 
     assert_same(by_pandas, by_sql)
     assert any(key[4] == SketchKind.CONFUSION for key in by_sql)
+    for kind in (SketchKind.CLASS_SCORE, SketchKind.CLASS_ALL):
+        assert {key[5] for key in by_sql if key[4] == kind} == {"cat", "dog", "bird"}
+    # every scored row is in each class's histogram: a class left out counts as 0
+    scored = sum(1 for p in predictions if "scores" in p)
+    days = [v for k, v in by_sql.items() if k[2] == "day" and k[4] == SketchKind.CLASS_ALL]
+    assert sum(n for n, _, _ in days) == 3 * scored
