@@ -18,11 +18,17 @@ import numpy as np
 from django.db.models import F, Max, Sum
 
 from factory.models import MLModel
-from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric
+from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric, metric_get
 from monitoring.metrics.reports import compare_sides
 from monitoring.metrics.series import filtered, metric_check, metric_value
 from monitoring.metrics.windows import MetricError
-from monitoring.models import SLICE_SUM_FIELDS, HourlyAggregate, Period, SliceAggregate
+from monitoring.models import (
+    SLICE_SUM_FIELDS,
+    HourlyAggregate,
+    Period,
+    SliceAggregate,
+    SliceBins,
+)
 from monitoring.pipeline.slice_aggregates import MISSING, OTHER
 from monitoring.stats.multiple import benjamini_hochberg
 
@@ -149,15 +155,23 @@ def hourly_slices(model, window: Window, scope: dict, by: str) -> dict[str, Sums
     return {str(row.pop("slice")): row for row in rows.order_by()}
 
 
-def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
-    """{feature: {slice: sums}} over the window's days, from the slice aggregates."""
-    queryset = SliceAggregate.objects.filter(
-        model=model, period=Period.DAY, start__gte=window.start, start__lt=window.end
-    )
+def slice_days(model, start: datetime | None, end: datetime | None, scope: dict):
+    """The day slice rows of [start, end) (either open) in the scope's version and segment."""
+    queryset = SliceAggregate.objects.filter(model=model, period=Period.DAY)
+    if start is not None:
+        queryset = queryset.filter(start__gte=start)
+    if end is not None:
+        queryset = queryset.filter(start__lt=end)
     if scope["version"]:
         queryset = queryset.filter(version__version=scope["version"])
     if scope["segment"] is not None:
         queryset = queryset.filter(segment=scope["segment"])
+    return queryset
+
+
+def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
+    """{feature: {slice: sums}} over the window's days, from the slice aggregates."""
+    queryset = slice_days(model, window.start, window.end, scope)
     rows = queryset.values("feature", "slice").annotate(**{f: Sum(f) for f in SLICE_SUM_FIELDS})
     out: dict[str, dict[str, Sums]] = {}
     for row in rows.order_by():
@@ -328,3 +342,93 @@ def q_values_fill(drivers: list[Driver]) -> None:
 def explain_keys(model: MLModel) -> list[str]:
     """The metric keys explain takes for this model."""
     return [m.key for m in METRICS if m.fits(model.task) and explainable(m) and m.listed]
+
+
+# --- one feature's slices day by day (the feature page's heatmap) ---
+
+
+@dataclass
+class SliceDays:
+    """A metric in each slice of one feature, day by day: values[i][j] is slice i on day j
+    (None where the slice had nothing to compute it from), n the observations behind it."""
+
+    metric: str
+    feature: str
+    days: list[datetime]
+    slices: list[str]
+    values: list[list[float | None]]
+    n: list[list[int]]
+    numerical: bool  # slices are deciles (else categories)
+
+
+def feature_slice_days(
+    *,
+    model: MLModel,
+    feature: str,
+    metric: str,
+    start: datetime | None,
+    end: datetime | None,
+    version: str | None = None,
+    segment: str | None = None,
+) -> SliceDays:
+    """The metric per slice of the feature (its deciles or categories, and missing) per day,
+    from the stored day slice rows (one grouped read, never raw rows). Categories past the
+    TOP_CATEGORIES most frequent over the span are summed into `(other)`."""
+    entry = metric_check(model, metric)
+    if not additive(entry):
+        keys = ", ".join(k for k in explain_keys(model) if additive(metric_get(k)))
+        raise MetricError(f"metric {metric!r}: the slices of a feature show {keys}")
+    queryset = slice_days(model, start, end, {"version": version, "segment": segment})
+    rows = (
+        queryset.filter(feature=feature)
+        .values("start", "slice")
+        .annotate(**{f: Sum(f) for f in SLICE_SUM_FIELDS})
+    )
+    cells: dict[tuple[str, datetime], Sums] = {}
+    for row in rows.order_by():
+        cells[(row.pop("slice"), row.pop("start"))] = row
+    kind = SliceBins.objects.filter(model=model, name=feature).values_list("kind", flat=True)
+    numerical = kind.first() == "numerical"
+    names = slices_ordered(cells, numerical=numerical)
+    merged: dict[tuple[str, datetime], Sums] = {}
+    for (name, day), sums in cells.items():
+        key = (name if name in names else OTHER, day)
+        merged[key] = add(merged.get(key), sums)
+    days = sorted({day for _, day in merged})
+    shown = [name for name in (*names, OTHER) if any((name, day) in merged for day in days)]
+    measures = [[cell_measure(entry, merged.get((name, day))) for day in days] for name in shown]
+    return SliceDays(
+        metric=entry.key,
+        feature=feature,
+        days=days,
+        slices=shown,
+        values=[[m.value if m.n else None for m in row] for row in measures],
+        n=[[int(m.n) for m in row] for row in measures],
+        numerical=numerical,
+    )
+
+
+def cell_measure(metric: Metric, sums: Sums | None):
+    return metric_value(metric, sums if sums else add(None, None), None)
+
+
+def slices_ordered(cells: dict[tuple[str, datetime], Sums], *, numerical: bool) -> list[str]:
+    """A numerical feature's deciles from the lowest ("(-inf, a)" first), else the
+    TOP_CATEGORIES most frequent categories; `(missing)` last, `(other)` left to the caller."""
+    totals: dict[str, float] = {}
+    for (name, _), sums in cells.items():
+        totals[name] = totals.get(name, 0) + sums["predictions"]
+    named = [name for name in totals if name not in (OTHER, MISSING)]
+    if numerical:
+        ordered = sorted(named, key=decile_low)
+    else:
+        ordered = sorted(named, key=lambda name: (-totals[name], name))[:TOP_CATEGORIES]
+    return ordered + ([MISSING] if MISSING in totals else [])
+
+
+def decile_low(name: str) -> float:
+    """The lower edge of a decile's label ("[3.5, 7)" -> 3.5; "(-inf, 3.5)" -> -inf)."""
+    try:
+        return float(name[1:].partition(",")[0])
+    except ValueError:
+        return float("inf")
