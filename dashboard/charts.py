@@ -575,7 +575,7 @@ def heatmap_figure(
 
 # The slices heatmap's colours: red where the metric is bad, green where good (reversed for a
 # metric whose lower values are good), a neutral scale for one with no good direction.
-GOOD_HIGH_SCALE = "RdYlGn"
+GOOD_HIGH_SCALE = [[0.0, "#b91c1c"], [0.5, "#facc15"], [1.0, "#15803d"]]
 
 
 def slice_heatmap_figure(
@@ -591,7 +591,7 @@ def slice_heatmap_figure(
     events: Sequence[tuple[datetime, str]] = (),
 ) -> dict:
     """A metric per slice (rows) per window (columns): where, and from when, it broke."""
-    tick, _ = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
+    _, tick = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
     trace = {
         "type": "heatmap",
         "x": x,
