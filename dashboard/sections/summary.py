@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.utils.timesince import timesince
@@ -26,6 +26,7 @@ from monitoring.metrics.registry import (
     HEADLINES,
     HIGHER,
     LOWER,
+    POISSON,
     SECONDS,
     SHARE,
     SUM,
@@ -36,6 +37,7 @@ from monitoring.metrics.series import Point
 from monitoring.metrics.traffic import version_starts
 from monitoring.metrics.windows import MetricError
 from monitoring.models import Alert, AlertState, Severity
+from monitoring.stats.performance import poisson_interval
 from monitoring.stats.sensitivity import z_sum
 
 HEALTH_WORDS = {
@@ -171,10 +173,24 @@ TREND_LAG = {
 }
 
 
+def with_count_intervals(entry, points: list[Point]) -> list[Point]:
+    """A count's windows with the exact Poisson interval of each (counts are stored without
+    one), so its headline, like every other, says whether a change is beyond the noise."""
+    if entry.interval != POISSON:
+        return points
+    return [
+        replace(p, ci_low=bounds.low, ci_high=bounds.high)
+        if p.value is not None and (bounds := poisson_interval(round(p.value)))
+        else p
+        for p in points
+    ]
+
+
 def headline(
     metric: str, points: list[Point], chosen: list[Point], granularity: str, *, labelled: bool
 ) -> Headline:
     entry = metric_find(metric)
+    points, chosen = with_count_intervals(entry, points), with_count_intervals(entry, chosen)
     last = chosen[-1]
     interval = ""
     if last.ci_low is not None and last.ci_high is not None:
