@@ -49,10 +49,40 @@ def interval_text(metric: str, measure: Measure) -> str:
     return f"{number(metric, measure.low)} to {number(metric, measure.high)}"
 
 
-def outcomes_share(
+@dataclass(frozen=True)
+class Outcomes:
+    """How far a version's outcomes in a window have arrived: its label coverage, and the share
+    of its expected outcomes that is (None while the model's maturity curve is not known)."""
+
+    coverage: float | None
+    share: float | None
+    threshold: float
+
+    @property
+    def judged_on_estimate(self) -> bool:
+        """Too few of its outcomes are in to judge it on them: under the maturity threshold,
+        or (with no curve to tell) none at all."""
+        if self.share is not None:
+            return self.share < self.threshold
+        return self.coverage == 0
+
+    @property
+    def words(self) -> str:
+        """Whether the realised values can be trusted yet, in one clause."""
+        if self.share is not None:
+            judged = ", so it is judged on its estimate" if self.judged_on_estimate else ""
+            only = "only " if self.judged_on_estimate else ""
+            return f"{only}{self.share:.0%} of its expected outcomes are in{judged}"
+        if self.coverage == 0:
+            return "no outcome of it has arrived yet, so it is judged on its estimate"
+        if self.coverage is None:
+            return "it made no prediction in this window"
+        return f"{self.coverage:.0%} of its predictions have their outcome"
+
+
+def outcomes_of(
     maturity: LabelMaturity, *, model: MLModel, version: str, window: tuple, segment=None
-) -> float | None:
-    """The share of the version's expected outcomes in the window that has arrived."""
+) -> Outcomes:
     coverage = metric_window(
         model=model,
         metric="label_coverage",
@@ -60,17 +90,8 @@ def outcomes_share(
         end=window[1],
         version=version,
         segment=segment,
-    )
-    return maturity.share(coverage.value)
-
-
-def share_words(share: float | None, threshold: float) -> str:
-    """Whether the realised values can be trusted yet, in one clause."""
-    if share is None:
-        return "no outcome of it has arrived yet, so it is judged on its estimate"
-    if share < threshold:
-        return f"only {share:.0%} of its expected outcomes are in, so it is judged on its estimate"
-    return f"{share:.0%} of its expected outcomes are in"
+    ).value
+    return Outcomes(coverage, maturity.share(coverage), maturity.threshold)
 
 
 def version_estimates(*, model: MLModel, version: str, now: datetime) -> dict | None:
@@ -107,13 +128,13 @@ def version_estimates(*, model: MLModel, version: str, now: datetime) -> dict | 
     if not rows:
         return None
     maturity = label_maturity_get(model=model, now=now)  # how long outcomes take: the model's
-    share = outcomes_share(maturity, model=model, version=version, window=window)
+    outcomes = outcomes_of(maturity, model=model, version=version, window=window)
     words = estimate_words(maturity)
     return {
         "rows": rows,
         "start": window[0],
         "last_day": window[1] - DAY,
-        "note": f"{words[0].upper()}{words[1:]}: {share_words(share, maturity.threshold)}.",
+        "note": f"{words[0].upper()}{words[1:]}: {outcomes.words}.",
     }
 
 
@@ -174,10 +195,9 @@ def compare_estimates(
         return None
     base, cand = sides
     maturity = label_maturity_get(model=model, now=now, segment=segment)
-    share = outcomes_share(
+    outcomes = outcomes_of(
         maturity, model=model, version=candidate, window=(start, end), segment=segment
     )
-    judged_on_estimate = share is None or share < maturity.threshold
     label = metric_get(metric).label
     words = estimate_words(maturity)
     sentence = (
@@ -186,11 +206,10 @@ def compare_estimates(
         f"{number(metric, base.value)} ({interval_text(metric, base) or 'no interval'})"
     )
     sentence += verdict_clause(metric, base, cand) + "."
-    outcomes = share_words(share, maturity.threshold)
     return {
         "sentence": sentence,
-        "judged_on_estimate": judged_on_estimate,
-        "candidate_outcomes": f"The candidate {candidate}: {outcomes}.",
+        "judged_on_estimate": outcomes.judged_on_estimate,
+        "candidate_outcomes": f"The candidate {candidate}: {outcomes.words}.",
     }
 
 

@@ -270,17 +270,20 @@ def compare_page(request, name: str):
         start=start,
         shown=shown_numbers(comparison),
         traffic_note=note,
-        estimate=compare_estimates(
-            model=model,
-            metric=query.metric,
-            baseline=query.baseline,
-            candidate=query.candidate,
-            start=start,
-            end=end,
-            segment=query.segment,
-            now=now,
-        ),
     )
+    estimate = compare_estimates(
+        model=model,
+        metric=query.metric,
+        baseline=query.baseline,
+        candidate=query.candidate,
+        start=start,
+        end=end,
+        segment=query.segment,
+        now=now,
+    )
+    if estimate and estimate["judged_on_estimate"]:  # the estimate leads; the outcomes follow
+        context["verdict"] = in_clause("On the outcomes in so far", context["verdict"])
+    context["estimate"] = estimate
     if comparison.shared is not None:
         context.update(
             shared=comparison.shared,

@@ -248,5 +248,5 @@ def estimate_words(maturity: LabelMaturity) -> str:
     compare pages, the alert e-mail): "estimated from scores; outcomes arrive in about 12 days"."""
     wait = maturity.arrival_words
     if wait is None:
-        return "estimated from scores; no outcome has arrived yet to tell when they will"
+        return "estimated from scores; how long outcomes take is not known yet"
     return f"estimated from scores; outcomes arrive in {wait}"

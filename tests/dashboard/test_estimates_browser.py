@@ -43,5 +43,5 @@ def test_a_canary_is_shown_and_compared_on_its_estimate(live_server, model, page
     lead = page.inner_text("#verdict .lead")
     assert lead.startswith("Judged on its estimate. The candidate 2: only ")
     assert abs(said_days(lead) - days) <= 0.75
-    assert page.inner_text("[role=status]").startswith("On the outcomes in so far:")
+    assert page.inner_text("[role=status]").startswith("On the outcomes in so far, ")
     assert page.console_errors == []

@@ -178,6 +178,8 @@ def test_the_compare_page_judges_a_canary_on_its_estimate_in_its_first_days(scen
     assert re.search(
         r"the candidate's estimate is (better|worse) by [\d.]+ points, (beyond|within)", text
     )
+    # and the test on the few outcomes in comes after, said as such
+    assert 'role="status">On the outcomes in so far, over all their traffic, ' in html
 
 
 def test_an_alert_on_an_estimate_says_so_in_its_email(scenario, model):
