@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from common.time import DAY, day_floor
+from dashboard.sections.summary import change_size
 from factory.models import MLModel
 from monitoring.metrics.maturity import LabelMaturity, estimate_words, label_maturity_get
 from monitoring.metrics.measures import Measure
-from monitoring.metrics.registry import ESTIMATED, HIGHER, LOWER, SHARE, metric_get
+from monitoring.metrics.registry import ESTIMATED, HIGHER, LOWER, metric_get
 from monitoring.metrics.series import metric_window
 
 VERSION_DAYS = 7  # the version page's estimates: its last week, today included
@@ -141,14 +142,6 @@ def version_estimates(*, model: MLModel, version: str, now: datetime) -> dict | 
 # --- the compare page ---------------------------------------------------------------------------
 
 
-def difference_words(metric: str, difference: float) -> str:
-    """A difference in the metric's unit: shares in percentage points."""
-    entry = metric_get(metric)
-    if entry.unit == SHARE:
-        return f"{abs(difference) * 100:.1f} points"
-    return f"{abs(difference):.3g}"
-
-
 def direction_of(metric: str, difference: float) -> str:
     good = metric_get(metric).good
     up = difference > 0
@@ -220,9 +213,9 @@ def verdict_clause(metric: str, base: Measure, cand: Measure) -> str:
     noise = noise_of(base, cand)
     if not difference:
         return "; the two estimates are equal"
-    size = difference_words(metric, difference)
+    size = change_size(metric_get(metric), abs(difference))
     moved = f"; the candidate's estimate is {direction_of(metric, difference)} by {size}"
     if noise is None:
         return moved
     where = "beyond" if abs(difference) > noise else "within"
-    return f"{moved}, {where} the two estimates' noise (±{difference_words(metric, noise)})"
+    return f"{moved}, {where} the two estimates' noise (±{change_size(metric_get(metric), noise)})"
