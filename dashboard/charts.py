@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from monitoring.metrics.registry import COUNT, SECONDS, SHARE
+from monitoring.metrics.registry import COUNT, HIGHER, LOWER, SECONDS, SHARE
 from monitoring.metrics.series import Point
 
 # One palette for every chart: the metric, its interval, bounds, alerts, immature windows.
@@ -571,6 +571,47 @@ def heatmap_figure(
     if x:
         events_draw(figure_layout, events_within(events, x[0], x[-1]))
     return {"data": data, "layout": figure_layout}
+
+
+# The slices heatmap's colours: red where the metric is bad, green where good (reversed for a
+# metric whose lower values are good), a neutral scale for one with no good direction.
+GOOD_HIGH_SCALE = [[0.0, "#b91c1c"], [0.5, "#facc15"], [1.0, "#15803d"]]
+
+
+def slice_heatmap_figure(
+    *,
+    title: str,
+    x: list[str],
+    rows: list[str],
+    values: list[list[float | None]],
+    hover: list[list[str]],
+    y_title: str,
+    good: str,
+    unit: str,
+    events: Sequence[tuple[datetime, str]] = (),
+) -> dict:
+    """A metric per slice (rows) per window (columns): where, and from when, it broke."""
+    _, tick = UNIT_FORMATS.get(unit, PLAIN_FORMAT)
+    trace = {
+        "type": "heatmap",
+        "x": x,
+        "y": rows,
+        "z": values,
+        "text": hover,
+        "hovertemplate": "%{text}<extra></extra>",
+        "colorscale": GOOD_HIGH_SCALE if good in (HIGHER, LOWER) else "Viridis",
+        "reversescale": good == LOWER,
+        "xgap": 1 if len(x) <= GAPPED_COLUMNS_MAX else 0,
+        "ygap": 1,
+        "hoverongaps": False,
+        "colorbar": {"thickness": 12, "tickformat": tick},
+    }
+    figure_layout = layout(title=title, x_title="day (UTC)", y_title=y_title, x_type="date")
+    figure_layout["height"] = max(260, 110 + 26 * len(rows))
+    figure_layout["yaxis"]["type"] = "category"
+    if x:
+        events_draw(figure_layout, events_within(events, x[0], x[-1]))
+    return {"data": [trace], "layout": figure_layout}
 
 
 def threshold_figure(

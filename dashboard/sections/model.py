@@ -104,7 +104,9 @@ DELAY_LABELS = (
     "30 to 90 d",
     "≥ 90 d",
 )
-MATURE_QUANTILE = 0.9  # a cohort is mature once the usual 90% of its labels can have arrived
+# The chart's summary: the delay 90% of the labels that arrived took (of labelled rows only; how
+# long outcomes take, the unlabelled counted, is the Kaplan-Meier curve's: summary.py).
+MATURE_QUANTILE = 0.9
 
 
 def metric_text(metric: str) -> tuple[str, str]:
@@ -229,7 +231,6 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.marks = chart_events(model)
     page.metrics = metric_names(model)
     page.delay = label_delay_section(model=model, scope=scope, now=now)
-    maturity_s = page.delay["mature_after_s"] if page.delay else None
     maturity = label_maturity_get(
         model=model, now=now, version=scope.version, segment=scope.segment
     )
@@ -256,7 +257,7 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
         page_key("drift", page), lambda: drift_section(model=model, scope=scope, now=now)
     )
     page.quality = quality_section(model=model, scope=scope, now=now, drift=page.drift)
-    page.summary = summary_section(page, maturity_s=maturity_s, now=now)
+    page.summary = summary_section(page, maturity=maturity, now=now)
     return page
 
 
@@ -593,7 +594,6 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
     """The label delay distribution (one grouped COUNT) and the delay most labels arrive within."""
     start, _ = scope.span(now)
     values = delay_counts(model=model, scope=scope, start=start)
-    bins = list(zip(DELAY_EDGES_S, (*DELAY_EDGES_S[1:], None), strict=True))
     total = sum(values)
     if total == 0:
         return None
@@ -607,13 +607,12 @@ def label_delay_section(*, model: MLModel, scope: Scope, now: datetime) -> dict 
     )
     median_bin = quantile_bin(values, 0.5)
     mature_bin = quantile_bin(values, MATURE_QUANTILE)
-    upper = bins[mature_bin][1] or bins[mature_bin][0]
     summary = (
         f"{title}: {total} labels; half arrive within {DELAY_LABELS[median_bin]}, "
         f"{MATURE_QUANTILE:.0%} within {DELAY_LABELS[mature_bin]}."
     )
     chart = Chart("label-delay", "label_delay", title, figure, summary)
-    return {"chart": chart, "total": total, "mature_after_s": float(upper)}
+    return {"chart": chart, "total": total}
 
 
 def delay_counts(*, model: MLModel, scope: Scope, start: datetime | None) -> list[int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.utils.timesince import timesince
@@ -20,11 +20,13 @@ from django.utils.timesince import timesince
 from dashboard.charts import sparkline_points
 from dashboard.sections.base import window_leading
 from monitoring.alerts.links import metric_chart_id
+from monitoring.metrics.maturity import LabelMaturity
 from monitoring.metrics.registry import (
     COUNT,
     HEADLINES,
     HIGHER,
     LOWER,
+    POISSON,
     SECONDS,
     SHARE,
     SUM,
@@ -35,6 +37,7 @@ from monitoring.metrics.series import Point
 from monitoring.metrics.traffic import version_starts
 from monitoring.metrics.windows import MetricError
 from monitoring.models import Alert, AlertState, Severity
+from monitoring.stats.performance import poisson_interval
 from monitoring.stats.sensitivity import z_sum
 
 HEALTH_WORDS = {
@@ -61,7 +64,7 @@ class Headline:
     chart_id: str
 
 
-def summary_section(page, *, maturity_s: float | None, now: datetime) -> dict:
+def summary_section(page, *, maturity: LabelMaturity, now: datetime) -> dict:
     alerts = open_alerts(page.model)
     return {
         "health": page.model.health,
@@ -70,7 +73,7 @@ def summary_section(page, *, maturity_s: float | None, now: datetime) -> dict:
         "alerts": alerts,
         "headlines": headlines(page, now=now),
         "changes": changes(page, now=now),
-        "labels": labels_sentence(page, maturity_s=maturity_s, now=now),
+        "labels": labels_sentence(page, maturity=maturity, now=now),
     }
 
 
@@ -170,10 +173,24 @@ TREND_LAG = {
 }
 
 
+def with_count_intervals(entry, points: list[Point]) -> list[Point]:
+    """A count's windows with the exact Poisson interval of each (counts are stored without
+    one), so its headline, like every other, says whether a change is beyond the noise."""
+    if entry.interval != POISSON:
+        return points
+    return [
+        replace(p, ci_low=bounds.low, ci_high=bounds.high)
+        if p.value is not None and (bounds := poisson_interval(round(p.value)))
+        else p
+        for p in points
+    ]
+
+
 def headline(
     metric: str, points: list[Point], chosen: list[Point], granularity: str, *, labelled: bool
 ) -> Headline:
     entry = metric_find(metric)
+    points, chosen = with_count_intervals(entry, points), with_count_intervals(entry, chosen)
     last = chosen[-1]
     interval = ""
     if last.ci_low is not None and last.ci_high is not None:
@@ -274,30 +291,32 @@ def changes(page, *, now: datetime) -> list[tuple[datetime, str]]:
     return sorted(found, key=lambda change: change[0], reverse=True)
 
 
-def labels_sentence(page, *, maturity_s: float | None, now: datetime) -> str:
-    """How far the labels have arrived: the usual delay, and the windows still waiting."""
-    if page.delay is None or maturity_s is None:
+def labels_sentence(page, *, maturity: LabelMaturity, now: datetime) -> str:
+    """How far the labels have arrived: how long they usually take, read from the Kaplan-Meier
+    curve of every prediction's delay (those still without an outcome counted as waiting, not
+    left out, which would make the wait look shorter than it is), and the complete windows
+    still under the model's maturity."""
+    usual = maturity.arrival_words
+    if usual is None:
         return "No labels yet: performance metrics appear once outcomes arrive."
     granularity = page.scope.granularity
-    cutoff = now - timedelta(seconds=maturity_s)
     points = page.points("label_coverage")
-    waiting = [p for p in points if cutoff < p.end <= now and p.label_coverage is not None]
-    usual = duration_words(maturity_s)
+    waiting = [
+        p
+        for p in points
+        if p.end <= now
+        and p.label_coverage is not None
+        and not maturity.of_window(start=p.start, end=p.end, coverage=p.label_coverage).mature
+    ]
+    usual = f"Labels usually arrive within {usual.removeprefix('about ')}"
+    share = f"{maturity.threshold:.0%} of a window's expected outcomes"
     if not waiting:
-        return f"Labels usually arrive within {usual}; every complete {granularity} has its labels."
+        return f"{usual} ({share}); every complete {granularity} has its labels."
     low = min(p.label_coverage for p in waiting)
     high = max(p.label_coverage for p in waiting)
     count = len(waiting)
     return (
-        f"Labels usually arrive within {usual}: the last {count} complete "
+        f"{usual} ({share}): the last {count} complete "
         f"{granularity}{'s' * (count != 1)} still wait for theirs ({low:.0%} to {high:.0%} "
         "labelled so far), so their performance is provisional."
     )
-
-
-def duration_words(seconds: float) -> str:
-    days = seconds / 86400
-    if days >= 1:
-        return f"{days:.0f} day{'s' * (round(days) != 1)}"
-    hours = seconds / 3600
-    return f"{hours:.0f} hour{'s' * (round(hours) != 1)}"

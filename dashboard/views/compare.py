@@ -14,6 +14,7 @@ from accounts.roles import Role, role_required
 from dashboard.charts import BAND, LINE, events_draw, events_within, layout, plain
 from dashboard.params import ALL, BadQuery, bad_request, param
 from dashboard.sections.base import Chart, chart_events, model_segments
+from dashboard.sections.estimates import compare_estimates
 from factory.models import MLModel, ModelVersion
 from monitoring.metrics.registry import (
     HIGHER,
@@ -247,7 +248,8 @@ def compare_page(request, name: str):
     }
     if len(versions) < 2:
         return render(request, "dashboard/compare.html", context)
-    start, end = query.span(timezone.now())
+    now = timezone.now()
+    start, end = query.span(now)
     try:
         comparison = comparison_report(
             model=model,
@@ -269,6 +271,19 @@ def compare_page(request, name: str):
         shown=shown_numbers(comparison),
         traffic_note=note,
     )
+    estimate = compare_estimates(
+        model=model,
+        metric=query.metric,
+        baseline=query.baseline,
+        candidate=query.candidate,
+        start=start,
+        end=end,
+        segment=query.segment,
+        now=now,
+    )
+    if estimate and estimate["judged_on_estimate"]:  # the estimate leads; the outcomes follow
+        context["verdict"] = in_clause("On the outcomes in so far", context["verdict"])
+    context["estimate"] = estimate
     if comparison.shared is not None:
         context.update(
             shared=comparison.shared,
@@ -277,7 +292,7 @@ def compare_page(request, name: str):
             ),
             shared_shown=shown_numbers(comparison.shared),
         )
-    trend = trend_figure(model, query, timezone.now())
+    trend = trend_figure(model, query, now)
     if trend:
         figure, summary = trend
         context["trend"] = Chart("compare-trend", query.metric, summary, figure, summary)

@@ -12,8 +12,10 @@ from datetime import datetime
 
 from django.db.models import Min
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
 from accounts.roles import Role, role_required
+from dashboard.sections.estimates import version_estimates
 from factory.models import AuditEntry, MLModel, ModelVersion, RetrainRequest, Rollout
 from factory.rollouts import plan_current
 from monitoring.metrics.drift import DriftError
@@ -135,6 +137,7 @@ def version_page(request, name: str, version: str):
         "comparison": comparison,
         "reference": reference_summary(row.reference),
         "drift": version_drift(model, row),
+        "estimates": version_estimates(model=model, version=row.version, now=timezone.now()),
     }
     return render(request, "dashboard/version.html", context)
 

@@ -20,7 +20,12 @@ from monitoring.alerts.judge import series, window_count
 from monitoring.alerts.links import ActionLinks, AlertLinks, action_links, alert_links
 from monitoring.metrics.explain import Explanation, explain, explainable, whole_days
 from monitoring.metrics.explain_words import driver_lines
-from monitoring.metrics.maturity import COMPLETE_SHARE, label_maturity_get, wait_words
+from monitoring.metrics.maturity import (
+    COMPLETE_SHARE,
+    estimate_words,
+    label_maturity_get,
+    wait_words,
+)
 from monitoring.metrics.registry import metric_find, metric_get, metric_label
 from monitoring.metrics.series import metric_series
 from monitoring.metrics.windows import WINDOW, MetricError
@@ -313,12 +318,19 @@ def alert_drivers(alert: Alert) -> list[str]:
 def outcomes_words(alert: Alert, now: datetime | None = None) -> str:
     """For a realised metric whose window still waits for outcomes: how many are in and when
     the rest arrive, "62% of the window's expected outcomes are in; the rest arrive in about
-    4 days, so the value may still move". Empty once they are all in (or none is known)."""
+    4 days, so the value may still move". Empty once they are all in (or none is known). For
+    an estimate: "Estimated from scores; outcomes arrive in about 12 days" (a full stop after)."""
     rule = alert.rule
-    if not metric_get(rule.metric).realised or alert.window_start is None:
+    entry = metric_get(rule.metric)
+    if entry.family != "estimated" and (not entry.realised or alert.window_start is None):
         return ""
+    now = now or timezone.now()
+    if entry.family == "estimated":  # judged before its outcomes: say so, and for how long
+        # (the model's delays: a canary's first days have none of their own to tell it)
+        words = estimate_words(label_maturity_get(model=alert.model, now=now, segment=rule.segment))
+        return f"{words[0].upper()}{words[1:]}."
     maturity = label_maturity_get(
-        model=alert.model, now=now or timezone.now(), version=rule.version, segment=rule.segment
+        model=alert.model, now=now, version=rule.version, segment=rule.segment
     )
     points = metric_series(
         model=alert.model,

@@ -12,20 +12,21 @@ instead: the change minus the change without that slice. Everything is read from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db.models import F, Max, Sum
 
 from factory.models import MLModel, ModelVersion
-from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric
+from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric, metric_get
 from monitoring.metrics.reports import compare_sides
 from monitoring.metrics.series import filtered, metric_check, metric_value
 from monitoring.metrics.windows import MetricError
-from monitoring.models import SLICE_COUNT_FIELDS, SLICE_SUM_FIELDS, HourlyAggregate
+from monitoring.models import SLICE_COUNT_FIELDS, SLICE_SUM_FIELDS, HourlyAggregate, SliceBins
 from monitoring.pipeline.slice_aggregates import (
     MISSING,
     OTHER,
+    SliceSums,
     added_up,
     window_slices,
 )
@@ -154,19 +155,31 @@ def hourly_slices(model, window: Window, scope: dict, by: str) -> dict[str, Sums
     return {str(row.pop("slice")): row for row in rows.order_by()}
 
 
-def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
-    """{feature: {slice: sums}} over the window's days, from the stored slice sums."""
-    sums = window_slices(model, window.start, window.end)
+def scoped_slices(model, start: datetime | None, end: datetime | None, scope: dict) -> SliceSums:
+    """The stored day entries of [start, end) (either open) in the scope's version and
+    segment."""
+    sums = window_slices(model, start, end)
     wanted = np.ones(len(sums), dtype=bool)
     if scope["version"]:
         ids = ModelVersion.objects.filter(model=model, version=scope["version"]).values("pk")
         wanted &= np.isin(sums.version, [row["pk"] for row in ids])
     if scope["segment"] is not None:
         wanted &= sums.segment == scope["segment"]
-    picked = sums.take(np.flatnonzero(wanted))
+    return sums.take(np.flatnonzero(wanted))
+
+
+def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
+    """{feature: {slice: sums}} over the window's days, from the stored slice sums."""
+    picked = scoped_slices(model, window.start, window.end, scope)
     out: dict[str, dict[str, Sums]] = {}
     if not len(picked):
         return out
+    first, totals = added_up(picked, (picked.feature, picked.slice))
+    for feature, slice_, row in zip(
+        picked.feature[first].tolist(), picked.slice[first].tolist(), totals.tolist(), strict=True
+    ):
+        out.setdefault(feature, {})[slice_] = sums_of(row)
+    return out
     first, totals = added_up(picked, (picked.feature, picked.slice))
     for feature, slice_, row in zip(
         picked.feature[first].tolist(), picked.slice[first].tolist(), totals.tolist(), strict=True
@@ -346,3 +359,97 @@ def q_values_fill(drivers: list[Driver]) -> None:
 def explain_keys(model: MLModel) -> list[str]:
     """The metric keys explain takes for this model."""
     return [m.key for m in METRICS if m.fits(model.task) and explainable(m) and m.listed]
+
+
+# --- one feature's slices day by day (the feature page's heatmap) ---
+
+
+@dataclass
+class SliceDays:
+    """A metric in each slice of one feature, day by day: values[i][j] is slice i on day j
+    (None where the slice had nothing to compute it from), n the observations behind it."""
+
+    metric: str
+    feature: str
+    days: list[datetime]
+    slices: list[str]
+    values: list[list[float | None]]
+    n: list[list[int]]
+    numerical: bool  # slices are deciles (else categories)
+
+
+def feature_slice_days(
+    *,
+    model: MLModel,
+    feature: str,
+    metric: str,
+    start: datetime | None,
+    end: datetime | None,
+    version: str | None = None,
+    segment: str | None = None,
+) -> SliceDays:
+    """The metric per slice of the feature (its deciles or categories, and missing) per day,
+    from the stored day slice rows (one grouped read, never raw rows). Categories past the
+    TOP_CATEGORIES most frequent over the span are summed into `(other)`."""
+    entry = metric_check(model, metric)
+    if not additive(entry):
+        keys = ", ".join(k for k in explain_keys(model) if additive(metric_get(k)))
+        raise MetricError(f"metric {metric!r}: the slices of a feature show {keys}")
+    scope = {"version": version, "segment": segment}
+    entries = scoped_slices(model, start, end, scope)
+    entries = entries.take(np.flatnonzero(entries.feature == feature))
+    cells: dict[tuple[str, datetime], Sums] = {}
+    if len(entries):
+        first, totals = added_up(entries, (entries.slice, entries.start))
+        for slice_, day, row in zip(
+            entries.slice[first].tolist(),
+            entries.start[first].tolist(),
+            totals.tolist(),
+            strict=True,
+        ):
+            cells[(slice_, datetime.fromtimestamp(day, UTC))] = sums_of(row)
+    kind = SliceBins.objects.filter(model=model, name=feature).values_list("kind", flat=True)
+    numerical = kind.first() == "numerical"
+    names = slices_ordered(cells, numerical=numerical)
+    merged: dict[tuple[str, datetime], Sums] = {}
+    for (name, day), sums in cells.items():
+        key = (name if name in names else OTHER, day)
+        merged[key] = add(merged.get(key), sums)
+    days = sorted({day for _, day in merged})
+    shown = [name for name in (*names, OTHER) if any((name, day) in merged for day in days)]
+    measures = [[cell_measure(entry, merged.get((name, day))) for day in days] for name in shown]
+    return SliceDays(
+        metric=entry.key,
+        feature=feature,
+        days=days,
+        slices=shown,
+        values=[[m.value if m.n else None for m in row] for row in measures],
+        n=[[int(m.n) for m in row] for row in measures],
+        numerical=numerical,
+    )
+
+
+def cell_measure(metric: Metric, sums: Sums | None):
+    return metric_value(metric, sums if sums else add(None, None), None)
+
+
+def slices_ordered(cells: dict[tuple[str, datetime], Sums], *, numerical: bool) -> list[str]:
+    """A numerical feature's deciles from the lowest ("(-inf, a)" first), else the
+    TOP_CATEGORIES most frequent categories; `(missing)` last, `(other)` left to the caller."""
+    totals: dict[str, float] = {}
+    for (name, _), sums in cells.items():
+        totals[name] = totals.get(name, 0) + sums["predictions"]
+    named = [name for name in totals if name not in (OTHER, MISSING)]
+    if numerical:
+        ordered = sorted(named, key=decile_low)
+    else:
+        ordered = sorted(named, key=lambda name: (-totals[name], name))[:TOP_CATEGORIES]
+    return ordered + ([MISSING] if MISSING in totals else [])
+
+
+def decile_low(name: str) -> float:
+    """The lower edge of a decile's label ("[3.5, 7)" -> 3.5; "(-inf, 3.5)" -> -inf)."""
+    try:
+        return float(name[1:].partition(",")[0])
+    except ValueError:
+        return float("inf")

@@ -92,6 +92,14 @@ class LabelMaturity:
         final = self.final
         return self.curve.time_to_reach(self.threshold * final[0]) if final else None
 
+    @property
+    def arrival_words(self) -> str | None:
+        """How long outcomes take, as a person plans around it ("about 12 days"): the age at
+        which the curve's expected coverage reaches the threshold's share of its final level.
+        None while no outcome has arrived to tell."""
+        after_s = self.mature_after_s
+        return None if after_s is None else wait_words(after_s)
+
     def share(self, coverage: float | None) -> float | None:
         final = self.final_coverage
         if final is None or coverage is None:
@@ -233,3 +241,12 @@ def wait_words(seconds: float) -> str:
     if hours >= 1.5:
         return f"about {hours:.0f} hours"
     return "about an hour" if hours >= 0.75 else "under an hour"
+
+
+def estimate_words(maturity: LabelMaturity) -> str:
+    """What a number estimated before its outcomes is, said where it is shown (the version and
+    compare pages, the alert e-mail): "estimated from scores; outcomes arrive in about 12 days"."""
+    wait = maturity.arrival_words
+    if wait is None:
+        return "estimated from scores; how long outcomes take is not known yet"
+    return f"estimated from scores; outcomes arrive in {wait}"

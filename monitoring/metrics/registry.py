@@ -57,7 +57,8 @@ WILSON_JACCARD = "Wilson of the Jaccard index, mapped to F1"
 NORMAL = "normal"
 NORMAL_MSE = "normal of the mean squared error, square-rooted"
 HANLEY_MCNEIL = "Hanley-McNeil from the score histogram"
-POISSON = "Poisson"  # no interval drawn; judged with standard error sqrt(count)
+POISSON = "Poisson"  # no band on charts; headlines give the exact (Garwood) interval; rules
+# judge a count with standard error sqrt(count)
 EXPECTED_COUNTS = "bootstrap of the expected counts: where the realised value should fall"
 NO_INTERVAL = "none"
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0012_alert_rule_label_maturity'),
+        ('monitoring', '0013_slice_days_in_one_row_and_sketches_without_constraints'),
     ]
 
     operations = [

@@ -394,7 +394,12 @@ def slice_days_insert(days: list[SliceDay]) -> None:
 # --- reading ---
 
 
-def window_slices(model: MLModel, start: datetime, end: datetime) -> SliceSums:
-    """The sums of every day in [start, end), per version, segment, day, feature, slice."""
-    stored = SliceDay.objects.filter(model=model, day__gte=start, day__lt=end)
+def window_slices(model: MLModel, start: datetime | None, end: datetime | None) -> SliceSums:
+    """The sums of every day in [start, end) (either open), per version, segment, day, feature
+    and slice."""
+    stored = SliceDay.objects.filter(model=model)
+    if start is not None:
+        stored = stored.filter(day__gte=start)
+    if end is not None:
+        stored = stored.filter(day__lt=end)
     return SliceSums.concat([slices_decode(data) for data in stored.values_list("sums", flat=True)])

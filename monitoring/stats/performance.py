@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats
 
 from monitoring.stats.moments import (
     CONFIDENCE,
@@ -37,6 +38,16 @@ def wilson_interval(k: int, n: int, *, confidence: float = CONFIDENCE) -> Estima
     # The interval always contains p; clamping only removes rounding at k = 0 or k = n.
     low, high = min(max(center - half, 0.0), p), max(min(center + half, 1.0), p)
     return Estimate(p, float(low), float(high), n)
+
+
+def poisson_interval(count: int, *, confidence: float = CONFIDENCE) -> Estimate:
+    """A count with the exact (Garwood) interval of its Poisson mean: the means under which
+    a count at least this large, or at most this large, has chance (1 - confidence) / 2,
+    from the chi-square quantiles (0 below a count of 0)."""
+    tail = (1 - confidence) / 2
+    low = stats.chi2.ppf(tail, 2 * count) / 2 if count > 0 else 0.0
+    high = stats.chi2.ppf(1 - tail, 2 * count + 2) / 2
+    return Estimate(float(count), float(low), float(high), int(count))
 
 
 # --- binary classification ---

@@ -7,19 +7,22 @@ the outbox and its e-mail), nor an internal value (`__all__`, `too_low`) on any 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from freezegun import freeze_time
 
 from accounts.roles import Role
 from monitoring.demo import demo_create
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.series import metric_names
+from monitoring.metrics.windows import window_start
 from monitoring.models import Alert, AlertRule, OutboxEmail, QuarantinedRecord
 from tests.dashboard import test_browser as browser
 from tests.dashboard.test_browser import SCREENSHOTS, log_in, user_make
-from tests.dashboard.test_business import weekly_revenue
+from tests.dashboard.test_business import NOW, weekly_revenue
 from tests.dashboard.test_model_page_browser import COLD_PAGE_MS
 from tests.monitoring.alerts.test_outbox import OUTBOX
 
@@ -34,14 +37,31 @@ WORDS_SHOWN = "document.querySelectorAll('code').forEach(e => e.remove()); docum
 PICTURED = ("audit", "channels", "outbox-email")  # the README's pictures no other test takes
 
 
+def same_moment_of_the_week(now: datetime) -> datetime:
+    """The latest moment at or before `now` that sits where test_business.NOW (Wednesday noon)
+    sits in its week: the business sentences depend on how far into a week the page is read,
+    so the data and the page's clock are set there, whatever the weekday the test runs on."""
+    into_week = NOW - window_start(NOW, "week")
+    moment = window_start(now, "week") + into_week
+    return moment if moment <= now else moment - timedelta(weeks=1)
+
+
 def test_the_business_sentence_on_a_noisy_week_beside_immature_ones(live_server, model, page):
     # given: five weeks of revenue around 50, then two younger weeks around 30 whose outcomes
-    # (1 to 20 days late) are still arriving
-    weekly_revenue(model, {6: 50, 5: 50, 4: 50, 3: 50, 2: 30, 1: 30}, now=timezone.now())
+    # (1 to 20 days late) are still arriving, as seen on a Wednesday noon (within the last
+    # week, so the session cookie holds)
+    now = same_moment_of_the_week(timezone.now())
+    weekly_revenue(model, {6: 50, 5: 50, 4: 50, 3: 50, 2: 30, 1: 30}, now=now)
     user_make("ds", Role.VIEWER)
     log_in(page, live_server)
     page.set_viewport_size({"width": 1440, "height": 900})
-    # when
+    # when: the pages are read at that moment (the server's clock frozen there, moving on)
+    with freeze_time(now, tick=True, ignore=["playwright", "asyncio", "greenlet"]):
+        business_pages_checked(live_server, page)
+
+
+def business_pages_checked(live_server, page) -> None:
+    """The business page and the model page's weeks, read as the test above sets them up."""
     page.goto(f"{live_server.url}/models/churn/business/")
     page.wait_for_selector("#kpi-revenue .plot .main-svg")
     page.screenshot(path=str(SCREENSHOTS / "business-noisy-week.png"), full_page=True)

@@ -18,6 +18,7 @@ from monitoring.stats.performance import (
     log_loss_estimate,
     log_loss_terms,
     multiclass_metrics,
+    poisson_interval,
     regression_metrics,
     regression_sums,
     wilson_interval,
@@ -215,3 +216,17 @@ def test_regression_sums_merge_across_windows():
 def test_regression_on_an_empty_window_is_none():
     result = regression_metrics(regression_sums([], []))
     assert result.n == 0 and result.mae is None and result.rmse is None and result.mape is None
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 130, 25_000])
+def test_the_poisson_interval_is_exact_by_scipys_poisson_tails(count):
+    # when
+    found = poisson_interval(count)
+    # then: under the upper bound a count <= k has chance 2.5%, under the lower one a count
+    # >= k has (none below a count of 0)
+    assert found.value == count and found.n == count
+    assert stats.poisson.cdf(count, found.high) == pytest.approx(0.025, abs=1e-9)
+    if count:
+        assert stats.poisson.sf(count - 1, found.low) == pytest.approx(0.025, abs=1e-9)
+    else:
+        assert found.low == 0.0
