@@ -17,6 +17,7 @@ from monitoring.metrics import measures
 from monitoring.metrics.measures import Compute, Count, MeanOf, Share
 from monitoring.metrics.windows import MetricError
 from monitoring.models import NO_DATA_METRICS, NO_DATA_ONLY_METRICS, SketchKind
+from monitoring.stats.direct_loss import LOSS_METRICS
 from monitoring.stats.estimate import ESTIMATED_METRICS
 
 # Kinds: what sort of number a metric is, which decides how two windows of it compare.
@@ -59,6 +60,7 @@ NORMAL_MSE = "normal of the mean squared error, square-rooted"
 HANLEY_MCNEIL = "Hanley-McNeil from the score histogram"
 POISSON = "Poisson"  # no interval drawn; judged with standard error sqrt(count)
 EXPECTED_COUNTS = "bootstrap of the expected counts: where the realised value should fall"
+EXPECTED_LOSS = "normal of the expected errors' spread: where the realised value should fall"
 NO_INTERVAL = "none"
 
 # What a metric reads beyond the hourly sums.
@@ -441,7 +443,7 @@ def estimated_words(name: str, first: bool = False) -> str:
 
 
 # Families of metrics estimated before the outcomes, by task: the metrics they estimate.
-ESTIMATED = {BINARY: ESTIMATED_METRICS}
+ESTIMATED = {BINARY: ESTIMATED_METRICS, REGRESSION: LOSS_METRICS}
 FAMILIES["estimated"] = (
     Metric(
         "estimated:",
@@ -498,10 +500,33 @@ def metric_find(key: str) -> Metric | None:
         return None
     metric, label = FAMILIES[prefix]
     if metric.source in (ESTIMATES, GAPS):
-        if name not in ESTIMATED_METRICS:
+        if name not in {name for names in ESTIMATED.values() for name in names}:
             return None
         metric = replace(metric, unit=BY_KEY[name].unit)  # read as the metric it estimates
+        if name in LOSS_METRICS:
+            metric = loss_estimate_metric(metric)
     return replace(metric, key=key, label=label(name), family=prefix, name=name)
+
+
+def loss_estimate_metric(metric: Metric) -> Metric:
+    """A regression estimate's entry: its own computation, interval and limits, lower
+    better for the estimate (an error), neither for its gap."""
+    if metric.source == ESTIMATES:
+        return replace(
+            metric,
+            compute=measures.loss_estimated,
+            good=LOWER,
+            interval=EXPECTED_LOSS,
+            tasks=(REGRESSION,),
+            limits=NON_NEGATIVE,
+        )
+    return replace(
+        metric,
+        compute=measures.loss_estimation_gap,
+        interval=EXPECTED_LOSS,
+        tasks=(REGRESSION,),
+        limits=UNBOUNDED,
+    )
 
 
 def metric_get(key: str) -> Metric:
