@@ -272,3 +272,9 @@ def test_regression_estimates_name_what_they_cannot_answer(writer, prices):
     assert writer.get(URL, {"metric": "estimated:accuracy"}).status_code == 400
     body = writer.get(URL, {"metric": "estimated:mape"}).json()
     assert "estimated:mape" in body["detail"]
+
+
+def test_the_schema_says_what_a_regression_estimate_was_fitted_on(writer, db):
+    schema = writer.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    text = schema.content.decode()
+    assert "regression: what its error model of absolute and squared errors was fitted on" in text
