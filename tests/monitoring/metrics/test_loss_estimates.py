@@ -18,6 +18,7 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer
 from factory.services import model_create, version_register
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
+from monitoring.models import Alert, AlertState
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.django_db
@@ -278,3 +279,34 @@ def test_the_schema_says_what_a_regression_estimate_was_fitted_on(writer, db):
     schema = writer.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     text = schema.content.decode()
     assert "regression: what its error model of absolute and squared errors was fitted on" in text
+
+
+def test_the_estimation_reference_setting_fits_the_error_model_and_rules_watch_it(writer, prices):
+    # given two labelled days and a third without outcomes, and no reference rows
+    rng = np.random.default_rng(24)
+    days = [rows(rng, 500, shift=d / 4) for d in range(3)]
+    for d, data in enumerate(days):
+        ingest(prices, DAY + timedelta(days=d), data, np.full(500, d < 2), f"d{d}")
+    jobs_run(model_id=prices.pk)
+    before = writer.get(URL, {"metric": "estimated:mae", "granularity": "day"}).json()
+    assert before["reference"] == [] and all(p["value"] is None for p in before["points"])
+
+    # when the model's estimation reference is set to the labelled days, and a rule watches
+    # the estimated MAE
+    window = {"start": DAY.isoformat(), "end": (DAY + timedelta(days=2)).isoformat()}
+    answer = writer.patch("/api/v1/models/prices", {"estimation_reference": window}, format="json")
+    assert answer.status_code == 200
+    rule = {"metric": "estimated:mae", "kind": "static", "upper": 0.1, "min_count": 20}
+    assert writer.post("/api/v1/models/prices/alert-rules", rule, format="json").status_code == 201
+    jobs_run(model_id=prices.pk, now=DAY + timedelta(days=3))
+
+    # then the unlabelled day is estimated on an error model fitted on that window's rows
+    body = writer.get(URL, {"metric": "estimated:mae", "granularity": "day"}).json()
+    assert body["reference"][0]["source"] == "estimation_reference"
+    assert body["reference"][0]["labelled"] == 1000
+    labelled = {key: np.concatenate([days[0][key], days[1][key]]) for key in days[0]}
+    expected = independent(sklearn_error_model(labelled), days[2])["mae"][0]
+    assert body["points"][2]["value"] == pytest.approx(expected, abs=1e-3)
+    # and the rule on it fires: the estimated MAE is above its bound
+    alert = Alert.objects.get(rule__metric="estimated:mae")
+    assert alert.state == AlertState.FIRING and alert.direction == "too_high"
