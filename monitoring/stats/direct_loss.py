@@ -77,17 +77,23 @@ class Curve:
         """Per row: the left knot's column, the weight of the right one (linear
         interpolation, constant beyond the outer knots), and whether the value is missing."""
         missing = np.isnan(values)
-        clipped = np.clip(np.where(missing, self.knots[0], values), self.knots[0], self.knots[-1])
+        clipped = np.clip(values, self.knots[0], self.knots[-1])  # NaN stays NaN
+        clipped[missing] = self.knots[0]
         left = np.clip(
             np.searchsorted(self.knots, clipped, side="right") - 1, 0, self.knots.size - 2
         )
         width = self.knots[left + 1] - self.knots[left]
         return left, (clipped - self.knots[left]) / width, missing
 
-    def value(self, inputs: Inputs) -> np.ndarray:
-        values = inputs.numeric(self.name)
-        curve = np.interp(np.nan_to_num(values, nan=self.knots[0]), self.knots, self.coef)
-        return np.where(np.isnan(values), self.missing, curve)
+    def locate(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.basis(inputs.numeric(self.name))
+
+    def value_at(self, located: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The curve at located rows: its coefficients interpolated (`np.interp`'s value,
+        without a second search for the knots of the same rows)."""
+        left, right_weight, missing = located
+        curve = self.coef[left] + (self.coef[left + 1] - self.coef[left]) * right_weight
+        return np.where(missing, self.missing, curve)
 
     def columns(self, inputs: Inputs, rows: slice) -> np.ndarray:
         left, right_weight, missing = self.basis(inputs.numeric(self.name)[rows])
@@ -130,8 +136,11 @@ class Levels:
         of_key = np.array([position.get(key, len(self.keys)) for key in keys] + [len(self.keys)])
         return of_key[np.where(codes >= 0, codes, len(keys))]
 
-    def value(self, inputs: Inputs) -> np.ndarray:
-        return np.append(self.coef, self.other)[self.index(inputs)]
+    def locate(self, inputs: Inputs) -> np.ndarray:
+        return self.index(inputs)
+
+    def value_at(self, index: np.ndarray) -> np.ndarray:
+        return np.append(self.coef, self.other)[index]
 
     def columns(self, inputs: Inputs, rows: slice) -> np.ndarray:
         index = self.index(inputs)[rows]
@@ -162,9 +171,13 @@ class Additive:
     terms: list[Term]
 
     def __call__(self, inputs: Inputs) -> np.ndarray:
-        total = np.full(len(inputs), self.intercept)
-        for term in self.terms:
-            total += term.value(inputs)
+        return self.at([term.locate(inputs) for term in self.terms], len(inputs))
+
+    def at(self, located: list, n: int) -> np.ndarray:
+        """The model at rows located by its terms' `locate` (clipped at 0)."""
+        total = np.full(n, self.intercept)
+        for term, where in zip(self.terms, located, strict=True):
+            total += term.value_at(where)
         return np.maximum(total, 0.0)
 
     def as_json(self) -> dict:
@@ -207,6 +220,12 @@ class ErrorModel:
             "level_abs": self.level_abs,
             "level_sq": self.level_sq,
         }
+
+    def expected(self, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's expected |error| and error^2: the two models share their terms' knots
+        and categories, so each input is located once for both."""
+        located = [term.locate(inputs) for term in self.absolute.terms]
+        return self.absolute.at(located, len(inputs)), self.squared.at(located, len(inputs))
 
     @classmethod
     def from_json(cls, data: dict) -> ErrorModel:
@@ -383,7 +402,7 @@ def loss_sums(
     array of shape (groups, len(SUM_FIELDS)). Rows without a numeric prediction are left out."""
     scored = ~np.isnan(inputs.prediction)
     inputs, outcome, group = inputs_take(inputs, scored), outcome[scored], group[scored]
-    a, s = model.absolute(inputs), model.squared(inputs)
+    a, s = model.expected(inputs)
     a_var, s_var = model.spread_abs * a**2, model.spread_sq * s**2
     judged = ~np.isnan(outcome)
     error = np.where(judged, inputs.prediction - np.nan_to_num(outcome), 0.0)
