@@ -25,6 +25,7 @@ from monitoring.metrics.sketches import sketches_read
 from monitoring.models import CalibrationSource, ErrorModel, HourlyAggregate, SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load, version_hours_mark_dirty
 from monitoring.pipeline.chunk_rows import Categories, categories_of, rows_load, rows_select
+from monitoring.pipeline.error_models import inputs_of
 from monitoring.stats.codec import sparse_decode
 from monitoring.stats.direct_loss import (
     Inputs,
@@ -90,16 +91,7 @@ def window_inputs(
         keep = ~np.isnan(rows.outcome_num)
         if version_ids is not None:
             keep &= np.isin(rows.version, version_ids)
-        parts.append(
-            Inputs(
-                rows.prediction_num[keep],
-                {name: values[keep] for name, values in rows.numbers.items()},
-                {
-                    name: (column.codes[keep], column.keys)
-                    for name, column in rows.categories.items()
-                },
-            )
-        )
+        parts.append(inputs_take(inputs_of(rows), keep))
         outcomes.append(rows.outcome_num[keep])
     if not parts or not sum(len(part) for part in parts):
         return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from factory.models import MLModel, Task
 from monitoring.models import ErrorModel
+from monitoring.pipeline.chunk_rows import ChunkRows
 from monitoring.stats.direct_loss import ErrorModel as Fitted
+from monitoring.stats.direct_loss import Inputs
 
 
 def error_models_load(model: MLModel) -> dict[int, Fitted]:
@@ -14,3 +16,12 @@ def error_models_load(model: MLModel) -> dict[int, Fitted]:
         return {}
     rows = ErrorModel.objects.filter(model=model).values_list("version_id", "terms")
     return {version_id: Fitted.from_json(terms) for version_id, terms in rows}
+
+
+def inputs_of(rows: ChunkRows) -> Inputs:
+    """A chunk's rows as the error model's inputs (the same arrays, not copied)."""
+    return Inputs(
+        rows.prediction_num,
+        rows.numbers,
+        {name: (column.codes, column.keys) for name, column in rows.categories.items()},
+    )

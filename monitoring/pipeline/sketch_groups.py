@@ -33,10 +33,11 @@ from monitoring.models import SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins
 from monitoring.pipeline.chunk_rows import Categories, ChunkRows
 from monitoring.pipeline.codec import categorical_encode, confusion_encode
+from monitoring.pipeline.error_models import inputs_of
 from monitoring.stats.auc import SCORE_BINS, score_bin_index
 from monitoring.stats.codec import sparse_encode, sparse_encode_groups
 from monitoring.stats.delay import DELAY_BINS, DELAY_EDGES_S
-from monitoring.stats.direct_loss import ErrorModel, Inputs, inputs_take, loss_sums
+from monitoring.stats.direct_loss import ErrorModel, inputs_take, loss_sums
 from monitoring.stats.histograms import bin_index
 
 SketchRow = tuple[int, str, datetime, str, str, int, int, bytes]  # group, kind, name, n, ...
@@ -171,11 +172,7 @@ def loss_sketches(
 ) -> list[SketchRow]:
     """Groups of versions with an error model: their rows' expected errors and, on judged
     rows, the realised ones, summed (one vector per group, summed again into days)."""
-    inputs = Inputs(
-        rows.prediction_num,
-        rows.numbers,
-        {name: (column.codes, column.keys) for name, column in rows.categories.items()},
-    )
+    inputs = inputs_of(rows)
     out = []
     for version_id, error_model in error_models.items():
         in_version = rows.version == version_id
