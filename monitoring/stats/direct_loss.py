@@ -263,6 +263,8 @@ def ridge_fit(terms: list[Term], inputs: Inputs, targets: np.ndarray) -> list[Ad
     """Ridge fits with an unpenalised intercept of each target column on the terms' columns,
     as scikit-learn's `Ridge`: centred normal equations, built a batch of rows at a time."""
     n, width = len(inputs), sum(term.size for term in terms)
+    if not width:  # no input varies: the mean error of the reference
+        return [Additive(float(mean), []) for mean in targets.mean(axis=0)]
     gram, cross = np.zeros((width, width)), np.zeros((width, targets.shape[1]))
     sums = np.zeros(width)
     for start in range(0, n, FIT_BATCH_ROWS):

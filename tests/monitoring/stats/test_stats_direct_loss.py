@@ -107,3 +107,11 @@ def test_a_window_of_rows_sums_to_its_estimate_and_gap():
     assert gap.value == pytest.approx(realised - a.mean(), abs=1e-12)
     half = 1.959964 * np.sqrt(model.spread_abs * np.sum(a**2) / a.size**2 + model.level_abs**2)
     assert gap.high == pytest.approx(half, rel=1e-5)
+
+
+def test_without_any_varying_input_the_estimate_is_the_references_mean_error():
+    rng = np.random.default_rng(9)
+    outcome = rng.normal(5, 2, 500)
+    model = error_model_fit(Inputs(np.full(500, 5.0)), outcome)
+    estimate = model.absolute(Inputs(np.full(10, 5.0)))
+    np.testing.assert_allclose(estimate, np.abs(5.0 - outcome).mean())
