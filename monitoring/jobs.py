@@ -22,6 +22,7 @@ from monitoring.alerts.evaluate import rules_evaluate
 from monitoring.alerts.failing import monitoring_failing_notify
 from monitoring.alerts.notify import notifications_send
 from monitoring.metrics.estimates import calibrations_freeze
+from monitoring.metrics.loss_estimates import error_models_freeze
 from monitoring.models import JobStage
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.failures import (
@@ -88,6 +89,9 @@ def jobs_run(*, model_id: int, sweep: bool = False, now: datetime | None = None)
     )
     hours = run(JobStage.AGGREGATE, lambda: aggregates_refresh(model_id=model_id, now=moment))
     run(JobStage.ESTIMATE, lambda: calibrations_freeze(model_id=model_id, now=moment))
+    if run(JobStage.ESTIMATE, lambda: error_models_freeze(model_id=model_id, now=moment)):
+        # A new error model is applied to its version's hours by aggregating them again.
+        hours += run(JobStage.AGGREGATE, lambda: aggregates_refresh(model_id=model_id, now=moment))
     rules = run(JobStage.EVALUATE, lambda: rules_evaluate(model_id=model_id, now=now))
     sent = run(JobStage.NOTIFY, lambda: notifications_send(model_id=model_id))
     health = job_health_update(model_id=model_id, now=moment)

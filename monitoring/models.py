@@ -368,6 +368,7 @@ class SketchKind(models.TextChoices):
     CLASS_ALL = "class_all"  # ALL_SCORES' layout: every scored row, positive = predicted it
     NUMERICAL = "numerical"  # a feature's NumericHistogram on its FeatureBins edges
     CATEGORICAL = "categorical"  # a feature's category counts and missing count
+    LOSS = "loss"  # regression: the rows' expected errors summed (monitoring.stats.direct_loss)
 
 
 class Period(models.TextChoices):
@@ -536,6 +537,32 @@ class Calibration(models.Model):
 
     def __str__(self) -> str:
         return f"calibration of version {self.version_id} from {self.source}"
+
+
+class ErrorModel(models.Model):
+    """A regression version's model of each prediction's expected absolute and squared error
+    (monitoring.stats.direct_loss), fitted once on a labelled reference: the jobs apply it to
+    every row of the version's dirty hours and store the sums (`SketchKind.LOSS`), so that
+    estimated MAE and RMSE are read from aggregates.
+
+    A version without a reference of its own borrows the production version's model
+    (`fitted_on` says whose); it is replaced, and the version's hours re-aggregated, when its
+    own reference is ready or production's model changes. Chosen again, like `Calibration`,
+    only when the model's estimation reference is set again.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    fitted_on = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=24, choices=CalibrationSource.choices)
+    reference_start = models.DateTimeField(null=True)
+    reference_end = models.DateTimeField(null=True)
+    labelled = models.PositiveIntegerField(default=0)  # reference rows it was fitted on
+    terms = models.JSONField()  # ErrorModel.as_json(): intercepts, curves, levels, spreads
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"error model of version {self.version_id} from {self.source}"
 
 
 class Granularity(models.TextChoices):

@@ -43,7 +43,7 @@ from dashboard.sections.base import (
 )
 from dashboard.sections.drift import drift_section, quality_section
 from dashboard.sections.summary import bounds_text, summary_section, value_text
-from factory.models import MLModel
+from factory.models import MLModel, Task
 from monitoring.alerts.links import metric_chart_id
 from monitoring.alerts.warnings import rule_warnings
 from monitoring.metrics.maturity import LabelMaturity, label_maturity_get, window_projection
@@ -77,6 +77,13 @@ ESTIMATE_NOTE = (
     "Dashed: estimated from the scores alone, before the outcomes arrive; its band is where the "
     "realised value should fall while scores mean what they meant on the reference. A solid line "
     "leaving the band says that relation has changed."
+)
+# Regression is estimated from a model of the errors (monitoring.stats.direct_loss).
+LOSS_ESTIMATE_NOTE = (
+    "Dashed: estimated before the outcomes arrive, from a model of the errors fitted on the "
+    "reference's labelled predictions; its band is where the realised value should fall while "
+    "errors depend on the inputs as they did on the reference. A solid line leaving the band "
+    "says that relation has changed."
 )
 SPARKLINE_DAYS = 14
 # Label delay bins, in seconds, and how they read.
@@ -411,7 +418,8 @@ def series_chart(
     )
     summary = chart_summary(title, points, page.scope.granularity, metric, now)
     if any(p.value is not None for p in estimate):
-        summary += f" {ESTIMATE_NOTE}"
+        regression = page.model.task == Task.REGRESSION
+        summary += f" {LOSS_ESTIMATE_NOTE if regression else ESTIMATE_NOTE}"
     return Chart(metric_chart_id(metric), metric, title, figure, summary, url)
 
 

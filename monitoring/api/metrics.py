@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from config.problems import ApiProblem
 from factory.api_base import ModelAPIView
+from factory.models import Task
 from monitoring.api.params import WINDOW_PARAMETERS, query_float, query_time, required
 from monitoring.api.serializers import (
     ComparisonSerializer,
@@ -21,6 +22,7 @@ from monitoring.metrics.drift import DriftError
 from monitoring.metrics.drift_report import drift_report
 from monitoring.metrics.estimates import estimate_references
 from monitoring.metrics.explain import explain
+from monitoring.metrics.loss_estimates import loss_references
 from monitoring.metrics.maturity import LabelMaturity, label_maturity_get
 from monitoring.metrics.registry import metric_description
 from monitoring.metrics.reports import comparison_report, sensitivity_report
@@ -68,7 +70,11 @@ class MetricsView(ModelAPIView):
         series = {"model": model.name, "metric": metric, "granularity": granularity}
         answer = {**series, "points": [point_with_maturity(p, maturity) for p in points]}
         if metric.partition(":")[0] in ("estimated", "estimation_gap"):
-            answer["reference"] = estimate_references(model, version)
+            answer["reference"] = (
+                loss_references(model, version)
+                if model.task == Task.REGRESSION
+                else estimate_references(model, version)
+            )
         return Response(MetricSeriesSerializer(answer).data)
 
 

@@ -261,13 +261,15 @@ class PointSerializer(serializers.Serializer):
 class EstimationReferenceSerializer(serializers.Serializer):
     version = serializers.CharField(help_text="the version estimated")
     calibrated_on = serializers.CharField(
-        help_text="the version whose reference calibrated it: itself, or the production "
-        "version's while it has no reference of its own"
+        help_text="the version whose reference calibrated it (regression: fitted its error "
+        "model): itself, or the production version's while it has no reference of its own"
     )
     source = serializers.ChoiceField(choices=CalibrationSource.choices)
     start = serializers.DateTimeField(allow_null=True)
     end = serializers.DateTimeField(allow_null=True)
-    labelled = serializers.IntegerField(help_text="labelled rows the calibration was fitted on")
+    labelled = serializers.IntegerField(
+        help_text="labelled rows the calibration (regression: the error model) was fitted on"
+    )
 
 
 class MetricSeriesSerializer(serializers.Serializer):
@@ -279,7 +281,8 @@ class MetricSeriesSerializer(serializers.Serializer):
         many=True,
         required=False,
         help_text="estimated:* and estimation_gap:* only: what calibrated each version "
-        "estimated; a version absent here has no calibration yet and is not estimated",
+        "estimated (regression: what its error model of absolute and squared errors was fitted "
+        "on); a version absent here has no calibration yet and is not estimated",
     )
 
 

@@ -30,7 +30,13 @@ from factory.models import MLModel, ModelVersion, Rollout, RolloutKind, Task
 from factory.services import audit_record
 from monitoring.ingest.records import canonical_label, positive_label
 from monitoring.metrics.sketches import sketches_read
-from monitoring.models import Calibration, CalibrationSource, HourlyAggregate, SketchKind
+from monitoring.models import (
+    Calibration,
+    CalibrationSource,
+    ErrorModel,
+    HourlyAggregate,
+    SketchKind,
+)
 from monitoring.stats.auc import ScoreHistogram, score_histogram
 from monitoring.stats.codec import all_score_histogram_decode, score_histogram_decode
 from monitoring.stats.estimate import (
@@ -265,11 +271,13 @@ def calibrations_freeze(*, model_id: int, now: datetime) -> int:
 @transaction.atomic
 def estimation_reference_set(*, model: MLModel, window: dict | None, actor: str = "") -> None:
     """Store the model's estimation reference window (or clear it), audited, and forget every
-    frozen calibration: the next jobs choose each version's again, this window first."""
+    frozen calibration and error model: the next jobs choose each version's again, this
+    window first."""
     before = model.estimation_reference
     model.estimation_reference = window
     model.save(update_fields=["estimation_reference"])
     Calibration.objects.filter(model=model).delete()
+    ErrorModel.objects.filter(model=model).delete()
     audit_record(
         model=model,
         actor=actor,

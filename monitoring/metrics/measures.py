@@ -16,6 +16,7 @@ from common.numbers import finite
 from monitoring.stats.auc import auc_from_histogram
 from monitoring.stats.compare import f1_variance, macro_f1_variance, rmse_variance
 from monitoring.stats.delay import delay_median_variance, delay_quantile
+from monitoring.stats.direct_loss import loss_estimate, loss_gap
 from monitoring.stats.estimate import judged_parts, window_estimate
 from monitoring.stats.moments import Estimate, Moments, mean_estimate
 from monitoring.stats.performance import (
@@ -144,6 +145,24 @@ def estimation_gap(sums: dict, extra) -> Measure:
     if estimate.low is not None and estimate.high is not None:
         gap.low, gap.high = estimate.low - estimate.value, estimate.high - estimate.value
     return gap
+
+
+def loss_estimated(sums: dict, extra) -> Measure:
+    """Regression's estimated MAE or RMSE from the window's stored loss sums: ``extra`` is
+    (the metric estimated, the window's `LossSums`)."""
+    if extra is None or extra[1] is None:
+        return Measure(None, 0)
+    estimate = loss_estimate(extra[1], extra[0])
+    return Measure(estimate.value, estimate.n, estimate.low, estimate.high)
+
+
+def loss_estimation_gap(sums: dict, extra) -> Measure:
+    """Realised minus estimated MAE or RMSE over the window's judged rows, with the interval
+    the gap falls in by chance while the error model holds."""
+    if extra is None or extra[1] is None:
+        return Measure(None, 0)
+    gap = loss_gap(extra[1], extra[0])
+    return Measure(gap.value, gap.n, gap.low, gap.high)
 
 
 def macro_f1(sums: dict, confusion) -> Measure:

@@ -17,6 +17,7 @@ from monitoring.metrics import measures
 from monitoring.metrics.measures import Compute, Count, MeanOf, Share
 from monitoring.metrics.windows import MetricError
 from monitoring.models import NO_DATA_METRICS, NO_DATA_ONLY_METRICS, SketchKind
+from monitoring.stats.direct_loss import LOSS_METRICS
 from monitoring.stats.estimate import ESTIMATED_METRICS, MULTICLASS_ESTIMATED_METRICS
 
 # Kinds: what sort of number a metric is, which decides how two windows of it compare.
@@ -60,6 +61,7 @@ HANLEY_MCNEIL = "Hanley-McNeil from the score histogram"
 POISSON = "Poisson"  # no band on charts; headlines give the exact (Garwood) interval; rules
 # judge a count with standard error sqrt(count)
 EXPECTED_COUNTS = "bootstrap of the expected counts: where the realised value should fall"
+EXPECTED_LOSS = "normal of the expected errors' spread: where the realised value should fall"
 NO_INTERVAL = "none"
 
 # What a metric reads beyond the hourly sums.
@@ -442,7 +444,11 @@ def estimated_words(name: str, first: bool = False) -> str:
 
 
 # Families of metrics estimated before the outcomes, by task: the metrics they estimate.
-ESTIMATED = {BINARY: ESTIMATED_METRICS, MULTICLASS: MULTICLASS_ESTIMATED_METRICS}
+ESTIMATED = {
+    BINARY: ESTIMATED_METRICS,
+    MULTICLASS: MULTICLASS_ESTIMATED_METRICS,
+    REGRESSION: LOSS_METRICS,
+}
 FAMILIES["estimated"] = (
     Metric(
         "estimated:",
@@ -504,7 +510,30 @@ def metric_find(key: str) -> Metric | None:
             return None
         # read as the metric it estimates, for the tasks that estimate it
         metric = replace(metric, unit=BY_KEY[name].unit, tasks=tasks)
+        if name in LOSS_METRICS:
+            metric = loss_estimate_metric(metric)
     return replace(metric, key=key, label=label(name), family=prefix, name=name)
+
+
+def loss_estimate_metric(metric: Metric) -> Metric:
+    """A regression estimate's entry: its own computation, interval and limits, lower
+    better for the estimate (an error), neither for its gap."""
+    if metric.source == ESTIMATES:
+        return replace(
+            metric,
+            compute=measures.loss_estimated,
+            good=LOWER,
+            interval=EXPECTED_LOSS,
+            tasks=(REGRESSION,),
+            limits=NON_NEGATIVE,
+        )
+    return replace(
+        metric,
+        compute=measures.loss_estimation_gap,
+        interval=EXPECTED_LOSS,
+        tasks=(REGRESSION,),
+        limits=UNBOUNDED,
+    )
 
 
 def metric_get(key: str) -> Metric:

@@ -26,6 +26,7 @@ from monitoring.metrics.drift import (
     version_pick,
 )
 from monitoring.metrics.estimates import estimate_windows
+from monitoring.metrics.loss_estimates import loss_windows
 from monitoring.metrics.measures import Measure
 from monitoring.metrics.registry import (
     BY_KEY,
@@ -72,6 +73,7 @@ from monitoring.stats.codec import (
     counts_decode,
     score_histogram_decode,
 )
+from monitoring.stats.direct_loss import LOSS_METRICS
 
 COUNT_FIELDS = ("predictions", "scored", "score_sum", "score_sq_sum", "labelled", "correct")
 SUM_FIELDS = (*COUNT_FIELDS, "delay_s_sum", *SCALAR_FIELDS)
@@ -386,7 +388,17 @@ def window_extras(*, model, metric: Metric, scope, granularity, key) -> dict:
 
 def estimate_extras(*, model, metric: Metric, scope, granularity, key) -> dict:
     """Per window, the calibrated versions' all-scores histograms; for a gap, beside the
-    realised value (from the window's sums, or its labelled score histogram for ROC AUC)."""
+    realised value (from the window's sums, or its labelled score histogram for ROC AUC).
+    Regression: the window's loss sums, which hold the realised errors as well."""
+    if metric.name in LOSS_METRICS:
+        windows = loss_windows(
+            model=model,
+            scope=scope,
+            granularity=granularity,
+            key=key,
+            version_ids=version_ids(model, scope),
+        )
+        return {moment: (metric.name, sums) for moment, sums in windows.items()}
     windows = estimate_windows(
         model=model,
         scope=scope,

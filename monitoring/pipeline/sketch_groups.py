@@ -14,7 +14,9 @@ What a group gets (each with its n and missing count):
 - every task: a histogram of its label delays;
 - per feature of its version: numerical, the JSON numbers on the version's fixed bins (any
   other value is missing); categorical, each present value counted by its `category_key`;
-  unknown (every value so far missing), the missing count alone.
+  unknown (every value so far missing), the missing count alone;
+- regression, where the version has an error model: the sums its estimated MAE and RMSE are
+  read from (`monitoring.stats.direct_loss.SUM_FIELDS`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from monitoring.models import SketchKind
 from monitoring.pipeline.bins import UNKNOWN, Bins
 from monitoring.pipeline.chunk_rows import Categories, ChunkRows
 from monitoring.pipeline.codec import categorical_encode, confusion_encode
+from monitoring.pipeline.error_models import inputs_of
 from monitoring.stats.auc import SCORE_BINS, score_bin_index
-from monitoring.stats.codec import sparse_encode_groups
+from monitoring.stats.codec import sparse_encode, sparse_encode_groups
 from monitoring.stats.delay import DELAY_BINS, DELAY_EDGES_S
+from monitoring.stats.direct_loss import ErrorModel, inputs_take, loss_sums
 from monitoring.stats.histograms import bin_index
 
 SketchRow = tuple[int, str, datetime, str, str, int, int, bytes]  # group, kind, name, n, ...
@@ -95,9 +99,14 @@ class Binned:
 
 
 def chunk_sketches(
-    *, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows
+    *,
+    model: MLModel,
+    bins: dict[int, dict[str, Bins]],
+    rows: ChunkRows,
+    error_models: dict[int, ErrorModel] | None = None,
 ) -> list[SketchRow]:
-    """(version id, segment, hour, kind, name, n, missing, data) of every sketch of the rows."""
+    """(version id, segment, hour, kind, name, n, missing, data) of every sketch of the rows;
+    ``error_models`` are the regression versions' (monitoring.pipeline.error_models)."""
     if not len(rows):
         return []
     groups = Groups.of(rows)
@@ -108,6 +117,8 @@ def chunk_sketches(
     if model.task == Task.MULTICLASS:
         out += confusion_sketches(groups, rows)
         out += class_sketches(groups, rows)
+    if model.task == Task.REGRESSION:
+        out += loss_sketches(groups, rows, error_models or {})
     out += delay_sketches(groups, rows)
     for version_id in np.unique(rows.version).tolist():
         in_version = rows.version == version_id
@@ -215,6 +226,31 @@ def class_rows(groups: Groups, classes: list[str], members, kind: str, n, datas)
         (*groups.keys[pair // k], kind, classes[pair % k], int(n[i]), 0, datas[i])
         for i, pair in enumerate(members.tolist())
     ]
+
+
+def loss_sketches(
+    groups: Groups, rows: ChunkRows, error_models: dict[int, ErrorModel]
+) -> list[SketchRow]:
+    """Groups of versions with an error model: their rows' expected errors and, on judged
+    rows, the realised ones, summed (one vector per group, summed again into days)."""
+    inputs = inputs_of(rows)
+    out = []
+    for version_id, error_model in error_models.items():
+        in_version = rows.version == version_id
+        if not in_version.any():
+            continue
+        sums = loss_sums(
+            error_model,
+            inputs_take(inputs, in_version),
+            rows.outcome_num[in_version],
+            groups.of_row[in_version],
+            len(groups.keys),
+        )
+        members = np.flatnonzero(sums[:, 0])
+        n = sums[members, 0].astype(np.int64)
+        datas = [sparse_encode([sums[g]]) for g in members.tolist()]
+        out += rows_of(groups, members, SketchKind.LOSS, "", n, np.zeros_like(n), datas)
+    return out
 
 
 def delay_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:

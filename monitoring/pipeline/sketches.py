@@ -35,6 +35,7 @@ from monitoring.pipeline.codec import (
     confusion_encode,
     confusion_merge,
 )
+from monitoring.pipeline.error_models import error_models_load
 from monitoring.pipeline.isolate import isolated
 from monitoring.pipeline.sketch_groups import chunk_sketches
 from monitoring.pipeline.slice_aggregates import chunk_slices_write
@@ -191,16 +192,19 @@ def chunk_compute(
     model: MLModel, chunk: Chunk, bins: dict[int, dict[str, Bins]], rows: ChunkRows
 ) -> list[tuple]:
     """The chunk's sketch rows: its hours', and its whole days' from the same rows."""
+    error_models = error_models_load(model)
     out = [
         (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
-        for version_id, segment, hour, *sketch in chunk_sketches(model=model, bins=bins, rows=rows)
+        for version_id, segment, hour, *sketch in chunk_sketches(
+            model=model, bins=bins, rows=rows, error_models=error_models
+        )
     ]
     if chunk.days:
         days = rows.days_only([int(day.timestamp()) for day in chunk.days])
         out += [
             (model.pk, version_id, segment, Period.DAY, day, *sketch)
             for version_id, segment, day, *sketch in chunk_sketches(
-                model=model, bins=bins, rows=days
+                model=model, bins=bins, rows=days, error_models=error_models
             )
         ]
     return out

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from factory.services import model_create
+from factory.services import model_create, version_register
 from monitoring.ingest.services import records_ingest
+from monitoring.metrics.loss_estimates import error_models_freeze
 from monitoring.models import Sketch, SketchKind
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.codec import categorical_merge, confusion_merge
@@ -215,3 +216,38 @@ def test_both_paths_write_the_same_confusion_tables_and_class_scores(postgres):
     scored = sum(1 for p in predictions if "scores" in p)
     days = [v for k, v in by_sql.items() if k[2] == "day" and k[4] == SketchKind.CLASS_ALL]
     assert sum(n for n, _, _ in days) == 3 * scored
+
+
+def test_both_paths_write_the_same_loss_sums(postgres):
+    # a regression version whose error model is fitted on reference rows, applied to
+    # awkward rows (missing, mistyped and unseen values) by each path
+    rng = np.random.default_rng(8)
+    model = model_create(name="paths-regression", task="regression")
+    reference = [
+        {
+            "features": awkward_features(i, rng) or {},
+            "prediction": float(rng.normal(10, 2)),
+            "outcome": float(rng.normal(10, 3)),
+        }
+        for i in range(1, 400)
+    ]
+    version_register(
+        model=model, version="1", lineage={"code_version": "a"}, reference={"rows": reference}
+    )
+    predictions, outcomes = records(300)
+    for record in predictions:
+        record.update(model_version="1", prediction=float(rng.normal(10, 2)))
+        record.pop("score")
+    for record in outcomes:
+        record["outcome"] = float(rng.normal(10, 3))
+    records_ingest(model=model, kind="predictions", records=predictions, enqueue_jobs=False)
+    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
+    outcomes_join(model_id=model.pk)
+    aggregates_refresh(model_id=model.pk)  # freezes the bins the error model reads
+    assert error_models_freeze(model_id=model.pk, now=NOW) == 1
+
+    by_pandas, by_sql = aggregate_both_ways(model)
+
+    assert_same(by_pandas, by_sql)
+    loss = [key for key in by_sql if key[4] == SketchKind.LOSS]
+    assert loss and sum(by_sql[key][0] for key in loss if key[2] == "hour") == 300
