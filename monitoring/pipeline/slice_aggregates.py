@@ -239,13 +239,12 @@ def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: Chun
     segment = np.array([key[1] for key in groups.keys], dtype=object)
     start = np.array([int(key[2].timestamp()) for key in groups.keys], dtype=np.int64)
     contributions = row_sums(rows)
+    weights = np.column_stack([contributions[field] for field in SLICE_SUM_FIELDS]).astype(float)
     parts = []
     for name in sorted(frozen):
         index, labels = feature_slices(groups, rows, frozen[name])
         binned = Binned.of(groups.of_row, index, len(labels))
-        sums = np.column_stack(
-            [binned.counts(contributions[field].astype(float)) for field in SLICE_SUM_FIELDS]
-        )
+        sums = adder(binned.inverse, binned.group.size) @ weights
         group = binned.group
         feature = np.full(group.size, name, dtype=object)
         labelled = np.asarray(labels, dtype=object)[binned.index]
@@ -261,9 +260,13 @@ def added_up(sums: SliceSums, keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray,
     codes = [pd.factorize(column)[0] for column in keys]
     key = np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes])
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    entries = np.arange(len(sums))
-    adder = sparse.csr_matrix((np.ones(entries.size), (inverse.ravel(), entries)))
-    return first, np.asarray(adder @ sums.sums)
+    return first, adder(inverse.ravel(), first.size) @ sums.sums
+
+
+def adder(inverse: np.ndarray, size: int) -> sparse.csr_matrix:
+    """The sparse (size, len(inverse)) matrix that adds up rows i with the same inverse[i]."""
+    ones = np.ones(inverse.size)
+    return sparse.csr_matrix((ones, (inverse, np.arange(inverse.size))), shape=(size, inverse.size))
 
 
 def summed(sums: SliceSums, seconds: int) -> SliceSums:
