@@ -468,20 +468,18 @@ class SliceBins(models.Model):
 class SliceDay(models.Model):
     """Explain's sums per slice of one day of a model (monitoring.pipeline.slice_aggregates):
     for each version, segment, feature and slice (a decile, a category, `(other)` or
-    `(missing)`), the sums of `HourlyAggregate` (`SLICE_SUM_FIELDS`).
+    `(missing)`), the sums of `HourlyAggregate` (`SLICE_SUM_FIELDS`), in one compressed
+    document: what `explain` and the feature page read.
 
-    Two compact documents, not a row per slice: `sums` (the day's, what `explain` reads) and
-    `hours` (the same per hour, what the day is summed again from when only some of its
-    hours are aggregated again). A row per slice would store more rows than predictions
-    where hours hold a few predictions each, and writing them would cost more than the rest
-    of the aggregation.
+    One row a day, not one per slice: a row per slice would store more rows than predictions
+    where hours hold a few predictions each, and writing them would cost more than the rest of
+    the aggregation.
     """
 
     model = models.ForeignKey(
         MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     day = models.DateTimeField()
-    hours = models.BinaryField()
     sums = models.BinaryField()
 
     class Meta:
@@ -489,6 +487,24 @@ class SliceDay(models.Model):
 
     def __str__(self) -> str:
         return f"slices of model {self.model_id} on {self.day.date().isoformat()}"
+
+
+class SliceHour(models.Model):
+    """The same entries for one hour: what its day's sums lose when the hour is aggregated
+    again (late labels), so a day is updated without reading its other hours. Needed only
+    while the hour can change: rows of sealed hours go with retention."""
+
+    model = models.ForeignKey(
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    hour = models.DateTimeField()
+    entries = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "hour"], name="slice_hour_unique")]
+
+    def __str__(self) -> str:
+        return f"slices of model {self.model_id} at {self.hour.isoformat()}"
 
 
 # A slice holds the same sums as an hourly row but the label delay: explain does not

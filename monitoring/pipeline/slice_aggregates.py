@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,14 @@ from django.db import connection
 from scipy import sparse
 
 from common.sql import is_postgres
-from common.time import as_utc, day_floor
+from common.time import day_floor
 from factory.models import MLModel
 from monitoring.models import (
     SLICE_SUM_FIELDS,
     FeatureBins,
     SliceBins,
     SliceDay,
+    SliceHour,
 )
 from monitoring.pipeline.bins import UNKNOWN, Bins
 from monitoring.pipeline.chunk_rows import ChunkRows
@@ -345,12 +346,6 @@ def day_starts(sums: SliceSums) -> np.ndarray:
     return sums.start - sums.start % 86400
 
 
-def stored_hours(model: MLModel, days: list[datetime]) -> dict[int, SliceSums]:
-    """The days' stored hour entries, by day start."""
-    stored = SliceDay.objects.filter(model=model, day__in=days).values_list("day", "hours")
-    return {int(as_utc(day).timestamp()): slices_decode(data) for day, data in stored}
-
-
 def chunk_slices_write(
     *,
     model: MLModel,
@@ -359,39 +354,61 @@ def chunk_slices_write(
     bins: dict[int, dict[str, Bins]],
     rows: ChunkRows,
 ) -> None:
-    """Rewrite the slices of the days the chunk's hours fall in (the caller's savepoint): the
-    chunk's hours from its rows, a day's other hours as they were stored. ``days`` are those
-    whose every hour is in the chunk: nothing stored of them is read."""
+    """Rewrite the chunk's hours and the sums of the days they fall in (the caller's
+    savepoint). ``days`` are those whose every hour is in the chunk: their sums are the
+    chunk's. Another day's sums are updated: its stored sums, minus what the chunk's hours
+    held before, plus what they hold now; so the cost is in the chunk's rows, not the day's."""
     new = chunk_slices(model=model, bins=bins, rows=rows)
     touched = sorted({day_floor(hour) for hour in hours})
-    kept = stored_hours(model, sorted(set(touched) - set(days)))
-    redone = np.array([int(hour.timestamp()) for hour in hours], dtype=np.int64)
-    new_days = day_starts(new)
-    written = []
-    for day in touched:
-        start = int(day.timestamp())
-        merged = new.take(np.flatnonzero(new_days == start))
-        if start in kept:
-            old = kept[start]
-            merged = SliceSums.concat([old.take(~np.isin(old.start, redone)), merged])
-        if len(merged):
-            encoded = (slices_encode(merged), slices_encode(summed(merged, 86400)))
-            written.append(SliceDay(model=model, day=day, hours=encoded[0], sums=encoded[1]))
+    partial = sorted(set(touched) - set(days))
+    parts = [new]
+    if partial:
+        redone = [hour for hour in hours if day_floor(hour) in partial]
+        before = SliceHour.objects.filter(model=model, hour__in=redone)
+        old = [slices_decode(data) for data in before.values_list("entries", flat=True)]
+        parts += [negated(entries) for entries in old]
+        stored = SliceDay.objects.filter(model=model, day__in=partial)
+        parts += [slices_decode(data) for data in stored.values_list("sums", flat=True)]
+    sums = summed(SliceSums.concat(parts), 86400)
+    sums = sums.take(np.flatnonzero(sums.sums[:, PREDICTIONS] > 0.5))  # slices left empty go
+    SliceHour.objects.filter(model=model, hour__in=hours).delete()
     SliceDay.objects.filter(model=model, day__in=touched).delete()
-    slice_days_insert(written)
+    documents_insert(SliceHour, "hour", model, by_period(new, 3600))
+    documents_insert(SliceDay, "day", model, by_period(sums, 86400))
 
 
-def slice_days_insert(days: list[SliceDay]) -> None:
-    """Insert the rows: on PostgreSQL by a binary COPY, so their megabytes of documents are not
-    sent as hex text."""
+PREDICTIONS = SLICE_SUM_FIELDS.index("predictions")
+
+
+def negated(sums: SliceSums) -> SliceSums:
+    return SliceSums(*columns_of(sums)[:5], -sums.sums)
+
+
+def by_period(sums: SliceSums, seconds: int) -> list[tuple[datetime, bytes]]:
+    """The entries split by their period (hour or day), each encoded."""
+    period = sums.start - sums.start % seconds
+    out = []
+    for start in np.unique(period).tolist():
+        document = slices_encode(sums.take(np.flatnonzero(period == start)))
+        out.append((datetime.fromtimestamp(start, UTC), document))
+    return out
+
+
+def documents_insert(table, column: str, model: MLModel, rows: list[tuple[datetime, bytes]]):
+    """Insert (start, document) rows: on PostgreSQL by a binary COPY, so their megabytes of
+    documents are not sent as hex text."""
+    field = "entries" if table is SliceHour else "sums"
     if not is_postgres():
-        SliceDay.objects.bulk_create(days, 100)
+        table.objects.bulk_create(
+            [table(model=model, **{column: start, field: data}) for start, data in rows], 100
+        )
         return
-    sql = "COPY monitoring_sliceday (model_id, day, hours, sums) FROM STDIN (FORMAT BINARY)"
+    name = table._meta.db_table
+    sql = f"COPY {name} (model_id, {column}, {field}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        copy.set_types(["bigint", "timestamptz", "bytea", "bytea"])
-        for row in days:
-            copy.write_row((row.model_id, row.day, row.hours, row.sums))
+        copy.set_types(["bigint", "timestamptz", "bytea"])
+        for start, data in rows:
+            copy.write_row((model.pk, start, data))
 
 
 # --- reading ---

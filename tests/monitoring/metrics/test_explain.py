@@ -33,6 +33,7 @@ from monitoring.models import (
     Label,
     Prediction,
     SliceDay,
+    SliceHour,
 )
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.backfill import range_aggregate
@@ -292,8 +293,9 @@ def test_bad_requests_say_what_is_wrong(planted):
 
 
 def stored(model, document: str) -> SliceSums:
-    """Every stored slice entry of the model: its days' sums, or their hours'."""
-    rows = SliceDay.objects.filter(model=model).values_list(document, flat=True)
+    """Every stored slice entry of the model: its days' sums, or its hours'."""
+    table, column = (SliceDay, "sums") if document == "sums" else (SliceHour, "entries")
+    rows = table.objects.filter(model=model).values_list(column, flat=True)
     return SliceSums.concat([slices_decode(data) for data in rows])
 
 
@@ -353,6 +355,7 @@ def test_the_backfill_builds_the_slices_of_hours_aggregated_before_them(planted,
     before = answer_of(planted)
     days = SliceDay.objects.filter(model=planted).count()
     SliceDay.objects.filter(model=planted).delete()  # as after migrating to 0010
+    SliceHour.objects.filter(model=planted).delete()
     bare = answer_of(planted)
     assert not any(d["dimension"].startswith("feature:") for d in bare.dimensions)
 
@@ -377,6 +380,7 @@ def test_both_readers_write_the_same_slice_rows(planted):
     need_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
     by_sql = slice_rows(planted)  # whole days summed from the chunk's rows
     SliceDay.objects.filter(model=planted).delete()
+    SliceHour.objects.filter(model=planted).delete()
     end = CUR_START + timedelta(days=7)
     range_aggregate(model_id=planted.pk, start=BASE_START, end=end, path="pandas")  # SQLite's
     by_pandas = slice_rows(planted)  # an hour at a time, days summed from the stored hours

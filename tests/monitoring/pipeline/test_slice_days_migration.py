@@ -1,5 +1,6 @@
-"""Migration 0013 moves explain's slice rows (a row per slice, hour and day) into day rows
-(`SliceDay`): nothing stored before is lost, nothing needs aggregating again."""
+"""Migration 0013 moves explain's slice rows (a row per slice, hour and day) into a row per day
+(`SliceDay`) and per hour (`SliceHour`): nothing stored before is lost, nothing needs
+aggregating again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from factory.services import model_create
-from monitoring.models import SLICE_SUM_FIELDS, SliceDay
+from monitoring.models import SLICE_SUM_FIELDS, SliceDay, SliceHour
 from monitoring.pipeline.slice_aggregates import slices_decode
 
 BEFORE = [("monitoring", "0012_alert_rule_label_maturity")]
@@ -57,10 +58,13 @@ def test_slice_rows_of_a_day_become_its_row():
 
     migrate(latest)
 
-    row = SliceDay.objects.get(model=model)
-    assert row.day == DAY
+    day = SliceDay.objects.get(model=model)
+    assert day.day == DAY
+    hours = SliceHour.objects.filter(model=model).order_by("hour")
+    assert [row.hour for row in hours] == [DAY.replace(hour=4), DAY.replace(hour=9)]
+    documents = [("hour", row.entries) for row in hours] + [("day", day.sums)]
     stored = {}
-    for period, document in (("hour", row.hours), ("day", row.sums)):
+    for period, document in documents:
         entries = slices_decode(document)
         assert set(entries.version.tolist()) == {version.pk}
         assert set(entries.segment.tolist()) == {"web"}
