@@ -130,7 +130,7 @@ def store_aggregates(reference: pd.DataFrame, current: pd.DataFrame, hours: int)
     }
     version = ModelVersion.objects.create(model=model, version="1", reference=profile)
     bins: dict[str, Bins] = bins_ensure(
-        version=version, names=set(reference.columns), present=set(reference.columns)
+        model=model, names=set(reference.columns), present=set(reference.columns)
     )
     chunks = np.array_split(np.arange(len(current)), hours)
     sketches, aggregates = [], []
