@@ -406,9 +406,10 @@ class Sketch(models.Model):
 class FeatureBins(models.Model):
     """A feature's fixed bins for the whole model, frozen once and never again.
 
-    Numerical edges come from the first registered reference (the lowest version with one),
-    else from the model's first days of predictions, every version's. Every version's and
-    every window's histograms are on them, so they add up across versions (DESIGN.md, Bins).
+    Numerical edges come from the model's first registered reference that has the feature,
+    else from the model's first days of predictions, every version's (monitoring.pipeline.bins).
+    Every version's and every window's histograms are on them, so they add up across versions
+    (DESIGN.md, Bins).
     """
 
     model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")

@@ -1,12 +1,14 @@
 """Fixed bins per model and feature, frozen once, and each version's reference on them.
 
-Where a feature's bins come from, in order: the first registered reference of the model (the
-lowest version that has one: a profile's own edges, or the fine quantiles of its raw rows),
+Where a feature's bins come from, in order: the model's first registered reference that has
+the feature (the lowest version: a profile's own edges, or the fine quantiles of raw rows),
 else the model's first `FREEZE_DAYS` days of predictions, every version's (at most
-`FREEZE_SAMPLE_ROWS` rows). They are frozen once and never again (DESIGN.md, Bins), so every
-version's and every window's histograms add up: drift over the model's whole traffic sums
-the versions' sketches. The one exception is a feature whose every value so far was missing
-(kind `unknown`): it is frozen when values come, and the model's hours are marked dirty.
+`FREEZE_SAMPLE_ROWS` rows), else, for a feature that had no value then (one a later version
+added), the first days from the hours in which its values were first aggregated. They are
+frozen once and never again (DESIGN.md, Bins), so every version's and every window's
+histograms add up: drift over the model's whole traffic sums the versions' sketches. The one
+exception is a feature whose every value so far was missing (kind `unknown`): it is frozen
+when values come, and the model's hours are marked dirty.
 
 A version's own registered reference is counted on the model's bins (`FeatureReference`):
 raw rows are binned on them exactly; a profile sent on other edges cannot be, and that
@@ -16,7 +18,7 @@ feature has no reference for the version (its drift says so).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import connection
@@ -88,35 +90,54 @@ def bins_of(row: FeatureBins) -> Bins:
     return Bins(row.name, row.kind, np.frombuffer(bytes(row.edges), "<f8"))
 
 
-def bins_ensure(*, model: MLModel, names: set[str], present: set[str]) -> dict[str, Bins]:
+def bins_ensure(
+    *, model: MLModel, names: set[str], present: dict[str, datetime]
+) -> dict[str, Bins]:
     """The model's bins of every feature, freezing the named ones not frozen yet.
 
-    ``present`` are the features with at least one value in the batch: an `unknown` feature
-    among them is frozen now (its stored sketches hold only missing counts), and the model's
-    hours are marked dirty so they are binned again.
+    ``present`` holds the features with a value in the batch, each with its first moment: an
+    `unknown` feature among them is frozen now (its stored sketches hold only missing counts),
+    and the model's hours are marked dirty so they are binned again.
     """
     stored = bins_load(model.pk)
     unknown = {n for n in present if n in stored and stored[n].kind == UNKNOWN}
     todo = (names - stored.keys()) | unknown
     if not todo:
         return stored
-    frozen = bins_freeze(model=model, names=todo)
+    frozen = bins_freeze(model=model, names=todo, since=present)
     if unknown & {n for n, b in frozen.items() if b.kind != UNKNOWN}:
         model_hours_mark_dirty(model)
     return {**stored, **frozen}
 
 
-def first_reference(model: MLModel) -> Profile | None:
-    """The profile of the model's first registered reference (the lowest version with one)."""
-    version = ModelVersion.objects.filter(model=model, reference__isnull=False).order_by("pk")
-    first = version.defer("lineage").first()
-    return version_profile(first) if first is not None else None
+def first_references(model: MLModel, names: set[str]) -> dict[str, Reference]:
+    """Each named feature in the model's first registered reference that has it (versions
+    in order of id), read one reference at a time until every name is found."""
+    found: dict[str, Reference] = {}
+    with_reference = ModelVersion.objects.filter(model=model, reference__isnull=False)
+    for pk in with_reference.order_by("pk").values_list("pk", flat=True):
+        if not names - found.keys():
+            break
+        profile = version_profile(ModelVersion.objects.defer("lineage").get(pk=pk))
+        for name, feature in (profile.features if profile else {}).items():
+            if name in names:
+                found.setdefault(name, feature)
+    return found
 
 
-def bins_freeze(*, model: MLModel, names: set[str]) -> dict[str, Bins]:
-    profile = first_reference(model)
-    from_reference = {n: f for n, f in (profile.features if profile else {}).items() if n in names}
+def bins_freeze(
+    *, model: MLModel, names: set[str], since: dict[str, datetime] | None = None
+) -> dict[str, Bins]:
+    """Freeze the named features' bins: from the model's first reference that has them, else
+    its first days of predictions, else (a feature a later version added) the first days from
+    the feature's first value, as given in ``since``."""
+    from_reference = first_references(model, names)
     sample = features_sample(model, names - from_reference.keys())
+    absent = {n for n in names - from_reference.keys() if feature_kind(sample.get(n, [])) is None}
+    later = {n: (since or {})[n] for n in absent if n in (since or {})}
+    for moment in sorted(set(later.values())):
+        group = {n for n, first in later.items() if first == moment}
+        sample |= features_sample(model, group, since=moment)
     frozen: dict[str, Bins] = {}
     for name in sorted(names):
         feature = from_reference.get(name)
@@ -143,11 +164,16 @@ def bins_freeze(*, model: MLModel, names: set[str]) -> dict[str, Bins]:
     return frozen
 
 
-def features_sample(model: MLModel, names: set[str]) -> dict[str, list]:
-    """Values of the named features in the model's first days of predictions."""
+def features_sample(
+    model: MLModel, names: set[str], since: datetime | None = None
+) -> dict[str, list]:
+    """Values of the named features in the model's first days of predictions (from
+    ``since``, when given)."""
     if not names:
         return {}
     stored = Prediction.objects.filter(model_id=model.pk)
+    if since is not None:
+        stored = stored.filter(timestamp__gte=since)
     first = stored.aggregate(t=Min("timestamp"))["t"]
     if first is None:
         return {}

@@ -44,22 +44,23 @@ from monitoring.stats.codec import sparse_merge_groups
 # --- writing ---
 
 
-def features_seen(model_id: int, hours: list[datetime]) -> tuple[set[str], set[str]]:
+def features_seen(model_id: int, hours: list[datetime]) -> tuple[set[str], dict[str, datetime]]:
     """The feature names seen in the hours that have no bins (or bins of an unknown kind),
-    and those of them with a value somewhere.
+    and the first moment each of them has a value, for those that have one.
 
     On PostgreSQL the names with bins are removed from each row's JSON before its keys are
     listed, so the usual pass, with no new feature, lists no key at all.
     """
     stored = FeatureBins.objects.filter(model_id=model_id).exclude(kind=UNKNOWN)
     known = list(stored.values_list("name", flat=True))
-    names, with_value = set(), set()
+    names: set[str] = set()
+    first: dict[str, datetime] = {}
     with connection.cursor() as cursor:
         for start, end in hour_ranges(hours):
             if is_postgres():
                 cursor.execute(
-                    """SELECT e.key, MAX(CASE WHEN jsonb_typeof(e.value) = 'null' THEN 0 ELSE 1
-                        END)
+                    """SELECT e.key, MIN(CASE WHEN jsonb_typeof(e.value) = 'null' THEN NULL
+                        ELSE p.timestamp END)
                     FROM monitoring_prediction p
                     CROSS JOIN LATERAL jsonb_each(p.features - %s::text[]) e
                     WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
@@ -69,17 +70,19 @@ def features_seen(model_id: int, hours: list[datetime]) -> tuple[set[str], set[s
                 )
             else:
                 cursor.execute(
-                    """SELECT e.key, MAX(CASE WHEN e.type = 'null' THEN 0 ELSE 1 END)
+                    """SELECT e.key, MIN(CASE WHEN e.type = 'null' THEN NULL ELSE p.timestamp
+                        END)
                     FROM monitoring_prediction p, json_each(p.features) e
                     WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
                     GROUP BY e.key""",
                     [model_id, db_datetime(start), db_datetime(end)],
                 )
-            for name, present in cursor.fetchall():
+            for name, moment in cursor.fetchall():
                 names.add(name)
-                if present:
-                    with_value.add(name)
-    return names, with_value
+                if moment is not None:
+                    moment = as_utc(moment)  # SQLite answers text
+                    first[name] = min(first.get(name, moment), moment)
+    return names, first
 
 
 def hours_bins(model: MLModel, hours: list[datetime]) -> dict[int, dict[str, Bins]]:
