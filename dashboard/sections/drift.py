@@ -445,7 +445,8 @@ def drift_time_chart(
     values = [finite(r.p_value) if by_p and r is not None else finite_statistic(r) for r in results]
     name = method_name(method.method) if method else "drift statistic"
     y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
-    which = versions_text(tuple(sorted({v for names in served_by for v in names})))
+    # Without a picked version the page's first line lists the versions: the title stays short.
+    which = f"version {series.version}" if series.version else "every version"
     title = plain(f"{feature}: {name} per {scope.granularity}, {which}") + suffix
     threshold = None
     if method is not None:

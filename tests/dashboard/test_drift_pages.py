@@ -395,7 +395,7 @@ def test_without_a_picked_version_each_window_pools_every_version(model, viewer,
         assert value == pytest.approx(expected.pvalue, rel=1e-6)
     assert "versions 1.0.0, 1.1.0" in page
     assert "Every version's predictions (1.0.0, 1.1.0), summed on the model's bins" in page
-    assert "versions 1.0.0, 1.1.0" in line["layout"]["title"]["text"]
+    assert "age: Kolmogorov-Smirnov per day, every version" in line["layout"]["title"]["text"]
 
 
 def test_cached_sections_follow_new_data_at_once(raw, model, viewer):
