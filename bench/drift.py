@@ -129,9 +129,7 @@ def store_aggregates(reference: pd.DataFrame, current: pd.DataFrame, hours: int)
         "prediction": None,
     }
     version = ModelVersion.objects.create(model=model, version="1", reference=profile)
-    bins: dict[str, Bins] = bins_ensure(
-        version=version, names=set(reference.columns), present=set(reference.columns)
-    )
+    bins: dict[str, Bins] = bins_ensure(model=model, names=set(reference.columns), present={})
     chunks = np.array_split(np.arange(len(current)), hours)
     sketches, aggregates = [], []
     for h, index in enumerate(chunks):

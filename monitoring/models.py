@@ -416,33 +416,55 @@ class Sketch(models.Model):
 
 
 class FeatureBins(models.Model):
-    """A feature's fixed bins for one version, frozen before any histogram uses them.
+    """A feature's fixed bins for the whole model, frozen once and never again.
 
-    Numerical edges come from the version's registered reference, else from its first days of
-    predictions. They never change under stored histograms: a new reference re-freezes them
-    and re-aggregates the version's hours in the same transaction.
+    Numerical edges come from the model's first registered reference that has the feature,
+    else from the model's first days of predictions, every version's (monitoring.pipeline.bins).
+    Every version's and every window's histograms are on them, so they add up across versions
+    (DESIGN.md, Bins).
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12)  # numerical, categorical or unknown (all missing)
+    edges = models.BinaryField()  # float64 little-endian; empty for categorical
+    source = models.CharField(max_length=20)  # reference or predictions
+    # The deciles of the reference the edges came from (explain's slices start from them).
+    deciles = models.BinaryField(null=True)  # float64 little-endian
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "name"], name="feature_bins_model_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"bins of {self.name} for model {self.model_id}"
+
+
+class FeatureReference(models.Model):
+    """A version's registered reference of one feature, counted on the model's bins, so a
+    version's own drift reads no JSON and its reference adds up with the model's sketches.
+
+    A row per feature of a known kind, written once the version has a reference (a registered
+    reference never changes once set); ``reference`` is None where the reference lacks the
+    feature or cannot be put on the model's bins (a profile sent on other edges).
     """
 
     model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="+")
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=12)  # numerical or categorical
-    edges = models.BinaryField()  # float64 little-endian; empty for categorical
-    source = models.CharField(max_length=20)  # reference or predictions
-    reference_sha256 = models.CharField(max_length=64, blank=True, default="")
-    # The registered reference of this feature on these bins, compact, so drift reads no JSON.
     reference = models.BinaryField(null=True)
     deciles = models.BinaryField(null=True)  # float64 little-endian
     reference_rows = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["version", "name"], name="feature_bins_unique")
+            models.UniqueConstraint(fields=["version", "name"], name="feature_reference_unique")
         ]
 
     def __str__(self) -> str:
-        return f"bins of {self.name} for version {self.version_id}"
+        return f"reference of {self.name} for version {self.version_id}"
 
 
 class SliceBins(models.Model):

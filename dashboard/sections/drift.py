@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -40,16 +40,16 @@ from monitoring.metrics.drift import (
     drift_series,
     feature_drift,
     merge_feature,
+    readable,
 )
 from monitoring.metrics.sketches import period_cover, sketches_read
 from monitoring.metrics.windows import WINDOW, MetricError, window_start
 from monitoring.models import HourlyAggregate, QuarantinedRecord, Sketch, SketchKind
-from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load
+from monitoring.pipeline.bins import bins_load
 from monitoring.stats.drift import (
     DATASET_DRIFT_SHARE,
     P_VALUE_METHODS,
     FeatureDrift,
-    dataset_drift,
     method_name,
 )
 from monitoring.stats.histograms import NumericHistogram, NumericReference
@@ -154,8 +154,8 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     current = window_start(now, scope.granularity)
     rows = [feature_row(model, scope, series, name, current) for name in names]
     suffix = plain(scope_suffix(Scope(scope.granularity, None, scope.segment)))
-    versions = sorted({v for v in served_by if v}) or [series.version]
-    which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
+    versions = sorted({v for names in served_by for v in names})
+    which = versions_text(tuple(versions))
     title = plain(f"Drift of {which} per feature and {scope.granularity}") + suffix
     events = chart_events(model)
     heatmap = heatmap_figure(
@@ -166,7 +166,7 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
         statistics=[[finite_statistic(r) for r in series.features[n]] for n in names],
         hover=[
             [
-                plain(f"{n}, {w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+                plain(f"{n}, {w:%Y-%m-%d %H:%M}, {versions_text(v)}: {statistic_text(r)}")
                 for w, v, r in zip(series.windows, served_by, series.features[n], strict=True)
             ]
             for n in names
@@ -219,64 +219,36 @@ def drift_section(*, model: MLModel, scope: Scope, now: datetime | None = None) 
     }
 
 
-SERVING_VERSIONS = 3  # the most recent versions the model page's heatmap looks at
-
-
 def serving_series(
     *, model: MLModel, scope: Scope, now, feature: str | None = None
-) -> tuple[DriftSeries, list]:
-    """The drift per window of the picked version, or, without one, of the version that served
-    most of each window, each against its own baseline: a rollout shows as the change of
-    version it is, and drift that came with it stays visible. The totals, baseline and
-    version are the latest version's; the list names each window's version."""
+) -> tuple[DriftSeries, list[tuple[str, ...]]]:
+    """The drift per window of the picked version, or, without one, of the model's whole
+    traffic (every version's predictions on the model's bins) against one baseline; the
+    list names the versions that served each window."""
+    series = series_for(model=model, scope=scope, now=now, feature=feature)
     if scope.version:
-        series = series_for(model=model, scope=scope, now=now, feature=feature)
-        return series, [series.version] * len(series.windows)
+        return series, [(series.version,)] * len(series.windows)
+    return series, window_versions(model, scope, series.windows, now)
+
+
+def window_versions(model: MLModel, scope: Scope, windows: list[datetime], now) -> list:
+    """The versions with predictions in each window, from the hourly counts."""
     start, end = scope.span(now)
-    served = HourlyAggregate.objects.filter(model=model)
-    served = served.filter(hour__gte=start, hour__lt=end) if start else served
+    served = HourlyAggregate.objects.filter(model=model, predictions__gt=0)
+    served = served.filter(hour__gte=start) if start else served
+    served = served.filter(hour__lt=end) if end else served
     if scope.segment is not None:
         served = served.filter(segment=scope.segment)
-    recent = served.values("version__version").annotate(last=Max("hour")).order_by("-last")
-    names = [row["version__version"] for row in recent[:SERVING_VERSIONS]]
-    if len(names) <= 1:
-        series = series_for(model=model, scope=scope, now=now, feature=feature)
-        return series, [series.version] * len(series.windows)
-    each = []
-    for version in names:
-        try:
-            each.append(
-                series_for(
-                    model=model, scope=replace(scope, version=version), now=now, feature=feature
-                )
-            )
-        except DriftError:  # a version without this feature, or without a baseline
-            continue
-    if not each:
-        raise DriftError(f"no recent version has the feature {feature!r}")
-    windows = sorted({w for series in each for w in series.windows})
-    positions = [{w: i for i, w in enumerate(series.windows)} for series in each]
-    features: dict[str, list] = {}
-    served_by: list[str | None] = []
-    for window in windows:
-        best = None
-        for series, position in zip(each, positions, strict=True):
-            i = position.get(window)
-            if i is None:
-                continue
-            n = sum(r[i].n_cur for r in series.features.values() if r[i] is not None)
-            if n and (best is None or n > best[0]):
-                best = (n, series, i)
-        served_by.append(best[1].version if best else None)
-        for name in each[0].features:
-            results = best[1].features.get(name) if best else None
-            features.setdefault(name, []).append(results[best[2]] if results else None)
-    shares = [
-        dataset_drift([r[i] for r in features.values() if r[i] is not None]).share_drifted
-        for i in range(len(windows))
-    ]
-    latest = replace(each[0], windows=windows, features=features, shares=shares)
-    return latest, served_by
+    by_window: dict[datetime, set[str]] = {}
+    for hour, version in served.values_list("hour", "version__version").distinct():
+        by_window.setdefault(window_start(hour, scope.granularity), set()).add(version)
+    return [tuple(sorted(by_window.get(window, ()))) for window in windows]
+
+
+def versions_text(names: tuple[str, ...]) -> str:
+    if not names:
+        return "no version"
+    return f"version {names[0]}" if len(names) == 1 else f"versions {', '.join(names)}"
 
 
 def feature_row(
@@ -405,6 +377,7 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
     page = {
         "feature": feature,
         "version": series.version,
+        "versions": sorted({v for names in served_by for v in names}),
         "baseline": series.baseline,
         "kind": "numerical" if isinstance(current, NumericHistogram) else "categorical",
         "overall": feature_drift(feature, reference, current) if reference is not None else None,
@@ -420,10 +393,13 @@ def feature_page_get(*, model: MLModel, feature: str, scope: Scope, now=None) ->
     return page
 
 
-def distribution_chart(feature: str, reference, current, version: str, suffix: str) -> Chart | None:
+def distribution_chart(
+    feature: str, reference, current, version: str | None, suffix: str
+) -> Chart | None:
     if reference is None:
         return None
-    title = plain(f"{feature}: reference against the span shown (version {version})") + suffix
+    which = f"version {version}" if version else "every version"
+    title = plain(f"{feature}: reference against the span shown ({which})") + suffix
     if isinstance(current, NumericHistogram) and isinstance(reference, NumericReference):
         low, high = float(reference.edges[0]), float(reference.edges[-1])
         edges = np.linspace(low, high, DISPLAY_BINS + 1) if high > low else np.array([low, low + 1])
@@ -469,8 +445,8 @@ def drift_time_chart(
     values = [finite(r.p_value) if by_p and r is not None else finite_statistic(r) for r in results]
     name = method_name(method.method) if method else "drift statistic"
     y_title = f"{name} p-value (drift below the line)" if by_p else f"{name} (drift above the line)"
-    versions = sorted({v for v in served_by if v}) or [series.version]
-    which = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(versions)}"
+    # Without a picked version the page's first line lists the versions: the title stays short.
+    which = f"version {series.version}" if series.version else "every version"
     title = plain(f"{feature}: {name} per {scope.granularity}, {which}") + suffix
     threshold = None
     if method is not None:
@@ -482,7 +458,7 @@ def drift_time_chart(
         y_title=plain(y_title),
         threshold=threshold,
         hover=[
-            plain(f"{w:%Y-%m-%d %H:%M}, version {v}: {statistic_text(r)}")
+            plain(f"{w:%Y-%m-%d %H:%M}, {versions_text(v)}: {statistic_text(r)}")
             for w, v, r in zip(series.windows, served_by, results, strict=True)
         ],
         events=events,
@@ -503,14 +479,14 @@ def segment_rows(*, model: MLModel, feature: str, scope: Scope, series: DriftSer
     """The feature's drift over the whole span in each segment (the picker's choices), from
     one read of its sketches in every segment, against the page's baseline."""
     start, end = scope.span(now)
-    version_id = bins_version_id(model, series.version)
-    bins = bins_load(version_id)[feature]
-    if bins.kind == UNKNOWN:
-        bins = Bins(feature, "categorical", bins.edges)
+    bins = readable(bins_load(model.pk)[feature])
     kind = SketchKind.NUMERICAL if bins.kind == "numerical" else SketchKind.CATEGORICAL
     datas: dict[str, list[bytes]] = {segment: [] for segment in model_segments(model)}
+    version_ids = None
+    if series.version is not None:
+        version_ids = [bins_version_id(model, series.version)]
     for row in sketches_read(
-        model=model, kind=kind, name=feature, start=start, end=end, version_ids=[version_id]
+        model=model, kind=kind, name=feature, start=start, end=end, version_ids=version_ids
     ):
         datas.setdefault(row.segment, []).append(bytes(row.data))
     reference = series.baseline.features.get(feature)

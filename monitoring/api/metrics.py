@@ -91,7 +91,12 @@ class DriftView(ModelAPIView):
             *WINDOW_PARAMETERS,
             OpenApiParameter("reference_start", OpenApiTypes.DATETIME),
             OpenApiParameter("reference_end", OpenApiTypes.DATETIME),
-            OpenApiParameter("version", str, description="default: the latest version"),
+            OpenApiParameter(
+                "version",
+                str,
+                description="one version's predictions alone; default: the model's whole "
+                "traffic, every version's predictions in both windows",
+            ),
             OpenApiParameter("segment", str),
         ],
         responses=DriftSerializer,

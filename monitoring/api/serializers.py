@@ -328,11 +328,16 @@ class PredictionBatchSerializer(serializers.Serializer):
 class DriftReferenceSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=["training", "window"],
-        help_text="training: the version's registered reference; window: a baseline window",
+        help_text="training: a version's registered reference; window: a baseline window",
     )
     start = serializers.DateTimeField(allow_null=True, help_text="null for a training reference")
     end = serializers.DateTimeField(allow_null=True, help_text="null for a training reference")
     n = serializers.IntegerField()
+    version = serializers.CharField(
+        allow_null=True,
+        help_text="whose registered reference (training): the version asked for, else the one "
+        "that served most of the current window; null for a window",
+    )
 
 
 class DriftCurrentSerializer(serializers.Serializer):
@@ -364,7 +369,14 @@ class FeatureDriftSerializer(serializers.Serializer):
 
 class DriftSerializer(serializers.Serializer):
     model = serializers.CharField()
-    version = serializers.CharField()
+    version = serializers.CharField(
+        allow_null=True,
+        help_text="the version asked for; null: the model's whole traffic, every version's "
+        "predictions in both windows",
+    )
+    versions = serializers.ListField(
+        child=serializers.CharField(), help_text="the versions looked at"
+    )
     reference = DriftReferenceSerializer()
     current = DriftCurrentSerializer()
     features = FeatureDriftSerializer(many=True)

@@ -1,8 +1,12 @@
-"""Drift of a version's features against its baseline, from stored histograms only.
+"""Drift of a model's features against a baseline, from stored histograms only.
+
+A drift question covers one version's predictions, or (no version) the model's whole traffic:
+every version's, in both windows. Sketches of every version are on the model's fixed bins
+(monitoring.pipeline.bins), so the whole traffic is the sum of its versions' sketches.
 
 The baseline is, in order: an explicit window (`reference_start`/`reference_end`), the
-version's registered reference, or the version's first `FREEZE_DAYS` days of predictions.
-Both sides are on the version's fixed bins (monitoring.pipeline.bins), so every statistic is
+registered reference of the version (without one: of the version that served most of the
+current window), or the first `FREEZE_DAYS` days of predictions in scope. Every statistic is
 computed by monitoring.stats from bin counts, the same code the benchmark times.
 """
 
@@ -27,7 +31,14 @@ from monitoring.metrics.registry import output_metrics
 from monitoring.metrics.sketches import SketchStamp, sketch_data, sketch_stamps, sketches_read
 from monitoring.metrics.windows import window_start, windows_between
 from monitoring.models import HourlyAggregate, SketchKind
-from monitoring.pipeline.bins import FREEZE_DAYS, UNKNOWN, Bins, bins_load, version_profile
+from monitoring.pipeline.bins import (
+    FREEZE_DAYS,
+    HEAVY,
+    UNKNOWN,
+    Bins,
+    bins_load,
+    references_load,
+)
 from monitoring.pipeline.sketches import categorical_merge
 from monitoring.stats.codec import histograms_decode
 from monitoring.stats.compare import bootstrap_variance
@@ -59,7 +70,6 @@ from monitoring.stats.quality import out_of_range, out_of_range_rows
 
 DEFAULT_CURRENT = timedelta(days=7)
 CELL_CACHE_S = 3600  # how long a window's test (or a baseline) is kept once computed
-HEAVY = ("reference", "lineage")  # read only when needed: a raw reference can be megabytes
 
 
 class DriftError(ValueError):
@@ -73,28 +83,51 @@ class Baseline:
     end: datetime | None
     n: int
     features: dict[str, FeatureReference]
+    version: str | None = None  # whose registered reference (training)
 
 
-def version_pick(model: MLModel, version: str | None) -> ModelVersion:
-    """The named version, or the one with the latest predictions."""
+@dataclass(frozen=True)
+class DriftScope:
+    """Whose predictions a drift answer covers: one version's, or (``version`` None) the
+    model's whole traffic, every version's."""
+
+    model: MLModel
+    version: ModelVersion | None
+    versions: tuple[ModelVersion, ...]  # the versions looked at
+
+    @property
+    def version_ids(self) -> list[int] | None:
+        """The versions to read, None for every version of the model."""
+        return None if self.version is None else [self.version.pk]
+
+    @property
+    def label(self) -> str | None:
+        return None if self.version is None else self.version.version
+
+    def hours(self):
+        """The scope's hourly counts."""
+        rows = HourlyAggregate.objects.filter(model=self.model)
+        return rows if self.version is None else rows.filter(version=self.version)
+
+    def looked_at(self) -> str:
+        return ", ".join(v.version for v in self.versions) or "none"
+
+
+def drift_scope(model: MLModel, version: str | None) -> DriftScope:
+    """The named version, or every version of the model."""
     if version:
         found = ModelVersion.objects.filter(model=model, version=version).defer(*HEAVY).first()
         if found is None:
             raise DriftError(f"{model.name} has no version {version!r}")
-        return found
-    latest = (
-        HourlyAggregate.objects.filter(model=model)
-        .order_by("-hour", "-version_id")
-        .values_list("version_id", flat=True)
-        .first()
-    )
-    if latest is None:
+        return DriftScope(model, found, (found,))
+    versions = tuple(ModelVersion.objects.filter(model=model).defer(*HEAVY).order_by("pk"))
+    if not HourlyAggregate.objects.filter(model=model).exists():
         raise DriftError(f"{model.name} has no predictions yet")
-    return ModelVersion.objects.defer(*HEAVY).get(pk=latest)
+    return DriftScope(model, None, versions)
 
 
-def predictions_count(version: ModelVersion, start, end, segment: str | None = None) -> int:
-    rows = HourlyAggregate.objects.filter(version=version)
+def predictions_count(scope: DriftScope, start, end, segment: str | None = None) -> int:
+    rows = scope.hours()
     if start:
         rows = rows.filter(hour__gte=start)
     if end:
@@ -105,15 +138,23 @@ def predictions_count(version: ModelVersion, start, end, segment: str | None = N
 
 
 def window_features(
-    *, version: ModelVersion, bins: dict[str, Bins], start, end, segment: str | None
+    *, scope: DriftScope, bins: dict[str, Bins], start, end, segment: str | None
 ) -> dict[str, NumericHistogram | CategoricalReference]:
-    """Every feature's merged histogram (or category counts) over [start, end)."""
+    """Every feature's merged histogram (or category counts) over [start, end): the sum of
+    the scope's versions' sketches, all on the model's bins."""
     merged: dict[str, NumericHistogram | CategoricalReference] = {}
     for kind in (SketchKind.NUMERICAL, SketchKind.CATEGORICAL):
-        rows = sketches_read_all(version, kind, start, end, segment)
+        rows = sketches_read(
+            model=scope.model,
+            kind=kind,
+            name=None,
+            start=start,
+            end=end,
+            version_ids=scope.version_ids,
+            segment=segment,
+        )
         for name, feature in bins.items():
-            if feature.kind == UNKNOWN:
-                feature = Bins(name, "categorical", feature.edges)
+            feature = readable(feature)
             if kind != (SketchKind.NUMERICAL if feature.kind == "numerical" else "categorical"):
                 continue
             datas = [row.data for row in rows if row.name == name]
@@ -121,17 +162,9 @@ def window_features(
     return merged
 
 
-def sketches_read_all(version, kind, start, end, segment):
-    """Sketch rows of every feature of one kind (one query)."""
-    return sketches_read(
-        model=version.model,
-        kind=kind,
-        name=None,
-        start=start,
-        end=end,
-        version_ids=[version.pk],
-        segment=segment,
-    )
+def readable(bins: Bins) -> Bins:
+    """Bins as their sketches read: a feature of unknown kind has missing counts only."""
+    return Bins(bins.name, "categorical", bins.edges) if bins.kind == UNKNOWN else bins
 
 
 def merge_feature(bins: Bins, datas: list[bytes]) -> NumericHistogram | CategoricalReference:
@@ -141,71 +174,94 @@ def merge_feature(bins: Bins, datas: list[bytes]) -> NumericHistogram | Categori
     return CategoricalReference(counts, missing)
 
 
+def serving_version(scope: DriftScope, start, end, segment=None) -> ModelVersion | None:
+    """The scope's version, or the one that served most predictions in [start, end) (the
+    lowest id among equals), so the answer does not depend on who served the last one."""
+    if scope.version is not None:
+        return scope.version
+    rows = scope.hours()
+    if start:
+        rows = rows.filter(hour__gte=start)
+    if end:
+        rows = rows.filter(hour__lt=end)
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    top = (
+        rows.values("version_id")
+        .annotate(n=Sum("predictions"))
+        .order_by("-n", "version_id")
+        .values_list("version_id", flat=True)
+        .first()
+    )
+    return next((v for v in scope.versions if v.pk == top), None)
+
+
 def baseline_resolve(
     *,
-    model: MLModel,
-    version: ModelVersion,
+    scope: DriftScope,
     bins: dict[str, Bins],
+    current: tuple | None = None,
     reference_start: datetime | None = None,
     reference_end: datetime | None = None,
 ) -> Baseline:
+    """What the scope's windows are set against (module docstring); ``current`` is the
+    (start, end, segment) whose main version's reference is the default."""
     if reference_start or reference_end:
         if not (reference_start and reference_end):
             raise DriftError("give both reference_start and reference_end, or neither")
         if reference_start >= reference_end:
             raise DriftError("reference_start must be before reference_end")
-        return window_baseline(version, bins, reference_start, reference_end)
-    if ModelVersion.objects.filter(pk=version.pk, reference__isnull=False).exists():
-        stored = {name: b.reference for name, b in bins.items() if b.reference is not None}
-        if stored:  # frozen from this reference: no JSON to parse
-            rows = max(b.reference_rows for b in bins.values())
-            return Baseline("training", None, None, rows, stored)
-        profile = version_profile(ModelVersion.objects.get(pk=version.pk))
-        if profile is not None:
-            return Baseline("training", None, None, profile.rows, dict(profile.features))
-    first = HourlyAggregate.objects.filter(version=version).aggregate(t=Min("hour"))["t"]
+        return window_baseline(scope, bins, reference_start, reference_end)
+    owner = serving_version(scope, *(current or (None, None)))
+    references = references_load(owner, bins) if owner is not None else None
+    if references is not None and references.features:
+        stored = {n: f for n, f in references.features.items() if f is not None}
+        return Baseline("training", None, None, references.rows, stored, owner.version)
+    first = scope.hours().aggregate(t=Min("hour"))["t"]
     if first is None:
-        raise DriftError(f"version {version.version} has no predictions and no reference")
-    return window_baseline(version, bins, first, first + timedelta(days=FREEZE_DAYS))
+        raise DriftError(
+            f"no predictions and no reference (versions looked at: {scope.looked_at()})"
+        )
+    return window_baseline(scope, bins, first, first + timedelta(days=FREEZE_DAYS))
 
 
 FEATURE_KINDS = (SketchKind.NUMERICAL, SketchKind.CATEGORICAL)
 
 
-def window_baseline(version, bins, start, end) -> Baseline:
-    """A window of the version's own predictions as its baseline, cached under a digest of
+def window_baseline(scope: DriftScope, bins, start, end) -> Baseline:
+    """A window of the scope's own predictions as its baseline, cached under a digest of
     the window's stored sketches and the bins: a page after new data does not merge the
     baseline's days again unless one of them changed."""
     stamps = sketch_stamps(
-        model=version.model_id,
+        model=scope.model,
         kinds=FEATURE_KINDS,
         name=None,
         start=start,
         end=end,
-        version_ids=[version.pk],
+        version_ids=scope.version_ids,
         segment=None,
     )
-    digest = hashlib.sha256(pickle.dumps((version.pk, start, end, bins)))
+    digest = hashlib.sha256(pickle.dumps((scope.model.pk, scope.version_ids, start, end, bins)))
     for stamp_digest in sorted(stamp.digest for stamp in stamps):
         digest.update(stamp_digest.encode())
     key = "canary:baseline:" + digest.hexdigest()
     baseline = cache.get(key)
     if baseline is None:
-        baseline = window_baseline_merged(version, bins, start, end)
+        baseline = window_baseline_merged(scope, bins, start, end)
         cache.set(key, baseline, CELL_CACHE_S)
     return baseline
 
 
-def window_baseline_merged(version, bins, start, end) -> Baseline:
+def window_baseline_merged(scope: DriftScope, bins, start, end) -> Baseline:
     features = {}
     for name, merged in window_features(
-        version=version, bins=bins, start=start, end=end, segment=None
+        scope=scope, bins=bins, start=start, end=end, segment=None
     ).items():
         if isinstance(merged, NumericHistogram):
             features[name] = NumericReference(merged, deciles_from_histogram(merged))
         else:
             features[name] = merged
-    return Baseline("window", start, end, predictions_count(version, start, end), features)
+    return Baseline("window", start, end, predictions_count(scope, start, end), features)
 
 
 def drift_settings_set(*, model: MLModel, settings: dict, actor: str = "") -> MLModel:
@@ -272,14 +328,14 @@ def _chosen(override) -> dict:
     return {"method": override.method, "threshold": override.threshold}
 
 
-def current_window(version: ModelVersion, start, end) -> tuple[datetime, datetime]:
+def current_window(scope: DriftScope, start, end) -> tuple[datetime, datetime]:
     if start and end:
         if start >= end:
             raise DriftError("start must be before end")
         return start, end
-    last = HourlyAggregate.objects.filter(version=version).aggregate(t=Max("hour"))["t"]
+    last = scope.hours().aggregate(t=Max("hour"))["t"]
     if last is None:
-        raise DriftError(f"version {version.version} has no predictions")
+        raise DriftError(f"no predictions (versions looked at: {scope.looked_at()})")
     end = end or last + HOUR
     return start or end - DEFAULT_CURRENT, end
 
@@ -295,13 +351,13 @@ def drift_side(
 ) -> tuple[FeatureDrift | None, float | None]:
     """One version's drift test of a feature over [start, end) and the bootstrap variance of
     its statistic (the current window's bin counts resampled, the baseline held fixed)."""
-    chosen = version_pick(model, version)
-    bins = bins_load(chosen.pk)
+    scope = drift_scope(model, version)
+    bins = bins_load(model.pk)
     if feature not in bins:
-        raise DriftError(f"version {chosen.version} has no feature {feature!r}")
-    baseline = baseline_resolve(model=model, version=chosen, bins=bins)
+        raise DriftError(f"{model.name} has no feature {feature!r}")
+    baseline = baseline_resolve(scope=scope, bins=bins)
     current = window_features(
-        version=chosen, bins={feature: bins[feature]}, start=start, end=end, segment=segment
+        scope=scope, bins={feature: bins[feature]}, start=start, end=end, segment=segment
     )[feature]
     reference = baseline.features.get(feature)
     settings = model_drift_settings(model)
@@ -335,10 +391,10 @@ OUTPUT_METRICS = output_metrics()
 
 @dataclass(frozen=True)
 class DriftSeries:
-    """Each feature's test per window against the version's baseline, as `drift_report` computes
-    it for one window; None where the window has no values. `totals` merge the whole span."""
+    """Each feature's test per window against the baseline, as `drift_report` computes it for
+    one window; None where the window has no values. `totals` merge the whole span."""
 
-    version: str
+    version: str | None  # None: every version's traffic
     baseline: Baseline
     windows: list[datetime]
     features: dict[str, list[FeatureDrift | None]]
@@ -569,13 +625,14 @@ def drift_series(
     segment: str | None = None,
     feature: str | None = None,
 ) -> DriftSeries:
-    """Drift per window of every feature (or of one), from one read of the stored sketches."""
-
-    chosen = version_pick(model, version)
-    bins = {n: b for n, b in bins_load(chosen.pk).items() if feature in (None, n)}
+    """Drift per window of every feature (or of one), from one read of the stored sketches;
+    without a version, of the model's whole traffic against the baseline of the version that
+    served most of the span."""
+    scope = drift_scope(model, version)
+    bins = {n: b for n, b in bins_load(model.pk).items() if feature in (None, n)}
     if feature is not None and not bins:
-        raise DriftError(f"version {chosen.version} has no feature {feature!r}")
-    baseline = baseline_resolve(model=model, version=chosen, bins=bins)
+        raise DriftError(f"{model.name} has no feature {feature!r}")
+    baseline = baseline_resolve(scope=scope, bins=bins, current=(start, end, segment))
     settings = model_drift_settings(model)
     grouped: dict[tuple[str, datetime], list[SketchStamp]] = {}
     window_of: dict[datetime, datetime] = {}  # a few hundred starts behind thousands of rows
@@ -585,7 +642,7 @@ def drift_series(
         name=feature,
         start=start,
         end=end,
-        version_ids=[chosen.pk],
+        version_ids=scope.version_ids,
         segment=segment,
         hourly=granularity == "hour",
     ):
@@ -598,7 +655,7 @@ def drift_series(
     windows = []
     if first is not None and last is not None:
         windows = list(windows_between(first, last, granularity))
-    where = (chosen.pk, granularity, settings)
+    where = (scope.version_ids, granularity, settings)
     tested = [
         feature_windows(name, bins[name], baseline, grouped, windows, where)
         for name in sorted(bins)
@@ -623,16 +680,15 @@ def drift_series(
         ).share_drifted
         for i in range(len(windows))
     ]
-    return DriftSeries(chosen.version, baseline, windows, features, shares, totals, summaries)
+    return DriftSeries(scope.label, baseline, windows, features, shares, totals, summaries)
 
 
 def feature_windows(
     name: str, bins: Bins, baseline: Baseline, grouped, windows, where
 ) -> FeatureWindows:
     """A feature's sketches per window of the span, and the digest of everything else its
-    tests depend on: `where` (version, granularity, settings), its bins and its baseline."""
-    if bins.kind == UNKNOWN:
-        bins = Bins(name, "categorical", bins.edges)
+    tests depend on: `where` (versions, granularity, settings), its bins and its baseline."""
+    bins = readable(bins)
     reference = baseline.features.get(name)
     scope = hashlib.sha256()
     for part in (*where, bins, reference):

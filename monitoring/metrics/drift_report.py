@@ -1,5 +1,5 @@
 """The drift answer of the API and the version page: every feature and output of a window
-against its baseline."""
+against its baseline, for one version or for the model's whole traffic."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from monitoring.metrics.drift import (
     OUTPUT_METRICS,
     Baseline,
     DriftError,
+    DriftScope,
     baseline_resolve,
     current_window,
+    drift_scope,
     feature_drift,
     model_drift_settings,
     predictions_count,
-    version_pick,
     window_features,
 )
 from monitoring.metrics.series import metric_window
@@ -38,13 +39,14 @@ from monitoring.stats.profile import ProfileError, category_key, profile_outputs
 
 @dataclass(frozen=True)
 class ReferenceWindow:
-    """What the current window is set against: the registered reference (``training``, no
-    start or end) or a baseline window."""
+    """What the current window is set against: a version's registered reference
+    (``training``, no start or end; ``version`` says whose) or a baseline window."""
 
     kind: str
     start: datetime | None
     end: datetime | None
     n: int
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,12 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """A version's features and outputs in a window against its baseline (API.md, drift)."""
+    """A version's (or, ``version`` None, every version's) features and outputs in a window
+    against the baseline (API.md, drift)."""
 
     model: str
-    version: str
+    version: str | None
+    versions: list[str]  # the versions looked at
     reference: ReferenceWindow
     current: CurrentWindow
     features: list[ColumnDrift]
@@ -101,19 +105,19 @@ def drift_report(
     version: str | None = None,
     segment: str | None = None,
 ) -> DriftReport:
-    chosen = version_pick(model, version)
-    bins = bins_load(chosen.pk)
+    scope = drift_scope(model, version)
+    bins = bins_load(model.pk)
+    start, end = current_window(scope, start, end)
     baseline = baseline_resolve(
-        model=model,
-        version=chosen,
+        scope=scope,
         bins=bins,
+        current=(start, end, segment),
         reference_start=reference_start,
         reference_end=reference_end,
     )
-    start, end = current_window(chosen, start, end)
-    current_n = predictions_count(chosen, start, end, segment)
-    sides_check(chosen, baseline, (start, end, segment), current_n)
-    current = window_features(version=chosen, bins=bins, start=start, end=end, segment=segment)
+    current_n = predictions_count(scope, start, end, segment)
+    sides_check(scope, baseline, (start, end, segment), current_n)
+    current = window_features(scope=scope, bins=bins, start=start, end=end, segment=segment)
     settings = model_drift_settings(model)
     results = []
     for name in sorted(current):
@@ -123,12 +127,15 @@ def drift_report(
     dataset = dataset_drift(tested, share_threshold=settings.share_threshold)
     return DriftReport(
         model=model.name,
-        version=chosen.version,
-        reference=ReferenceWindow(baseline.kind, baseline.start, baseline.end, baseline.n),
+        version=scope.label,
+        versions=[v.version for v in scope.versions],
+        reference=ReferenceWindow(
+            baseline.kind, baseline.start, baseline.end, baseline.n, baseline.version
+        ),
         current=CurrentWindow(start, end, current_n),
         features=[column_drift(name, cur, r, settings) for name, cur, r in results],
         outputs=outputs_drift(
-            model=model, version=chosen, baseline=baseline, window=(start, end, segment)
+            model=model, scope=scope, baseline=baseline, window=(start, end, segment)
         ),
         share_drifted=dataset.share_drifted,
         share_threshold=dataset.share_threshold,
@@ -136,12 +143,12 @@ def drift_report(
     )
 
 
-def sides_check(version: ModelVersion, baseline: Baseline, window: tuple, current_n: int):
+def sides_check(scope: DriftScope, baseline: Baseline, window: tuple, current_n: int):
     """DriftError naming the side without a single prediction (API.md: a 400, never a 200
     of null statistics)."""
     start, end, segment = window
     where = "" if segment is None else f" in segment {segment!r}"
-    looked_at = f"(versions looked at: {version.version})"
+    looked_at = f"(versions looked at: {scope.looked_at()})"
     if baseline.n == 0:
         raise DriftError(
             f"the reference window {baseline.start.isoformat()} to {baseline.end.isoformat()} "
@@ -205,7 +212,7 @@ def feature_note(name: str, kind: str, result: FeatureDrift, settings: DriftSett
 
 
 def outputs_drift(
-    *, model: MLModel, version: ModelVersion, baseline: Baseline, window
+    *, model: MLModel, scope: DriftScope, baseline: Baseline, window
 ) -> list[ColumnDrift]:
     """Score and prediction drift against the reference's ``score``/``prediction`` entries (or
     the baseline window's), from the hourly sums the metrics use.
@@ -218,32 +225,32 @@ def outputs_drift(
         return [_output_drift("prediction", "categorical", None, MULTICLASS_NOTE)]
     names = ("score", "prediction") if model.task == "binary_classification" else ("prediction",)
     start, end, segment = window
-    references = _output_references(model, version, baseline, names)
+    references = _output_references(model, scope, baseline, names)
     out = []
     for name in names:
         reference = references.get(name)
         if model.task == "binary_classification" and name == "prediction":
-            current = _window_measure(model, version, "positive_rate", start, end, segment)
+            current = _window_measure(model, scope, "positive_rate", start, end, segment)
             k, n = current.successes or 0, current.n
             out.append(_positive_share_drift(model, reference, k, n))
             continue
-        current = _window_measure(model, version, OUTPUT_METRICS[name], start, end, segment)
+        current = _window_measure(model, scope, OUTPUT_METRICS[name], start, end, segment)
         out.append(_mean_shift_drift(name, reference, current.moments))
     return out
 
 
-def _window_measure(model, version, metric, start, end, segment):
+def _window_measure(model, scope: DriftScope, metric, start, end, segment):
     return metric_window(
         model=model,
         metric=metric,
         start=start,
         end=end,
-        version=version.version,
+        version=scope.label,
         segment=segment,
     )
 
 
-def _output_references(model, version, baseline: Baseline, names) -> dict:
+def _output_references(model, scope: DriftScope, baseline: Baseline, names) -> dict:
     """Per output: Moments (numbers) or (positives, n) for a binary prediction; absent if the
     baseline has no such entry."""
     binary = model.task == "binary_classification"
@@ -251,12 +258,13 @@ def _output_references(model, version, baseline: Baseline, names) -> dict:
         refs: dict = {}
         for name in names:
             metric = "positive_rate" if binary and name == "prediction" else OUTPUT_METRICS[name]
-            window = _window_measure(model, version, metric, baseline.start, baseline.end, None)
+            window = _window_measure(model, scope, metric, baseline.start, baseline.end, None)
             refs[name] = (
                 (window.successes or 0, window.n) if metric == "positive_rate" else (window.moments)
             )
         return refs
-    data = ModelVersion.objects.filter(pk=version.pk).values_list("reference", flat=True).first()
+    owner = ModelVersion.objects.filter(model=model, version=baseline.version)
+    data = owner.values_list("reference", flat=True).first()
     try:
         parsed = profile_outputs(
             data or {}, prediction_kind="categorical" if binary else "numerical"

@@ -124,7 +124,7 @@ def error_model_make(
 
 def error_model_choose(model: MLModel, version: ModelVersion, now: datetime) -> ErrorModel | None:
     """The version's own error model from the first reference with labelled rows."""
-    bins = {name: b for name, b in bins_load(version.pk).items() if b.kind != UNKNOWN}
+    bins = {name: b for name, b in bins_load(version.model_id).items() if b.kind != UNKNOWN}
     window = estimation_window(model)
     if window is not None:
         labelled = window_inputs(model, [version.pk], bins, window)

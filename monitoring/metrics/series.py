@@ -20,10 +20,11 @@ from factory.models import MLModel, ModelVersion
 from monitoring.metrics.drift import (
     DriftError,
     baseline_resolve,
+    drift_scope,
     feature_drift,
     merge_feature,
     model_drift_settings,
-    version_pick,
+    readable,
 )
 from monitoring.metrics.estimates import estimate_windows
 from monitoring.metrics.loss_estimates import loss_windows
@@ -506,27 +507,27 @@ def quarantined_windows(model: MLModel, scope: dict, key) -> dict:
 
 
 def drift_windows(*, model, feature, scope, granularity, key) -> dict:
-    """The feature's drift statistic per window (the model's override or the default test)."""
+    """The feature's drift statistic per window (the model's override or the default test):
+    the version's, or without one the model's whole traffic (every version's sketches)."""
 
     try:
-        version = version_pick(model, scope["version"])
+        drifting = drift_scope(model, scope["version"])
+        bins = bins_load(model.pk)
+        if feature not in bins:
+            raise DriftError(f"{model.name} has no feature {feature!r}")
+        span = (scope["start"], scope["end"], scope["segment"])
+        baseline = baseline_resolve(scope=drifting, bins=bins, current=span)
     except DriftError as error:
         raise MetricError(str(error)) from None
-    bins = bins_load(version.pk)
-    if feature not in bins:
-        raise MetricError(f"version {version.version} has no feature {feature!r}")
-    try:
-        baseline = baseline_resolve(model=model, version=version, bins=bins)
-    except DriftError as error:
-        raise MetricError(str(error)) from None
-    kind = SketchKind.NUMERICAL if bins[feature].kind == "numerical" else SketchKind.CATEGORICAL
+    feature_bins = readable(bins[feature])
+    kind = SketchKind.NUMERICAL if feature_bins.kind == "numerical" else SketchKind.CATEGORICAL
     rows = sketches_read(
         model=model,
         kind=kind,
         name=feature,
         start=scope["start"],
         end=scope["end"],
-        version_ids=[version.pk],
+        version_ids=drifting.version_ids,
         segment=scope["segment"],
         hourly=granularity == "hour",
     )
@@ -537,7 +538,7 @@ def drift_windows(*, model, feature, scope, granularity, key) -> dict:
     settings = model_drift_settings(model)
     return {
         moment: feature_drift(
-            feature, reference, merge_feature(bins[feature], datas), settings=settings
+            feature, reference, merge_feature(feature_bins, datas), settings=settings
         )
         for moment, datas in grouped.items()
     }

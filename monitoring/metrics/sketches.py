@@ -93,13 +93,16 @@ def sketch_stamps(
     name: str | None,
     start: datetime | None,
     end: datetime | None,
-    version_ids: list[int],
+    version_ids: list[int] | None,
     segment: str | None,
     hourly: bool = False,
 ) -> list[SketchStamp]:
-    """The rows `sketches_read` would return (of several kinds), stamped with the MD5 of their
-    data: PostgreSQL hashes it where it lies; SQLite's rows are read and hashed here."""
-    rows = Sketch.objects.filter(model=model, kind__in=kinds, version_id__in=version_ids)
+    """The rows `sketches_read` would return (of several kinds; every version's without
+    `version_ids`), stamped with the MD5 of their data: PostgreSQL hashes it where it lies;
+    SQLite's rows are read and hashed here."""
+    rows = Sketch.objects.filter(model=model, kind__in=kinds)
+    if version_ids is not None:
+        rows = rows.filter(version_id__in=version_ids)
     if name is not None:
         rows = rows.filter(name=name)
     if segment is not None:

@@ -1,6 +1,6 @@
 """A drill-down slice against the reference: per feature, both distributions summarised and
-the drift test between them (monitoring.stats, on the version's fixed bins and baseline, as the
-drift endpoint does; only the current side comes from the slice's raw rows)."""
+the drift test between them (monitoring.stats, on the model's fixed bins and the version's baseline,
+as the drift endpoint does; only the current side comes from the slice's raw rows)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from factory.models import MLModel, ModelVersion
-from monitoring.metrics.drift import HEAVY, Baseline, DriftError, baseline_resolve, feature_drift
-from monitoring.pipeline.bins import UNKNOWN, Bins, bins_load
+from monitoring.metrics.drift import (
+    Baseline,
+    DriftError,
+    DriftScope,
+    baseline_resolve,
+    feature_drift,
+)
+from monitoring.pipeline.bins import HEAVY, UNKNOWN, Bins, bins_load
 from monitoring.stats.drift import FeatureDrift
 from monitoring.stats.histograms import NumericHistogram, NumericReference, numeric_histogram
 from monitoring.stats.profile import CategoricalReference, category_key
@@ -57,7 +63,8 @@ class SliceError(ValueError):
 
 
 def slice_version(model: MLModel, rows: QuerySet, version: str | None) -> ModelVersion:
-    """The filter's version, else the version of the slice's newest row (bins are per version)."""
+    """The filter's version, else the version of the slice's newest row (whose baseline the
+    slice is set against)."""
     if version:
         found = ModelVersion.objects.filter(model=model, version=version).defer(*HEAVY).first()
         if found is None:
@@ -95,7 +102,7 @@ def side_of(value) -> FeatureSide | None:
 
 
 def slice_features(bins: dict[str, Bins], rows: list[dict | None]) -> dict:
-    """Each feature of the slice on the version's bins, as the hourly aggregation bins them."""
+    """Each feature of the slice on the model's bins, as the hourly aggregation bins them."""
     frame = pd.DataFrame.from_records([r or {} for r in rows])
     features = {}
     for name, feature in bins.items():
@@ -114,11 +121,11 @@ def slice_features(bins: dict[str, Bins], rows: list[dict | None]) -> dict:
 def slice_compare(*, model: MLModel, rows: QuerySet, version: str | None) -> SliceComparison:
     """The slice (Prediction rows already filtered) against the version's baseline."""
     chosen = slice_version(model, rows, version)
-    bins = bins_load(chosen.pk)
+    bins = bins_load(model.pk)
     if not bins:
-        raise SliceError(f"version {chosen.version} has no features to compare")
+        raise SliceError(f"{model.name} has no features to compare")
     try:
-        baseline = baseline_resolve(model=model, version=chosen, bins=bins)
+        baseline = baseline_resolve(scope=DriftScope(model, chosen, (chosen,)), bins=bins)
     except DriftError as error:
         raise SliceError(str(error)) from None
     picked = rows.filter(version=chosen).order_by("-timestamp", "-id")

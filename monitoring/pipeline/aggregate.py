@@ -28,7 +28,6 @@ from monitoring.models import (
     JobStage,
     Prediction,
 )
-from monitoring.pipeline.bins import bins_stale_reset
 from monitoring.pipeline.chunk_rows import own_label
 from monitoring.pipeline.failures import (
     failed_hours_requeue,
@@ -268,8 +267,9 @@ def aggregates_refresh(
 ) -> int:
     """Recompute the aggregates of every dirty hour of a model; returns how many hours.
 
-    A pass may mark more hours dirty (a version's bins were frozen anew); they are done in a
-    second pass, so when this returns every stored histogram is on its version's current bins.
+    A pass may mark more hours dirty (a feature whose values were all missing got values, and
+    its bins were frozen); they are done in a second pass, so when this returns every stored
+    histogram is on the model's bins.
     An hour whose aggregates cannot be written is recorded as a failure and left out; the
     model's other hours are written.
     """
@@ -279,8 +279,6 @@ def aggregates_refresh(
     total, processed, failed = 0, set(), {}
     for _ in range(MAX_PASSES):
         with transaction.atomic():
-            # In the same transaction as the re-aggregation: no reader sees old-edge histograms.
-            bins_stale_reset(model_id=model_id)
             # Sealed hours (before the raw horizon) keep their aggregates for good.
             hours = hours_unsealed(dirty_hours_take(model_id), now)
             hours = hours_in_window(model_id, hours, now)

@@ -3,7 +3,7 @@
 The regular job aggregates the dirty hours of a model in one process. A backfill (a new
 installation's history, or new kinds of aggregate over stored rows) splits the model's days
 into ranges and aggregates each range on its own, so every worker has one: ranges hold whole
-days, so no two of them write the same hour or day rows. The version's bins are frozen first,
+days, so no two of them write the same hour or day rows. The model's bins are frozen first,
 once, so that ranges aggregated at the same time never freeze them twice.
 """
 
@@ -52,7 +52,7 @@ def range_hours(model_id: int, start: datetime, end: datetime) -> list[datetime]
 
 
 def bins_prepare(model_id: int) -> None:
-    """Freeze the bins of every feature of every version before the ranges run."""
+    """Freeze the model's bins of every feature before the ranges run."""
     ranges = history_ranges(model_id)
     if ranges:
         model = MLModel.objects.get(pk=model_id)

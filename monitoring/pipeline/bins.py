@@ -1,47 +1,51 @@
-"""Fixed bins per version and feature, frozen before any histogram is stored on them.
+"""Fixed bins per model and feature, frozen once, and each version's reference on them.
 
-Where they come from, in order: the version's registered reference (a profile's own edges, or
-the fine quantiles of its raw rows), else the version's first `FREEZE_DAYS` days of
-predictions as stored when the feature is first aggregated (at most `FREEZE_SAMPLE_ROWS` rows).
-Edges never change under stored histograms: when a version's reference appears later,
-or a feature first seen all-missing gets values, its bins are frozen anew and every hour of
-the version is marked dirty, so the next pass re-aggregates them on the new edges.
+Where a feature's bins come from, in order: the model's first registered reference that has
+the feature (the lowest version: a profile's own edges, or the fine quantiles of raw rows),
+else the model's first `FREEZE_DAYS` days of predictions, every version's (at most
+`FREEZE_SAMPLE_ROWS` rows), else, for a feature that had no value then (one a later version
+added), the first days from the hours in which its values were first aggregated. They are
+frozen once and never again (DESIGN.md, Bins), so every version's and every window's
+histograms add up: drift over the model's whole traffic sums the versions' sketches. The one
+exception is a feature whose every value so far was missing (kind `unknown`): it is frozen
+when values come, and the model's hours are marked dirty.
+
+A version's own registered reference is counted on the model's bins (`FeatureReference`):
+raw rows are binned on them exactly; a profile sent on other edges cannot be, and that
+feature has no reference for the version (its drift says so).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import connection
 from django.db.models import Min
-from django.utils import timezone
 
-from common.retention import raw_horizon
 from common.sql import hour_of
-from factory.models import ModelVersion
-from monitoring.models import FeatureBins, HourlyAggregate, Prediction
+from factory.models import MLModel, ModelVersion
+from monitoring.models import FeatureBins, FeatureReference, Prediction
 from monitoring.pipeline.codec import categorical_encode, categorical_merge
 from monitoring.stats.codec import histogram_decode, histogram_encode
 from monitoring.stats.histograms import NumericReference, numeric_bin_edges
 from monitoring.stats.profile import (
     CategoricalReference,
-    FeatureReference,
     Profile,
     ProfileError,
     feature_kind,
     numeric_values,
     profile_from_json,
 )
+from monitoring.stats.profile import (
+    FeatureReference as Reference,
+)
 
-log = logging.getLogger(__name__)
 FREEZE_DAYS = 7
 FREEZE_SAMPLE_ROWS = 200_000  # ~25 features x 200k values: about 40 MB while freezing
 UNKNOWN = "unknown"  # every value seen so far was missing
+HEAVY = ("reference", "lineage")  # a raw reference can be megabytes: read only when needed
 
 
 @dataclass(frozen=True)
@@ -49,80 +53,95 @@ class Bins:
     name: str
     kind: str  # numerical, categorical or unknown
     edges: np.ndarray
-    reference: FeatureReference | None = None  # the registered reference, when there is one
-    reference_rows: int = 0
 
 
-def reference_sha256(version: ModelVersion) -> str:
-    if not version.reference:
-        return ""
-    text = json.dumps(version.reference, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+@dataclass(frozen=True)
+class References:
+    """A version's registered reference on the model's bins: its rows, and per feature its
+    counts (None where they cannot be on the model's bins)."""
+
+    rows: int
+    features: dict[str, Reference | None]
 
 
-def version_profile(version: ModelVersion) -> Profile | None:
-    """The version's registered reference, profiled; None without one or if unreadable."""
+NO_REFERENCES = References(0, {})
+
+
+def version_profile(version: ModelVersion, bins: dict[str, Bins] | None = None) -> Profile | None:
+    """The version's registered reference, profiled (raw rows on the given bins' edges, when
+    given); None without one or if unreadable."""
     if not version.reference:
         return None
+    edges = {n: b.edges for n, b in (bins or {}).items() if b.kind == "numerical"}
     try:
-        return profile_from_json(version.reference)
+        return profile_from_json(version.reference, edges=edges)
     except ProfileError:
         return None
 
 
-def bins_load(version_id: int) -> dict[str, Bins]:
-    return {row.name: bins_of(row) for row in FeatureBins.objects.filter(version_id=version_id)}
+# --- the model's bins ---
+
+
+def bins_load(model_id: int) -> dict[str, Bins]:
+    return {row.name: bins_of(row) for row in FeatureBins.objects.filter(model_id=model_id)}
 
 
 def bins_of(row: FeatureBins) -> Bins:
-    edges = np.frombuffer(bytes(row.edges), "<f8")
-    reference = None
-    if row.reference is not None and row.kind == "numerical":
-        deciles = np.frombuffer(bytes(row.deciles), "<f8")
-        reference = NumericReference(histogram_decode(bytes(row.reference), edges), deciles)
-    elif row.reference is not None:
-        reference = CategoricalReference(*categorical_merge([bytes(row.reference)]))
-    return Bins(row.name, row.kind, edges, reference, row.reference_rows)
+    return Bins(row.name, row.kind, np.frombuffer(bytes(row.edges), "<f8"))
 
 
-def reference_fields(feature: FeatureReference | None, rows: int) -> dict:
-    if feature is None:
-        return {"reference": None, "deciles": None, "reference_rows": 0}
-    if isinstance(feature, NumericReference):
-        return {
-            "reference": histogram_encode(feature.histogram),
-            "deciles": np.asarray(feature.deciles, dtype="<f8").tobytes(),
-            "reference_rows": rows,
-        }
-    data = categorical_encode(feature.counts, feature.missing)
-    return {"reference": data, "deciles": None, "reference_rows": rows}
+def bins_ensure(
+    *, model: MLModel, names: set[str], present: dict[str, datetime]
+) -> dict[str, Bins]:
+    """The model's bins of every feature, freezing the named ones not frozen yet.
 
-
-def bins_ensure(*, version: ModelVersion, names: set[str], present: set[str]) -> dict[str, Bins]:
-    """The bins of the named features, freezing those not frozen yet.
-
-    ``present`` are the features with at least one value in the batch: an `unknown` feature
-    among them is frozen anew (its stored sketches hold only missing counts).
+    ``present`` holds the features with a value in the batch, each with its first moment: an
+    `unknown` feature among them is frozen now (its stored sketches hold only missing counts),
+    and the model's hours are marked dirty so they are binned again.
     """
-    stored = bins_load(version.pk)
-    refreeze = {n for n in present if n in stored and stored[n].kind == UNKNOWN}
-    todo = (names - stored.keys()) | refreeze
+    stored = bins_load(model.pk)
+    unknown = {n for n in present if n in stored and stored[n].kind == UNKNOWN}
+    todo = (names - stored.keys()) | unknown
     if not todo:
         return stored
-    frozen = bins_freeze(version=version, names=todo, sha=reference_sha256(version))
-    if refreeze & {n for n, b in frozen.items() if b.kind != UNKNOWN}:
-        version_hours_mark_dirty(version)
+    frozen = bins_freeze(model=model, names=todo, since=present)
+    if unknown & {n for n, b in frozen.items() if b.kind != UNKNOWN}:
+        model_hours_mark_dirty(model)
     return {**stored, **frozen}
 
 
-def bins_freeze(*, version: ModelVersion, names: set[str], sha: str) -> dict[str, Bins]:
-    profile = version_profile(version)
-    from_reference = {n: f for n, f in (profile.features if profile else {}).items() if n in names}
-    sample = features_sample(version, names - from_reference.keys())
+def first_references(model: MLModel, names: set[str]) -> dict[str, Reference]:
+    """Each named feature in the model's first registered reference that has it (versions
+    in order of id), read one reference at a time until every name is found."""
+    found: dict[str, Reference] = {}
+    with_reference = ModelVersion.objects.filter(model=model, reference__isnull=False)
+    for pk in with_reference.order_by("pk").values_list("pk", flat=True):
+        if not names - found.keys():
+            break
+        profile = version_profile(ModelVersion.objects.defer("lineage").get(pk=pk))
+        for name, feature in (profile.features if profile else {}).items():
+            if name in names:
+                found.setdefault(name, feature)
+    return found
+
+
+def bins_freeze(
+    *, model: MLModel, names: set[str], since: dict[str, datetime] | None = None
+) -> dict[str, Bins]:
+    """Freeze the named features' bins: from the model's first reference that has them, else
+    its first days of predictions, else (a feature a later version added) the first days from
+    the feature's first value, as given in ``since``."""
+    from_reference = first_references(model, names)
+    sample = features_sample(model, names - from_reference.keys())
+    absent = {n for n in names - from_reference.keys() if feature_kind(sample.get(n, [])) is None}
+    later = {n: (since or {})[n] for n in absent if n in (since or {})}
+    for moment in sorted(set(later.values())):
+        group = {n for n, first in later.items() if first == moment}
+        sample |= features_sample(model, group, since=moment)
     frozen: dict[str, Bins] = {}
     for name in sorted(names):
-        if name in from_reference:
-            feature = from_reference[name]
+        feature = from_reference.get(name)
+        if feature is not None:
             numeric = isinstance(feature, NumericReference)
             edges = feature.edges if numeric else np.array([])
             frozen[name] = Bins(name, "numerical" if numeric else "categorical", edges)
@@ -131,28 +150,30 @@ def bins_freeze(*, version: ModelVersion, names: set[str], sha: str) -> dict[str
             kind = feature_kind(values) or UNKNOWN
             edges = numeric_bin_edges(numeric_values(values)) if kind == "numerical" else []
             frozen[name] = Bins(name, kind, np.asarray(edges, dtype=float))
-    for bins in frozen.values():
+        deciles = getattr(feature, "deciles", None)
         FeatureBins.objects.update_or_create(
-            version=version,
-            name=bins.name,
+            model=model,
+            name=name,
             defaults={
-                "model_id": version.model_id,
-                "kind": bins.kind,
-                "edges": bins.edges.astype("<f8").tobytes(),
-                "source": "reference" if bins.name in from_reference else "predictions",
-                "reference_sha256": sha,
-                **reference_fields(from_reference.get(bins.name), profile.rows if profile else 0),
+                "kind": frozen[name].kind,
+                "edges": frozen[name].edges.astype("<f8").tobytes(),
+                "source": "reference" if feature is not None else "predictions",
+                "deciles": None if deciles is None else np.asarray(deciles, "<f8").tobytes(),
             },
         )
     return frozen
 
 
-def features_sample(version: ModelVersion, names: set[str]) -> dict[str, list]:
-    """Values of the named features in the version's first days of predictions."""
+def features_sample(
+    model: MLModel, names: set[str], since: datetime | None = None
+) -> dict[str, list]:
+    """Values of the named features in the model's first days of predictions (from
+    ``since``, when given)."""
     if not names:
         return {}
-    # By model too: the (model, timestamp) index serves both reads.
-    stored = Prediction.objects.filter(model_id=version.model_id, version=version)
+    stored = Prediction.objects.filter(model_id=model.pk)
+    if since is not None:
+        stored = stored.filter(timestamp__gte=since)
     first = stored.aggregate(t=Min("timestamp"))["t"]
     if first is None:
         return {}
@@ -161,58 +182,113 @@ def features_sample(version: ModelVersion, names: set[str]) -> dict[str, list]:
         .order_by("timestamp")
         .values_list("features", flat=True)[:FREEZE_SAMPLE_ROWS]
     )
-    rows = [features or {} for features in rows]
+    rows = [features if isinstance(features, dict) else {} for features in rows]
     return {name: [features.get(name) for features in rows] for name in names}
 
 
-def bins_stale_reset(*, model_id: int) -> int:
-    """Reset the bins of versions whose reference arrived after their bins were frozen.
-
-    A registered version is immutable, so a reference can only appear (on a version first seen
-    in prediction logs), not change; frozen bins record the reference's hash, empty without one.
-    """
-    stale = ModelVersion.objects.filter(
-        model_id=model_id,
-        reference__isnull=False,
-        pk__in=FeatureBins.objects.filter(model_id=model_id, reference_sha256="").values(
-            "version_id"
-        ),
-    ).defer("reference", "lineage")
-    for version in stale:
-        if version_has_sealed_hours(version):
-            bins_keep_for_sealed_hours(version)
-        else:
-            bins_reset(version)
-    return len(stale)
-
-
-def version_has_sealed_hours(version: ModelVersion) -> bool:
-    horizon = raw_horizon(timezone.now())
-    return HourlyAggregate.objects.filter(version=version, hour__lt=horizon).exists()
-
-
-def bins_keep_for_sealed_hours(version: ModelVersion) -> None:
-    """A reference that came after some of the version's hours were sealed cannot re-freeze
-    its bins: sealed hours are never re-aggregated, and histograms on two sets of edges would
-    not add up. The bins stay; they record the reference's hash so it is not asked again."""
-    log.warning(
-        "version %s got its reference after hours of it were sealed; its bins stay as frozen",
-        version.pk,
-    )
-    FeatureBins.objects.filter(version=version).update(reference_sha256=reference_sha256(version))
-
-
-def bins_reset(version: ModelVersion) -> None:
-    """Forget the version's bins (its reference changed) and re-aggregate all its hours."""
-    FeatureBins.objects.filter(version=version).delete()
-    version_hours_mark_dirty(version)
+def model_hours_mark_dirty(model: MLModel) -> None:
+    hours_mark_dirty("model_id", model.pk)
 
 
 def version_hours_mark_dirty(version: ModelVersion) -> None:
+    hours_mark_dirty("version_id", version.pk)
+
+
+def hours_mark_dirty(column: str, key: int) -> None:
+    """Every hour with predictions of the model or version, to be aggregated again."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO monitoring_dirtyhour (model_id, hour)
             SELECT DISTINCT model_id, {hour_of("timestamp")} FROM monitoring_prediction
-            WHERE version_id = %s ON CONFLICT DO NOTHING""",
-            [version.pk],
+            WHERE {column} = %s ON CONFLICT DO NOTHING""",
+            [key],
         )
+
+
+# --- a version's reference on the model's bins ---
+
+
+def references_compute(version: ModelVersion, bins: dict[str, Bins]) -> References:
+    """The version's registered reference counted on the model's bins (reads its JSON)."""
+    profile = version_profile(version, bins)
+    if profile is None:
+        return NO_REFERENCES
+    features = {
+        name: fitting(profile.features.get(name), one)
+        for name, one in bins.items()
+        if one.kind != UNKNOWN and name in profile.features
+    }
+    return References(profile.rows, features)
+
+
+def fitting(feature: Reference | None, bins: Bins) -> Reference | None:
+    """The reference of a feature if it is on the model's bins, else None."""
+    if bins.kind == "categorical":
+        return feature if isinstance(feature, CategoricalReference) else None
+    if isinstance(feature, NumericReference) and np.array_equal(feature.edges, bins.edges):
+        return feature
+    return None
+
+
+def references_load(version: ModelVersion, bins: dict[str, Bins]) -> References:
+    """The version's reference on the model's bins: the stored counts when they cover every
+    feature of a known kind, else computed here from its JSON (a reference registered, or a
+    feature frozen, since the last aggregation)."""
+    if not ModelVersion.objects.filter(pk=version.pk, reference__isnull=False).exists():
+        return NO_REFERENCES
+    rows = list(FeatureReference.objects.filter(version=version))
+    known = {name for name, one in bins.items() if one.kind != UNKNOWN}
+    if known <= {row.name for row in rows}:
+        return references_of(rows, bins)
+    return references_compute(ModelVersion.objects.defer("lineage").get(pk=version.pk), bins)
+
+
+def references_of(rows: list[FeatureReference], bins: dict[str, Bins]) -> References:
+    features: dict[str, Reference | None] = {}
+    for row in rows:
+        one = bins.get(row.name)
+        if row.reference is None or one is None:
+            features[row.name] = None
+        elif one.kind == "numerical":
+            deciles = np.frombuffer(bytes(row.deciles), "<f8")
+            features[row.name] = NumericReference(
+                histogram_decode(bytes(row.reference), one.edges), deciles
+            )
+        else:
+            features[row.name] = CategoricalReference(*categorical_merge([bytes(row.reference)]))
+    return References(max((row.reference_rows for row in rows), default=0), features)
+
+
+def reference_fields(feature: Reference | None) -> dict:
+    if feature is None:
+        return {"reference": None, "deciles": None}
+    if isinstance(feature, NumericReference):
+        return {
+            "reference": histogram_encode(feature.histogram),
+            "deciles": np.asarray(feature.deciles, dtype="<f8").tobytes(),
+        }
+    return {"reference": categorical_encode(feature.counts, feature.missing), "deciles": None}
+
+
+def references_ensure(*, version: ModelVersion, bins: dict[str, Bins]) -> None:
+    """Store the version's reference on the model's bins for the features of a known kind
+    that have none stored yet (nothing without a registered reference)."""
+    known = {name for name, one in bins.items() if one.kind != UNKNOWN}
+    stored = set(FeatureReference.objects.filter(version=version).values_list("name", flat=True))
+    todo = known - stored
+    if not todo or not ModelVersion.objects.filter(pk=version.pk, reference__isnull=False).exists():
+        return
+    full = ModelVersion.objects.defer("lineage").get(pk=version.pk)
+    computed = references_compute(full, {name: bins[name] for name in todo})
+    FeatureReference.objects.bulk_create(
+        [
+            FeatureReference(
+                model_id=version.model_id,
+                version=version,
+                name=name,
+                reference_rows=computed.rows,
+                **reference_fields(computed.features.get(name)),
+            )
+            for name in sorted(todo)
+        ]
+    )

@@ -12,7 +12,7 @@ What a group gets (each with its n and missing count):
   multiclass: a confusion table, and per class of the rows' scores (`name`: the class) that
   class against the rest in the two binary layouts (`class_score`, `class_all`);
 - every task: a histogram of its label delays;
-- per feature of its version: numerical, the JSON numbers on the version's fixed bins (any
+- per feature of the model: numerical, the JSON numbers on the model's fixed bins (any
   other value is missing); categorical, each present value counted by its `category_key`;
   unknown (every value so far missing), the missing count alone;
 - regression, where the version has an error model: the sums its estimated MAE and RMSE are
@@ -120,11 +120,10 @@ def chunk_sketches(
     if model.task == Task.REGRESSION:
         out += loss_sketches(groups, rows, error_models or {})
     out += delay_sketches(groups, rows)
-    for version_id in np.unique(rows.version).tolist():
-        in_version = rows.version == version_id
-        members = np.unique(groups.of_row[in_version])
-        for feature in bins.get(version_id, {}).values():
-            out += feature_sketches(groups, members, in_version, feature, rows)
+    # Every version is binned on the model's bins (`hours_bins`): one pass for all groups.
+    features = {name: one for by_version in bins.values() for name, one in by_version.items()}
+    for feature in features.values():
+        out += feature_sketches(groups, feature, rows)
     return out
 
 
@@ -281,65 +280,58 @@ def confusion_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
     return rows_of(groups, members, SketchKind.CONFUSION, "", n, [0] * len(n), datas)
 
 
-def feature_sketches(
-    groups: Groups, members: np.ndarray, in_version: np.ndarray, feature: Bins, rows: ChunkRows
-) -> list[SketchRow]:
+def feature_sketches(groups: Groups, feature: Bins, rows: ChunkRows) -> list[SketchRow]:
+    """Every group's sketch of the feature, its rows without a value counted as missing."""
     if feature.kind == "numerical":
-        return numerical_sketches(groups, members, in_version, feature, rows.numbers)
+        return numerical_sketches(groups, feature, rows.numbers)
     if feature.kind == UNKNOWN:
         present = rows.present.get(feature.name, np.zeros(len(rows), dtype=bool))
-        n = np.bincount(groups.of_row[in_version & present], minlength=len(groups.keys))
-        n = n[members]
-        missing = groups.sizes[members] - n
+        n = np.bincount(groups.of_row[present], minlength=len(groups.keys))
+        missing = groups.sizes - n
         datas = [categorical_encode({}, int(m)) for m in missing.tolist()]
+        members = np.arange(len(groups.keys))
         return rows_of(groups, members, SketchKind.CATEGORICAL, feature.name, n, missing, datas)
-    return categorical_sketches(groups, members, in_version, feature, rows.categories)
+    return categorical_sketches(groups, feature, rows.categories)
 
 
 def numerical_sketches(
-    groups: Groups,
-    members: np.ndarray,
-    in_version: np.ndarray,
-    feature: Bins,
-    numbers: dict[str, np.ndarray],
+    groups: Groups, feature: Bins, numbers: dict[str, np.ndarray]
 ) -> list[SketchRow]:
-    """Each group's histogram on the version's edges: counts, values on an edge, sums per
+    """Each group's histogram on the model's edges: counts, values on an edge, sums per
     bin, the sum of squares and the missing count (the layout of `histogram_encode`)."""
     values = numbers.get(feature.name)
     if values is None:
-        values = np.full(in_version.size, np.nan)
-    present = in_version & ~np.isnan(values)
+        values = np.full(groups.of_row.size, np.nan)
+    present = ~np.isnan(values)
     values, of_row = values[present], groups.of_row[present]
     edges, size = feature.edges, feature.edges.size + 1
     index = bin_index(values, edges)
     on_edge = index < edges.size
     on_edge[on_edge] = edges[index[on_edge]] == values[on_edge]
     binned = Binned.of(of_row, index, size)
-    n = np.bincount(of_row, minlength=len(groups.keys))[members]
-    missing = groups.sizes[members] - n
-    sum_sq = np.bincount(of_row, weights=values * values, minlength=len(groups.keys))[members]
+    members = np.arange(len(groups.keys))
+    n = np.bincount(of_row, minlength=len(groups.keys))
+    missing = groups.sizes - n
+    sum_sq = np.bincount(of_row, weights=values * values, minlength=len(groups.keys))
     arrays = [binned.counts(), binned.counts(on_edge), binned.counts(values)]
     datas = binned.encode(members, size, arrays, [sum_sq, missing.astype(float)])
     return rows_of(groups, members, SketchKind.NUMERICAL, feature.name, n, missing, datas)
 
 
 def categorical_sketches(
-    groups: Groups,
-    members: np.ndarray,
-    in_version: np.ndarray,
-    feature: Bins,
-    categories: dict[str, Categories],
+    groups: Groups, feature: Bins, categories: dict[str, Categories]
 ) -> list[SketchRow]:
     column = categories.get(feature.name)
-    codes = column.codes if column else np.full(in_version.size, -1)
+    codes = column.codes if column else np.full(groups.of_row.size, -1)
     keys = column.keys if column else []
-    present = in_version & (codes >= 0)
+    present = codes >= 0
     binned = Binned.of(groups.of_row[present], codes[present], max(len(keys), 1))
+    members = np.arange(len(groups.keys))
     counts: dict[int, Counter] = {int(g): Counter() for g in members.tolist()}
     for g, code, count in binned.entries():
         counts[g][keys[code]] = count
-    n = np.bincount(groups.of_row[present], minlength=len(groups.keys))[members]
-    missing = groups.sizes[members] - n
+    n = np.bincount(groups.of_row[present], minlength=len(groups.keys))
+    missing = groups.sizes - n
     datas = [
         categorical_encode(dict(counts[g]), int(m))
         for g, m in zip(members.tolist(), missing.tolist(), strict=True)

@@ -1,8 +1,9 @@
 """Histograms per model, version, segment and hour (and day), written for dirty hours.
 
 Each (version, segment) of a dirty hour gets a score histogram, a label-delay histogram, a
-multiclass confusion table, and per feature a histogram on the version's fixed bins (or
-category counts), each with its missing count. Day rows are the sums of their hours,
+multiclass confusion table, and per feature of the model a histogram on the model's fixed bins
+(or category counts), each with its missing count: every version's on the same bins, so the
+model's whole traffic is the sum of its versions'. Day rows are the sums of their hours,
 rewritten whenever one of the day's hours is, so a month reads 30 rows per feature, not 720.
 
 Two paths read the rows, and both fill the same `GroupColumns` for `group_sketches`:
@@ -27,7 +28,7 @@ from common.time import as_utc, day_floor, day_ranges, hour_ranges
 from factory.models import MLModel, ModelVersion
 from monitoring.ingest.records import positive_label
 from monitoring.models import FeatureBins, HourlyAggregate, Period, Sketch, SketchKind
-from monitoring.pipeline.bins import UNKNOWN, Bins, bins_ensure
+from monitoring.pipeline.bins import HEAVY, UNKNOWN, Bins, bins_ensure, references_ensure
 from monitoring.pipeline.chunk_rows import ChunkRows, rows_load, rows_select
 from monitoring.pipeline.codec import (
     categorical_encode,
@@ -44,68 +45,60 @@ from monitoring.stats.codec import sparse_merge_groups
 # --- writing ---
 
 
-def features_seen(model_id: int, hours: list[datetime]) -> dict[int, tuple[set, set]]:
-    """Per version in the hours: the feature names seen that have no bins (or bins of an
-    unknown kind), and those of them with a value somewhere.
+def features_seen(model_id: int, hours: list[datetime]) -> tuple[set[str], dict[str, datetime]]:
+    """The feature names seen in the hours that have no bins (or bins of an unknown kind),
+    and the first moment each of them has a value, for those that have one.
 
     On PostgreSQL the names with bins are removed from each row's JSON before its keys are
     listed, so the usual pass, with no new feature, lists no key at all.
     """
     stored = FeatureBins.objects.filter(model_id=model_id).exclude(kind=UNKNOWN)
-    known = list(stored.values_list("version_id", "name"))
-    seen: dict[int, tuple[set, set]] = {}
+    known = list(stored.values_list("name", flat=True))
+    names: set[str] = set()
+    first: dict[str, datetime] = {}
     with connection.cursor() as cursor:
         for start, end in hour_ranges(hours):
             if is_postgres():
                 cursor.execute(
-                    """WITH known AS (
-                        SELECT version_id, array_agg(name) AS names
-                        FROM unnest(%s::bigint[], %s::text[]) AS t(version_id, name)
-                        GROUP BY version_id)
-                    SELECT p.version_id, e.key, MAX(CASE WHEN jsonb_typeof(e.value) = 'null'
-                        THEN 0 ELSE 1 END)
+                    """SELECT e.key, MIN(CASE WHEN jsonb_typeof(e.value) = 'null' THEN NULL
+                        ELSE p.timestamp END)
                     FROM monitoring_prediction p
-                    LEFT JOIN known k ON k.version_id = p.version_id
-                    CROSS JOIN LATERAL jsonb_each(
-                        CASE WHEN k.names IS NULL THEN p.features ELSE p.features - k.names END
-                    ) e
+                    CROSS JOIN LATERAL jsonb_each(p.features - %s::text[]) e
                     WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
-                    GROUP BY p.version_id, e.key""",
-                    [[v for v, _ in known], [n for _, n in known], model_id, start, end],
+                        AND jsonb_typeof(p.features) = 'object'
+                    GROUP BY e.key""",
+                    [known, model_id, start, end],
                 )
             else:
                 cursor.execute(
-                    """SELECT p.version_id, e.key, MAX(CASE WHEN e.type = 'null' THEN 0 ELSE 1
+                    """SELECT e.key, MIN(CASE WHEN e.type = 'null' THEN NULL ELSE p.timestamp
                         END)
                     FROM monitoring_prediction p, json_each(p.features) e
                     WHERE p.model_id = %s AND p.timestamp >= %s AND p.timestamp < %s
-                    GROUP BY p.version_id, e.key""",
+                    GROUP BY e.key""",
                     [model_id, db_datetime(start), db_datetime(end)],
                 )
-            for version_id, name, present in cursor.fetchall():
-                names, with_value = seen.setdefault(version_id, (set(), set()))
+            for name, moment in cursor.fetchall():
                 names.add(name)
-                if present:
-                    with_value.add(name)
-    return seen
+                if moment is not None:
+                    moment = as_utc(moment)  # SQLite answers text
+                    first[name] = min(first.get(name, moment), moment)
+    return names, first
 
 
 def hours_bins(model: MLModel, hours: list[datetime]) -> dict[int, dict[str, Bins]]:
-    """The frozen bins of every version with predictions in the hours, freezing new features
-    first: every hour of a pass is then binned on the same edges, whichever path bins it."""
-    seen = features_seen(model.pk, hours)
+    """The model's bins, freezing new features first (every hour of a pass is then binned on
+    the same edges, whichever path bins it), under every version with predictions in the
+    hours: each version's features are counted on the model's bins, so they add up. The
+    versions' references are put on the bins too, once."""
+    names, present = features_seen(model.pk, hours)
+    bins = bins_ensure(model=model, names=names, present=present)
     # The hours' counts are already rewritten in this transaction: their versions are there.
     counted = HourlyAggregate.objects.filter(model=model, hour__in=hours)
-    version_ids = set(seen) | set(counted.values_list("version_id", flat=True).distinct())
-    nothing: tuple[set, set] = (set(), set())
-    return {
-        version.pk: bins_ensure(
-            version=version,
-            names=seen.get(version.pk, nothing)[0],
-            present=seen.get(version.pk, nothing)[1],
-        )
-        for version in ModelVersion.objects.filter(pk__in=version_ids).defer("lineage")
-    }
+    version_ids = set(counted.values_list("version_id", flat=True).distinct())
+    for version in ModelVersion.objects.filter(pk__in=version_ids).defer(*HEAVY):
+        references_ensure(version=version, bins=bins)
+    return {version_id: bins for version_id in version_ids}
 
 
 CHUNK_VALUES = 4_000_000  # a chunk's columns hold about this many values (rows x features)

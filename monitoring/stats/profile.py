@@ -207,8 +207,11 @@ class Profile:
     features: dict[str, FeatureReference]
 
 
-def profile_from_json(data: Mapping) -> Profile:
-    """Read a registered reference: a canary-profile/1 object or raw ``{"rows": [...]}``."""
+def profile_from_json(data: Mapping, *, edges: Mapping[str, np.ndarray] | None = None) -> Profile:
+    """Read a registered reference: a canary-profile/1 object or raw ``{"rows": [...]}``.
+
+    Raw rows' numerical features are binned on ``edges`` where given (a model's fixed bins),
+    else on their own fine quantiles; a profile keeps the edges it was sent with."""
     if not isinstance(data, Mapping):
         raise ProfileError("reference must be an object")
     if data.get("format") == PROFILE_FORMAT:
@@ -222,7 +225,7 @@ def profile_from_json(data: Mapping) -> Profile:
         return Profile(_count(data, "rows", "reference"), parsed)
     rows = data.get("rows")
     if isinstance(rows, list):
-        return profile_from_rows(rows)
+        return profile_from_rows(rows, edges=edges)
     raise ProfileError(
         f'reference must be {{"format": "{PROFILE_FORMAT}", ...}} or {{"rows": [...]}}'
     )
@@ -262,8 +265,12 @@ def profile_outputs(data: Mapping, *, prediction_kind: str) -> dict[str, Feature
     return outputs
 
 
-def profile_from_rows(rows: list, *, n_bins: int = DEFAULT_FINE_BINS) -> Profile:
-    """Profile raw reference rows ``{"features": {...}, "prediction", "score"}``."""
+def profile_from_rows(
+    rows: list, *, n_bins: int = DEFAULT_FINE_BINS, edges: Mapping[str, np.ndarray] | None = None
+) -> Profile:
+    """Profile raw reference rows ``{"features": {...}, "prediction", "score"}``, numerical
+    features on the given fixed ``edges`` where a feature has them."""
+    edges = edges or {}
     columns: dict[str, list] = {}
     for i, row in enumerate(rows):
         features = row.get("features") if isinstance(row, Mapping) else None
@@ -277,7 +284,9 @@ def profile_from_rows(rows: list, *, n_bins: int = DEFAULT_FINE_BINS) -> Profile
     for name, values in columns.items():
         kind = feature_kind(values)
         if kind == "numerical":
-            features[name] = numeric_reference_on(numeric_values(values), n_bins=n_bins)
+            features[name] = numeric_reference_on(
+                numeric_values(values), edges=edges.get(name), n_bins=n_bins
+            )
         elif kind == "categorical":
             features[name] = categorical_reference(values)
     return Profile(len(rows), features)

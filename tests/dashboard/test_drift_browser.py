@@ -28,6 +28,10 @@ def test_from_the_drift_heatmap_to_the_drifted_feature(live_server, demo, page):
     page.wait_for_selector("#drift-heatmap .main-svg")
     page.wait_for_selector("#drift-share .main-svg")
     assert "Drift of versions 1.0.0, 1.1.0 per feature and day" in page.inner_text("#drift-heatmap")
+    # Without a picked version: the model's whole traffic, against one baseline.
+    assert "Every version's predictions (1.0.0, 1.1.0)" in page.inner_text("#drift")
+    page.locator("#drift").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "model-drift-1440x900.png"))
     table = page.inner_text("#drift-features")
     assert "tenure_months" in table and "UTC" in table  # drifting since a date
     page.locator("#drift").screenshot(path=str(SCREENSHOTS / "model-drift.png"))

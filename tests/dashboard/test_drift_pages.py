@@ -349,56 +349,53 @@ def test_the_feature_page_needs_a_login(raw, viewer):
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
 
 
-def test_without_a_picked_version_each_window_is_judged_by_the_version_serving_it(
-    model, viewer, client_with
-):
+def test_without_a_picked_version_each_window_pools_every_version(model, viewer, client_with):
+    # given: 1.0.0 alone, then both interleaved, then 1.1.0 alone (older customers)
     rng = np.random.default_rng(5)
-    rows = [{"features": {"age": float(a)}} for a in rng.normal(40, 8, 300).round(1)]
+    reference = rng.normal(40, 8, 300).round(1)
+    rows = [{"features": {"age": float(a)}} for a in reference]
     for version in ("1.0.0", "1.1.0"):
         version_register(
             model=model, version=version, lineage={"data": "q3"}, reference={"rows": rows}
         )
-    records = [
-        prediction(
-            day * 100 + j,
-            at=day_start(3 - day) + timedelta(minutes=30 * j),
-            model_version="1.0.0" if day == 0 else "1.1.0",
-            features={"age": float(rng.normal(40 if day == 0 else 58, 8))},
-        )
-        for day in range(3)
-        for j in range(PER_DAY)
-    ]
+    served = {0: ("1.0.0",), 1: ("1.0.0", "1.1.0"), 2: ("1.1.0",)}
+    ages: dict[int, list[float]] = {day: [] for day in served}
+    records = []
+    for day, versions in served.items():
+        for j in range(PER_DAY):
+            version = versions[j % len(versions)]
+            age = round(float(rng.normal(40 if version == "1.0.0" else 58, 8)), 1)
+            ages[day].append(age)
+            at = day_start(3 - day) + timedelta(minutes=30 * j)
+            records.append(
+                prediction(day * 100 + j, at=at, model_version=version, features={"age": age})
+            )
     records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
     jobs_run(model_id=model.pk)
     api = client_with("read")
+    # when
     page = viewer.get("/models/churn/").content.decode()
+    line = figures(viewer.get("/models/churn/features/age/").content.decode())["feature-drift"]
+    # then: each window is every version's traffic, as the API's drift without a version and
+    # as SciPy on the pooled raw values
     trace = figures(page)["drift-heatmap"]["data"][0]
-    for day, version in ((0, "1.0.0"), (1, "1.1.0"), (2, "1.1.0")):
+    for day, versions in served.items():
         start = day_start(3 - day)
         column = trace["x"].index(start.isoformat())
-        features = api_drift(
-            api,
-            version=version,
-            start=start.isoformat(),
-            end=(start + timedelta(days=1)).isoformat(),
+        window = {"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()}
+        expected = stats.ks_2samp(reference, ages[day])
+        assert trace["customdata"][0][column] == pytest.approx(expected.statistic, rel=1e-12)
+        assert trace["customdata"][0][column] == pytest.approx(
+            api_drift(api, **window)["age"]["statistic"], rel=1e-12
         )
-        assert trace["customdata"][0][column] == pytest.approx(features["age"]["statistic"])
-        assert f"version {version}:" in trace["text"][0][column]
-        assert (trace["z"][0][column] >= 1) == (day > 0)
-    assert "versions 1.0.0, 1.1.0" in page
-    # The feature page, with the same version picker, tells the same story.
-    line = figures(viewer.get("/models/churn/features/age/").content.decode())["feature-drift"]
-    for day, version in ((0, "1.0.0"), (2, "1.1.0")):
-        start = day_start(3 - day)
-        features = api_drift(
-            api,
-            version=version,
-            start=start.isoformat(),
-            end=(start + timedelta(days=1)).isoformat(),
-        )
+        which = "version " if len(versions) == 1 else "versions "
+        assert f"{which}{', '.join(versions)}:" in trace["text"][0][column]
+        assert (trace["z"][0][column] >= 1) == (expected.pvalue < 0.05) == (day > 0)
         value = line["data"][0]["y"][line["data"][0]["x"].index(start.isoformat())]
-        assert value == pytest.approx(features["age"]["p_value"])
-    assert "versions 1.0.0, 1.1.0" in line["layout"]["title"]["text"]
+        assert value == pytest.approx(expected.pvalue, rel=1e-6)
+    assert "versions 1.0.0, 1.1.0" in page
+    assert "Every version's predictions (1.0.0, 1.1.0), summed on the model's bins" in page
+    assert "age: Kolmogorov-Smirnov per day, every version" in line["layout"]["title"]["text"]
 
 
 def test_cached_sections_follow_new_data_at_once(raw, model, viewer):

@@ -15,11 +15,11 @@ from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.drift import (
     baseline_resolve,
+    drift_scope,
     drift_series,
     drift_settings_set,
     feature_drift,
     model_drift_settings,
-    version_pick,
     window_features,
 )
 from monitoring.pipeline.bins import FREEZE_DAYS, bins_load
@@ -61,10 +61,10 @@ def traffic(model):
 
 def one_window_tests(model, start, end) -> dict:
     """Each feature's test over [start, end) the way the drift API computes it."""
-    version = version_pick(model, None)
-    bins = bins_load(version.pk)
-    baseline = baseline_resolve(model=model, version=version, bins=bins)
-    current = window_features(version=version, bins=bins, start=start, end=end, segment=None)
+    scope = drift_scope(model, None)
+    bins = bins_load(model.pk)
+    baseline = baseline_resolve(scope=scope, bins=bins)
+    current = window_features(scope=scope, bins=bins, start=start, end=end, segment=None)
     settings = model_drift_settings(model)
     return {
         name: feature_drift(name, baseline.features.get(name), current[name], settings=settings)

@@ -157,7 +157,8 @@ def test_drift_statistics_equal_scipy_on_the_raw_arrays(writer, stored):
         "/api/v1/models/churn/drift",
         {"start": DAY0.isoformat(), "end": (DAY0 + timedelta(days=2)).isoformat()},
     ).json()
-    assert body["reference"] == {"kind": "training", "start": None, "end": None, "n": 800}
+    training = {"kind": "training", "start": None, "end": None, "n": 800, "version": "1.0.0"}
+    assert body["reference"] == training
     assert body["current"]["n"] == 1500
     features = {f["name"]: f for f in body["features"]}
 

@@ -114,7 +114,7 @@ def assert_hour_right(model, hour: datetime, expected: dict) -> None:
         model=model, period=Period.HOUR, start=hour, kind=SketchKind.NUMERICAL, name="age"
     )
     assert (sketch.n, sketch.missing) == (len(expected["ages"]), 0)
-    bins = FeatureBins.objects.get(version__model=model, name="age")
+    bins = FeatureBins.objects.get(model=model, name="age")
     edges = np.frombuffer(bytes(bins.edges), "<f8")
     histogram = histogram_decode(bytes(sketch.data), edges)
     ages = expected["ages"]

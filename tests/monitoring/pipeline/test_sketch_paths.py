@@ -55,7 +55,7 @@ def records(n: int, seed: int = 3):
         version = "1.0.0" if i < 200 or i % 2 else "2.0.0"
         features = awkward_features(i, rng)
         if version == "2.0.0" and features:
-            features["income"] = ["low", "high", 3][i % 3]  # categorical in version 2
+            features["income"] = ["low", "high", 3][i % 3]  # texts in version 2
         score = None if i % 9 == 0 else round(float(rng.uniform()), 3)
         predictions.append(
             {
@@ -183,10 +183,12 @@ def test_both_paths_write_the_same_sketches_of_awkward_rows(postgres):
         (SketchKind.NUMERICAL, "age"),
         (SketchKind.CATEGORICAL, "plan"),
         (SketchKind.CATEGORICAL, "always_null"),
-        (SketchKind.NUMERICAL, "income"),
         (SketchKind.CATEGORICAL, "income"),
         (SketchKind.NUMERICAL, "late"),
     } <= kinds
+    # One kind per model and feature: version 2.0.0 sends texts in `income` within the model's
+    # first days, so `income` is categorical for every version (1.0.0's numbers as categories).
+    assert (SketchKind.NUMERICAL, "income") not in kinds
     # Spot check against the raw rows: plan's category keys over version 1.0.0 on one day.
     plan = [
         v
