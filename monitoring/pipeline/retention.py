@@ -2,7 +2,8 @@
 
 Raw predictions, labels and outcomes live CANARY_RAW_RETENTION_DAYS: once a whole calendar
 month lies before the raw horizon, its partitions are dropped (PostgreSQL) or its rows deleted
-(SQLite). Aggregates are never touched: their hours were sealed when they passed the horizon,
+(SQLite). Aggregates are never touched (but explain's hour entries, which only an hour
+aggregated again reads): their hours were sealed when they passed the horizon,
 so every chart, alert and drift answer over old windows reads the same afterwards. Quarantined
 records and alert evaluations have horizons of their own. Each run is recorded as a
 RetentionRun, which tells the drill-down which rows are gone. Safe to run twice, or at once.
@@ -33,6 +34,7 @@ from monitoring.models import (
     Prediction,
     QuarantinedRecord,
     RetentionRun,
+    SliceHour,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ def retention_run(*, now: datetime | None = None) -> RetentionRun:
     started = time.perf_counter()
     boundary = raw_removal_boundary(now)
     months = raw_months_remove(boundary) if is_postgres() else raw_rows_delete(boundary)
+    slice_hours_trim(boundary)
     next_month = month_after(month_start(now))
     with transaction.atomic():
         partitions_ensure(months_between(now, month_after(next_month)))
@@ -96,6 +99,12 @@ def raw_rows_delete(boundary: datetime) -> list[datetime]:
         for table, key in RAW_TABLES.items():
             cursor.execute(f'DELETE FROM {table} WHERE "{key}" < %s', [db_datetime(boundary)])
     return months
+
+
+def slice_hours_trim(boundary: datetime) -> None:
+    """Explain's hour entries before the boundary: only an hour aggregated again reads them,
+    and an hour without raw rows never is (its day's sums stay)."""
+    SliceHour.objects.filter(hour__lt=boundary).delete()
 
 
 def quarantine_trim(now: datetime) -> int:

@@ -31,6 +31,8 @@ from monitoring.models import (
     QuarantinedRecord,
     RetentionRun,
     Sketch,
+    SliceDay,
+    SliceHour,
 )
 from monitoring.pipeline.retention import retention_run
 from tests.conftest import NOW, need_service, outcome, prediction
@@ -210,7 +212,12 @@ def answers(writer) -> dict:
 def aggregates(model) -> list:
     hourly = HourlyAggregate.objects.filter(model=model).order_by("hour", "segment")
     sketches = Sketch.objects.filter(model=model).order_by("period", "start", "kind", "name")
-    return [*hourly.values(), *sketches.values_list("start", "kind", "name", "n", "data")]
+    slices = SliceDay.objects.filter(model=model).order_by("day")
+    return [
+        *hourly.values(),
+        *sketches.values_list("start", "kind", "name", "n", "data"),
+        *slices.values_list("day", "sums"),
+    ]
 
 
 def test_sealed_hours_keep_their_aggregates_when_raw_rows_go_and_late_work_arrives(model, writer):
@@ -251,6 +258,7 @@ def test_raw_rows_of_months_past_the_horizon_go_and_their_aggregates_stay(model)
     history(model)
     ingest(model, "predictions", [prediction(900, at=datetime(2026, 5, 2, tzinfo=UTC))])
     stored = aggregates(model)
+    assert SliceHour.objects.filter(model=model).exists()
     # when retention runs when March is wholly before the horizon (SQLite: a plain delete)
     run = retention_run(now=LATER)
     # then March's predictions and labels are gone, May's prediction stays, aggregates stay
@@ -258,6 +266,8 @@ def test_raw_rows_of_months_past_the_horizon_go_and_their_aggregates_stay(model)
     assert list(Prediction.objects.values_list("prediction_id", flat=True)) == ["p-900"]
     assert not Label.objects.exists()
     assert aggregates(model) == stored
+    # explain's hour entries, which only an hour aggregated again would need, go with them
+    assert not SliceHour.objects.filter(model=model).exists()
     # and a second run removes nothing more
     assert retention_run(now=LATER).months_removed == []
 
