@@ -3,9 +3,9 @@
 Band rules with k = 4 standard errors of the window around the trailing mean of 14 days:
 about 6 in 100,000 windows of a stable metric fall outside by chance, so the defaults do
 not cry wolf, while a change larger than the metric's minimum detectable effect fires.
-A binary model also gets one on its estimated ROC AUC. Business values get theirs when
-they first appear in the outcomes. Deleted defaults are not re-created
-(DefaultRuleApplied remembers them).
+A model also gets one on its estimated headline (ROC AUC, accuracy or MAE), which moves
+before the outcomes arrive. Business values get theirs when they first appear in the
+outcomes. Deleted defaults are not re-created (DefaultRuleApplied remembers them).
 """
 
 from __future__ import annotations

@@ -491,7 +491,11 @@ HEADLINES = {
 }
 # The estimated headline every new model gets a default band rule on, where its task has one:
 # the estimate moves in a model's first days, before any outcome can.
-ESTIMATED_HEADLINE = {BINARY: "estimated:roc_auc", MULTICLASS: "estimated:accuracy"}
+ESTIMATED_HEADLINE = {
+    BINARY: "estimated:roc_auc",
+    MULTICLASS: "estimated:accuracy",
+    REGRESSION: "estimated:mae",
+}
 # The one metric an overview shows of a model (sparklines, the compare page's default).
 OVERVIEW = {BINARY: "accuracy", MULTICLASS: "accuracy", REGRESSION: "predictions"}
 

@@ -15,6 +15,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer
 
+from factory.models import MLModel
 from factory.services import model_create, version_register
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
@@ -310,3 +311,43 @@ def test_the_estimation_reference_setting_fits_the_error_model_and_rules_watch_i
     # and the rule on it fires: the estimated MAE is above its bound
     alert = Alert.objects.get(rule__metric="estimated:mae")
     assert alert.state == AlertState.FIRING and alert.direction == "too_high"
+
+
+def test_a_new_regression_models_default_rule_fires_when_its_estimated_error_climbs(writer):
+    # given a regression model made through the API, with its default rules, and a version
+    # registered with labelled reference rows
+    body = {"name": "prices", "task": "regression"}
+    assert writer.post("/api/v1/models", body, format="json").status_code == 201
+    rng = np.random.default_rng(25)
+    reference = rows(rng, 2000)
+    prices = MLModel.objects.get(name="prices")
+    version_register(
+        model=prices,
+        version="1",
+        lineage={"code_version": "a"},
+        reference={
+            "rows": [
+                {
+                    "features": features(reference, i),
+                    "prediction": float(reference["prediction"][i]),
+                    "outcome": float(reference["outcome"][i]),
+                }
+                for i in range(2000)
+            ]
+        },
+    )
+    # and six days without any outcome, the last one's inputs moved where errors are larger
+    for d in range(6):
+        data = rows(rng, 400, shift=1.5 if d == 5 else 0.0)
+        ingest(prices, DAY + timedelta(days=d), data, np.zeros(400, bool), f"d{d}")
+
+    # when the jobs run at the end of the sixth day
+    jobs_run(model_id=prices.pk, now=DAY + timedelta(days=6))
+
+    # then the default band on the estimated MAE fires, too high, before any outcome
+    alert = Alert.objects.get(rule__metric="estimated:mae")
+    assert alert.rule.is_default
+    assert (alert.state, alert.direction) == (AlertState.FIRING, "too_high")
+    daily = writer.get(URL, {"metric": "estimated:mae", "granularity": "day"}).json()["points"]
+    assert alert.value == pytest.approx(daily[5]["value"])
+    assert alert.value > max(p["value"] for p in daily[:5])
