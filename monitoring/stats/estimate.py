@@ -12,7 +12,9 @@ The interval is where the realised value would fall if the calibration holds: th
 are drawn, per bin, as binomials of the calibrated chance (a parametric bootstrap of the
 expected counts, each binomial by its normal approximation), and the metric of each draw
 taken. Its percentiles bound the realised value, so a realised value outside them says the
-relation between scores and outcomes has changed.
+relation between scores and outcomes has changed. ROC AUC, a function of every bin's draw,
+takes the same binomials through the delta method instead (its gradient per bin), which
+matches the draws' spread to a few parts in a thousand at a thousandth of their cost.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 
 from monitoring.stats.auc import SCORE_BINS, ScoreHistogram, score_bin_index
-from monitoring.stats.moments import CONFIDENCE
+from monitoring.stats.moments import CONFIDENCE, z_value
 
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 DRAWS = 400  # bootstrap draws per window: percentiles at 95% move by about 0.1 point
@@ -183,30 +185,36 @@ class Estimate:
 
 def draws_of(parts: list[Versioned], metric: str, draws: int, seed: int) -> np.ndarray:
     """The metric's realised value in each draw of the outcomes. A bin's true positives
-    are a binomial of its predictions and calibrated chance; drawn by their normal
-    approximation (same mean and variance), summed over bins for the counts and per bin for
-    ROC AUC, so a window costs a few NumPy passes over its non-empty bins, not a binomial per
-    bin and draw."""
+    are a binomial of its predictions and calibrated chance; their sums are drawn by their
+    normal approximation (same mean and variance)."""
     rng = np.random.default_rng(seed)
-    if metric != "roc_auc":
-        tp = total_draws(rng, draws, [(p.histogram.predicted_positive, p.rates) for p in parts])
-        fn = total_draws(rng, draws, [(p.histogram.predicted_negative, p.rates) for p in parts])
-        predicted_positive = sum(p.histogram.predicted_positive.sum() for p in parts)
-        predicted_negative = sum(p.histogram.predicted_negative.sum() for p in parts)
-        return metric_of_counts(metric, tp, predicted_positive - tp, fn, predicted_negative - fn)
-    counts = sum(p.histogram.predicted_positive + p.histogram.predicted_negative for p in parts)
-    bins = np.flatnonzero(counts)
-    mean = np.zeros(bins.size)
-    variance = np.zeros(bins.size)
-    for part in parts:
-        n = (part.histogram.predicted_positive + part.histogram.predicted_negative)[bins]
-        rates = part.rates[bins]
-        mean += n * rates
-        variance += n * rates * (1 - rates)
-    # Not clipped to [0, n]: clipping a small bin's draws would move their mean; the AUC of
-    # the draws is a ratio of sums over many bins, well defined either way.
-    positives = mean + rng.standard_normal((draws, bins.size)) * np.sqrt(variance)
-    return auc_of_bins(positives, counts[bins] - positives)
+    tp = total_draws(rng, draws, [(p.histogram.predicted_positive, p.rates) for p in parts])
+    fn = total_draws(rng, draws, [(p.histogram.predicted_negative, p.rates) for p in parts])
+    predicted_positive = sum(p.histogram.predicted_positive.sum() for p in parts)
+    predicted_negative = sum(p.histogram.predicted_negative.sum() for p in parts)
+    return metric_of_counts(metric, tp, predicted_positive - tp, fn, predicted_negative - fn)
+
+
+def auc_standard_error(parts: list[Versioned]) -> float:
+    """The standard error of the realised ROC AUC when each bin's positives are binomials
+    of its predictions and calibrated chance: the delta method on `auc_of_bins`."""
+    counts = sum(counts_of(p) for p in parts)
+    mean = sum(counts_of(p) * p.rates for p in parts)
+    variance = sum(counts_of(p) * p.rates * (1 - p.rates) for p in parts)
+    negatives = counts - mean
+    below = np.cumsum(negatives) - negatives  # negatives in lower bins
+    above = mean.sum() - np.cumsum(mean)  # positives in higher bins
+    positive_total, negative_total = mean.sum(), negatives.sum()
+    pairs = positive_total * negative_total
+    ranked = np.sum(mean * (below + negatives / 2))
+    # d(ranked)/d(positives of bin k): a positive gained there is a negative lost there
+    d_ranked = below + negatives / 2 - mean / 2 - above
+    gradient = (d_ranked * pairs - ranked * (negative_total - positive_total)) / pairs**2
+    return float(np.sqrt(np.sum(gradient**2 * variance)))
+
+
+def counts_of(part: Versioned) -> np.ndarray:
+    return part.histogram.predicted_positive + part.histogram.predicted_negative
 
 
 def total_draws(rng, draws: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -233,6 +241,9 @@ def binary_estimate(
     value = point_estimate(metric, expected_counts(parts))
     if not np.isfinite(value):
         return Estimate(None, None, None, n)
+    if metric == "roc_auc":
+        half = z_value(confidence) * auc_standard_error(parts)
+        return Estimate(value, max(value - half, 0.0), min(value + half, 1.0), n)
     sample = draws_of(parts, metric, draws, seed)
     sample = sample[np.isfinite(sample)]
     if not sample.size:

@@ -170,3 +170,23 @@ def test_estimated_roc_auc_of_an_uncalibrated_score_is_cbpe_on_the_raw_rows():
         realised_gaps.append(estimate - roc_auc_score(truth, window))
     assert np.max(np.abs(gaps)) < 0.002, gaps
     assert abs(np.mean(realised_gaps)) < 0.005, realised_gaps
+
+
+def test_the_roc_auc_interval_is_as_wide_as_the_realised_auc_spreads_while_calibration_holds(
+    reference,
+):
+    # given a window of 4,000 scored predictions and the reference's calibration
+    ref_scores, ref_outcome = reference
+    rates = calibration_fit(score_histogram(ref_outcome, ref_scores))
+    rng = np.random.default_rng(5)
+    scores, predicted, _ = labelled_rows(rng, 4_000, shift=0.3)
+    histogram = all_score_histogram(scores, predicted == 1, np.zeros(scores.size, bool))
+    estimate = binary_estimate([Versioned(histogram, rates)], "roc_auc")
+    # when the outcomes are drawn 400 times from the calibrated chances, row by row
+    chance = rates[score_bin_index(scores)]
+    realised = [roc_auc_score(rng.uniform(size=scores.size) < chance, scores) for _ in range(400)]
+    # then the interval's bounds are the realised values' 2.5th and 97.5th percentiles
+    low, high = np.percentile(realised, [2.5, 97.5])
+    width = high - low
+    assert estimate.low == pytest.approx(low, abs=0.1 * width)
+    assert estimate.high == pytest.approx(high, abs=0.1 * width)
