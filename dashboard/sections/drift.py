@@ -255,8 +255,10 @@ def feature_row(
     model: MLModel, scope: Scope, series: DriftSeries, name: str, current: datetime
 ) -> dict:
     results = series.features[name]
-    tested = [r for r in results if r is not None and r.drifted is not None]
-    latest = next((r for r in reversed(results) if r is not None), None)
+    # the window in progress is not over: shown on the charts, hatched, but not judged here
+    complete = [r for r, w in zip(results, series.windows, strict=True) if w < current]
+    tested = [r for r in complete if r is not None and r.drifted is not None]
+    latest = next((r for r in reversed(complete) if r is not None), None)
     return {
         "name": name,
         "url": feature_url(model, name, scope),

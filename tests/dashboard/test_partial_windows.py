@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from dashboard.charts import Immature, immature_shapes, metric_figure
 from dashboard.sections.base import Scope, window_leading, window_partial
-from dashboard.sections.drift import since
+from dashboard.sections.drift import feature_row, since
+from factory.models import MLModel
+from monitoring.metrics.drift import DriftSeries
 from monitoring.metrics.series import Point
 from monitoring.stats.drift import FeatureDrift
 
@@ -26,6 +28,17 @@ def test_a_feature_is_not_drifting_on_the_window_in_progress_alone():
     results = [result(False), result(True), result(True), result(True)]
     assert since(results, DAYS, current=DAYS[-1]) == DAYS[1]  # from complete windows only
     assert since(results, DAYS, current=DAYS[-1] + timedelta(days=1)) == DAYS[1]
+
+
+def test_the_drift_table_judges_complete_windows_only():
+    # given a feature that drifted on the day in progress alone (98 rows so far)
+    results = [result(False), result(False), result(False), result(True)]
+    series = DriftSeries(None, None, DAYS, {"age": results}, [0, 0, 0, 1], {}, {})
+    # when its row of the model page's drift table is made
+    row = feature_row(MLModel(name="churn"), Scope("day", None, None), series, "age", DAYS[-1])
+    # then its latest window is the last complete day, and the day in progress is not counted
+    assert row["latest_text"].startswith("Kolmogorov") and "no drift" in row["latest_text"]
+    assert (row["drifted"], row["tested"], row["since"]) == (0, 3, None)
 
 
 def test_only_the_window_not_over_yet_is_partial():
