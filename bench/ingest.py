@@ -23,7 +23,13 @@ from harness import Gunicorn, django_setup, model_and_key, post, psycopg_url, ta
 
 FEATURES = 10
 START = datetime(2026, 3, 1, tzinfo=UTC)
-TABLES = ("monitoring_prediction", "monitoring_ingestbatch", "monitoring_dirtyhour")
+# Labels too: they point at prediction rows without a database constraint.
+TABLES = (
+    "monitoring_prediction",
+    "monitoring_label",
+    "monitoring_ingestbatch",
+    "monitoring_dirtyhour",
+)
 
 
 def records(first: int, count: int, seed: int) -> list[dict]:
