@@ -128,6 +128,21 @@ def independent(error_model, data: dict) -> dict[str, tuple[float, float, float]
     }
 
 
+def reference_register(model, reference: dict) -> None:
+    """Version 1, registered with the reference rows and their outcomes."""
+    rows = [
+        {
+            "features": features(reference, i),
+            "prediction": float(reference["prediction"][i]),
+            "outcome": float(reference["outcome"][i]),
+        }
+        for i in range(reference["prediction"].size)
+    ]
+    version_register(
+        model=model, version="1", lineage={"code_version": "a"}, reference={"rows": rows}
+    )
+
+
 @pytest.fixture
 def prices(db):
     return model_create(name="prices", task="regression")
@@ -137,21 +152,7 @@ def test_estimates_from_reference_rows_equal_sklearn_on_the_raw_rows(writer, pri
     # given a version registered with held-out rows that carry their outcomes
     rng = np.random.default_rng(21)
     reference = rows(rng, 3000)
-    version_register(
-        model=prices,
-        version="1",
-        lineage={"code_version": "a"},
-        reference={
-            "rows": [
-                {
-                    "features": features(reference, i),
-                    "prediction": float(reference["prediction"][i]),
-                    "outcome": float(reference["outcome"][i]),
-                }
-                for i in range(3000)
-            ]
-        },
-    )
+    reference_register(prices, reference)
     # and three days of predictions with drifting inputs, a third of them labelled
     days = []
     for d in range(3):
@@ -233,21 +234,7 @@ def test_a_canary_without_a_reference_borrows_productions_error_model(writer, pr
     # given version 1 with labelled reference rows, and a canary 2 without any
     rng = np.random.default_rng(23)
     reference = rows(rng, 1000)
-    version_register(
-        model=prices,
-        version="1",
-        lineage={"code_version": "a"},
-        reference={
-            "rows": [
-                {
-                    "features": features(reference, i),
-                    "prediction": float(reference["prediction"][i]),
-                    "outcome": float(reference["outcome"][i]),
-                }
-                for i in range(1000)
-            ]
-        },
-    )
+    reference_register(prices, reference)
     ingest(prices, DAY, rows(rng, 200), np.zeros(200, bool), "v1", version="1")
     canary = rows(rng, 100, shift=0.5)
     ingest(prices, DAY, canary, np.zeros(100, bool), "v2", version="2")
@@ -321,21 +308,7 @@ def test_a_new_regression_models_default_rule_fires_when_its_estimated_error_cli
     rng = np.random.default_rng(25)
     reference = rows(rng, 2000)
     prices = MLModel.objects.get(name="prices")
-    version_register(
-        model=prices,
-        version="1",
-        lineage={"code_version": "a"},
-        reference={
-            "rows": [
-                {
-                    "features": features(reference, i),
-                    "prediction": float(reference["prediction"][i]),
-                    "outcome": float(reference["outcome"][i]),
-                }
-                for i in range(2000)
-            ]
-        },
-    )
+    reference_register(prices, reference)
     # and six days without any outcome, the last one's inputs moved where errors are larger
     for d in range(6):
         data = rows(rng, 400, shift=1.5 if d == 5 else 0.0)
