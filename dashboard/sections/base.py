@@ -67,15 +67,16 @@ class Scope:
 
 
 SECTION_CACHE_S = 300
+HOUR_S = 3600
 
 
-def cached(key: str, compute):
-    """The section from the cache, or computed and kept for SECTION_CACHE_S: the rest of the
-    span's data can still change it (a late baseline hour), for at most that long."""
+def cached(key: str, compute, seconds: int = SECTION_CACHE_S):
+    """The section from the cache, or computed and kept for `seconds`: the rest of the span's
+    data can still change it (a late baseline hour), for at most that long."""
     value = cache.get(key)
     if value is None:
         value = compute()
-        cache.set(key, value, SECTION_CACHE_S)
+        cache.set(key, value, seconds)
     return value
 
 

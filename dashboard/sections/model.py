@@ -30,6 +30,7 @@ from dashboard.charts import (
     sparkline_points,
 )
 from dashboard.sections.base import (
+    HOUR_S,
     Chart,
     Scope,
     cached,
@@ -255,8 +256,9 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.sections = {name: charts for name, charts in sections.items() if charts}
     charts = page.sections.get("performance", []) + page.sections.get("business", [])
     notes = cached(
-        page_key("sensitivity", page),
+        hourly_key("sensitivity", page, now),
         lambda: {c.metric: sensitivity_note(page.series, c.metric) for c in charts},
+        seconds=HOUR_S,
     )
     for chart in charts:
         chart.note = notes.get(chart.metric, "")
@@ -352,6 +354,15 @@ def page_key(section: str, page: ModelPage) -> str:
     scope = page.series.scope
     where = (page.model.pk, page.scope.granularity, scope["version"], scope["segment"])
     text = repr((section, where, scope["start"], scope["end"], sorted(total.items())))
+    return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def hourly_key(section: str, page: ModelPage, now: datetime) -> str:
+    """A cache key for a section that moves with the traffic, not with each prediction (what
+    the traffic can show, over weeks of windows): the scope and the hour, so that it is
+    computed once an hour at most, not after every aggregated prediction."""
+    where = (page.model.pk, page.scope.granularity, page.scope.version, page.scope.segment)
+    text = repr((section, where, page.scope.days, now.replace(minute=0, second=0, microsecond=0)))
     return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
 
 
