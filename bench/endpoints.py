@@ -12,7 +12,7 @@ sensitivity and explain (a week against the week before, every dimension). The l
 one JSON object with p50/p95 milliseconds per call and the worst p95; `goal_met` says whether
 every p95 is under 300 ms. `explain_p95_ms` repeats the explain call's p95, and
 `slice_bytes_per_day` the bytes explain's slice sums store per day of the dataset (the day's
-row: its hours' entries and its sums, compressed).
+sums and its 24 hours' entries, compressed documents).
 """
 
 from __future__ import annotations
@@ -110,14 +110,17 @@ def main() -> None:
     django_setup()
     from django.db import connection
 
-    from monitoring.models import Prediction, SliceDay
+    from monitoring.models import Prediction, SliceDay, SliceHour
 
     model, build = dataset_ensure(args.rows, args.days, log=log)
     stored = Prediction.objects.filter(model=model).count()
     figures = latencies(model.name, args.days, args.requests)
     worst = max(f["p95_ms"] for f in figures.values())
-    slice_days = SliceDay.objects.filter(model=model)
-    slice_bytes = sum(len(h) + len(s) for h, s in slice_days.values_list("hours", "sums"))
+    slice_bytes = sum(
+        len(document)
+        for rows, field in ((SliceDay, "sums"), (SliceHour, "entries"))
+        for document in rows.objects.filter(model=model).values_list(field, flat=True)
+    )
     print(
         json.dumps(
             {
