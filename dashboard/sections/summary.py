@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.utils.timesince import timesince
 
 from dashboard.charts import sparkline_points
@@ -37,7 +38,7 @@ from monitoring.metrics.series import Point
 from monitoring.metrics.traffic import version_starts
 from monitoring.metrics.windows import MetricError
 from monitoring.models import Alert, AlertState, Severity
-from monitoring.stats.performance import poisson_interval
+from monitoring.stats.performance import poisson_bounds
 from monitoring.stats.sensitivity import z_sum
 
 HEALTH_WORDS = {
@@ -178,11 +179,11 @@ def with_count_intervals(entry, points: list[Point]) -> list[Point]:
     one), so its headline, like every other, says whether a change is beyond the noise."""
     if entry.interval != POISSON:
         return points
+    counts = np.array([0 if p.value is None else round(p.value) for p in points], dtype=float)
+    low, high = poisson_bounds(counts)
     return [
-        replace(p, ci_low=bounds.low, ci_high=bounds.high)
-        if p.value is not None and (bounds := poisson_interval(round(p.value)))
-        else p
-        for p in points
+        p if p.value is None else replace(p, ci_low=lo, ci_high=hi)
+        for p, lo, hi in zip(points, low.tolist(), high.tolist(), strict=True)
     ]
 
 

@@ -2,8 +2,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
-from django.db.models.functions import MD5
+from django.db.models import CharField, Q
+from django.db.models.expressions import RawSQL
 
 from common.sql import is_postgres
 from common.time import DAY, day_floor
@@ -86,6 +86,11 @@ class SketchStamp:
     digest: str
 
 
+ROW_STAMP = RawSQL(
+    "monitoring_sketch.id::text || ':' || monitoring_sketch.xmin::text", (), CharField()
+)
+
+
 def sketch_stamps(
     *,
     model: MLModel,
@@ -98,8 +103,11 @@ def sketch_stamps(
     hourly: bool = False,
 ) -> list[SketchStamp]:
     """The rows `sketches_read` would return (of several kinds; every version's without
-    `version_ids`), stamped with the MD5 of their data: PostgreSQL hashes it where it lies;
-    SQLite's rows are read and hashed here."""
+    `version_ids`), each with a stamp that changes when its data does. Sketch rows are never
+    updated, only deleted and inserted anew, so on PostgreSQL a row's id and inserting
+    transaction (`xmin`, which no other database of the cluster repeats) stamp it without
+    reading its data; SQLite, whose ids can come again after a rolled-back transaction, hashes
+    the data here."""
     rows = Sketch.objects.filter(model=model, kind__in=kinds)
     if version_ids is not None:
         rows = rows.filter(version_id__in=version_ids)
@@ -110,7 +118,7 @@ def sketch_stamps(
     rows = rows.filter(period_cover(start, end, hourly=hourly))
     fields = ("pk", "start", "kind", "name")
     if is_postgres():
-        stamped = rows.annotate(digest=MD5("data")).values_list(*fields, "digest")
+        stamped = rows.annotate(digest=ROW_STAMP).values_list(*fields, "digest")
         return [SketchStamp(*row) for row in stamped]
     return [
         SketchStamp(*row[:-1], hashlib.md5(bytes(row[-1])).hexdigest())

@@ -44,10 +44,17 @@ def poisson_interval(count: int, *, confidence: float = CONFIDENCE) -> Estimate:
     """A count with the exact (Garwood) interval of its Poisson mean: the means under which
     a count at least this large, or at most this large, has chance (1 - confidence) / 2,
     from the chi-square quantiles (0 below a count of 0)."""
+    low, high = poisson_bounds(np.array([count]), confidence=confidence)
+    return Estimate(float(count), float(low[0]), float(high[0]), int(count))
+
+
+def poisson_bounds(counts: np.ndarray, *, confidence: float = CONFIDENCE):
+    """`poisson_interval`'s bounds of many counts at once (one SciPy call, not one a count:
+    an hourly chart has hundreds)."""
     tail = (1 - confidence) / 2
-    low = stats.chi2.ppf(tail, 2 * count) / 2 if count > 0 else 0.0
-    high = stats.chi2.ppf(1 - tail, 2 * count + 2) / 2
-    return Estimate(float(count), float(low), float(high), int(count))
+    low = np.where(counts > 0, stats.chi2.ppf(tail, 2 * np.maximum(counts, 1)) / 2, 0.0)
+    high = stats.chi2.ppf(1 - tail, 2 * counts + 2) / 2
+    return low, high
 
 
 # --- binary classification ---

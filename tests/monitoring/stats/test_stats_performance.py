@@ -18,6 +18,7 @@ from monitoring.stats.performance import (
     log_loss_estimate,
     log_loss_terms,
     multiclass_metrics,
+    poisson_bounds,
     poisson_interval,
     regression_metrics,
     regression_sums,
@@ -230,3 +231,14 @@ def test_the_poisson_interval_is_exact_by_scipys_poisson_tails(count):
         assert stats.poisson.sf(count - 1, found.low) == pytest.approx(0.025, abs=1e-9)
     else:
         assert found.low == 0.0
+
+
+def test_many_counts_bounds_at_once_are_each_counts_interval():
+    counts = np.array([0, 1, 7, 130, 25_000])
+    low, high = poisson_bounds(counts)
+    for count, lo, hi in zip(counts.tolist(), low, high, strict=True):
+        assert stats.poisson.cdf(count, hi) == pytest.approx(0.025, abs=1e-9)
+        if count:
+            assert stats.poisson.sf(count - 1, lo) == pytest.approx(0.025, abs=1e-9)
+        else:
+            assert lo == 0.0
