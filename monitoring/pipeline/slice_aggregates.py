@@ -5,7 +5,9 @@ feature) or a categorical feature's category, plus `(missing)`; the sums are tho
 `HourlyAggregate` (`SLICE_SUM_FIELDS`), so any metric computed from hourly sums is computed
 per slice the same way. Row i of the chunk's columns contributes its value of each sum
 (`row_sums`), and NumPy adds them up per (group, slice) key (`Binned`), for all groups of the
-chunk at once.
+chunk at once. Beside them, each slice's judged scores in `SCORE_BINS` equal bins of [0, 1]
+by outcome (`SCORE_FIELDS`: positives, then negatives, per bin), for its ROC AUC: a row adds
+1 to one of them (`score_columns`), so they are counted, not multiplied out.
 
 Stored a day per row (`SliceDay`): the day's entries per hour, and their sums per day, each
 one compressed document, written for every day a chunk touches. A day whose hours are not
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,7 @@ from factory.models import MLModel
 from monitoring.models import (
     SLICE_SUM_FIELDS,
     FeatureBins,
+    HourlyAggregate,
     SliceBins,
     SliceDay,
     SliceHour,
@@ -42,6 +45,7 @@ from monitoring.models import (
 from monitoring.pipeline.bins import UNKNOWN, Bins
 from monitoring.pipeline.chunk_rows import ChunkRows
 from monitoring.pipeline.sketch_groups import Binned, Groups
+from monitoring.stats.auc import coarse_bin_index
 from monitoring.stats.codec import pack, unpack
 
 MISSING = "(missing)"
@@ -49,6 +53,13 @@ OTHER = "(other)"
 MAX_CATEGORIES = 50  # stored per feature and (version, segment, hour); the rest is (other)
 EPS = float(np.finfo(np.float64).eps)  # log loss clips scores as the hourly sums do
 DECILES = 10
+# A slice's ROC AUC: its judged scores per outcome in this many equal bins (the hourly
+# sketches' 1,000 grouped by 20), 100 columns beside the 27 sums.
+SCORE_BINS = 50
+SCORE_FIELDS = tuple(
+    f"{outcome}_{i:02d}" for outcome in ("positives", "negatives") for i in range(SCORE_BINS)
+)
+COLUMNS = (*SLICE_SUM_FIELDS, *SCORE_FIELDS)  # of `SliceSums.sums`
 
 
 # --- the slices of a feature, frozen once per model ---
@@ -150,6 +161,23 @@ def row_sums(rows: ChunkRows) -> dict[str, np.ndarray]:
     }
 
 
+def score_columns(rows: ChunkRows) -> np.ndarray:
+    """Per row, the column of `SCORE_FIELDS` it adds 1 to (its outcome's, at its score's
+    bin), -1 unless judged and scored (the rows of the hourly score sketches)."""
+    probabilistic = ~np.isnan(rows.actual) & ~np.isnan(rows.score)
+    index = coarse_bin_index(np.where(probabilistic, rows.score, 0.0), SCORE_BINS)
+    index = index + np.where(rows.actual == 1.0, 0, SCORE_BINS)
+    return np.where(probabilistic, index, -1)
+
+
+def score_counts(entry_of_row: np.ndarray, size: int, columns: np.ndarray) -> np.ndarray:
+    """(size, len(SCORE_FIELDS)) counts: row i adds 1 at (entry_of_row[i], columns[i])."""
+    counted = columns >= 0
+    cells = entry_of_row[counted] * len(SCORE_FIELDS) + columns[counted]
+    counts = np.bincount(cells, minlength=size * len(SCORE_FIELDS))
+    return counts.reshape(size, len(SCORE_FIELDS)).astype(float)
+
+
 # --- a feature's slice of every row ---
 
 
@@ -195,7 +223,8 @@ def feature_slices(groups: Groups, rows: ChunkRows, bins: SliceBins):
 @dataclass
 class SliceSums:
     """Sums per (version, segment, start, feature, slice), one entry per non-empty slice:
-    ``sums`` holds a row per entry, a column per field of `SLICE_SUM_FIELDS`."""
+    ``sums`` holds a row per entry, a column per field of `COLUMNS` (NaN score bins: read
+    from a document written before them)."""
 
     version: np.ndarray  # int64
     segment: np.ndarray  # str objects
@@ -221,7 +250,7 @@ class SliceSums:
     def empty(cls) -> SliceSums:
         text = np.array([], dtype=object)
         whole = np.array([], dtype=np.int64)
-        return cls(whole, text, whole, text, text, np.zeros((0, len(SLICE_SUM_FIELDS))))
+        return cls(whole, text, whole, text, text, np.zeros((0, len(COLUMNS))))
 
 
 def columns_of(sums: SliceSums) -> tuple[np.ndarray, ...]:
@@ -241,11 +270,17 @@ def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: Chun
     start = np.array([int(key[2].timestamp()) for key in groups.keys], dtype=np.int64)
     contributions = row_sums(rows)
     weights = np.column_stack([contributions[field] for field in SLICE_SUM_FIELDS]).astype(float)
+    scores = score_columns(rows)
     parts = []
     for name in sorted(frozen):
         index, labels = feature_slices(groups, rows, frozen[name])
         binned = Binned.of(groups.of_row, index, len(labels))
-        sums = adder(binned.inverse, binned.group.size) @ weights
+        sums = np.hstack(
+            [
+                adder(binned.inverse, binned.group.size) @ weights,
+                score_counts(binned.inverse, binned.group.size, scores),
+            ]
+        )
         group = binned.group
         feature = np.full(group.size, name, dtype=object)
         labelled = np.asarray(labels, dtype=object)[binned.index]
@@ -294,13 +329,17 @@ _HEADER = struct.Struct("<II")  # header length, entries
 
 def slices_encode(sums: SliceSums) -> bytes:
     """Entries as bytes: the distinct texts once (JSON), then codes and the sums, of the
-    fields that are not all zero (a classifier's regression sums are left out)."""
+    fields that are not all zero (a classifier's regression sums are left out). The header's
+    `score_bins` says the document holds its score bins (those of entries with only the 27
+    sums, as migration 0013 wrote, read as unknown)."""
     texts, codes = {}, []
     for key, column in (("segments", sums.segment), ("features", sums.feature)):
         codes.append(column_codes(column, texts, key))
     codes.append(column_codes(sums.slice, texts, "slices"))
     kept = np.flatnonzero(np.any(sums.sums != 0, axis=0))
-    header = {"fields": [SLICE_SUM_FIELDS[i] for i in kept.tolist()], **texts}
+    header = {"fields": [COLUMNS[i] for i in kept.tolist()], **texts}
+    if sums.sums.shape[1] == len(COLUMNS):
+        header["score_bins"] = SCORE_BINS
     encoded = json.dumps(header, separators=(",", ":")).encode()
     parts = [
         _HEADER.pack(len(encoded), len(sums)),
@@ -320,7 +359,8 @@ def column_codes(column: np.ndarray, texts: dict, key: str) -> np.ndarray:
 
 
 def slices_decode(data: bytes) -> SliceSums:
-    """The entries of `slices_encode`; fields it did not store read as 0."""
+    """The entries of `slices_encode`; fields it did not store read as 0, score bins of a
+    document without them as NaN (so that sums over them say they are unknown)."""
     raw = unpack(data)
     size, n = _HEADER.unpack_from(raw)
     offset = _HEADER.size + size
@@ -329,8 +369,10 @@ def slices_decode(data: bytes) -> SliceSums:
     start = np.frombuffer(raw, "<i8", n, offset + 8 * n)
     codes = [np.frombuffer(raw, "<i4", n, offset + 16 * n + 4 * n * i) for i in range(3)]
     stored = np.frombuffer(raw, "<f8", n * len(header["fields"]), offset + 28 * n)
-    sums = np.zeros((n, len(SLICE_SUM_FIELDS)))
-    columns = [SLICE_SUM_FIELDS.index(name) for name in header["fields"]]
+    sums = np.zeros((n, len(COLUMNS)))
+    if header.get("score_bins") != SCORE_BINS:
+        sums[:, len(SLICE_SUM_FIELDS) :] = np.nan
+    columns = [COLUMNS.index(name) for name in header["fields"]]
     sums[:, columns] = stored.reshape(n, len(columns))
     texts = [np.asarray(header[key], dtype=object) for key in ("segments", "features", "slices")]
     segment, feature, slice_ = (text[code] for text, code in zip(texts, codes, strict=True))
@@ -361,20 +403,47 @@ def chunk_slices_write(
     new = chunk_slices(model=model, bins=bins, rows=rows)
     touched = sorted({day_floor(hour) for hour in hours})
     partial = sorted(set(touched) - set(days))
-    parts = [new]
+    parts, stale = [new], []
     if partial:
         redone = [hour for hour in hours if day_floor(hour) in partial]
         before = SliceHour.objects.filter(model=model, hour__in=redone)
         old = [slices_decode(data) for data in before.values_list("entries", flat=True)]
         parts += [negated(entries) for entries in old]
         stored = SliceDay.objects.filter(model=model, day__in=partial)
-        parts += [slices_decode(data) for data in stored.values_list("sums", flat=True)]
+        for day, data in stored.values_list("day", "sums"):
+            parts.append(slices_decode(data))
+            stale += [day] if unknown_scores(parts[-1]) else []
     sums = summed(SliceSums.concat(parts), 86400)
-    sums = sums.take(np.flatnonzero(sums.sums[:, PREDICTIONS] > 0.5))  # slices left empty go
     SliceHour.objects.filter(model=model, hour__in=hours).delete()
     SliceDay.objects.filter(model=model, day__in=touched).delete()
     documents_insert(SliceHour, "hour", model, by_period(new, 3600))
+    sums = days_rebuilt(model, sums, stale)
+    sums = sums.take(np.flatnonzero(sums.sums[:, PREDICTIONS] > 0.5))  # slices left empty go
     documents_insert(SliceDay, "day", model, by_period(sums, 86400))
+
+
+def unknown_scores(sums: SliceSums) -> bool:
+    return bool(np.isnan(sums.sums[:, len(SLICE_SUM_FIELDS) :]).any())
+
+
+def days_rebuilt(model: MLModel, sums: SliceSums, stale: list[datetime]) -> SliceSums:
+    """The day sums, those of the stale days (stored before their score bins) added up from
+    their hours' entries instead, where every hour of the day with predictions has entries:
+    updating such a day an hour at a time (SQLite's path, and days too big for one chunk)
+    would keep its bins unknown however many of its hours were aggregated again."""
+    for day in stale:
+        span = {"hour__gte": day, "hour__lt": day + timedelta(days=1)}
+        hours = HourlyAggregate.objects.filter(model=model, predictions__gt=0, **span)
+        documents = dict(
+            SliceHour.objects.filter(model=model, **span).values_list("hour", "entries")
+        )
+        if set(hours.values_list("hour", flat=True)) - set(documents):
+            continue  # an hour without entries (gone with retention): the day stays unknown
+        start = int(day.timestamp())
+        kept = sums.take(np.flatnonzero(day_starts(sums) != start))
+        rebuilt = summed(SliceSums.concat([slices_decode(d) for d in documents.values()]), 86400)
+        sums = SliceSums.concat([kept, rebuilt])
+    return sums
 
 
 PREDICTIONS = SLICE_SUM_FIELDS.index("predictions")
