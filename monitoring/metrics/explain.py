@@ -48,6 +48,7 @@ from monitoring.pipeline.slice_aggregates import (
     SCORE_BINS,
     SliceSums,
     added_up,
+    scores_complete,
     window_slices,
 )
 from monitoring.stats.auc import ScoreHistogram, coarsened, delong_variance_of_histogram
@@ -199,23 +200,23 @@ def feature_slices(picked: SliceSums, *, scores: bool) -> dict[str, dict[str, Su
     out: dict[str, dict[str, Sums]] = {}
     if not len(picked):
         return out
-    first, totals = added_up(picked, (picked.feature, picked.slice))
-    for feature, slice_, row in zip(
-        picked.feature[first].tolist(), picked.slice[first].tolist(), totals, strict=True
+    _, totals = added_up(picked, (picked.feature, picked.slice))
+    bins = totals.scores.toarray() if scores else None
+    for i, (feature, slice_, row) in enumerate(
+        zip(totals.feature.tolist(), totals.slice.tolist(), totals.sums.tolist(), strict=True)
     ):
-        out.setdefault(feature, {})[slice_] = sums_of(row, scores=scores)
+        out.setdefault(feature, {})[slice_] = sums_of(row, None if bins is None else bins[i])
     return out
 
 
-def sums_of(row: np.ndarray, *, scores: bool = False) -> Sums:
-    """A stored slice's sums by field, counts as integers (and its score bins if asked)."""
-    named = len(SLICE_SUM_FIELDS)
+def sums_of(row: list[float], scores: np.ndarray | None = None) -> Sums:
+    """A stored slice's sums by field, counts as integers (and its score bins if given)."""
     sums: Sums = {
         name: round(value) if name in SLICE_COUNT_FIELDS else value
-        for name, value in zip(SLICE_SUM_FIELDS, row[:named].tolist(), strict=True)
+        for name, value in zip(SLICE_SUM_FIELDS, row, strict=True)
     }
-    if scores:
-        sums[SCORES] = row[named:]
+    if scores is not None:
+        sums[SCORES] = scores
     return sums
 
 
@@ -234,7 +235,7 @@ def subtract(a: Sums, b: Sums | None) -> Sums:
 
 def days_without_scores(picked: SliceSums) -> list[str]:
     """The days whose stored slices were aggregated before they held score bins."""
-    unknown = np.isnan(picked.sums[:, len(SLICE_SUM_FIELDS) :]).any(axis=1)
+    unknown = ~scores_complete(picked)
     days = np.unique(picked.start[unknown] - picked.start[unknown] % 86400)
     return [datetime.fromtimestamp(day, UTC).date().isoformat() for day in days.tolist()]
 
@@ -521,12 +522,9 @@ def feature_slice_days(
     entries = entries.take(np.flatnonzero(entries.feature == feature))
     cells: dict[tuple[str, datetime], Sums] = {}
     if len(entries):
-        first, totals = added_up(entries, (entries.slice, entries.start))
+        _, totals = added_up(entries, (entries.slice, entries.start))
         for slice_, day, row in zip(
-            entries.slice[first].tolist(),
-            entries.start[first].tolist(),
-            totals,
-            strict=True,
+            totals.slice.tolist(), totals.start.tolist(), totals.sums.tolist(), strict=True
         ):
             cells[(slice_, datetime.fromtimestamp(day, UTC))] = sums_of(row)
     kind = SliceBins.objects.filter(model=model, name=feature).values_list("kind", flat=True)
