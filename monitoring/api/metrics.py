@@ -184,7 +184,9 @@ class ExplainView(ModelAPIView):
         description=(
             "Why a metric moved between a baseline window and a current one (whole UTC days): "
             "its change decomposed per slice of every segment, version and feature into mix "
-            "and within effects, each slice's p-value and Benjamini-Hochberg q-value. "
+            "and within effects (means over their n) or ranked by impact (f1, rmse, roc_auc: "
+            "the change minus the change without the slice; roc_auc's slices on 50 score bins, "
+            "tested by DeLong), each slice's p-value and Benjamini-Hochberg q-value. "
             "Defaults: the current window is the 7 days before the last prediction day, the "
             "baseline the days of the same length before it."
         ),

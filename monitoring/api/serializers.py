@@ -646,7 +646,7 @@ class ExplainDriverSerializer(serializers.Serializer):
     within_effect = FiniteFloatField()
     impact = FiniteFloatField(
         help_text="metrics that are not means over their n: the change minus the change "
-        "without this slice; null otherwise"
+        "without this slice (roc_auc: both on the slices' 50 score bins); null otherwise"
     )
     p_value = FiniteFloatField(help_text="the slice's own change, baseline against current")
     q_value = FiniteFloatField(help_text="Benjamini-Hochberg over every slice of the answer")

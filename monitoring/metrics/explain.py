@@ -6,7 +6,12 @@ mean-type metric's change splits exactly into each slice's mix effect
 (w_cur - w_base) * (v_base - V_base) and within effect w_cur * (v_cur - v_base): summed over
 one dimension, w_cur * v_cur adds up to V_cur and w_base * v_base to V_base, so the effects
 add up to V_cur - V_base. Other metrics computed from sums (F1, RMSE) get each slice's impact
-instead: the change minus the change without that slice. Everything is read from aggregates.
+instead: the change minus the change without that slice. ROC AUC is one of them: each slice's
+is computed from its judged scores in `SCORE_BINS` bins by outcome (the segments' and versions'
+from the hourly score sketches, grouped into the same bins), its p-value by DeLong on those
+bins, and its impact from the window's AUC in the same bins, so that binning cancels out of
+it; the windows' values are the metrics API's (its 1,000 bins). Everything is read from
+aggregates.
 """
 
 from __future__ import annotations
@@ -18,24 +23,42 @@ import numpy as np
 from django.db.models import F, Max, Sum
 
 from factory.models import MLModel, ModelVersion
-from monitoring.metrics.registry import MEAN, METRICS, PROPORTION, SUMS, Metric, metric_get
+from monitoring.metrics.measures import Measure
+from monitoring.metrics.registry import AUC, MEAN, METRICS, PROPORTION, SUMS, Metric, metric_get
 from monitoring.metrics.reports import compare_sides
-from monitoring.metrics.series import filtered, metric_check, metric_value
+from monitoring.metrics.series import (
+    filtered,
+    metric_check,
+    metric_value,
+    metric_window,
+    version_ids,
+)
+from monitoring.metrics.sketches import sketches_read
 from monitoring.metrics.windows import MetricError
-from monitoring.models import SLICE_COUNT_FIELDS, SLICE_SUM_FIELDS, HourlyAggregate, SliceBins
+from monitoring.models import (
+    SLICE_COUNT_FIELDS,
+    SLICE_SUM_FIELDS,
+    HourlyAggregate,
+    SketchKind,
+    SliceBins,
+)
 from monitoring.pipeline.slice_aggregates import (
     MISSING,
     OTHER,
+    SCORE_BINS,
     SliceSums,
     added_up,
+    scores_complete,
     window_slices,
 )
+from monitoring.stats.auc import ScoreHistogram, coarsened, delong_variance_of_histogram
+from monitoring.stats.codec import score_histogram_decode
 from monitoring.stats.multiple import benjamini_hochberg
 
 DAY = timedelta(days=1)
 WINDOW_DAYS = 7
 TOP_CATEGORIES = 50  # a categorical dimension's slices: these, then (other), plus (missing)
-IMPACT_METRICS = ("f1", "rmse")  # not a mean over their n: ranked by impact
+IMPACT_METRICS = ("f1", "rmse", "roc_auc")  # not a mean over their n: ranked by impact
 ALPHA, POWER = 0.05, 0.8
 
 
@@ -139,7 +162,10 @@ def windows_of(
 
 # --- the sums per slice ---
 
-Sums = dict[str, float]
+# A slice's sums by field; for ROC AUC also its score bins under SCORES (positives per bin,
+# then negatives: the layout of `SCORE_FIELDS`).
+Sums = dict[str, float | np.ndarray]
+SCORES = "score_bins"
 
 
 def hourly_slices(model, window: Window, scope: dict, by: str) -> dict[str, Sums]:
@@ -168,40 +194,106 @@ def scoped_slices(model, start: datetime | None, end: datetime | None, scope: di
     return sums.take(np.flatnonzero(wanted))
 
 
-def feature_slices(model, window: Window, scope: dict) -> dict[str, dict[str, Sums]]:
-    """{feature: {slice: sums}} over the window's days, from the stored slice sums."""
-    picked = scoped_slices(model, window.start, window.end, scope)
+def feature_slices(picked: SliceSums, *, scores: bool) -> dict[str, dict[str, Sums]]:
+    """{feature: {slice: sums}} over the window's stored slice sums (``picked``), with their
+    score bins if ``scores``."""
     out: dict[str, dict[str, Sums]] = {}
     if not len(picked):
         return out
-    first, totals = added_up(picked, (picked.feature, picked.slice))
-    for feature, slice_, row in zip(
-        picked.feature[first].tolist(), picked.slice[first].tolist(), totals.tolist(), strict=True
+    _, totals = added_up(picked, (picked.feature, picked.slice))
+    bins = totals.scores.toarray() if scores else None
+    for i, (feature, slice_, row) in enumerate(
+        zip(totals.feature.tolist(), totals.slice.tolist(), totals.sums.tolist(), strict=True)
     ):
-        out.setdefault(feature, {})[slice_] = sums_of(row)
-    return out
-    first, totals = added_up(picked, (picked.feature, picked.slice))
-    for feature, slice_, row in zip(
-        picked.feature[first].tolist(), picked.slice[first].tolist(), totals.tolist(), strict=True
-    ):
-        out.setdefault(feature, {})[slice_] = sums_of(row)
+        out.setdefault(feature, {})[slice_] = sums_of(row, None if bins is None else bins[i])
     return out
 
 
-def sums_of(row: list[float]) -> Sums:
-    """A stored slice's sums by field, counts as integers."""
-    return {
+def sums_of(row: list[float], scores: np.ndarray | None = None) -> Sums:
+    """A stored slice's sums by field, counts as integers (and its score bins if given)."""
+    sums: Sums = {
         name: round(value) if name in SLICE_COUNT_FIELDS else value
         for name, value in zip(SLICE_SUM_FIELDS, row, strict=True)
     }
+    if scores is not None:
+        sums[SCORES] = scores
+    return sums
+
+
+def fields_of(*sides: Sums | None) -> tuple[str, ...]:
+    with_scores = any(side and SCORES in side for side in sides)
+    return (*SLICE_SUM_FIELDS, SCORES) if with_scores else SLICE_SUM_FIELDS
 
 
 def add(a: Sums | None, b: Sums | None) -> Sums:
-    return {f: (a or {}).get(f, 0) + (b or {}).get(f, 0) for f in SLICE_SUM_FIELDS}
+    return {f: (a or {}).get(f, 0) + (b or {}).get(f, 0) for f in fields_of(a, b)}
 
 
 def subtract(a: Sums, b: Sums | None) -> Sums:
-    return {f: a[f] - (b or {}).get(f, 0) for f in SLICE_SUM_FIELDS}
+    return {f: a[f] - (b or {}).get(f, 0) for f in a}
+
+
+def days_without_scores(picked: SliceSums) -> list[str]:
+    """The days whose stored slices were aggregated before they held score bins."""
+    unknown = ~scores_complete(picked)
+    days = np.unique(picked.start[unknown] - picked.start[unknown] % 86400)
+    return [datetime.fromtimestamp(day, UTC).date().isoformat() for day in days.tolist()]
+
+
+def scores_check(picked: SliceSums, name: str) -> None:
+    missing = days_without_scores(picked)
+    if missing:
+        raise MetricError(
+            f"roc_auc by feature slice: the {name} window's days {', '.join(missing)} were "
+            "aggregated before slices kept their scores; run `manage.py aggregates_backfill` "
+            "(while their raw rows are kept) to explain them"
+        )
+
+
+def sketch_score_bins(model, window: Window, scope: dict, by: str) -> dict[str, np.ndarray]:
+    """Each segment's or version's judged scores in `SCORE_BINS` bins by outcome over the
+    window, from the hourly score sketches (those ROC AUC is charted from), coarsened."""
+    rows = sketches_read(
+        model=model,
+        kind=SketchKind.SCORE,
+        start=window.start,
+        end=window.end,
+        version_ids=version_ids(model, scope),
+        segment=scope["segment"],
+    )
+    names = dict(ModelVersion.objects.filter(model=model).values_list("pk", "version"))
+    out: dict[str, np.ndarray] = {}
+    for row in rows:
+        key = row.segment if by == "segment" else names[row.version_id]
+        histogram = coarsened(score_histogram_decode(bytes(row.data)), SCORE_BINS)
+        bins = np.concatenate([histogram.positives, histogram.negatives]).astype(float)
+        out[key] = out.get(key, 0) + bins
+    return out
+
+
+def with_scores(slices: dict[str, Sums], bins: dict[str, np.ndarray]) -> dict[str, Sums]:
+    empty = np.zeros(2 * SCORE_BINS)
+    return {name: sums | {SCORES: bins.get(name, empty)} for name, sums in slices.items()}
+
+
+def histogram_of(sums: Sums) -> ScoreHistogram:
+    bins = np.asarray(sums[SCORES], dtype=float)
+    return ScoreHistogram(bins[:SCORE_BINS], bins[SCORE_BINS:], np.zeros(SCORE_BINS))
+
+
+def measure_of(metric: Metric, sums: Sums) -> Measure:
+    """The metric of a slice's sums; ROC AUC from its score bins, with DeLong's variance."""
+    if metric.kind != AUC:
+        return metric_value(metric, sums, None)
+    histogram = histogram_of(sums)
+    measure = metric_value(metric, sums, histogram)
+    measure.variance = delong_variance_of_histogram(histogram)
+    return measure
+
+
+def comparison_of(metric: Metric) -> str:
+    """How a slice's two windows are tested: DeLong's variances (delta) for ROC AUC."""
+    return "delta" if metric.kind == AUC else metric.comparison
 
 
 def top_categories(
@@ -238,15 +330,15 @@ def slice_driver(
     """One slice's shares, values, effects and p-value; ``totals`` are the dimension's
     (baseline Measure, current Measure)."""
     base_total, cur_total = totals
-    base = metric_value(metric, sides[0], None) if sides[0] else None
-    cur = metric_value(metric, sides[1], None) if sides[1] else None
+    base = measure_of(metric, sides[0]) if sides[0] else None
+    cur = measure_of(metric, sides[1]) if sides[1] else None
     v_base = base.value if base and base.n else None
     v_cur = cur.value if cur and cur.n else None
-    w_base = base.n / base_total.n if v_base is not None else 0.0
-    w_cur = cur.n / cur_total.n if v_cur is not None else 0.0
+    w_base = share_of(metric, base, v_base, base_total)
+    w_cur = share_of(metric, cur, v_cur, cur_total)
     driver = Driver(dimension, name, w_base, w_cur, v_base, v_cur)
     if v_base is not None and v_cur is not None:
-        comparison = compare_sides(metric.comparison, base, cur, alpha=ALPHA, power=POWER)
+        comparison = compare_sides(comparison_of(metric), base, cur, alpha=ALPHA, power=POWER)
         driver.p_value = comparison.p_value if comparison else None
     if additive(metric):
         anchor = base_total.value if v_base is None else v_base
@@ -254,7 +346,7 @@ def slice_driver(
         driver.within_effect = w_cur * (v_cur - anchor) if v_cur is not None else 0.0
     else:
         without = [
-            metric_value(metric, subtract(whole, part), None)
+            measure_of(metric, subtract(whole, part))
             for whole, part in ((totals[0].sums, sides[0]), (totals[1].sums, sides[1]))
         ]
         change = cur_total.value - base_total.value
@@ -263,6 +355,15 @@ def slice_driver(
         rest = None in (without[0].value, without[1].value)
         driver.impact = change if rest else change - (without[1].value - without[0].value)
     return driver
+
+
+def share_of(metric: Metric, measure: Measure | None, value: float | None, total) -> float:
+    """A slice's share of the dimension's n. For an additive metric it weighs the effects,
+    and a slice without a value has none; a ranked slice's is of the n its metric counts,
+    valued or not (an AUC of one outcome has none)."""
+    if measure is None or (value is None and additive(metric)):
+        return 0.0
+    return measure.n / total.n
 
 
 @dataclass
@@ -279,9 +380,12 @@ def dimension_drivers(
 ) -> tuple[dict, list[Driver]]:
     totals = []
     for side in (base, cur):
-        sums = {f: sum(s[f] for s in side.values()) for f in SLICE_SUM_FIELDS}
-        measure = metric_value(metric, sums, None)
-        totals.append(Total(measure.value, measure.n, sums) if measure.n else None)
+        sums = add(None, None)
+        for part in side.values():
+            sums = add(sums, part)
+        measure = measure_of(metric, sums)
+        valued = measure.n and measure.value is not None
+        totals.append(Total(measure.value, measure.n, sums) if valued else None)
     if None in totals:
         return {}, []
     drivers = [
@@ -296,12 +400,19 @@ def dimension_drivers(
 
 
 def window_measure(metric: Metric, model, window: Window, scope: dict, name: str) -> Window:
+    """The window's value and n; ROC AUC's as the metrics API gives it."""
     sums = add(None, None)
     for part in hourly_slices(model, window, scope, "segment").values():
         sums = add(sums, part)
-    measure = metric_value(metric, sums, None)
+    if metric.kind == AUC:
+        measure = metric_window(
+            model=model, metric=metric.key, start=window.start, end=window.end, **scope
+        )
+    else:
+        measure = metric_value(metric, sums, None)
     if not measure.n or measure.value is None:
         what = "labelled predictions" if sums["predictions"] else "predictions"
+        what += " of both outcomes" if metric.kind == AUC and sums["predictions"] else ""
         raise MetricError(
             f"the {name} window {window.start.date()} .. {window.end.date()} has no {what} "
             f"for {metric.key}"
@@ -333,7 +444,18 @@ def explain(
             hourly_slices(model, w, scope, "version__version") for w in (baseline, current)
         ],
     }
-    per_feature = [feature_slices(model, w, scope) for w in (baseline, current)]
+    scores = entry.kind == AUC
+    if scores:
+        for dimension, by in (("segment", "segment"), ("version", "version")):
+            dimensions[dimension] = [
+                with_scores(slices, sketch_score_bins(model, w, scope, by))
+                for slices, w in zip(dimensions[dimension], (baseline, current), strict=True)
+            ]
+    picked = [scoped_slices(model, w.start, w.end, scope) for w in (baseline, current)]
+    if scores:
+        for entries, name in zip(picked, ("baseline", "current"), strict=True):
+            scores_check(entries, name)
+    per_feature = [feature_slices(entries, scores=scores) for entries in picked]
     for name in sorted(set(per_feature[0]) | set(per_feature[1])):
         base, cur = per_feature[0].get(name, {}), per_feature[1].get(name, {})
         dimensions[f"feature:{name}"] = list(top_categories(base, cur))
@@ -400,12 +522,9 @@ def feature_slice_days(
     entries = entries.take(np.flatnonzero(entries.feature == feature))
     cells: dict[tuple[str, datetime], Sums] = {}
     if len(entries):
-        first, totals = added_up(entries, (entries.slice, entries.start))
+        _, totals = added_up(entries, (entries.slice, entries.start))
         for slice_, day, row in zip(
-            entries.slice[first].tolist(),
-            entries.start[first].tolist(),
-            totals.tolist(),
-            strict=True,
+            totals.slice.tolist(), totals.start.tolist(), totals.sums.tolist(), strict=True
         ):
             cells[(slice_, datetime.fromtimestamp(day, UTC))] = sums_of(row)
     kind = SliceBins.objects.filter(model=model, name=feature).values_list("kind", flat=True)

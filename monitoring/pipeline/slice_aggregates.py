@@ -5,7 +5,14 @@ feature) or a categorical feature's category, plus `(missing)`; the sums are tho
 `HourlyAggregate` (`SLICE_SUM_FIELDS`), so any metric computed from hourly sums is computed
 per slice the same way. Row i of the chunk's columns contributes its value of each sum
 (`row_sums`), and NumPy adds them up per (group, slice) key (`Binned`), for all groups of the
-chunk at once.
+chunk at once. Beside them, each slice's judged scores in `SCORE_BINS` equal bins of [0, 1]
+by outcome (`SCORE_FIELDS`: positives, then negatives, per bin), for its ROC AUC: a row adds
+1 to one of them (`score_columns`), so they are a sparse matrix (a slice of an hour holds a
+few of the 100), stored as (entry, column, count) triples. A slice's bins are complete when
+they count its `probabilistic` rows (judged and scored: the same rows); those of days
+aggregated before the bins existed count none (`scores_complete`). Such a day updated an
+hour at a time becomes complete once each of its hours has been aggregated again (its
+stored sums, minus each old hour's entries, which had no bins, plus the new ones).
 
 Stored a day per row (`SliceDay`): the day's entries per hour, and their sums per day, each
 one compressed document, written for every day a chunk touches. A day whose hours are not
@@ -14,7 +21,8 @@ all in the chunk keeps its other hours as stored.
 Size: a (version, segment, hour) gets at most 11 entries per numerical feature (10 deciles
 and missing) and `MAX_CATEGORIES` + 2 per categorical feature (its most frequent categories
 in that hour, `(other)`, `(missing)`); a day's sums at most as many per (version, segment)
-(docs/operations.md).
+(docs/operations.md). Each entry's score bins add 13 bytes per non-empty bin, at most one
+per judged, scored prediction it holds and at most 100.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from monitoring.models import (
 from monitoring.pipeline.bins import UNKNOWN, Bins
 from monitoring.pipeline.chunk_rows import ChunkRows
 from monitoring.pipeline.sketch_groups import Binned, Groups
+from monitoring.stats.auc import coarse_bin_index
 from monitoring.stats.codec import pack, unpack
 
 MISSING = "(missing)"
@@ -49,6 +58,12 @@ OTHER = "(other)"
 MAX_CATEGORIES = 50  # stored per feature and (version, segment, hour); the rest is (other)
 EPS = float(np.finfo(np.float64).eps)  # log loss clips scores as the hourly sums do
 DECILES = 10
+# A slice's ROC AUC: its judged scores per outcome in this many equal bins (the hourly
+# sketches' 1,000 grouped by 20), 100 sparse columns beside the 27 sums.
+SCORE_BINS = 50
+SCORE_FIELDS = tuple(
+    f"{outcome}_{i:02d}" for outcome in ("positives", "negatives") for i in range(SCORE_BINS)
+)
 
 
 # --- the slices of a feature, frozen once per model ---
@@ -150,6 +165,23 @@ def row_sums(rows: ChunkRows) -> dict[str, np.ndarray]:
     }
 
 
+def score_columns(rows: ChunkRows) -> np.ndarray:
+    """Per row, the column of `SCORE_FIELDS` it adds 1 to (its outcome's, at its score's
+    bin), -1 unless judged and scored (the rows of the hourly score sketches)."""
+    probabilistic = ~np.isnan(rows.actual) & ~np.isnan(rows.score)
+    index = coarse_bin_index(np.where(probabilistic, rows.score, 0.0), SCORE_BINS)
+    index = index + np.where(rows.actual == 1.0, 0, SCORE_BINS)
+    return np.where(probabilistic, index, -1)
+
+
+def score_counts(entry_of_row: np.ndarray, size: int, columns: np.ndarray) -> sparse.csr_matrix:
+    """(size, len(SCORE_FIELDS)) counts: row i adds 1 at (entry_of_row[i], columns[i])."""
+    counted = columns >= 0
+    ones = np.ones(int(counted.sum()))
+    cells = (entry_of_row[counted], columns[counted])
+    return sparse.csr_matrix((ones, cells), shape=(size, len(SCORE_FIELDS)))
+
+
 # --- a feature's slice of every row ---
 
 
@@ -195,7 +227,8 @@ def feature_slices(groups: Groups, rows: ChunkRows, bins: SliceBins):
 @dataclass
 class SliceSums:
     """Sums per (version, segment, start, feature, slice), one entry per non-empty slice:
-    ``sums`` holds a row per entry, a column per field of `SLICE_SUM_FIELDS`."""
+    ``sums`` holds a row per entry, a column per field of `SLICE_SUM_FIELDS`; ``scores`` a
+    row per entry, a column per field of `SCORE_FIELDS` (none given: all zero)."""
 
     version: np.ndarray  # int64
     segment: np.ndarray  # str objects
@@ -203,19 +236,25 @@ class SliceSums:
     feature: np.ndarray  # str objects
     slice: np.ndarray  # str objects
     sums: np.ndarray  # float64, (entries, fields)
+    scores: sparse.csr_matrix | None = None  # float64 counts, (entries, score fields)
+
+    def __post_init__(self):
+        if self.scores is None:
+            self.scores = sparse.csr_matrix((self.version.size, len(SCORE_FIELDS)))
 
     def __len__(self) -> int:
         return self.version.size
 
-    def take(self, index: np.ndarray) -> SliceSums:
+    def take(self, index: np.ndarray | slice) -> SliceSums:
         return SliceSums(*(column[index] for column in columns_of(self)))
 
     @classmethod
     def concat(cls, parts: list[SliceSums]) -> SliceSums:
         if not parts:
             return cls.empty()
-        columns = zip(*map(columns_of, parts), strict=True)
-        return cls(*(np.concatenate(each) for each in columns))
+        columns = list(zip(*map(columns_of, parts), strict=True))
+        dense = (np.concatenate(each) for each in columns[:-1])
+        return cls(*dense, sparse.vstack(columns[-1], format="csr"))
 
     @classmethod
     def empty(cls) -> SliceSums:
@@ -224,8 +263,18 @@ class SliceSums:
         return cls(whole, text, whole, text, text, np.zeros((0, len(SLICE_SUM_FIELDS))))
 
 
-def columns_of(sums: SliceSums) -> tuple[np.ndarray, ...]:
+def columns_of(sums: SliceSums) -> tuple:
     return tuple(getattr(sums, f.name) for f in fields(SliceSums))
+
+
+PROBABILISTIC = SLICE_SUM_FIELDS.index("probabilistic")
+
+
+def scores_complete(sums: SliceSums) -> np.ndarray:
+    """Per entry, whether its score bins count all its judged, scored rows (False for a
+    slice with such rows aggregated before the bins were kept)."""
+    counted = np.asarray(sums.scores.sum(axis=1)).ravel()
+    return np.abs(counted - sums.sums[:, PROBABILISTIC]) < 0.5
 
 
 def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows) -> SliceSums:
@@ -241,27 +290,31 @@ def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: Chun
     start = np.array([int(key[2].timestamp()) for key in groups.keys], dtype=np.int64)
     contributions = row_sums(rows)
     weights = np.column_stack([contributions[field] for field in SLICE_SUM_FIELDS]).astype(float)
+    scores = score_columns(rows)
     parts = []
     for name in sorted(frozen):
         index, labels = feature_slices(groups, rows, frozen[name])
         binned = Binned.of(groups.of_row, index, len(labels))
-        sums = adder(binned.inverse, binned.group.size) @ weights
+        size = binned.group.size
+        sums = adder(binned.inverse, size) @ weights
+        counts = score_counts(binned.inverse, size, scores)
         group = binned.group
         feature = np.full(group.size, name, dtype=object)
         labelled = np.asarray(labels, dtype=object)[binned.index]
-        parts.append(
-            SliceSums(version[group], segment[group], start[group], feature, labelled, sums)
-        )
+        keys = (version[group], segment[group], start[group], feature, labelled)
+        parts.append(SliceSums(*keys, sums, counts))
     return SliceSums.concat(parts)
 
 
-def added_up(sums: SliceSums, keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The entries' sums added up per distinct key (arrays of an entry each): each key's
-    first entry and its totals, from one sparse product, no Python loop."""
+def added_up(sums: SliceSums, keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, SliceSums]:
+    """The entries added up per distinct key (arrays of an entry each): each key's first
+    entry, and the totals (keyed as that entry), from sparse products, no Python loop."""
     codes = [pd.factorize(column)[0] for column in keys]
     key = np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes])
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return first, adder(inverse.ravel(), first.size) @ sums.sums
+    adding = adder(inverse.ravel(), first.size)
+    firsts = (column[first] for column in columns_of(sums)[:5])
+    return first, SliceSums(*firsts, adding @ sums.sums, (adding @ sums.scores).tocsr())
 
 
 def adder(inverse: np.ndarray, size: int) -> sparse.csr_matrix:
@@ -277,14 +330,8 @@ def summed(sums: SliceSums, seconds: int) -> SliceSums:
         return sums
     start = sums.start - sums.start % seconds
     first, totals = added_up(sums, (sums.version, sums.segment, start, sums.feature, sums.slice))
-    return SliceSums(
-        sums.version[first],
-        sums.segment[first],
-        start[first],
-        sums.feature[first],
-        sums.slice[first],
-        totals,
-    )
+    totals.start = start[first]
+    return totals
 
 
 # --- a day's slices, stored as one compact row ---
@@ -294,14 +341,18 @@ _HEADER = struct.Struct("<II")  # header length, entries
 
 def slices_encode(sums: SliceSums) -> bytes:
     """Entries as bytes: the distinct texts once (JSON), then codes and the sums, of the
-    fields that are not all zero (a classifier's regression sums are left out)."""
+    fields that are not all zero (a classifier's regression sums are left out), then the
+    score bins that are not zero as (entry, column, count) triples."""
     texts, codes = {}, []
     for key, column in (("segments", sums.segment), ("features", sums.feature)):
         codes.append(column_codes(column, texts, key))
     codes.append(column_codes(sums.slice, texts, "slices"))
     kept = np.flatnonzero(np.any(sums.sums != 0, axis=0))
-    header = {"fields": [SLICE_SUM_FIELDS[i] for i in kept.tolist()], **texts}
-    encoded = json.dumps(header, separators=(",", ":")).encode()
+    scores = sums.scores
+    row = np.repeat(np.arange(len(sums)), np.diff(scores.indptr))
+    nonzero = scores.data != 0
+    header = {"fields": [SLICE_SUM_FIELDS[i] for i in kept.tolist()], "scores": int(nonzero.sum())}
+    encoded = json.dumps(header | texts, separators=(",", ":")).encode()
     parts = [
         _HEADER.pack(len(encoded), len(sums)),
         encoded,
@@ -309,6 +360,9 @@ def slices_encode(sums: SliceSums) -> bytes:
         sums.start.astype("<i8").tobytes(),
         *(each.astype("<i4").tobytes() for each in codes),
         np.ascontiguousarray(sums.sums[:, kept], dtype="<f8").tobytes(),
+        row[nonzero].astype("<i4").tobytes(),
+        scores.indices[nonzero].astype("u1").tobytes(),
+        scores.data[nonzero].astype("<f8").tobytes(),
     ]
     return pack(b"".join(parts))
 
@@ -320,7 +374,8 @@ def column_codes(column: np.ndarray, texts: dict, key: str) -> np.ndarray:
 
 
 def slices_decode(data: bytes) -> SliceSums:
-    """The entries of `slices_encode`; fields it did not store read as 0."""
+    """The entries of `slices_encode`; fields it did not store read as 0 (score bins of a
+    document written before them too: `scores_complete` tells)."""
     raw = unpack(data)
     size, n = _HEADER.unpack_from(raw)
     offset = _HEADER.size + size
@@ -328,14 +383,21 @@ def slices_decode(data: bytes) -> SliceSums:
     version = np.frombuffer(raw, "<i8", n, offset)
     start = np.frombuffer(raw, "<i8", n, offset + 8 * n)
     codes = [np.frombuffer(raw, "<i4", n, offset + 16 * n + 4 * n * i) for i in range(3)]
-    stored = np.frombuffer(raw, "<f8", n * len(header["fields"]), offset + 28 * n)
+    offset += 28 * n
+    stored = np.frombuffer(raw, "<f8", n * len(header["fields"]), offset)
     sums = np.zeros((n, len(SLICE_SUM_FIELDS)))
     columns = [SLICE_SUM_FIELDS.index(name) for name in header["fields"]]
     sums[:, columns] = stored.reshape(n, len(columns))
     texts = [np.asarray(header[key], dtype=object) for key in ("segments", "features", "slices")]
     segment, feature, slice_ = (text[code] for text, code in zip(texts, codes, strict=True))
+    offset += stored.nbytes
+    nnz = header.get("scores", 0)
+    row = np.frombuffer(raw, "<i4", nnz, offset)
+    column = np.frombuffer(raw, "u1", nnz, offset + 4 * nnz)
+    counts = np.frombuffer(raw, "<f8", nnz, offset + 5 * nnz)
+    scores = sparse.csr_matrix((counts, (row, column)), shape=(n, len(SCORE_FIELDS)))
     return SliceSums(
-        version.astype(np.int64), segment, start.astype(np.int64), feature, slice_, sums
+        version.astype(np.int64), segment, start.astype(np.int64), feature, slice_, sums, scores
     )
 
 
@@ -381,15 +443,19 @@ PREDICTIONS = SLICE_SUM_FIELDS.index("predictions")
 
 
 def negated(sums: SliceSums) -> SliceSums:
-    return SliceSums(*columns_of(sums)[:5], -sums.sums)
+    return SliceSums(*columns_of(sums)[:5], -sums.sums, -sums.scores)
 
 
 def by_period(sums: SliceSums, seconds: int) -> list[tuple[datetime, bytes]]:
     """The entries split by their period (hour or day), each encoded."""
     period = sums.start - sums.start % seconds
+    order = np.argsort(period, kind="stable")
+    ordered, period = sums.take(order), period[order]
+    starts, first = np.unique(period, return_index=True)
+    bounds = [*first.tolist(), len(period)]
     out = []
-    for start in np.unique(period).tolist():
-        document = slices_encode(sums.take(np.flatnonzero(period == start)))
+    for i, start in enumerate(starts.tolist()):
+        document = slices_encode(ordered.take(slice(bounds[i], bounds[i + 1])))
         out.append((datetime.fromtimestamp(start, UTC), document))
     return out
 

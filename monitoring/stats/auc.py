@@ -130,6 +130,40 @@ def auc_from_histogram(histogram: ScoreHistogram, *, confidence: float = CONFIDE
     )
 
 
+def delong_variance_of_histogram(histogram: ScoreHistogram) -> float | None:
+    """DeLong's variance of the binned AUC: each positive's placement is the share of
+    negatives below its bin plus half those in it, each negative's the share of positives
+    above plus half; the variance is theirs over each class's size (scores in one bin are
+    ties, as `auc_delong` counts them). None with fewer than two of either class."""
+    pos, neg = histogram.positives.astype(float), histogram.negatives.astype(float)
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos < 2 or n_neg < 2:
+        return None
+    of_positive = (np.cumsum(neg) - neg / 2) / n_neg
+    of_negative = (np.cumsum(pos[::-1])[::-1] - pos / 2) / n_pos
+    auc = float(np.sum(pos * of_positive) / n_pos)
+    spread_pos = np.sum(pos * (of_positive - auc) ** 2) / (n_pos - 1)
+    spread_neg = np.sum(neg * (of_negative - auc) ** 2) / (n_neg - 1)
+    return float(spread_pos / n_pos + spread_neg / n_neg)
+
+
+def coarse_bin_index(scores: ArrayLike, n_bins: int) -> np.ndarray:
+    """Bin of each score among ``n_bins`` (a divisor of `SCORE_BINS`): the fine bins grouped,
+    so a coarse histogram of rows equals the stored fine one coarsened (`coarsened`)."""
+    return score_bin_index(scores) // (SCORE_BINS // n_bins)
+
+
+def coarsened(histogram: ScoreHistogram, n_bins: int) -> ScoreHistogram:
+    """The histogram's bins summed in groups into ``n_bins``."""
+
+    def grouped(values: np.ndarray) -> np.ndarray:
+        return values.reshape(n_bins, -1).sum(axis=1)
+
+    return ScoreHistogram(
+        grouped(histogram.positives), grouped(histogram.negatives), grouped(histogram.score_sums)
+    )
+
+
 def hanley_mcneil_variance(auc: float, n_pos: int, n_neg: int) -> float:
     q1 = auc / (2 - auc)
     q2 = 2 * auc**2 / (1 + auc)

@@ -366,12 +366,13 @@ def test_the_backfill_builds_the_slices_of_hours_aggregated_before_them(planted,
 
 
 def slice_rows(model) -> dict[tuple, np.ndarray]:
-    """Every stored entry (days' and hours') by its key."""
+    """Every stored entry (days' and hours') by its key: its sums, then its score bins."""
     out = {}
     for document in ("sums", "hours"):
         entries = stored(model, document)
         keys = zip(*columns_of(entries)[:5], strict=True)
-        for key, sums in zip(keys, entries.sums, strict=True):
+        rows = np.hstack([entries.sums, entries.scores.toarray()])
+        for key, sums in zip(keys, rows, strict=True):
             out[(document, *key)] = sums
     return out
 
