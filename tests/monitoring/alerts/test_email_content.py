@@ -8,18 +8,20 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 from accounts.roles import Role, user_role_set
 from monitoring.ingest.services import records_ingest
 from monitoring.jobs import jobs_run
 from monitoring.metrics.registry import metric_label
-from monitoring.models import Alert
+from monitoring.models import Alert, Label, Prediction
 from tests.conftest import outcome, prediction
 from tests.monitoring.alerts.email_parts import bodies, inline_images, png_pixels
 from tests.monitoring.alerts.test_kinds import DAY0, end_of_day, rule, traffic
@@ -267,3 +269,50 @@ def test_a_resolved_alerts_message_offers_no_action(model, smtp_server):
     assert "RESOLVED" in resolved["Subject"]
     text, html = bodies(resolved)
     assert "Acknowledge" not in text and "Acknowledge" not in html and "?act=" not in html
+
+
+def regional_scores(model, day: int, informative: dict[str, bool], n: int = 200) -> None:
+    """`n` labelled, scored predictions per region on day `day`, half of them positive. A
+    region's scores rank its outcomes (positives score high) when informative, else the wrong
+    way round. Scores sit on the centres of the slices' 50 score bins, so binning loses
+    nothing."""
+    at = DAY0 + timedelta(days=day, hours=6)
+    centres = (np.arange(50) + 0.5) / 50
+    records, outcomes = [], []
+    for offset, (region, ranks) in enumerate(sorted(informative.items())):
+        first = (day + 5) * 10_000 + offset * n
+        for i in range(first, first + n):
+            positive = (i - first) % 2
+            bin_ = (i - first) // 2 % 25 + 25 * (positive if ranks else 1 - positive)
+            score = float(centres[bin_])
+            features = {"region": region, "age": 40}
+            records.append(prediction(i, at=at, score=score, features=features))
+            outcomes.append(outcome(i, at=at + timedelta(hours=1), outcome=positive))
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
+
+
+def test_an_roc_auc_alert_names_the_slice_where_the_ranking_broke(model, smtp_server):
+    # given: on day -1 the scores rank the outcomes in both regions; on day 0 not in the south
+    rule(model, kind="static", metric="roc_auc", lower=0.8)
+    regional_scores(model, -1, {"north": True, "south": True})
+    regional_scores(model, 0, {"north": True, "south": False})
+    # when: day 0 is judged
+    jobs_run(model_id=model.pk, now=end_of_day(0))
+    # then: the e-mail's first driver is the south: its ROC AUC and its impact (the change
+    # minus the change without it) as scikit-learn has them on the rows
+    text, _ = bodies(smtp_server.messages[0][1])
+    drivers = text.split("What drives it:\n")[1].split("\n\n")[0].splitlines()
+    rows: dict[tuple, tuple[list, list]] = {}
+    for row in Prediction.objects.filter(model=model):
+        label = Label.objects.get(prediction_id=row.pk)
+        for key in ((row.timestamp.date(), "all"), (row.timestamp.date(), row.features["region"])):
+            rows.setdefault(key, ([], []))
+            rows[key][0].append(int(label.outcome))
+            rows[key][1].append(row.score)
+    before, after = sorted({day for day, _ in rows})
+    auc = {key: roc_auc_score(*columns) for key, columns in rows.items()}
+    change = auc[after, "all"] - auc[before, "all"]
+    impact = change - (auc[after, "north"] - auc[before, "north"])
+    south = f"ROC AUC fell from {auc[before, 'south']:.2f} to {auc[after, 'south']:.2f} there"
+    assert drivers[0] == f"- With region south: {impact:.3g} ({south}), q < 0.001"
