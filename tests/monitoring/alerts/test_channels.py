@@ -114,7 +114,7 @@ def test_a_new_model_gets_default_rules(writer):
     regression = writer.post("/api/v1/models", body, format="json")
     assert regression.status_code == 201
     metrics = {r["metric"] for r in writer.get("/api/v1/models/price/alert-rules").json()}
-    assert metrics == {"mae", "mean_prediction", "predictions"}
+    assert metrics == {"mae", "mean_prediction", "estimated:mae", "predictions"}
 
 
 def test_business_values_get_a_default_band_when_they_first_appear(model, smtp_server):
