@@ -256,7 +256,7 @@ def model_page_get(*, model: MLModel, scope: Scope, now: datetime | None = None)
     page.sections = {name: charts for name, charts in sections.items() if charts}
     charts = page.sections.get("performance", []) + page.sections.get("business", [])
     notes = cached(
-        hourly_key("sensitivity", page, now),
+        hourly_key("sensitivity", page, charts, now),
         lambda: {c.metric: sensitivity_note(page.series, c.metric) for c in charts},
         seconds=HOUR_S,
     )
@@ -357,12 +357,16 @@ def page_key(section: str, page: ModelPage) -> str:
     return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def hourly_key(section: str, page: ModelPage, now: datetime) -> str:
+def hourly_key(section: str, page: ModelPage, charts: list[Chart], now: datetime) -> str:
     """A cache key for a section that moves with the traffic, not with each prediction (what
-    the traffic can show, over weeks of windows): the scope and the hour, so that it is
-    computed once an hour at most, not after every aggregated prediction."""
+    the traffic can show, over weeks of windows): the scope, the charts, the order of
+    magnitude of the predictions and labels in scope (a model's first data shows at once)
+    and the hour, so that it is computed once an hour at most, not after every prediction."""
     where = (page.model.pk, page.scope.granularity, page.scope.version, page.scope.segment)
-    text = repr((section, where, page.scope.days, now.replace(minute=0, second=0, microsecond=0)))
+    total = page.series.total_sums()
+    scale = [len(str(round(total.get(name) or 0))) for name in ("predictions", "labelled")]
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    text = repr((section, where, page.scope.days, [c.metric for c in charts], scale, hour))
     return f"canary:{section}:" + hashlib.sha256(text.encode()).hexdigest()
 
 

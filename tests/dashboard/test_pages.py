@@ -121,6 +121,21 @@ def test_model_page_sections_and_charts(traffic, viewer):
     )
 
 
+def test_a_first_look_before_the_data_does_not_hide_what_the_traffic_can_show(model, viewer):
+    # given a model page seen once while its first predictions were not yet in (the notes on
+    # what the traffic can show are kept for the hour)
+    viewer.get("/models/churn/")
+    now = hour_now()
+    records = [prediction(i, at=now - timedelta(hours=i % 96)) for i in range(400)]
+    records_ingest(model=model, kind="predictions", records=records, enqueue_jobs=False)
+    outcomes = [outcome(i, at=now, outcome=i % 3 > 0) for i in range(400)]
+    records_ingest(model=model, kind="outcomes", records=outcomes, enqueue_jobs=False)
+    jobs_run(model_id=model.pk)
+    # when it is seen again within the hour, then the accuracy chart says what it can show
+    html = viewer.get("/models/churn/").content.decode()
+    assert "the smallest change this chart can show" in html
+
+
 def test_an_alert_link_lands_on_its_chart(traffic, viewer):
     html = viewer.get("/models/churn/", {"metric": "accuracy"}).content.decode()
     assert 'id="metric-accuracy"' in html
