@@ -179,18 +179,12 @@ def predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, column
 
 
 def ids_repeated(cursor, model_id: int, ids: pa.ChunkedArray) -> bool:
-    """Whether any of the ids is stored more than once for the model, across all months.
-
-    Each id is looked up on its own (LATERAL: at most two rows of it, from each month's
-    unique index), so the cost is in the body's ids, not in the model's stored rows: a
-    grouped `= ANY(ids)` let the planner read every stored id of the model instead, about
-    5 s a body at 8 million."""
+    """Whether any of the ids is stored more than once for the model, across all months."""
     cursor.execute(
-        """SELECT EXISTS (SELECT 1 FROM unnest(%s::text[]) AS ids(pid)
-        CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM (SELECT 1 FROM monitoring_prediction p
-            WHERE p.model_id = %s AND p.prediction_id = ids.pid LIMIT 2) AS found) AS c
-        WHERE c.n > 1)""",
-        [ids.to_pylist(), model_id],
+        """SELECT EXISTS (SELECT 1 FROM monitoring_prediction
+        WHERE model_id = %s AND prediction_id = ANY(%s)
+        GROUP BY prediction_id HAVING COUNT(*) > 1)""",
+        [model_id, ids.to_pylist()],
     )
     return cursor.fetchone()[0]
 
