@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from config.celery import app
 from factory.services import model_create
-from monitoring.metrics.explain import SCORES, dimension_drivers, explain, q_values_fill
+from monitoring.metrics.explain import SCORES, dimension_drivers, q_values_fill
 from monitoring.metrics.registry import metric_get
 from monitoring.metrics.windows import MetricError
 from monitoring.models import SLICE_SUM_FIELDS, SliceDay, SliceHour
@@ -31,6 +31,7 @@ from monitoring.pipeline.slice_aggregates import (
     slices_encode,
 )
 from tests.monitoring.metrics.test_explain import BASE_START, CUR_START, REGIONS, ingest
+from tests.monitoring.metrics.test_explain import answer_of as week_answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,14 +82,7 @@ def planted(frame):
 
 
 def answer_of(model, metric="roc_auc"):
-    return explain(
-        model=model,
-        metric=metric,
-        start=CUR_START,
-        end=CUR_START + timedelta(days=7),
-        baseline_start=BASE_START,
-        baseline_end=CUR_START,
-    )
+    return week_answer(model, metric)
 
 
 def binned(scores: pd.Series, bins: int) -> np.ndarray:
