@@ -254,6 +254,7 @@ BULK_TABLES = (
     "monitoring_dirtyhour",
     "monitoring_quarantinedrecord",
     "monitoring_prediction",
+    "monitoring_predictionkey",
     "monitoring_outcome",
     "monitoring_ingestbatch",
 )

@@ -76,7 +76,7 @@ class Prediction(models.Model):
         # On PostgreSQL the table is partitioned by month of `timestamp` (monitoring/ingest/
         # partitions.py), and a unique index there must hold the partition key: this one
         # serves lookups. A (model, prediction_id) stored once across months is the store's
-        # rule, under a per-model lock (monitoring/ingest/store.py).
+        # rule, under a per-model lock (monitoring/ingest/store.py), checked in PredictionKey.
         constraints = [
             models.UniqueConstraint(
                 fields=["model", "prediction_id", "timestamp"], name="prediction_unique_per_month"
@@ -86,6 +86,25 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.prediction_id} at {self.timestamp.isoformat()}"
+
+
+class PredictionKey(models.Model):
+    """Each stored prediction's key, unique across months: how ingestion finds an id stored
+    in another month (monitoring/ingest/store.py).
+
+    The predictions' own unique index holds the month (a partitioned table's unique index
+    must), so it cannot refuse a repeat in another month; this table, not partitioned, can,
+    at the cost of one index entry per prediction. Retention deletes the keys of the months
+    it drops (a BRIN index on `timestamp` finds them). Written on PostgreSQL only (SQLite
+    checks the predictions table, one writer at a time)."""
+
+    pk = models.CompositePrimaryKey("model_id", "prediction_id")
+    model_id = models.BigIntegerField()
+    prediction_id = models.CharField(max_length=200)
+    timestamp = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"key {self.prediction_id} of model {self.model_id}"
 
 
 class Outcome(models.Model):

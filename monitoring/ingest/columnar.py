@@ -121,14 +121,29 @@ class ColumnarChunk:
             columns = {"idx": pa.array(range(first_idx, first_idx + size), pa.int64()), **columns}
         for number, value in enumerate(constants):
             columns[f"constant_{number}"] = pa.array([value] * size, pa.int64())
-        sink = io.BytesIO()
-        options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
-        pa_csv.write_csv(pa.table(columns), sink, options)
-        return sink.getvalue()
+        return copy_csv_of(columns)
+
+    def keys_csv(self, model_id: int) -> bytes:
+        """The good rows' keys as CSV for COPY into PredictionKey."""
+        return copy_csv_of(
+            {
+                "model_id": pa.array([model_id] * self.good.num_rows, pa.int64()),
+                "prediction_id": self.good["prediction_id"],
+                "ts": self.good["ts"],
+            }
+        )
 
     def hours(self) -> set[datetime]:
         texts = pc.unique(pc.utf8_slice_codeunits(self.good["ts"], 0, 13)).to_pylist()
         return {datetime.fromisoformat(f"{text}:00:00+00:00") for text in texts}
+
+
+def copy_csv_of(columns: dict[str, pa.Array]) -> bytes:
+    """Columns as CSV for COPY: NULL unquoted, '' quoted."""
+    sink = io.BytesIO()
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
+    pa_csv.write_csv(pa.table(columns), sink, options)
+    return sink.getvalue()
 
 
 class ColumnarFallback(Exception):

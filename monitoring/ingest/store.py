@@ -6,12 +6,15 @@ skipped are duplicates (same content hash) or conflicts (other content under the
 PostgreSQL fills the staging table with COPY, SQLite with executemany; the rest is the same SQL.
 
 Keys are unique across months although the tables are partitioned by month on PostgreSQL,
-where a unique index cannot span partitions. A writer takes the model's advisory lock for its
-table (held to the end of its transaction) and looks the keys up in every partition: the
-common case (all ids new) copies first and checks after, under the lock, so that concurrent
-writers copy side by side and only their checks take turns; otherwise it takes the lock first
-and inserts only new keys. A second writer of the same model sees the first's rows, committed.
-SQLite runs one write statement at a time, which gives the same.
+where a unique index cannot span partitions: each stored prediction's key is also written to
+`PredictionKey`, whose unique index does. A writer takes the model's advisory lock for its
+table (held to the end of its transaction). The common case (all ids new) copies the
+predictions first, then their keys under the lock, so that concurrent writers copy side by
+side and only the keys take turns; a key there already, from any month, fails that COPY, and
+the body goes the other way: the lock first, then only keys not in the predictions inserted
+(a key whose prediction was deleted since costs that detour, never a wrong answer).
+Outcomes' keys are looked up in every partition. A second writer of the same model sees the
+first's rows, committed. SQLite runs one write statement at a time.
 
 A prediction older than the raw horizon (common.retention) is expired: its hour is sealed.
 """
@@ -149,7 +152,7 @@ def predictions_store(
             is_postgres()
             and min(hours, default=horizon) >= horizon
             and pc.count_distinct(ids).as_py() == len(ids)
-            and predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, columnar, ids)
+            and predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, columnar)
         ):
             dirty_hours_add(cursor, model_id, hours)
             return StoreResult(accepted=list(range(len(ids))))
@@ -159,34 +162,20 @@ def predictions_store(
         )
 
 
-def predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, columnar, ids) -> bool:
-    """COPY the rows, then check under the model's lock that none of their ids was stored
-    before; undo the COPY and return False if one was.
+def predictions_copy_fresh(cursor, model_id, batch_id, rows, version_ids, columnar) -> bool:
+    """COPY the rows, then their keys under the model's lock; undo both and return False if
+    a key was stored before.
 
-    The lock is taken after the COPY and held to the commit, so concurrent writers copy at
-    the same time and only their checks take turns: whichever checks second sees the rows of
-    the first, committed, and finds a repeated id in any month."""
+    The lock is taken after the rows' COPY and held to the commit, so concurrent writers copy
+    at the same time and only their keys take turns."""
     try:
         with transaction.atomic():
             predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar)
             keys_lock(cursor, PREDICTIONS_LOCK, model_id)
-            if not ids_repeated(cursor, model_id, ids):
-                return True
-            transaction.set_rollback(True)
-    except UniqueViolation:  # the same key and moment, stored in its month (raw COPY)
-        pass
-    return False
-
-
-def ids_repeated(cursor, model_id: int, ids: pa.ChunkedArray) -> bool:
-    """Whether any of the ids is stored more than once for the model, across all months."""
-    cursor.execute(
-        """SELECT EXISTS (SELECT 1 FROM monitoring_prediction
-        WHERE model_id = %s AND prediction_id = ANY(%s)
-        GROUP BY prediction_id HAVING COUNT(*) > 1)""",
-        [model_id, ids.to_pylist()],
-    )
-    return cursor.fetchone()[0]
+            keys_copy(cursor, model_id, rows, columnar)
+            return True
+    except UniqueViolation:  # a key stored before, in any month
+        return False
 
 
 def predictions_stage_insert(
@@ -219,11 +208,13 @@ def predictions_stage_insert(
           AND NOT EXISTS (SELECT 1 FROM monitoring_prediction p
                           WHERE p.model_id = %(model)s AND p.prediction_id = s.prediction_id)
         ORDER BY idx
-        RETURNING prediction_id
+        RETURNING prediction_id, timestamp
         """,
         params,
     )
-    inserted = {(pid,) for (pid,) in cursor.fetchall()}
+    returned = cursor.fetchall()
+    keys_refresh(cursor, model_id, returned)
+    inserted = {(pid,) for pid, _ in returned}
     cursor.execute("SELECT idx FROM stage_predictions WHERE ts < %(horizon)s", params)
     expired = {idx for (idx,) in cursor.fetchall()}
     stored = {}
@@ -281,6 +272,35 @@ def predictions_copy(cursor, model_id, batch_id, rows, version_ids, columnar) ->
     if columnar is not None and columnar.good.num_rows:
         with cursor.cursor.copy(f"{sql} (FORMAT csv)") as copy:
             copy.write(columnar.copy_csv(version_ids, constants=(model_id, batch_id)))
+
+
+KEYS_COPY = 'COPY monitoring_predictionkey (model_id, prediction_id, "timestamp") FROM STDIN'
+
+
+def keys_copy(cursor, model_id: int, rows: list[PredictionRow], columnar) -> None:
+    """Record the keys of rows just copied (PostgreSQL); UniqueViolation if one is there."""
+    if rows:
+        with cursor.cursor.copy(KEYS_COPY) as copy:
+            for row in rows:
+                copy.write_row((model_id, row.prediction_id, row.timestamp))
+    if columnar is not None and columnar.good.num_rows:
+        with cursor.cursor.copy(f"{KEYS_COPY} (FORMAT csv)") as copy:
+            copy.write(columnar.keys_csv(model_id))
+
+
+def keys_refresh(cursor, model_id: int, keys: list[tuple[str, datetime]]) -> None:
+    """Record the keys of rows inserted after a lookup in the predictions themselves
+    (PostgreSQL), over any key left by a prediction since deleted."""
+    if not is_postgres() or not keys:
+        return
+    ids, moments = zip(*keys, strict=True)
+    cursor.execute(
+        """INSERT INTO monitoring_predictionkey (model_id, prediction_id, "timestamp")
+        SELECT %s, * FROM unnest(%s::text[], %s::timestamptz[])
+        ON CONFLICT (model_id, prediction_id) DO UPDATE SET "timestamp" = EXCLUDED."timestamp"
+        """,
+        [model_id, list(ids), list(moments)],
+    )
 
 
 def dirty_hours_add(cursor, model_id: int, hours: set) -> None:

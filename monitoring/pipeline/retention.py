@@ -68,9 +68,11 @@ def retention_run(*, now: datetime | None = None) -> RetentionRun:
 def raw_months_remove(boundary: datetime) -> list[datetime]:
     """Drop every partition of a month before the boundary; the months dropped.
 
-    A month's prediction and label partitions go in one transaction. A DROP needs a moment's
-    exclusive lock on its parent table; one that cannot get it in DROP_LOCK_TIMEOUT waits for
-    the next run (logged), so a long report never stalls ingestion behind it.
+    A month's prediction and label partitions go in one transaction, with the month's
+    prediction keys: the one row-by-row delete, of a narrow table (`PredictionKey`). A DROP
+    needs a moment's exclusive lock on its parent table; one that cannot get it in
+    DROP_LOCK_TIMEOUT waits for the next run (logged), so a long report never stalls
+    ingestion behind it.
     """
     by_month: dict[datetime, list[str]] = {}
     for table in RAW_TABLES:
@@ -84,6 +86,11 @@ def raw_months_remove(boundary: datetime) -> list[datetime]:
                 cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
                 for name in names:
                     cursor.execute(f"DROP TABLE {name}")
+                cursor.execute(
+                    'DELETE FROM monitoring_predictionkey WHERE "timestamp" >= %s '
+                    'AND "timestamp" < %s',
+                    [month, month_after(month)],
+                )
         except OperationalError as error:
             log.warning("raw rows of %s not removed yet (%s); next run tries again", month, error)
             continue

@@ -28,6 +28,7 @@ from monitoring.models import (
     Label,
     Outcome,
     Prediction,
+    PredictionKey,
     QuarantinedRecord,
     RetentionRun,
     Sketch,
@@ -80,6 +81,18 @@ def test_an_id_stored_in_one_month_is_a_conflict_in_another_and_a_duplicate_in_i
     assert moved.errors[0]["code"] == "conflict" and moved.errors[0]["prediction_id"] == "p-1"
     assert (again.accepted, again.duplicates) == (0, 1)
     assert Prediction.objects.get(prediction_id="p-1").timestamp == FEBRUARY
+
+
+def test_an_id_whose_prediction_was_deleted_is_taken_again(model):
+    # given p-1 stored in February, then its row deleted (its key, on PostgreSQL, stays)
+    ingest(model, "predictions", [prediction(1, at=FEBRUARY)])
+    Prediction.objects.filter(prediction_id="p-1").delete()
+    # when p-1 comes again for March, then once more
+    again = ingest(model, "predictions", [prediction(1, at=MARCH)])
+    repeated = ingest(model, "predictions", [prediction(1, at=MARCH)])
+    # then it is stored for March, and the repeat is a duplicate of that
+    assert again.accepted == 1 and repeated.duplicates == 1
+    assert Prediction.objects.get(prediction_id="p-1").timestamp == MARCH
 
 
 def test_the_same_id_for_two_months_posted_at_once_is_stored_once_and_refused_once(model):
@@ -265,6 +278,9 @@ def test_raw_rows_of_months_past_the_horizon_go_and_their_aggregates_stay(model)
     assert "2026-03" in run.months_removed
     assert list(Prediction.objects.values_list("prediction_id", flat=True)) == ["p-900"]
     assert not Label.objects.exists()
+    assert list(PredictionKey.objects.values_list("prediction_id", flat=True)) == (
+        ["p-900"] if connection.vendor == "postgresql" else []
+    )
     assert aggregates(model) == stored
     # explain's hour entries, which only an hour aggregated again would need, go with them
     assert not SliceHour.objects.filter(model=model).exists()
