@@ -243,16 +243,33 @@ SKETCH_COLUMNS = (
 )
 
 
+# Their types in the table, for a binary COPY (a quarter of the time of a text one, which
+# writes each sketch as hex).
+SKETCH_TYPES = (
+    "bigint",
+    "bigint",
+    "varchar",
+    "varchar",
+    "timestamptz",
+    "varchar",
+    "varchar",
+    "integer",
+    "integer",
+    "bytea",
+)
+
+
 def sketches_write(rows: list[tuple]) -> None:
-    """Insert sketch rows (values in SKETCH_COLUMNS order): COPY on PostgreSQL."""
+    """Insert sketch rows (values in SKETCH_COLUMNS order): a binary COPY on PostgreSQL."""
     if not is_postgres():
         Sketch.objects.bulk_create(
             [Sketch(**dict(zip(SKETCH_COLUMNS, row, strict=True))) for row in rows], 1000
         )
         return
     with connection.cursor() as cursor:
-        sql = f"COPY monitoring_sketch ({', '.join(SKETCH_COLUMNS)}) FROM STDIN"
+        sql = f"COPY monitoring_sketch ({', '.join(SKETCH_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         with cursor.cursor.copy(sql) as copy:
+            copy.set_types(SKETCH_TYPES)
             for row in rows:
                 copy.write_row(row)
 
