@@ -26,6 +26,7 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 # Labels too: they point at prediction rows without a database constraint.
 TABLES = (
     "monitoring_prediction",
+    "monitoring_predictionkey",
     "monitoring_label",
     "monitoring_ingestbatch",
     "monitoring_dirtyhour",
