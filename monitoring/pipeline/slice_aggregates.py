@@ -489,11 +489,13 @@ def slices_encode(sums: SliceSums) -> bytes:
     for name, part in (("values", sums.values), ("confusion", sums.confusion)):
         coo = part.matrix.tocoo()
         nonzero_cells = coo.data != 0
-        header[name] = [list(key) for key in part.keys]
+        # only the keys in use (a day's sums keep the keys of hours subtracted from them)
+        used, column = np.unique(coo.col[nonzero_cells], return_inverse=True)
+        header[name] = [list(part.keys[i]) for i in used.tolist()]
         header[f"{name}_n"] = int(nonzero_cells.sum())
         keyed += [
             coo.row[nonzero_cells].astype("<i4").tobytes(),
-            coo.col[nonzero_cells].astype("<i4").tobytes(),
+            column.astype("<i4").tobytes(),
             coo.data[nonzero_cells].astype("<f8").tobytes(),
         ]
     encoded = json.dumps(header | texts, separators=(",", ":")).encode()
