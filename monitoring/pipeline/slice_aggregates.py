@@ -426,10 +426,11 @@ def value_cells(rows: ChunkRows) -> Cells:
 
 def confusion_cells(rows: ChunkRows) -> Cells:
     """Multiclass: each judged row adds 1 under its (outcome, prediction)."""
-    if rows.outcome is None:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty, np.array([]), []
-    judged = np.flatnonzero(np.array([outcome is not None for outcome in rows.outcome], dtype=bool))
+    judged = np.array([], dtype=np.int64)
+    if rows.outcome is not None:
+        judged = np.flatnonzero(np.array([o is not None for o in rows.outcome], dtype=bool))
+    if not judged.size:
+        return judged, judged, np.array([]), []
     pairs = pd.MultiIndex.from_arrays([rows.outcome[judged], rows.prediction[judged]])
     codes, uniques = pd.factorize(pairs)
     keys = [(str(outcome), str(predicted)) for outcome, predicted in uniques]

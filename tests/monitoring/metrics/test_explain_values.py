@@ -30,7 +30,7 @@ from factory.services import model_create
 from monitoring.ingest.services import records_ingest
 from monitoring.metrics.explain import explain_keys
 from monitoring.metrics.windows import MetricError
-from monitoring.models import HourlyValue, Label, Prediction, SliceDay, SliceHour
+from monitoring.models import HourlyValue, JobFailure, Label, Prediction, SliceDay, SliceHour
 from monitoring.pipeline.aggregate import aggregates_refresh
 from monitoring.pipeline.backfill import range_aggregate
 from monitoring.pipeline.join import outcomes_join
@@ -313,6 +313,17 @@ def jackknife_variance(rows: pd.DataFrame) -> float:
         left_out[(outcome, prediction)] = (macro_f1(rows.drop(index=one)), count)
     mean = sum(value * count for value, count in left_out.values()) / n
     return (n - 1) / n * sum(count * (value - mean) ** 2 for value, count in left_out.values())
+
+
+def test_multiclass_hours_without_outcomes_are_sliced_too(class_frame):
+    model = model_create(name="why", task="multiclass_classification")
+    rows_ingest(model, class_frame.head(300).assign(labelled=False))
+    assert not JobFailure.objects.filter(model=model).exists()
+    datas = SliceDay.objects.filter(model=model).values_list("sums", flat=True)
+    entries = SliceSums.concat([slices_decode(data) for data in datas])
+    assert len(entries) and entries.confusion.matrix.nnz == 0
+    with pytest.raises(MetricError, match="no labelled predictions"):
+        answer_of(model, "macro_f1")
 
 
 def test_macro_f1_impacts_equal_scikit_learn_with_and_without_each_slice(multiclass, class_frame):
