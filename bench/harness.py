@@ -277,9 +277,10 @@ def model_delete(name: str) -> None:
 
 
 # The completeness marker names the aggregates' version: bump it when the job stores new
-# aggregates (2: explain's per-slice sums; 3: stored a day per row; 4: the slices' score bins),
-# so an older dataset is aggregated again, not reused.
-AGGREGATES_VERSION = 4
+# aggregates (2: explain's per-slice sums; 3: stored a day per row; 4: the slices' score bins;
+# 5: the slices' business values and multiclass confusion counts), so an older dataset is
+# aggregated again, not reused.
+AGGREGATES_VERSION = 5
 AGGREGATED_BEFORE = "complete: ingested, joined and aggregated"
 AGGREGATED = f"{AGGREGATED_BEFORE} (aggregates v{AGGREGATES_VERSION})"
 

@@ -509,9 +509,10 @@ class SliceBins(models.Model):
 class SliceDay(models.Model):
     """Explain's sums per slice of one day of a model (monitoring.pipeline.slice_aggregates):
     for each version, segment, feature and slice (a decile, a category, `(other)` or
-    `(missing)`), the sums of `HourlyAggregate` (`SLICE_SUM_FIELDS`) and the judged scores
-    in 50 bins by outcome (ROC AUC), in one compressed document: what `explain` and the
-    feature page read.
+    `(missing)`), the sums of `HourlyAggregate` (`SLICE_SUM_FIELDS`), the judged scores
+    in 50 bins by outcome (ROC AUC), the labels' business values' sums (`value:NAME`) and the
+    multiclass (outcome, prediction) counts (macro F1), in one compressed document: what
+    `explain` and the feature page read.
 
     One row a day, not one per slice: a row per slice would store more rows than predictions
     where hours hold a few predictions each, and writing them would cost more than the rest of

@@ -11,13 +11,14 @@ from datetime import datetime
 from dashboard.charts import plain, slice_heatmap_figure
 from dashboard.sections.base import Chart, Scope, chart_events, scope_suffix
 from factory.models import MLModel
-from monitoring.metrics.explain import additive, explain_keys, feature_slice_days
+from monitoring.metrics.explain import explain_keys, feature_slice_days, sliced_daily
 from monitoring.metrics.registry import HEADLINES, metric_get
 
 
 def slice_metrics(model: MLModel) -> list[str]:
-    """The metrics the picker offers: those explain decomposes exactly (means and shares)."""
-    return [key for key in explain_keys(model) if additive(metric_get(key))]
+    """The metrics the picker offers: those explain decomposes exactly (means and shares) of
+    the hourly sums (a business value's per-slice sums are not drawn by day yet)."""
+    return [key for key in explain_keys(model) if sliced_daily(metric_get(key))]
 
 
 def slice_metric_default(model: MLModel) -> str | None:

@@ -184,9 +184,10 @@ class ExplainView(ModelAPIView):
         description=(
             "Why a metric moved between a baseline window and a current one (whole UTC days): "
             "its change decomposed per slice of every segment, version and feature into mix "
-            "and within effects (means over their n) or ranked by impact (f1, rmse, roc_auc: "
-            "the change minus the change without the slice; roc_auc's slices on 50 score bins, "
-            "tested by DeLong), each slice's p-value and Benjamini-Hochberg q-value. "
+            "and within effects (means over their n, value:NAME included) or ranked by impact "
+            "(f1, macro_f1, rmse, roc_auc: the change minus the change without the slice; "
+            "roc_auc's slices on 50 score bins, tested by DeLong; macro_f1's by a z-test on "
+            "delta-method variances), each slice's p-value and Benjamini-Hochberg q-value. "
             "Defaults: the current window is the 7 days before the last prediction day, the "
             "baseline the days of the same length before it."
         ),

@@ -10,8 +10,11 @@ instead: the change minus the change without that slice. ROC AUC is one of them:
 is computed from its judged scores in `SCORE_BINS` bins by outcome (the segments' and versions'
 from the hourly score sketches, grouped into the same bins), its p-value by DeLong on those
 bins, and its impact from the window's AUC in the same bins, so that binning cancels out of
-it; the windows' values are the metrics API's (its 1,000 bins). Everything is read from
-aggregates.
+it; the windows' values are the metrics API's (its 1,000 bins). A business value's mean
+(`value:NAME`) is a mean over its labels: its slices' sums come from the hourly values
+(segments, versions) and the slices' stored value sums. Macro F1 is ranked by impact from
+each slice's confusion counts (the hourly confusion sketches, the slices' stored counts), its
+p-value a z-test on their delta-method variances. Everything is read from aggregates.
 """
 
 from __future__ import annotations
@@ -24,13 +27,24 @@ from django.db.models import F, Max, Sum
 
 from factory.models import MLModel, ModelVersion
 from monitoring.metrics.measures import Measure
-from monitoring.metrics.registry import AUC, MEAN, METRICS, PROPORTION, SUMS, Metric, metric_get
+from monitoring.metrics.registry import (
+    AUC,
+    MEAN,
+    METRICS,
+    PROPORTION,
+    SUMS,
+    VALUES,
+    Metric,
+    metric_get,
+)
 from monitoring.metrics.reports import compare_sides
 from monitoring.metrics.series import (
+    VALUE_FIELDS,
     filtered,
     metric_check,
     metric_value,
     metric_window,
+    value_names,
     version_ids,
 )
 from monitoring.metrics.sketches import sketches_read
@@ -39,16 +53,21 @@ from monitoring.models import (
     SLICE_COUNT_FIELDS,
     SLICE_SUM_FIELDS,
     HourlyAggregate,
+    HourlyValue,
     SketchKind,
     SliceBins,
 )
+from monitoring.pipeline.codec import confusion_merge
 from monitoring.pipeline.slice_aggregates import (
     MISSING,
     OTHER,
     SCORE_BINS,
+    VALUE_STATISTICS,
     SliceSums,
     added_up,
+    confusion_complete,
     scores_complete,
+    values_complete,
     window_slices,
 )
 from monitoring.stats.auc import ScoreHistogram, coarsened, delong_variance_of_histogram
@@ -58,12 +77,13 @@ from monitoring.stats.multiple import benjamini_hochberg
 DAY = timedelta(days=1)
 WINDOW_DAYS = 7
 TOP_CATEGORIES = 50  # a categorical dimension's slices: these, then (other), plus (missing)
-IMPACT_METRICS = ("f1", "rmse", "roc_auc")  # not a mean over their n: ranked by impact
+IMPACT_METRICS = ("f1", "macro_f1", "rmse", "roc_auc")  # not means over their n: by impact
 ALPHA, POWER = 0.05, 0.8
 
 
 def additive(metric: Metric) -> bool:
-    return metric.source == SUMS and metric.kind in (PROPORTION, MEAN)
+    """A mean over its n: from the hourly sums, or a business value's mean per label."""
+    return metric.source in (SUMS, VALUES) and metric.kind in (PROPORTION, MEAN)
 
 
 def explainable(metric: Metric) -> bool:
@@ -163,9 +183,16 @@ def windows_of(
 # --- the sums per slice ---
 
 # A slice's sums by field; for ROC AUC also its score bins under SCORES (positives per bin,
-# then negatives: the layout of `SCORE_FIELDS`).
-Sums = dict[str, float | np.ndarray]
+# then negatives: the layout of `SCORE_FIELDS`); for a business value its count, sum and sum
+# of squares under VALUE_SUMS; for macro F1 its {(outcome, prediction): count} under CONFUSION.
+Sums = dict[str, float | np.ndarray | dict]
 SCORES = "score_bins"
+VALUE_SUMS = "value_sums"
+CONFUSION = "confusion"
+
+
+def confusion_metric(metric: Metric) -> bool:
+    return metric.sketch == SketchKind.CONFUSION
 
 
 def hourly_slices(model, window: Window, scope: dict, by: str) -> dict[str, Sums]:
@@ -194,19 +221,47 @@ def scoped_slices(model, start: datetime | None, end: datetime | None, scope: di
     return sums.take(np.flatnonzero(wanted))
 
 
-def feature_slices(picked: SliceSums, *, scores: bool) -> dict[str, dict[str, Sums]]:
-    """{feature: {slice: sums}} over the window's stored slice sums (``picked``), with their
-    score bins if ``scores``."""
+def feature_slices(picked: SliceSums, metric: Metric) -> dict[str, dict[str, Sums]]:
+    """{feature: {slice: sums}} over the window's stored slice sums (``picked``), with the
+    parts beyond the sums the metric reads (score bins, a value's sums, confusion counts)."""
     out: dict[str, dict[str, Sums]] = {}
     if not len(picked):
         return out
     _, totals = added_up(picked, (picked.feature, picked.slice))
-    bins = totals.scores.toarray() if scores else None
+    parts = entry_parts(totals, metric)
     for i, (feature, slice_, row) in enumerate(
         zip(totals.feature.tolist(), totals.slice.tolist(), totals.sums.tolist(), strict=True)
     ):
-        out.setdefault(feature, {})[slice_] = sums_of(row, None if bins is None else bins[i])
+        out.setdefault(feature, {})[slice_] = sums_of(row) | {
+            key: part[i] for key, part in parts.items()
+        }
     return out
+
+
+def entry_parts(entries: SliceSums, metric: Metric) -> dict[str, list]:
+    """Per entry, what the metric reads beyond the sums, by the key it takes in `Sums`."""
+    if metric.kind == AUC:
+        return {SCORES: list(entries.scores.toarray())}
+    if metric.source == VALUES:
+        keys = [(metric.name, statistic) for statistic in VALUE_STATISTICS]
+        columns = np.column_stack([entries.values.column(key) for key in keys])
+        return {VALUE_SUMS: list(columns)}
+    if confusion_metric(metric):
+        matrix, keys = entries.confusion.matrix.tocsr(), entries.confusion.keys
+        tables = [
+            {
+                keys[column]: round(count)
+                for column, count in zip(
+                    matrix.indices[matrix.indptr[i] : matrix.indptr[i + 1]].tolist(),
+                    matrix.data[matrix.indptr[i] : matrix.indptr[i + 1]].tolist(),
+                    strict=True,
+                )
+                if round(count)
+            }
+            for i in range(len(entries))
+        ]
+        return {CONFUSION: tables}
+    return {}
 
 
 def sums_of(row: list[float], scores: np.ndarray | None = None) -> Sums:
@@ -220,34 +275,97 @@ def sums_of(row: list[float], scores: np.ndarray | None = None) -> Sums:
     return sums
 
 
-def fields_of(*sides: Sums | None) -> tuple[str, ...]:
-    with_scores = any(side and SCORES in side for side in sides)
-    return (*SLICE_SUM_FIELDS, SCORES) if with_scores else SLICE_SUM_FIELDS
+def fields_of(*sides: Sums | None) -> list[str]:
+    extra = {f for side in sides if side for f in side} - set(SLICE_SUM_FIELDS)
+    return [*SLICE_SUM_FIELDS, *sorted(extra)]
+
+
+def plus(x, y, sign: int = 1):
+    """x + sign * y for a sum, an array of bins or sums, or a table of counts (a dict)."""
+    if isinstance(x, dict) or isinstance(y, dict):
+        out = dict(x or {})
+        for key, count in (y or {}).items():
+            out[key] = out.get(key, 0) + sign * count
+        return {key: count for key, count in out.items() if count}
+    return x + sign * y
 
 
 def add(a: Sums | None, b: Sums | None) -> Sums:
-    return {f: (a or {}).get(f, 0) + (b or {}).get(f, 0) for f in fields_of(a, b)}
+    return {f: plus((a or {}).get(f, 0), (b or {}).get(f, 0)) for f in fields_of(a, b)}
 
 
 def subtract(a: Sums, b: Sums | None) -> Sums:
-    return {f: a[f] - (b or {}).get(f, 0) for f in a}
+    return {f: plus(a[f], (b or {}).get(f, 0), -1) for f in a}
 
 
-def days_without_scores(picked: SliceSums) -> list[str]:
-    """The days whose stored slices were aggregated before they held score bins."""
-    unknown = ~scores_complete(picked)
+def incomplete_days(picked: SliceSums, complete: np.ndarray) -> list[str]:
+    """The days of the stored slices that are not ``complete`` (aggregated before a part)."""
+    unknown = ~complete
     days = np.unique(picked.start[unknown] - picked.start[unknown] % 86400)
     return [datetime.fromtimestamp(day, UTC).date().isoformat() for day in days.tolist()]
 
 
-def scores_check(picked: SliceSums, name: str) -> None:
-    missing = days_without_scores(picked)
+def days_without_scores(picked: SliceSums) -> list[str]:
+    """The days whose stored slices were aggregated before they held score bins."""
+    return incomplete_days(picked, scores_complete(picked))
+
+
+def parts_check(picked: SliceSums, metric: Metric, name: str) -> None:
+    """A 400 naming the window's days whose slices were aggregated before they held what
+    the metric reads beyond the sums (they would read as zero: a wrong answer)."""
+    if metric.kind == AUC:
+        complete, what = scores_complete(picked), "their scores"
+    elif metric.source == VALUES:
+        complete, what = values_complete(picked), "business values"
+    elif confusion_metric(metric):
+        complete, what = confusion_complete(picked), "confusion counts"
+    else:
+        return
+    missing = incomplete_days(picked, complete)
     if missing:
         raise MetricError(
-            f"roc_auc by feature slice: the {name} window's days {', '.join(missing)} were "
-            "aggregated before slices kept their scores; run `manage.py aggregates_backfill` "
+            f"{metric.key} by feature slice: the {name} window's days {', '.join(missing)} "
+            f"were aggregated before slices kept {what}; run `manage.py aggregates_backfill` "
             "(while their raw rows are kept) to explain them"
         )
+
+
+def hourly_parts(model, metric: Metric, window: Window, scope: dict, by: str) -> dict[str, Sums]:
+    """Each segment's or version's business value sums (from the hourly values) or confusion
+    counts (from the hourly confusion sketches) over the window, under their `Sums` key."""
+    if metric.source == VALUES:
+        rows = filtered(
+            HourlyValue.objects.filter(name=metric.name),
+            model=model,
+            start=window.start,
+            end=window.end,
+            **scope,
+        )
+        grouped = rows.annotate(slice=F(by)).values("slice")
+        totals = grouped.annotate(**{f: Sum(f) for f in VALUE_FIELDS}).order_by()
+        return {
+            str(row["slice"]): {VALUE_SUMS: np.array([row[f] for f in VALUE_FIELDS], dtype=float)}
+            for row in totals
+        }
+    rows = sketches_read(
+        model=model,
+        kind=SketchKind.CONFUSION,
+        start=window.start,
+        end=window.end,
+        version_ids=version_ids(model, scope),
+        segment=scope["segment"],
+    )
+    names = dict(ModelVersion.objects.filter(model=model).values_list("pk", "version"))
+    datas: dict[str, list[bytes]] = {}
+    for row in rows:
+        key = row.segment if by == "segment" else names[row.version_id]
+        datas.setdefault(key, []).append(bytes(row.data))
+    return {key: {CONFUSION: confusion_merge(items)} for key, items in datas.items()}
+
+
+def with_parts(slices: dict[str, Sums], parts: dict[str, Sums], metric: Metric):
+    empty = {CONFUSION: {}} if confusion_metric(metric) else {VALUE_SUMS: np.zeros(3)}
+    return {name: sums | parts.get(name, empty) for name, sums in slices.items()}
 
 
 def sketch_score_bins(model, window: Window, scope: dict, by: str) -> dict[str, np.ndarray]:
@@ -282,7 +400,14 @@ def histogram_of(sums: Sums) -> ScoreHistogram:
 
 
 def measure_of(metric: Metric, sums: Sums) -> Measure:
-    """The metric of a slice's sums; ROC AUC from its score bins, with DeLong's variance."""
+    """The metric of a slice's sums; ROC AUC from its score bins, with DeLong's variance; a
+    business value from its sums; macro F1 from its confusion counts."""
+    if metric.source == VALUES:
+        count, total, total_sq = np.asarray(sums.get(VALUE_SUMS, np.zeros(3))).tolist()
+        values = {"count": round(count), "total": total, "total_sq": total_sq}
+        return metric_value(metric, sums, values)
+    if confusion_metric(metric):
+        return metric_value(metric, sums, sums.get(CONFUSION) or None)
     if metric.kind != AUC:
         return metric_value(metric, sums, None)
     histogram = histogram_of(sums)
@@ -404,7 +529,7 @@ def window_measure(metric: Metric, model, window: Window, scope: dict, name: str
     sums = add(None, None)
     for part in hourly_slices(model, window, scope, "segment").values():
         sums = add(sums, part)
-    if metric.kind == AUC:
+    if metric.kind == AUC or metric.source != SUMS:
         measure = metric_window(
             model=model, metric=metric.key, start=window.start, end=window.end, **scope
         )
@@ -444,18 +569,15 @@ def explain(
             hourly_slices(model, w, scope, "version__version") for w in (baseline, current)
         ],
     }
-    scores = entry.kind == AUC
-    if scores:
-        for dimension, by in (("segment", "segment"), ("version", "version")):
-            dimensions[dimension] = [
-                with_scores(slices, sketch_score_bins(model, w, scope, by))
-                for slices, w in zip(dimensions[dimension], (baseline, current), strict=True)
-            ]
+    for dimension, by in (("segment", "segment"), ("version", "version__version")):
+        dimensions[dimension] = [
+            hourly_with_parts(model, entry, slices, w, scope, by)
+            for slices, w in zip(dimensions[dimension], (baseline, current), strict=True)
+        ]
     picked = [scoped_slices(model, w.start, w.end, scope) for w in (baseline, current)]
-    if scores:
-        for entries, name in zip(picked, ("baseline", "current"), strict=True):
-            scores_check(entries, name)
-    per_feature = [feature_slices(entries, scores=scores) for entries in picked]
+    for entries, name in zip(picked, ("baseline", "current"), strict=True):
+        parts_check(entries, entry, name)
+    per_feature = [feature_slices(entries, entry) for entries in picked]
     for name in sorted(set(per_feature[0]) | set(per_feature[1])):
         base, cur = per_feature[0].get(name, {}), per_feature[1].get(name, {})
         dimensions[f"feature:{name}"] = list(top_categories(base, cur))
@@ -470,6 +592,16 @@ def explain(
     return answer
 
 
+def hourly_with_parts(model, metric: Metric, slices, window: Window, scope: dict, by: str):
+    """A segment's or version's sums with what the metric reads beyond them."""
+    if metric.kind == AUC:
+        short = "segment" if by == "segment" else "version"
+        return with_scores(slices, sketch_score_bins(model, window, scope, short))
+    if metric.source == VALUES or confusion_metric(metric):
+        return with_parts(slices, hourly_parts(model, metric, window, scope, by), metric)
+    return slices
+
+
 def q_values_fill(drivers: list[Driver]) -> None:
     """Benjamini-Hochberg over every slice of the answer that has a p-value."""
     tested = [d for d in drivers if d.p_value is not None]
@@ -479,8 +611,9 @@ def q_values_fill(drivers: list[Driver]) -> None:
 
 
 def explain_keys(model: MLModel) -> list[str]:
-    """The metric keys explain takes for this model."""
-    return [m.key for m in METRICS if m.fits(model.task) and explainable(m) and m.listed]
+    """The metric keys explain takes for this model: its task's, then its business values'."""
+    fixed = [m.key for m in METRICS if m.fits(model.task) and explainable(m) and m.listed]
+    return fixed + [f"value:{name}" for name in value_names(model)]
 
 
 # --- one feature's slices day by day (the feature page's heatmap) ---
@@ -514,8 +647,8 @@ def feature_slice_days(
     from the stored day slice rows (one grouped read, never raw rows). Categories past the
     TOP_CATEGORIES most frequent over the span are summed into `(other)`."""
     entry = metric_check(model, metric)
-    if not additive(entry):
-        keys = ", ".join(k for k in explain_keys(model) if additive(metric_get(k)))
+    if not sliced_daily(entry):
+        keys = ", ".join(k for k in explain_keys(model) if sliced_daily(metric_get(k)))
         raise MetricError(f"metric {metric!r}: the slices of a feature show {keys}")
     scope = {"version": version, "segment": segment}
     entries = scoped_slices(model, start, end, scope)
@@ -546,6 +679,11 @@ def feature_slice_days(
         n=[[int(m.n) for m in row] for row in measures],
         numerical=numerical,
     )
+
+
+def sliced_daily(metric: Metric) -> bool:
+    """Whether the feature page's heatmap shows it: the additive metrics of the hourly sums."""
+    return additive(metric) and metric.source == SUMS
 
 
 def cell_measure(metric: Metric, sums: Sums | None):

@@ -45,6 +45,32 @@ class Categories:
 
 
 @dataclass
+class LabelValues:
+    """The business values of the rows' own labels, one entry per (row, value name): the
+    row's index in the chunk, the name's code into ``names``, and the number."""
+
+    row: np.ndarray  # int64
+    code: np.ndarray  # int64
+    number: np.ndarray  # float64
+    names: list[str]
+
+    @classmethod
+    def empty(cls) -> LabelValues:
+        whole = np.array([], dtype=np.int64)
+        return cls(whole, whole, np.array([], dtype=float), [])
+
+    @classmethod
+    def of(cls, row: np.ndarray, names: np.ndarray, number: np.ndarray) -> LabelValues:
+        codes, uniques = pd.factorize(pd.Series(names, dtype=object), sort=True)
+        return cls(
+            np.asarray(row, dtype=np.int64),
+            np.asarray(codes, dtype=np.int64),
+            np.asarray(number, dtype=float),
+            [str(name) for name in uniques],
+        )
+
+
+@dataclass
 class ChunkRows:
     """A chunk's predictions, a column each (NaN or None where a value is missing)."""
 
@@ -64,6 +90,7 @@ class ChunkRows:
     # class a row's scores leave out counted 0 (its probability, as they sum to 1 without it).
     class_scores: np.ndarray | None = None
     classes: list[str] = field(default_factory=list)
+    values: LabelValues = field(default_factory=LabelValues.empty)  # the labels' values
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # numerical features
     categories: dict[str, Categories] = field(default_factory=dict)  # categorical features
     present: dict[str, np.ndarray] = field(default_factory=dict)  # unknown kind: not null
@@ -80,6 +107,15 @@ class ChunkRows:
         def pick(column):
             return None if column is None else column[keep]
 
+        position = np.cumsum(keep) - 1  # each kept row's index among the kept
+        valued = keep[self.values.row]
+        values = LabelValues(
+            position[self.values.row[valued]],
+            self.values.code[valued],
+            self.values.number[valued],
+            self.values.names,
+        )
+
         return ChunkRows(
             version=self.version[keep],
             segment=self.segment[keep],
@@ -95,6 +131,7 @@ class ChunkRows:
             prediction=pick(self.prediction),
             class_scores=pick(self.class_scores),
             classes=self.classes,
+            values=values,
             numbers={name: values[keep] for name, values in self.numbers.items()},
             categories={
                 name: Categories(column.codes[keep], column.keys)
@@ -256,7 +293,34 @@ def rows_select(
             feature_columns(rows, batch, values, order)
         if model.task == Task.MULTICLASS:
             class_scores_attach(rows, row_ids, *class_scores_fetch(cursor, params))
+        cursor.execute(LABEL_VALUES_SELECT, params)
+        ids, names, numbers = cursor.fetchone()
+        ids, numbers = binary_array(ids, ">i8"), binary_array(numbers, ">f8")
+        rows.values = label_values_of(row_ids, ids, np.array(names or [], dtype=object), numbers)
     return rows
+
+
+# Every (row, value name, number) of the business values of the chunk's rows' own labels.
+LABEL_VALUES_SELECT = """SELECT array_send(array_agg(p.id)), array_agg(e.key),
+        array_send(array_agg((e.value #>> '{}')::float8))
+    FROM monitoring_prediction p
+    JOIN monitoring_label l ON l.prediction_id = p.id AND l.model_id = p.model_id
+        AND l.hour = date_trunc('hour', p.timestamp)
+    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(l."values") = 'object'
+        THEN l."values" END) e
+    WHERE p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s
+        AND (%(contiguous)s OR date_trunc('hour', p.timestamp) = ANY(%(hours)s))"""
+
+
+def label_values_of(
+    row_ids: np.ndarray, ids: np.ndarray, names: np.ndarray, numbers: np.ndarray
+) -> LabelValues:
+    """(prediction id, name, number) triples as the rows' `LabelValues`, ``row_ids`` being
+    the rows' ids in ascending order; triples of other rows are dropped."""
+    position = np.searchsorted(row_ids, ids)
+    inside = position < row_ids.size
+    inside[inside] = row_ids[position[inside]] == ids[inside]
+    return LabelValues.of(position[inside], names[inside], numbers[inside])
 
 
 # Every (row, class, score) of the chunk's scored rows: one row of three arrays.
@@ -367,11 +431,12 @@ def rows_load(
             "own__correct",
             "prediction_num",
             "own__outcome_num",
+            "own__values",
         )
     )
-    columns = list(zip(*records, strict=True)) if records else [()] * 12
+    columns = list(zip(*records, strict=True)) if records else [()] * 13
     row_ids, version, segment, hour, prediction, score, features, outcome, delay, *rest = columns
-    correct, prediction_num, outcome_num = rest
+    correct, prediction_num, outcome_num, label_values = rest
     actual = [np.nan if value is None else float(value == positive) for value in outcome]
     rows = ChunkRows(
         version=np.array(version, dtype=np.int64),
@@ -385,6 +450,7 @@ def rows_load(
         prediction_num=np.array(prediction_num, dtype=float),
         outcome_num=np.array(outcome_num, dtype=float),
     )
+    rows.values = label_values_listed(label_values)
     if model.task == Task.MULTICLASS:
         rows.outcome = np.array(outcome, dtype=object)
         rows.prediction = np.array(prediction, dtype=object)
@@ -409,6 +475,20 @@ def rows_load(
         else:
             rows.categories[name] = categories_of(column)
     return rows
+
+
+def label_values_listed(documents) -> LabelValues:
+    """The rows' labels' values (a dict per row, None without) as `LabelValues`."""
+    triples = [
+        (i, name, float(number))
+        for i, document in enumerate(documents)
+        if isinstance(document, dict)
+        for name, number in document.items()
+    ]
+    if not triples:
+        return LabelValues.empty()
+    row, names, numbers = zip(*triples, strict=True)
+    return LabelValues.of(np.array(row), np.array(names, dtype=object), np.array(numbers))
 
 
 def class_scores_fetch(cursor, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,6 +14,14 @@ aggregated before the bins existed count none (`scores_complete`). Such a day up
 hour at a time becomes complete once each of its hours has been aggregated again (its
 stored sums, minus each old hour's entries, which had no bins, plus the new ones).
 
+Two more sparse parts, keyed by text that differs from chunk to chunk (`Keyed`): the labels'
+business values (`value:NAME`: each name's count, sum and sum of squares, and the labelled
+rows counted, which tells a complete slice from one aggregated before them:
+`values_complete`), and a multiclass slice's (outcome, prediction) counts (`macro_f1`;
+complete when they count its judged rows: `confusion_complete`). A slice of an hour holds few
+names and few pairs of classes, so they are stored as (entry, key, sum) triples, the keys once
+per document.
+
 Stored a day per row (`SliceDay`): the day's entries per hour, and their sums per day, each
 one compressed document, written for every day a chunk touches. A day whose hours are not
 all in the chunk keeps its other hours as stored.
@@ -22,7 +30,9 @@ Size: a (version, segment, hour) gets at most 11 entries per numerical feature (
 and missing) and `MAX_CATEGORIES` + 2 per categorical feature (its most frequent categories
 in that hour, `(other)`, `(missing)`); a day's sums at most as many per (version, segment)
 (docs/operations.md). Each entry's score bins add 13 bytes per non-empty bin, at most one
-per judged, scored prediction it holds and at most 100.
+per judged, scored prediction it holds and at most 100; its values 16 bytes per cell (one
+for its labelled rows, 3 per value name its labels carry), its confusion counts 16 bytes per
+pair of classes it holds.
 """
 
 from __future__ import annotations
@@ -225,10 +235,68 @@ def feature_slices(groups: Groups, rows: ChunkRows, bins: SliceBins):
 
 
 @dataclass
+class Keyed:
+    """Sums per entry under keys that differ from chunk to chunk (a business value's name and
+    statistic, a pair of classes): a sparse (entries, keys) matrix and its columns' keys."""
+
+    matrix: sparse.csr_matrix
+    keys: list[tuple[str, str]]
+
+    @classmethod
+    def empty(cls, size: int) -> Keyed:
+        return cls(sparse.csr_matrix((size, 0)), [])
+
+    @classmethod
+    def of(cls, entry: np.ndarray, size: int, column: np.ndarray, weight, keys) -> Keyed:
+        """Entry ``entry[i]`` adds ``weight[i]`` under ``keys[column[i]]``."""
+        cells = (entry, column)
+        return cls(sparse.csr_matrix((weight, cells), shape=(size, len(keys))), list(keys))
+
+    def __getitem__(self, index) -> Keyed:
+        return Keyed(self.matrix[index], self.keys)
+
+    def __neg__(self) -> Keyed:
+        return Keyed(-self.matrix, self.keys)
+
+    def added(self, adding: sparse.csr_matrix) -> Keyed:
+        """The entries added up by an `adder` matrix."""
+        return Keyed((adding @ self.matrix).tocsr(), self.keys)
+
+    def column(self, key: tuple[str, str]) -> np.ndarray:
+        """Each entry's sum under the key (0 where the key is not stored)."""
+        if key not in self.keys:
+            return np.zeros(self.matrix.shape[0])
+        return self.matrix[:, self.keys.index(key)].toarray().ravel()
+
+    @classmethod
+    def concat(cls, parts: list[Keyed]) -> Keyed:
+        """The parts' entries one after the other, on the union of their keys."""
+        keys = sorted({key for part in parts for key in part.keys})
+        position = {key: i for i, key in enumerate(keys)}
+        matrices = []
+        for part in parts:
+            coo = part.matrix.tocoo()
+            moved = np.array([position[key] for key in part.keys], dtype=np.int64)
+            cells = (coo.row, moved[coo.col] if coo.nnz else coo.col)
+            shape = (part.matrix.shape[0], len(keys))
+            matrices.append(sparse.csr_matrix((coo.data, cells), shape=shape))
+        return cls(sparse.vstack(matrices, format="csr"), keys)
+
+
+# A business value's statistics per entry (its count, sum and sum of squares over the labels
+# that hold it), keyed (name, statistic); and the labelled rows they were counted from, under
+# LABELLED_KEY: an entry's values are complete when it equals the entry's `labelled`.
+VALUE_STATISTICS = ("count", "total", "total_sq")
+LABELLED_KEY = ("", "labelled")
+
+
+@dataclass
 class SliceSums:
     """Sums per (version, segment, start, feature, slice), one entry per non-empty slice:
     ``sums`` holds a row per entry, a column per field of `SLICE_SUM_FIELDS`; ``scores`` a
-    row per entry, a column per field of `SCORE_FIELDS` (none given: all zero)."""
+    row per entry, a column per field of `SCORE_FIELDS`; ``values`` the labels' business
+    values (keys: (name, one of `VALUE_STATISTICS`), and `LABELLED_KEY`); ``confusion`` the
+    multiclass (outcome, prediction) counts (none given: all zero)."""
 
     version: np.ndarray  # int64
     segment: np.ndarray  # str objects
@@ -237,10 +305,14 @@ class SliceSums:
     slice: np.ndarray  # str objects
     sums: np.ndarray  # float64, (entries, fields)
     scores: sparse.csr_matrix | None = None  # float64 counts, (entries, score fields)
+    values: Keyed | None = None
+    confusion: Keyed | None = None
 
     def __post_init__(self):
         if self.scores is None:
             self.scores = sparse.csr_matrix((self.version.size, len(SCORE_FIELDS)))
+        self.values = self.values or Keyed.empty(self.version.size)
+        self.confusion = self.confusion or Keyed.empty(self.version.size)
 
     def __len__(self) -> int:
         return self.version.size
@@ -253,8 +325,9 @@ class SliceSums:
         if not parts:
             return cls.empty()
         columns = list(zip(*map(columns_of, parts), strict=True))
-        dense = (np.concatenate(each) for each in columns[:-1])
-        return cls(*dense, sparse.vstack(columns[-1], format="csr"))
+        dense = (np.concatenate(each) for each in columns[:6])
+        scores = sparse.vstack(columns[6], format="csr")
+        return cls(*dense, scores, Keyed.concat(columns[7]), Keyed.concat(columns[8]))
 
     @classmethod
     def empty(cls) -> SliceSums:
@@ -277,6 +350,23 @@ def scores_complete(sums: SliceSums) -> np.ndarray:
     return np.abs(counted - sums.sums[:, PROBABILISTIC]) < 0.5
 
 
+LABELLED = SLICE_SUM_FIELDS.index("labelled")
+JUDGED = SLICE_SUM_FIELDS.index("judged")
+
+
+def values_complete(sums: SliceSums) -> np.ndarray:
+    """Per entry, whether its business values were counted from all its labelled rows (False
+    for a slice with labels aggregated before the slices kept values)."""
+    return np.abs(sums.values.column(LABELLED_KEY) - sums.sums[:, LABELLED]) < 0.5
+
+
+def confusion_complete(sums: SliceSums) -> np.ndarray:
+    """Per entry, whether its (outcome, prediction) counts count all its judged rows (False
+    for a multiclass slice aggregated before the slices kept them)."""
+    counted = np.asarray(sums.confusion.matrix.sum(axis=1)).ravel()
+    return np.abs(counted - sums.sums[:, JUDGED]) < 0.5
+
+
 def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows) -> SliceSums:
     """Every feature's slices of the chunk's groups (start: the hour): NumPy sums per
     (group, slice), a feature at a time, never a group at a time."""
@@ -291,6 +381,7 @@ def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: Chun
     contributions = row_sums(rows)
     weights = np.column_stack([contributions[field] for field in SLICE_SUM_FIELDS]).astype(float)
     scores = score_columns(rows)
+    values, pairs = value_cells(rows), confusion_cells(rows)
     parts = []
     for name in sorted(frozen):
         index, labels = feature_slices(groups, rows, frozen[name])
@@ -298,12 +389,52 @@ def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: Chun
         size = binned.group.size
         sums = adder(binned.inverse, size) @ weights
         counts = score_counts(binned.inverse, size, scores)
+        keyed = [Keyed.of(binned.inverse[row], size, *rest) for row, *rest in (values, pairs)]
         group = binned.group
         feature = np.full(group.size, name, dtype=object)
         labelled = np.asarray(labels, dtype=object)[binned.index]
         keys = (version[group], segment[group], start[group], feature, labelled)
-        parts.append(SliceSums(*keys, sums, counts))
+        parts.append(SliceSums(*keys, sums, counts, *keyed))
     return SliceSums.concat(parts)
+
+
+# (row, column, weight, keys): row[i] adds weight[i] under keys[column[i]]
+Cells = tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, str]]]
+
+
+def value_cells(rows: ChunkRows) -> Cells:
+    """What each label's business values add: 1, the number and its square under the name's
+    `VALUE_STATISTICS`; and each labelled row 1 under `LABELLED_KEY` (the rows counted)."""
+    values = rows.values
+    names = len(values.names)
+    labelled = np.flatnonzero(~np.isnan(rows.delay))
+    row = np.concatenate([np.repeat(values.row, 3), labelled])
+    statistic = np.tile(np.arange(3), values.row.size)
+    column = np.concatenate(
+        [3 * np.repeat(values.code, 3) + statistic, np.full(labelled.size, 3 * names)]
+    )
+    number = values.number
+    weight = np.concatenate(
+        [
+            np.column_stack([np.ones_like(number), number, number * number]).ravel(),
+            np.ones(labelled.size),
+        ]
+    )
+    keys = [(name, statistic) for name in values.names for statistic in VALUE_STATISTICS]
+    return row, column, weight, [*keys, LABELLED_KEY]
+
+
+def confusion_cells(rows: ChunkRows) -> Cells:
+    """Multiclass: each judged row adds 1 under its (outcome, prediction)."""
+    judged = np.array([], dtype=np.int64)
+    if rows.outcome is not None:
+        judged = np.flatnonzero(np.array([o is not None for o in rows.outcome], dtype=bool))
+    if not judged.size:
+        return judged, judged, np.array([]), []
+    pairs = pd.MultiIndex.from_arrays([rows.outcome[judged], rows.prediction[judged]])
+    codes, uniques = pd.factorize(pairs)
+    keys = [(str(outcome), str(predicted)) for outcome, predicted in uniques]
+    return judged, np.asarray(codes, dtype=np.int64), np.ones(judged.size), keys
 
 
 def added_up(sums: SliceSums, keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, SliceSums]:
@@ -314,7 +445,8 @@ def added_up(sums: SliceSums, keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray,
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     adding = adder(inverse.ravel(), first.size)
     firsts = (column[first] for column in columns_of(sums)[:5])
-    return first, SliceSums(*firsts, adding @ sums.sums, (adding @ sums.scores).tocsr())
+    parts = (adding @ sums.scores).tocsr(), sums.values.added(adding), sums.confusion.added(adding)
+    return first, SliceSums(*firsts, adding @ sums.sums, *parts)
 
 
 def adder(inverse: np.ndarray, size: int) -> sparse.csr_matrix:
@@ -342,7 +474,9 @@ _HEADER = struct.Struct("<II")  # header length, entries
 def slices_encode(sums: SliceSums) -> bytes:
     """Entries as bytes: the distinct texts once (JSON), then codes and the sums, of the
     fields that are not all zero (a classifier's regression sums are left out), then the
-    score bins that are not zero as (entry, column, count) triples."""
+    score bins that are not zero as (entry, column, count) triples, then the values' and the
+    confusion counts' cells that are not zero as (entry, key, sum) triples (keys in the
+    JSON)."""
     texts, codes = {}, []
     for key, column in (("segments", sums.segment), ("features", sums.feature)):
         codes.append(column_codes(column, texts, key))
@@ -352,6 +486,19 @@ def slices_encode(sums: SliceSums) -> bytes:
     row = np.repeat(np.arange(len(sums)), np.diff(scores.indptr))
     nonzero = scores.data != 0
     header = {"fields": [SLICE_SUM_FIELDS[i] for i in kept.tolist()], "scores": int(nonzero.sum())}
+    keyed = []
+    for name, part in (("values", sums.values), ("confusion", sums.confusion)):
+        coo = part.matrix.tocoo()
+        nonzero_cells = coo.data != 0
+        # only the keys in use (a day's sums keep the keys of hours subtracted from them)
+        used, column = np.unique(coo.col[nonzero_cells], return_inverse=True)
+        header[name] = [list(part.keys[i]) for i in used.tolist()]
+        header[f"{name}_n"] = int(nonzero_cells.sum())
+        keyed += [
+            coo.row[nonzero_cells].astype("<i4").tobytes(),
+            column.astype("<i4").tobytes(),
+            coo.data[nonzero_cells].astype("<f8").tobytes(),
+        ]
     encoded = json.dumps(header | texts, separators=(",", ":")).encode()
     parts = [
         _HEADER.pack(len(encoded), len(sums)),
@@ -363,6 +510,7 @@ def slices_encode(sums: SliceSums) -> bytes:
         row[nonzero].astype("<i4").tobytes(),
         scores.indices[nonzero].astype("u1").tobytes(),
         scores.data[nonzero].astype("<f8").tobytes(),
+        *keyed,
     ]
     return pack(b"".join(parts))
 
@@ -374,8 +522,9 @@ def column_codes(column: np.ndarray, texts: dict, key: str) -> np.ndarray:
 
 
 def slices_decode(data: bytes) -> SliceSums:
-    """The entries of `slices_encode`; fields it did not store read as 0 (score bins of a
-    document written before them too: `scores_complete` tells)."""
+    """The entries of `slices_encode`; fields it did not store read as 0 (score bins, values
+    and confusion counts of a document written before them too: `scores_complete`,
+    `values_complete` and `confusion_complete` tell)."""
     raw = unpack(data)
     size, n = _HEADER.unpack_from(raw)
     offset = _HEADER.size + size
@@ -396,8 +545,25 @@ def slices_decode(data: bytes) -> SliceSums:
     column = np.frombuffer(raw, "u1", nnz, offset + 4 * nnz)
     counts = np.frombuffer(raw, "<f8", nnz, offset + 5 * nnz)
     scores = sparse.csr_matrix((counts, (row, column)), shape=(n, len(SCORE_FIELDS)))
+    offset += 13 * nnz
+    keyed = []
+    for name in ("values", "confusion"):
+        keys = [tuple(key) for key in header.get(name, [])]
+        cells = header.get(f"{name}_n", 0)
+        row = np.frombuffer(raw, "<i4", cells, offset)
+        column = np.frombuffer(raw, "<i4", cells, offset + 4 * cells)
+        data = np.frombuffer(raw, "<f8", cells, offset + 8 * cells)
+        keyed.append(Keyed.of(row, n, column, data, keys))
+        offset += 16 * cells
     return SliceSums(
-        version.astype(np.int64), segment, start.astype(np.int64), feature, slice_, sums, scores
+        version.astype(np.int64),
+        segment,
+        start.astype(np.int64),
+        feature,
+        slice_,
+        sums,
+        scores,
+        *keyed,
     )
 
 
@@ -443,7 +609,7 @@ PREDICTIONS = SLICE_SUM_FIELDS.index("predictions")
 
 
 def negated(sums: SliceSums) -> SliceSums:
-    return SliceSums(*columns_of(sums)[:5], -sums.sums, -sums.scores)
+    return SliceSums(*columns_of(sums)[:5], -sums.sums, -sums.scores, -sums.values, -sums.confusion)
 
 
 def by_period(sums: SliceSums, seconds: int) -> list[tuple[datetime, bytes]]:
