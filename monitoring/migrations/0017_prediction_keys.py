@@ -2,25 +2,39 @@
 
 On PostgreSQL it is filled from the stored predictions: a model with many stored rows makes
 this migration take about as long as copying their ids. SQLite gets the table, unused.
+Reversible: going back drops the table.
 """
-
-from importlib import import_module
 
 from django.db import migrations, models
 
-OnVendor = import_module("monitoring.migrations.0009_raw_rows_partitioned_by_month").OnVendor
+POSTGRESQL = [
+    """CREATE TABLE monitoring_predictionkey (
+        model_id bigint NOT NULL,
+        prediction_id varchar(200) NOT NULL,
+        "timestamp" timestamptz NOT NULL,
+        PRIMARY KEY (model_id, prediction_id))""",
+    """INSERT INTO monitoring_predictionkey (model_id, prediction_id, "timestamp")
+    SELECT model_id, prediction_id, "timestamp" FROM monitoring_prediction""",
+    'CREATE INDEX prediction_key_time ON monitoring_predictionkey USING brin ("timestamp")',
+]
+SQLITE = [
+    """CREATE TABLE monitoring_predictionkey (
+        model_id bigint NOT NULL,
+        prediction_id varchar(200) NOT NULL,
+        "timestamp" datetime NOT NULL,
+        PRIMARY KEY (model_id, prediction_id))""",
+]
 
-KEYS_SQL = r"""
-CREATE TABLE monitoring_predictionkey (
-    model_id bigint NOT NULL,
-    prediction_id varchar(200) NOT NULL,
-    "timestamp" timestamptz NOT NULL,
-    PRIMARY KEY (model_id, prediction_id)
-);
-INSERT INTO monitoring_predictionkey (model_id, prediction_id, "timestamp")
-SELECT model_id, prediction_id, "timestamp" FROM monitoring_prediction;
-CREATE INDEX prediction_key_time ON monitoring_predictionkey USING brin ("timestamp");
-"""
+
+def keys_table_create(apps, schema_editor):
+    postgres = schema_editor.connection.vendor == "postgresql"
+    for statement in POSTGRESQL if postgres else SQLITE:
+        schema_editor.execute(statement)
+
+
+def keys_table_drop(apps, schema_editor):
+    schema_editor.execute("DROP TABLE monitoring_predictionkey")
+
 
 KEY_MODEL = migrations.CreateModel(
     name="PredictionKey",
@@ -51,9 +65,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[KEY_MODEL],
-            database_operations=[
-                OnVendor("sqlite", [KEY_MODEL]),
-                OnVendor("postgresql", [migrations.RunSQL(KEYS_SQL)]),
-            ],
+            database_operations=[migrations.RunPython(keys_table_create, keys_table_drop)],
         ),
     ]
