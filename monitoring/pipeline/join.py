@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from common.sql import hour_of, is_postgres, seconds_between
+from monitoring.ingest.partitions import stale_statistics_refresh
 from monitoring.models import JoinState, Outcome, Prediction
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,10 @@ def outcomes_join(*, model_id: int, sweep: bool = False) -> JoinRun:
     """Join what arrived since the last run (or everything, with sweep) for one model.
 
     Labels and the new high-water marks commit together, so a run that dies moves nothing.
+    The raw tables' stale statistics are refreshed first, so that the join is planned on
+    the rows there are.
     """
+    stale_statistics_refresh()
     with transaction.atomic():
         state = join_state_lock(model_id)
         if state is None:

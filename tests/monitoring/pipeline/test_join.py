@@ -245,3 +245,33 @@ def test_unmatched_outcomes_are_counted_by_their_arrival_until_their_prediction_
     assert [p["value"] for p in points] == [2, 1]
     assert Label.objects.count() == 2
     assert writer.get(url + "&segment=web").status_code == 400
+
+
+def planner_rows(table: str) -> float:
+    """The rows the planner believes the partition holding NOW has."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [partition(table)])
+        return cursor.fetchone()[0]
+
+
+def partition(table: str) -> str:
+    return f"{table}_p{NOW:%Y%m}"
+
+
+def test_a_bulk_load_is_joined_on_the_statistics_of_the_rows_there_are(model):
+    need_service("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    # given the month's statistics taken while it was empty (autovacuum late, or off) ...
+    ingest(model, "predictions", [prediction(0)])
+    with connection.cursor() as cursor:
+        for table in ("monitoring_prediction", "monitoring_label"):
+            cursor.execute(f"TRUNCATE {partition(table)}")
+            cursor.execute(f"ANALYZE {partition(table)}")
+    assert planner_rows("monitoring_prediction") <= 0
+    # ... and then 3,000 predictions and their outcomes copied in
+    ingest(model, "predictions", [prediction(i) for i in range(1, 3001)])
+    ingest(model, "outcomes", [outcome(i) for i in range(1, 3001)])
+    # when the join runs
+    run = outcomes_join(model_id=model.pk)
+    # then it planned on statistics that know the rows, and labelled every prediction
+    assert planner_rows("monitoring_prediction") == 3000
+    assert run.labels_written == 3000
