@@ -19,6 +19,7 @@ from common.retention import hours_unsealed
 from common.sql import db_datetime, json_entries, json_number
 from common.time import HOUR, as_utc, hour_ranges
 from factory.models import MLModel
+from monitoring.ingest.partitions import stale_statistics_refresh
 from monitoring.ingest.records import positive_label
 from monitoring.ingest.validate import timestamp_bounds
 from monitoring.models import (
@@ -276,6 +277,7 @@ def aggregates_refresh(
     now = now or timezone.now()
     model = MLModel.objects.get(pk=model_id)
     failed_hours_requeue(model_id=model_id, now=now)
+    stale_statistics_refresh()  # labels just written by the join, rows just copied
     total, processed, failed = 0, set(), {}
     for _ in range(MAX_PASSES):
         with transaction.atomic():
