@@ -111,3 +111,21 @@ def smtp_server(settings):
     inbox.controller = controller
     yield inbox
     controller.stop()
+
+
+def migrate(targets) -> object:
+    """Migrate to the targets (a list of (app, migration)); the project's models there."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def latest_migrations() -> list:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()

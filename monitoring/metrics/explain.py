@@ -347,9 +347,15 @@ def hourly_parts(model, metric: Metric, window: Window, scope: dict, by: str) ->
             str(row["slice"]): {VALUE_SUMS: np.array([row[f] for f in VALUE_FIELDS], dtype=float)}
             for row in totals
         }
+    datas = sketch_datas(model, SketchKind.CONFUSION, window, scope, by)
+    return {key: {CONFUSION: confusion_merge(items)} for key, items in datas.items()}
+
+
+def sketch_datas(model, kind: str, window: Window, scope: dict, by: str) -> dict[str, list]:
+    """The hourly sketches of a kind over the window, their data per segment or version."""
     rows = sketches_read(
         model=model,
-        kind=SketchKind.CONFUSION,
+        kind=kind,
         start=window.start,
         end=window.end,
         version_ids=version_ids(model, scope),
@@ -360,7 +366,7 @@ def hourly_parts(model, metric: Metric, window: Window, scope: dict, by: str) ->
     for row in rows:
         key = row.segment if by == "segment" else names[row.version_id]
         datas.setdefault(key, []).append(bytes(row.data))
-    return {key: {CONFUSION: confusion_merge(items)} for key, items in datas.items()}
+    return datas
 
 
 def with_parts(slices: dict[str, Sums], parts: dict[str, Sums], metric: Metric):
@@ -371,21 +377,12 @@ def with_parts(slices: dict[str, Sums], parts: dict[str, Sums], metric: Metric):
 def sketch_score_bins(model, window: Window, scope: dict, by: str) -> dict[str, np.ndarray]:
     """Each segment's or version's judged scores in `SCORE_BINS` bins by outcome over the
     window, from the hourly score sketches (those ROC AUC is charted from), coarsened."""
-    rows = sketches_read(
-        model=model,
-        kind=SketchKind.SCORE,
-        start=window.start,
-        end=window.end,
-        version_ids=version_ids(model, scope),
-        segment=scope["segment"],
-    )
-    names = dict(ModelVersion.objects.filter(model=model).values_list("pk", "version"))
     out: dict[str, np.ndarray] = {}
-    for row in rows:
-        key = row.segment if by == "segment" else names[row.version_id]
-        histogram = coarsened(score_histogram_decode(bytes(row.data)), SCORE_BINS)
-        bins = np.concatenate([histogram.positives, histogram.negatives]).astype(float)
-        out[key] = out.get(key, 0) + bins
+    for key, items in sketch_datas(model, SketchKind.SCORE, window, scope, by).items():
+        for data in items:
+            histogram = coarsened(score_histogram_decode(data), SCORE_BINS)
+            bins = np.concatenate([histogram.positives, histogram.negatives]).astype(float)
+            out[key] = out.get(key, 0) + bins
     return out
 
 

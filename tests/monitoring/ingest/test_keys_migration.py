@@ -7,23 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from factory.services import model_create
 from monitoring.ingest.partitions import partitions_ensure
 from monitoring.ingest.services import records_ingest
 from monitoring.models import Prediction
-from tests.conftest import need_service, prediction
+from tests.conftest import latest_migrations, migrate, need_service, prediction
 
 BEFORE = [("monitoring", "0016_feature_bins_per_model")]
 FEBRUARY, MARCH = datetime(2026, 2, 10, 12, tzinfo=UTC), datetime(2026, 3, 10, 12, tzinfo=UTC)
-
-
-def migrate(targets) -> MigrationExecutor:
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor
 
 
 @pytest.mark.django_db(transaction=True)
@@ -32,9 +24,9 @@ def test_an_id_stored_before_the_upgrade_is_a_conflict_in_another_month_after_it
     settings.CANARY_INGEST_RATE = None
     model = model_create(name="upgraded", task="binary_classification", positive_class=1)
     version = model.versions.create(version="1.0.0")
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    latest = latest_migrations()
     # given p-1 stored in February before the keys table existed
-    apps = migrate(BEFORE).loader.project_state(BEFORE).apps
+    apps = migrate(BEFORE)
     partitions_ensure([FEBRUARY, MARCH])
     apps.get_model("monitoring", "Prediction").objects.create(
         model_id=model.pk,

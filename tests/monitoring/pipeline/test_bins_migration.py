@@ -8,21 +8,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.conftest import latest_migrations, migrate
 
 FACTORY = ("factory", "0005_model_label_maturity")
 BEFORE = [("monitoring", "0015_error_model_and_loss_sums"), FACTORY]
 AFTER = [("monitoring", "0016_feature_bins_per_model"), FACTORY]
 HOUR = datetime(2026, 10, 1, tzinfo=UTC)
-
-
-def migrate(targets) -> object:
-    """Migrate to the targets; returns the project's models as they are there."""
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def edges(*values: float) -> bytes:
@@ -35,7 +27,7 @@ def before_0016(transactional_db):
     `note` all missing in 1.0.0 and categorical in 1.1.0. Back to the latest schema after."""
     apps = migrate(BEFORE)
     yield apps
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate(latest_migrations())
 
 
 def test_each_feature_keeps_its_first_versions_bins_and_references_move(before_0016):

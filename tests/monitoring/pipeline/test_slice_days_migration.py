@@ -8,30 +8,22 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from factory.services import model_create
 from monitoring.models import SLICE_SUM_FIELDS, SliceDay, SliceHour
 from monitoring.pipeline.slice_aggregates import slices_decode
+from tests.conftest import latest_migrations, migrate
 
 BEFORE = [("monitoring", "0012_alert_rule_label_maturity")]
 DAY = datetime(2026, 3, 9, tzinfo=UTC)
-
-
-def migrate(targets) -> MigrationExecutor:
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor
 
 
 @pytest.mark.django_db(transaction=True)
 def test_slice_rows_of_a_day_become_its_row():
     model = model_create(name="moved", task="binary_classification", positive_class=1)
     version = model.versions.create(version="1")
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    apps = migrate(BEFORE).loader.project_state(BEFORE).apps
+    latest = latest_migrations()
+    apps = migrate(BEFORE)
     slice_aggregate = apps.get_model("monitoring", "SliceAggregate")
     rng = np.random.default_rng(3)
     written = []
