@@ -32,12 +32,18 @@ def why_url(live_server, metric: str) -> str:
     return f"{live_server.url}/models/why/why/?{urlencode(query)}"
 
 
-def test_why_did_revenue_per_labelled_prediction_fall(live_server, revenue_frame, page):
-    model = model_create(name="why", task="binary_classification", positive_class=1)
-    planted.rows_ingest(model, revenue_frame)
+def why_open(live_server, page, frame, metric: str, **task) -> None:
+    """The planted model's Why? page for the metric, as an editor sees it."""
+    model = model_create(name="why", **task)
+    planted.rows_ingest(model, frame)
     user_make("ds", Role.EDITOR)
     log_in(page, live_server)
-    page.goto(why_url(live_server, "value:revenue"))
+    page.goto(why_url(live_server, metric))
+
+
+def test_why_did_revenue_per_labelled_prediction_fall(live_server, revenue_frame, page):
+    binary = {"task": "binary_classification", "positive_class": 1}
+    why_open(live_server, page, revenue_frame, "value:revenue", **binary)
     page.wait_for_selector("#why-waterfall .main-svg")
     assert "Revenue per labelled prediction fell" in page.inner_text("#change-sentence")
     drivers = page.locator("li.driver").all_inner_texts()
@@ -49,11 +55,7 @@ def test_why_did_revenue_per_labelled_prediction_fall(live_server, revenue_frame
 
 
 def test_why_did_macro_f1_fall(live_server, class_frame, page):
-    model = model_create(name="why", task="multiclass_classification")
-    planted.rows_ingest(model, class_frame)
-    user_make("ds", Role.EDITOR)
-    log_in(page, live_server)
-    page.goto(why_url(live_server, "macro_f1"))
+    why_open(live_server, page, class_frame, "macro_f1", task="multiclass_classification")
     page.wait_for_selector("#change-sentence")
     assert "Macro F1 score fell" in page.inner_text("#change-sentence")
     first = page.locator("li.driver").first.inner_text()
