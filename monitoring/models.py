@@ -404,8 +404,9 @@ class Sketch(models.Model):
     them with their model or version).
     """
 
+    # The unique index starts with the model: no index of its own to update on every row.
     model = models.ForeignKey(
-        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        MLModel, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False
@@ -420,14 +421,13 @@ class Sketch(models.Model):
     data = models.BinaryField()
 
     class Meta:
+        # One index serves uniqueness and the readers (a model's kind over a period's range),
+        # so a COPY of sketch rows updates two indexes (this and the version's), not four.
         constraints = [
             models.UniqueConstraint(
-                fields=["model", "version", "segment", "period", "start", "kind", "name"],
-                name="sketch_unique",
+                fields=["model", "kind", "period", "start", "version", "segment", "name"],
+                name="sketch_unique_by_kind",
             )
-        ]
-        indexes = [
-            models.Index(fields=["model", "kind", "period", "start"], name="sketch_model_kind"),
         ]
 
     def __str__(self) -> str:
