@@ -1,7 +1,9 @@
-"""The few SQL expressions that differ between PostgreSQL and SQLite."""
+"""The few SQL expressions that differ between PostgreSQL and SQLite, and PostgreSQL's binary
+arrays read into NumPy."""
 
 from __future__ import annotations
 
+import numpy as np
 from django.db import connection, connections, router
 
 
@@ -39,3 +41,13 @@ def json_number(value: str) -> str:
 def db_datetime(value):
     """A datetime as a raw-SQL parameter: SQLite compares the text Django stores."""
     return value if is_postgres() else connection.ops.adapt_datetimefield_value(value)
+
+
+def binary_array(data: bytes | None, dtype: str) -> np.ndarray:
+    """An array of fixed-size elements without NULLs (``>f8``, ``>i8``) sent in PostgreSQL's
+    binary format by `array_send`: a 20-byte header, then per element its length and value."""
+    if data is None or int.from_bytes(data[:4], "big") == 0:
+        return np.empty(0, dtype=dtype)
+    count = int.from_bytes(data[12:16], "big")
+    element = np.dtype([("length", ">i4"), ("value", dtype)])
+    return np.frombuffer(data, element, count, offset=20)["value"].astype(dtype[1:])

@@ -24,7 +24,7 @@ from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
-from common.sql import db_datetime, is_postgres
+from common.sql import binary_array, db_datetime, is_postgres
 from common.time import HOUR, hour_ranges
 from factory.models import MLModel, Task
 from monitoring.models import Prediction
@@ -177,16 +177,6 @@ def planner_settings(cursor, settings: dict[str, str]):
     yield
     for name, value in before.items():
         cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
-
-
-def binary_array(data: bytes | None, dtype: str) -> np.ndarray:
-    """An array of fixed-size elements without NULLs (``>f8``, ``>i8``) sent in PostgreSQL's
-    binary format by `array_send`: a 20-byte header, then per element its length and value."""
-    if data is None or int.from_bytes(data[:4], "big") == 0:
-        return np.empty(0, dtype=dtype)
-    count = int.from_bytes(data[12:16], "big")
-    element = np.dtype([("length", ">i4"), ("value", dtype)])
-    return np.frombuffer(data, element, count, offset=20)["value"].astype(dtype[1:])
 
 
 def feature_value(name: str) -> sql.Composable:
