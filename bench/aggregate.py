@@ -5,8 +5,8 @@ sweep.
         [--rows 1000000] [--days 2] [--shapes narrow,wide] [--paths sql]
 
 Each shape's rows (two thirds labelled) are ingested through the app's CSV path and joined
-once, and kept for later runs; then every hour is marked dirty and `aggregates_refresh`
-rebuilds all of them, once per path (`sql`, PostgreSQL's; `pandas`, the embedded SQLite
+once, and kept for later runs; then every hour is marked dirty, the bins are forgotten, and
+`aggregates_refresh` rebuilds all of them (freezing the bins again), once per path (`sql`, PostgreSQL's; `pandas`, the embedded SQLite
 fallback, which reads rows into Python an hour at a time: slow on purpose, use fewer rows).
 The shapes hold the same predictions:
 - narrow: 10 features (9 numerical, 1 categorical), 1 segment, 1 version;
@@ -82,8 +82,15 @@ def shape_ensure(name: str, rows: int, days: int):
 
 
 def all_hours_mark_dirty(model_id: int) -> None:
+    """Every hour dirty and the model's bins forgotten, so that every run aggregates the
+    rows from nothing, freezing the bins included (a first run would otherwise be the only
+    one to pay for it)."""
     from django.db import connection
 
+    from monitoring.models import FeatureBins, SliceBins
+
+    FeatureBins.objects.filter(model_id=model_id).delete()
+    SliceBins.objects.filter(model_id=model_id).delete()
     with connection.cursor() as cursor:
         cursor.execute(
             """INSERT INTO monitoring_dirtyhour (model_id, hour)
