@@ -52,7 +52,7 @@ def rows_insert(model_id: int, version_id: int, outcomes: int) -> None:
             FROM (
                 SELECT i, 0 AS v FROM generate_series(1, %s) AS i
                 UNION ALL
-                SELECT (i * 7919) %% %s + 1, 1 FROM generate_series(1, %s) AS i
+                SELECT (i::bigint * 7919) %% %s + 1, 1 FROM generate_series(1, %s) AS i
             ) o ORDER BY random()
             """,
             [model_id, START, firsts, firsts, corrections],
