@@ -291,4 +291,5 @@ def aggregates_refresh(
             break
     failed = {hour: error for hour, error in failed.items() if hour in processed}
     hour_failures_replace(model_id=model_id, processed=processed, failed=failed, now=now)
+    stale_statistics_refresh()  # the aggregates just written, before pages read them
     return total - len(failed)
