@@ -272,6 +272,8 @@ class Keyed:
     def concat(cls, parts: list[Keyed]) -> Keyed:
         """The parts' entries one after the other, on the union of their keys."""
         keys = sorted({key for part in parts for key in part.keys})
+        if len(parts) == 1 and parts[0].keys == keys and parts[0].matrix.has_canonical_format:
+            return parts[0]  # what the rebuilding below would give
         position = {key: i for i, key in enumerate(keys)}
         matrices = []
         for part in parts:
@@ -324,6 +326,10 @@ class SliceSums:
     def concat(cls, parts: list[SliceSums]) -> SliceSums:
         if not parts:
             return cls.empty()
+        if len(parts) == 1:  # the same, its arrays not copied (no caller changes them)
+            part = parts[0]
+            keyed = Keyed.concat([part.values]), Keyed.concat([part.confusion])
+            return cls(*columns_of(part)[:7], *keyed)
         columns = list(zip(*map(columns_of, parts), strict=True))
         dense = (np.concatenate(each) for each in columns[:6])
         scores = sparse.vstack(columns[6], format="csr")

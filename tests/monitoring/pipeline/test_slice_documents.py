@@ -139,3 +139,17 @@ def assert_same_entries(read: SliceSums, written: SliceSums) -> None:
 
 def test_a_document_of_no_entries_reads_back_empty():
     assert len(slices_decode(slices_encode(SliceSums.empty()))) == 0
+
+
+def test_concat_of_one_part_is_that_of_it_and_nothing_without_copies():
+    # given: keys out of order, as a single feature's part holds them; then in order
+    unsorted = chunk_sums(seed=5)
+    both = SliceSums.concat([unsorted, SliceSums.empty()])
+
+    # when
+    alone, again = SliceSums.concat([unsorted]), SliceSums.concat([both])
+
+    # then
+    assert slices_encode(alone) == slices_encode(both) == slices_encode(again)
+    assert alone.sums is unsorted.sums and alone.values.keys == both.values.keys
+    assert again.values is both.values and again.confusion is both.confusion
