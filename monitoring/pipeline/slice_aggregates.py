@@ -489,10 +489,10 @@ def slices_encode(sums: SliceSums) -> bytes:
 
 def slices_encode_many(sums: SliceSums, bounds: np.ndarray) -> list[bytes]:
     """Many `slices_encode`s at once, byte for byte the same: document i of the entries
-    bounds[i]:bounds[i + 1] (from 0 to all entries). Their parts are found for all entries
-    at once (`DocumentParts`), so the loop per document only slices them, writes its JSON
-    header and compresses: a chunk's thousand hours cost a few passes over its arrays, not
-    a thousand small `pd.factorize` and sparse slicings."""
+    bounds[i]:bounds[i + 1] (ascending, from 0 to ``len(sums)``). Their parts are found for
+    all entries at once (`DocumentParts`), so the loop per document only slices them, writes
+    its JSON header and compresses: a chunk's thousand hours cost a few passes over its
+    arrays, not a thousand small `pd.factorize` calls and sparse slicings."""
     parts = DocumentParts.of(sums, np.asarray(bounds, dtype=np.int64))
     return [parts.encode(i) for i in range(len(bounds) - 1)]
 
