@@ -40,9 +40,9 @@ REGRESSION = [i for i, name in enumerate(SLICE_SUM_FIELDS) if "error" in name or
 def chunk_sums(seed: int = 11) -> SliceSums:
     """A chunk's entries as `chunk_slices` leaves them (feature by feature, so the hours
     interleave): 2 versions, 3 segments, 6 hours over 2 days, 3 features, about 70% of the
-    slices present; random sums (the regression ones zero but in one hour a day), score bins,
-    values (no fee on the first day; cells of 0, as a day's subtracted hours leave) and
-    class-pair counts, neither on sorted keys."""
+    slices present; random sums (the regression ones zero but at 01:00 of the first day),
+    score bins, values (no fee on the first day; cells of 0, as a day's subtracted hours
+    leave) and class-pair counts, neither on sorted keys."""
     rng = np.random.default_rng(seed)
     keys = [
         (version, segment, hour, feature, slice_)
