@@ -272,6 +272,8 @@ class Keyed:
     def concat(cls, parts: list[Keyed]) -> Keyed:
         """The parts' entries one after the other, on the union of their keys."""
         keys = sorted({key for part in parts for key in part.keys})
+        if len(parts) == 1 and parts[0].keys == keys and parts[0].matrix.has_canonical_format:
+            return parts[0]  # what the rebuilding below would give
         position = {key: i for i, key in enumerate(keys)}
         matrices = []
         for part in parts:
@@ -324,6 +326,10 @@ class SliceSums:
     def concat(cls, parts: list[SliceSums]) -> SliceSums:
         if not parts:
             return cls.empty()
+        if len(parts) == 1:  # the same, its arrays not copied (no caller changes them)
+            part = parts[0]
+            keyed = Keyed.concat([part.values]), Keyed.concat([part.confusion])
+            return cls(*columns_of(part)[:7], *keyed)
         columns = list(zip(*map(columns_of, parts), strict=True))
         dense = (np.concatenate(each) for each in columns[:6])
         scores = sparse.vstack(columns[6], format="csr")
@@ -469,6 +475,7 @@ def summed(sums: SliceSums, seconds: int) -> SliceSums:
 # --- a day's slices, stored as one compact row ---
 
 _HEADER = struct.Struct("<II")  # header length, entries
+TEXTS = ("segments", "features", "slices")  # the JSON keys of the text columns, in order
 
 
 def slices_encode(sums: SliceSums) -> bytes:
@@ -477,48 +484,154 @@ def slices_encode(sums: SliceSums) -> bytes:
     score bins that are not zero as (entry, column, count) triples, then the values' and the
     confusion counts' cells that are not zero as (entry, key, sum) triples (keys in the
     JSON)."""
-    texts, codes = {}, []
-    for key, column in (("segments", sums.segment), ("features", sums.feature)):
-        codes.append(column_codes(column, texts, key))
-    codes.append(column_codes(sums.slice, texts, "slices"))
-    kept = np.flatnonzero(np.any(sums.sums != 0, axis=0))
-    scores = sums.scores
-    row = np.repeat(np.arange(len(sums)), np.diff(scores.indptr))
-    nonzero = scores.data != 0
-    header = {"fields": [SLICE_SUM_FIELDS[i] for i in kept.tolist()], "scores": int(nonzero.sum())}
-    keyed = []
-    for name, part in (("values", sums.values), ("confusion", sums.confusion)):
-        coo = part.matrix.tocoo()
-        nonzero_cells = coo.data != 0
-        # only the keys in use (a day's sums keep the keys of hours subtracted from them)
-        used, column = np.unique(coo.col[nonzero_cells], return_inverse=True)
-        header[name] = [list(part.keys[i]) for i in used.tolist()]
-        header[f"{name}_n"] = int(nonzero_cells.sum())
-        keyed += [
-            coo.row[nonzero_cells].astype("<i4").tobytes(),
-            column.astype("<i4").tobytes(),
-            coo.data[nonzero_cells].astype("<f8").tobytes(),
-        ]
-    encoded = json.dumps(header | texts, separators=(",", ":")).encode()
-    parts = [
-        _HEADER.pack(len(encoded), len(sums)),
-        encoded,
-        sums.version.astype("<i8").tobytes(),
-        sums.start.astype("<i8").tobytes(),
-        *(each.astype("<i4").tobytes() for each in codes),
-        np.ascontiguousarray(sums.sums[:, kept], dtype="<f8").tobytes(),
-        row[nonzero].astype("<i4").tobytes(),
-        scores.indices[nonzero].astype("u1").tobytes(),
-        scores.data[nonzero].astype("<f8").tobytes(),
-        *keyed,
-    ]
-    return pack(b"".join(parts))
+    return slices_encode_many(sums, np.array([0, len(sums)]))[0]
 
 
-def column_codes(column: np.ndarray, texts: dict, key: str) -> np.ndarray:
+def slices_encode_many(sums: SliceSums, bounds: np.ndarray) -> list[bytes]:
+    """Many `slices_encode`s at once, byte for byte the same: document i of the entries
+    bounds[i]:bounds[i + 1] (ascending, from 0 to ``len(sums)``). Their parts are found for
+    all entries at once (`DocumentParts`), so the loop per document only slices them, writes
+    its JSON header and compresses: a chunk's thousand hours cost a few passes over its
+    arrays, not a thousand small `pd.factorize` calls and sparse slicings."""
+    parts = DocumentParts.of(sums, np.asarray(bounds, dtype=np.int64))
+    return [parts.encode(i) for i in range(len(bounds) - 1)]
+
+
+@dataclass
+class Pieces:
+    """Arrays (or lists) cut into documents: document i's piece of each is at
+    offsets[i]:offsets[i + 1]."""
+
+    offsets: list[int]
+    arrays: list
+
+    def __getitem__(self, i: int) -> list:
+        start, end = self.offsets[i], self.offsets[i + 1]
+        return [array[start:end] for array in self.arrays]
+
+    def size(self, i: int) -> int:
+        return self.offsets[i + 1] - self.offsets[i]
+
+
+def document_of(bounds: np.ndarray) -> np.ndarray:
+    """Each item's document, document i holding items bounds[i]:bounds[i + 1]."""
+    return np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
+
+
+def text_pieces(column: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, Pieces]:
+    """Each entry's code among its document's distinct texts, and each document's texts,
+    as `pd.factorize` of the document's entries alone numbers and lists them (in order of
+    first appearance; a missing text is -1)."""
     codes, uniques = pd.factorize(column)
-    texts[key] = [str(text) for text in uniques]
-    return codes
+    document, present = document_of(bounds), codes >= 0
+    width = max(len(uniques), 1)
+    # A document's entries are contiguous, so its (document, text) pairs are numbered
+    # one after another, each document's from its first text on.
+    numbered, pairs = pd.factorize(document[present] * width + codes[present])
+    offsets = np.searchsorted(pairs // width, np.arange(bounds.size))
+    local = np.full(codes.size, -1, dtype="<i4")
+    local[present] = numbered - offsets[document[present]]
+    texts = np.array([str(text) for text in uniques], dtype=object)[pairs % width]
+    return local, Pieces(offsets.tolist(), [texts.tolist()])
+
+
+def fields_kept(sums: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
+    """Per document, the columns of ``sums`` that are not all zero in its entries."""
+    starts = bounds[:-1]
+    filled = starts < bounds[1:]  # reduceat would give an empty document its next row
+    kept = np.zeros((starts.size, sums.shape[1]), dtype=bool)
+    kept[filled] = np.logical_or.reduceat(sums != 0, starts[filled], axis=0)
+    return [np.flatnonzero(row) for row in kept]
+
+
+def cell_pieces(matrix: sparse.csr_matrix, bounds: np.ndarray) -> tuple[Pieces, np.ndarray]:
+    """The matrix's cells that are not zero, in its order, cut into documents of rows: each
+    one's row in its document (<i4), column and value (<f8); and each one's document."""
+    matrix = matrix.tocsr()
+    nonzero = matrix.data != 0
+    row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[nonzero]
+    offsets = np.concatenate([[0], np.cumsum(nonzero)])[matrix.indptr[bounds]]
+    document = document_of(offsets)
+    local = (row - bounds[document]).astype("<i4")
+    cells = [local, matrix.indices[nonzero], matrix.data[nonzero].astype("<f8")]
+    return Pieces(offsets.tolist(), cells), document
+
+
+def score_pieces(scores: sparse.csr_matrix, bounds: np.ndarray) -> Pieces:
+    """The score bins that are not zero as (entry, column, count) triples per document."""
+    cells, _ = cell_pieces(scores, bounds)
+    row, column, count = cells.arrays
+    return Pieces(cells.offsets, [row, column.astype("u1"), count])
+
+
+def keyed_pieces(part: Keyed, bounds: np.ndarray) -> tuple[Pieces, Pieces]:
+    """A keyed part's cells that are not zero as (entry, key, sum) triples per document,
+    each key numbered among those its document uses, in the part's order; and those keys
+    (only those in use: a day's sums keep the keys of hours subtracted from them)."""
+    cells, document = cell_pieces(part.matrix, bounds)
+    row, column, total = cells.arrays
+    width = max(len(part.keys), 1)
+    used, numbered = np.unique(document * width + column, return_inverse=True)
+    offsets = np.searchsorted(used // width, np.arange(bounds.size))
+    local = (numbered.ravel() - offsets[document]).astype("<i4")
+    keys = [list(part.keys[i]) for i in (used % width).tolist()]
+    return Pieces(cells.offsets, [row, local, total]), Pieces(offsets.tolist(), [keys])
+
+
+@dataclass
+class DocumentParts:
+    """What `slices_encode` writes for each document of many, cut from arrays of all their
+    entries (document i: entries bounds[i]:bounds[i + 1])."""
+
+    bounds: list[int]
+    version: bytes  # <i8 per entry
+    start: bytes  # <i8 per entry
+    codes: Pieces  # each text column's <i4 codes
+    texts: list[Pieces]  # each text column's distinct texts
+    sums: np.ndarray
+    kept: list[np.ndarray]  # the columns of sums stored
+    scores: Pieces
+    keyed: list[tuple[Pieces, Pieces]]  # the values' and the confusion counts' cells, keys
+
+    @classmethod
+    def of(cls, sums: SliceSums, bounds: np.ndarray) -> DocumentParts:
+        coded = [text_pieces(column, bounds) for column in (sums.segment, sums.feature, sums.slice)]
+        return cls(
+            bounds.tolist(),
+            sums.version.astype("<i8").tobytes(),
+            sums.start.astype("<i8").tobytes(),
+            Pieces(bounds.tolist(), [codes for codes, _ in coded]),
+            [texts for _, texts in coded],
+            sums.sums,
+            fields_kept(sums.sums, bounds),
+            score_pieces(sums.scores, bounds),
+            [keyed_pieces(part, bounds) for part in (sums.values, sums.confusion)],
+        )
+
+    def header(self, i: int) -> bytes:
+        """Document i's JSON: its fields, cell counts and keys, and texts."""
+        fields_ = [SLICE_SUM_FIELDS[column] for column in self.kept[i].tolist()]
+        header = {"fields": fields_, "scores": self.scores.size(i)}
+        for name, (cells, keys) in zip(("values", "confusion"), self.keyed, strict=True):
+            header[name], header[f"{name}_n"] = keys[i][0], cells.size(i)
+        header |= {name: texts[i][0] for name, texts in zip(TEXTS, self.texts, strict=True)}
+        return json.dumps(header, separators=(",", ":")).encode()
+
+    def encode(self, i: int) -> bytes:
+        start, end = self.bounds[i], self.bounds[i + 1]
+        encoded = self.header(i)
+        sums = self.sums[start:end][:, self.kept[i]]
+        parts = [
+            _HEADER.pack(len(encoded), end - start),
+            encoded,
+            self.version[8 * start : 8 * end],
+            self.start[8 * start : 8 * end],
+            *(codes.tobytes() for codes in self.codes[i]),
+            np.ascontiguousarray(sums, dtype="<f8").tobytes(),
+            *(cells.tobytes() for cells in self.scores[i]),
+            *(cells.tobytes() for keyed, _ in self.keyed for cells in keyed[i]),
+        ]
+        return pack(b"".join(parts))
 
 
 def slices_decode(data: bytes) -> SliceSums:
@@ -616,14 +729,10 @@ def by_period(sums: SliceSums, seconds: int) -> list[tuple[datetime, bytes]]:
     """The entries split by their period (hour or day), each encoded."""
     period = sums.start - sums.start % seconds
     order = np.argsort(period, kind="stable")
-    ordered, period = sums.take(order), period[order]
-    starts, first = np.unique(period, return_index=True)
-    bounds = [*first.tolist(), len(period)]
-    out = []
-    for i, start in enumerate(starts.tolist()):
-        document = slices_encode(ordered.take(slice(bounds[i], bounds[i + 1])))
-        out.append((datetime.fromtimestamp(start, UTC), document))
-    return out
+    starts, first = np.unique(period[order], return_index=True)
+    documents = slices_encode_many(sums.take(order), np.append(first, len(order)))
+    periods = (datetime.fromtimestamp(start, UTC) for start in starts.tolist())
+    return list(zip(periods, documents, strict=True))
 
 
 def documents_insert(table, column: str, model: MLModel, rows: list[tuple[datetime, bytes]]):
