@@ -6,8 +6,9 @@ sweep.
 
 Each shape's rows (two thirds labelled) are ingested through the app's CSV path and joined
 once, and kept for later runs; then every hour is marked dirty, the bins are forgotten, and
-`aggregates_refresh` rebuilds all of them (freezing the bins again), once per path (`sql`, PostgreSQL's; `pandas`, the embedded SQLite
-fallback, which reads rows into Python an hour at a time: slow on purpose, use fewer rows).
+`aggregates_refresh` rebuilds all of them (freezing the bins again), once per path (`sql`,
+PostgreSQL's; `pandas`, the embedded SQLite fallback, which reads rows into Python an hour at
+a time: slow on purpose, use fewer rows).
 The shapes hold the same predictions:
 - narrow: 10 features (9 numerical, 1 categorical), 1 segment, 1 version;
 - wide: 100 features (90 numerical, 10 categorical), 20 segments, 3 versions.
