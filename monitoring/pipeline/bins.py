@@ -208,7 +208,7 @@ SAMPLE_SELECT = """
 
 def sample_select(rows, names: set[str]) -> dict[str, tuple[str, np.ndarray | None]]:
     """`features_sample` in one statement: the JSON is read by PostgreSQL, not parsed into
-    Python a row at a time (a model of 100 features spent minutes there)."""
+    Python a row at a time (a model of 100 features spent over a minute there)."""
     query, params = rows.values("features")[:FREEZE_SAMPLE_ROWS].query.sql_with_params()
     sample = {}
     with connection.cursor() as cursor:
