@@ -7,10 +7,12 @@ much as by their models; the hours and segments both served are where a comparis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from django.db.models import Exists, Max, Min, OuterRef, Sum
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
+from django.db.models.functions import TruncDay
 
+from common.time import DAY, as_utc, day_floor
 from factory.models import MLModel
 from monitoring.models import HourlyAggregate
 
@@ -38,6 +40,33 @@ def shared_cells(model: MLModel, version: str, *, at: str = "hour") -> Exists:
         predictions__gt=0,
     )
     return Exists(served)
+
+
+def shared_days(
+    model: MLModel, other: str, start, end, version_ids, segment
+) -> list[tuple[int, str, datetime]]:
+    """The (version, segment, day) of days inside [start, end) each hour of which that has
+    predictions is an hour and segment where `other` served too."""
+    rows = HourlyAggregate.objects.filter(model=model, predictions__gt=0)
+    if version_ids is not None:
+        rows = rows.filter(version_id__in=version_ids)
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    if start:
+        first = day_floor(start)
+        rows = rows.filter(hour__gte=first if first == start else first + DAY)
+    if end:
+        rows = rows.filter(hour__lt=day_floor(end))
+    per_day = (
+        rows.annotate(day=TruncDay("hour", tzinfo=UTC), shared=shared_cells(model, other))
+        .values("version_id", "segment", "day")
+        .annotate(hours=Count("id"), shared_hours=Count("id", filter=Q(shared=True)))
+    )
+    return [
+        (row["version_id"], row["segment"], as_utc(row["day"]))
+        for row in per_day
+        if row["hours"] == row["shared_hours"]
+    ]
 
 
 @dataclass(frozen=True)
