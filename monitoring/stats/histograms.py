@@ -182,8 +182,10 @@ def histogram_resample(histogram: NumericHistogram, rng: np.random.Generator) ->
 def counts_resample(
     counts: Mapping[Hashable, int], rng: np.random.Generator
 ) -> dict[Hashable, int]:
-    """A bootstrap replicate of category counts (multinomial on the observed shares)."""
-    keys = list(counts)
+    """A bootstrap replicate of category counts (multinomial on the observed shares). The
+    categories are drawn in the order of their keys, so that a seeded replicate does not
+    depend on the order in which the database returned the counts' rows."""
+    keys = sorted(counts, key=str)
     total = sum(counts.values())
     if total == 0:
         return dict(counts)
