@@ -46,6 +46,12 @@ def day_floor(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def day_ceil(moment: datetime) -> datetime:
+    """The first midnight at or after the moment: where the whole days from it begin."""
+    floor = day_floor(moment)
+    return floor if floor == moment else floor + DAY
+
+
 def as_utc(value) -> datetime:
     if isinstance(value, str):
         value = parse_datetime(value)

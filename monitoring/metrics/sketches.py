@@ -6,7 +6,7 @@ from django.db.models import CharField, Q
 from django.db.models.expressions import RawSQL
 
 from common.sql import is_postgres
-from common.time import DAY, day_floor
+from common.time import DAY, day_ceil, day_floor
 from factory.models import MLModel
 from monitoring.metrics.traffic import shared_cells, shared_days
 from monitoring.models import Period, Sketch
@@ -31,7 +31,7 @@ def period_cover(start: datetime | None, end: datetime | None, *, hourly: bool =
         hours &= Q(start__gte=start)
     if end:
         hours &= Q(start__lt=end)
-    first_day = day_floor(start) + DAY if start and start != day_floor(start) else start
+    first_day = day_ceil(start) if start else start
     last_day = day_floor(end) if end else None
     if hourly or (first_day and last_day and first_day >= last_day):
         return hours
@@ -67,10 +67,11 @@ def sketches_read(
         rows = rows.filter(version_id__in=version_ids)
     if segment is not None:
         rows = rows.filter(segment=segment)
-    cover = period_cover(start, end, hourly=hourly)
     if shared_with:
         rows = rows.annotate(shared=shared_cells(model, shared_with, at="start"))
         cover = shared_cover(model, shared_with, start, end, hourly, version_ids, segment)
+    else:
+        cover = period_cover(start, end, hourly=hourly)
     fields = ("start", "period", "version_id", "segment", "kind", "name", "n", "data")
     return [SketchRow(*row) for row in rows.filter(cover).values_list(*fields)]
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDay
 
-from common.time import DAY, as_utc, day_floor
+from common.time import as_utc, day_ceil, day_floor
 from factory.models import MLModel
 from monitoring.models import HourlyAggregate
 
@@ -53,8 +53,7 @@ def shared_days(
     if segment is not None:
         rows = rows.filter(segment=segment)
     if start:
-        first = day_floor(start)
-        rows = rows.filter(hour__gte=first if first == start else first + DAY)
+        rows = rows.filter(hour__gte=day_ceil(start))
     if end:
         rows = rows.filter(hour__lt=day_floor(end))
     per_day = (

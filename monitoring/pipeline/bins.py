@@ -43,7 +43,7 @@ from monitoring.stats.profile import (
 )
 
 FREEZE_DAYS = 7
-FREEZE_SAMPLE_ROWS = 200_000  # ~25 features x 200k values: about 40 MB while freezing
+FREEZE_SAMPLE_ROWS = 200_000  # SQLite holds them as Python objects (~25 features: ~40 MB)
 UNKNOWN = "unknown"  # every value seen so far was missing
 HEAVY = ("reference", "lineage")  # a raw reference can be megabytes: read only when needed
 
