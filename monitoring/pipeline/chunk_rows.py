@@ -291,15 +291,18 @@ def rows_select(
 
 
 # Every (row, value name, number) of the business values of the chunk's rows' own labels.
+# Read from the labels that have values, found by their own model and hour: most models have
+# none, and a scan from the predictions would look up every label for nothing.
 LABEL_VALUES_SELECT = """SELECT array_send(array_agg(p.id)), array_agg(e.key),
         array_send(array_agg((e.value #>> '{}')::float8))
-    FROM monitoring_prediction p
-    JOIN monitoring_label l ON l.prediction_id = p.id AND l.model_id = p.model_id
-        AND l.hour = date_trunc('hour', p.timestamp)
-    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(l."values") = 'object'
-        THEN l."values" END) e
-    WHERE p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s
-        AND (%(contiguous)s OR date_trunc('hour', p.timestamp) = ANY(%(hours)s))"""
+    FROM monitoring_label l
+    JOIN monitoring_prediction p ON p.id = l.prediction_id AND p.model_id = l.model_id
+        AND date_trunc('hour', p.timestamp) = l.hour
+    CROSS JOIN LATERAL jsonb_each(l."values") e
+    WHERE l.model_id = %(model)s AND l.hour >= %(low)s AND l.hour < %(high)s
+        AND (%(contiguous)s OR l.hour = ANY(%(hours)s))
+        AND jsonb_typeof(l."values") = 'object'
+        AND p.model_id = %(model)s AND p.timestamp >= %(low)s AND p.timestamp < %(high)s"""
 
 
 def label_values_of(
