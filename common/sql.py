@@ -1,7 +1,9 @@
-"""The few SQL expressions that differ between PostgreSQL and SQLite, and PostgreSQL's binary
-arrays read into NumPy."""
+"""The few SQL expressions that differ between PostgreSQL and SQLite, PostgreSQL's binary
+arrays read into NumPy, and the planner settings of its big aggregations."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 from django.db import connection, connections, router
@@ -51,3 +53,23 @@ def binary_array(data: bytes | None, dtype: str) -> np.ndarray:
     count = int.from_bytes(data[12:16], "big")
     element = np.dtype([("length", ">i4"), ("value", dtype)])
     return np.frombuffer(data, element, count, offset=20)["value"].astype(dtype[1:])
+
+
+# Group by hashing, in memory: freshly loaded rows have no statistics yet, and the planner
+# would otherwise sort a chunk's rows on disk by their text keys (PostgreSQL only).
+HASHING = {"work_mem": "256MB", "enable_sort": "off"}
+
+
+@contextmanager
+def planner_settings(cursor, settings: dict[str, str]):
+    """Settings for this transaction's next statements, restored afterwards.
+
+    Not restored when the statement fails: the transaction is aborted then (a query there
+    would hide the error), and rolling back to the chunk's savepoint undoes them anyway."""
+    before = {}
+    for name, value in settings.items():
+        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
+        before[name] = cursor.fetchone()[0]
+    yield
+    for name, value in before.items():
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])

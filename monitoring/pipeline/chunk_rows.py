@@ -13,7 +13,6 @@ once, whichever reader filled them.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,7 +23,7 @@ from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
-from common.sql import binary_array, db_datetime, is_postgres
+from common.sql import HASHING, binary_array, db_datetime, is_postgres, planner_settings
 from common.time import HOUR, hour_ranges
 from factory.models import MLModel, Task
 from monitoring.models import Prediction
@@ -158,25 +157,6 @@ def categories_of(values: list, parse=lambda value: value) -> Categories:
 
 
 # --- PostgreSQL ---
-
-# Group by hashing, in memory: freshly loaded rows have no statistics yet, and the planner
-# would otherwise sort a chunk's rows on disk by their text keys.
-HASHING = {"work_mem": "256MB", "enable_sort": "off"}
-
-
-@contextmanager
-def planner_settings(cursor, settings: dict[str, str]):
-    """Settings for this transaction's next statements, restored afterwards.
-
-    Not restored when the statement fails: the transaction is aborted then (a query there
-    would hide the error), and rolling back to the chunk's savepoint undoes them anyway."""
-    before = {}
-    for name, value in settings.items():
-        cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
-        before[name] = cursor.fetchone()[0]
-    yield
-    for name, value in before.items():
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
 def feature_value(name: str) -> sql.Composable:
