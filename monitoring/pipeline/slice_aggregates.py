@@ -373,13 +373,17 @@ def confusion_complete(sums: SliceSums) -> np.ndarray:
     return np.abs(counted - sums.sums[:, JUDGED]) < 0.5
 
 
-def chunk_slices(*, model: MLModel, bins: dict[int, dict[str, Bins]], rows: ChunkRows) -> SliceSums:
+def chunk_slice_bins(model: MLModel, bins: dict[int, dict[str, Bins]]) -> dict[str, SliceBins]:
+    """The slices of the chunk's features of a known kind, frozen first where they are new."""
+    names = {name for one in bins.values() for name, b in one.items() if b.kind != UNKNOWN}
+    return slice_bins_ensure(model, names)
+
+
+def chunk_slices(*, frozen: dict[str, SliceBins], rows: ChunkRows) -> SliceSums:
     """Every feature's slices of the chunk's groups (start: the hour): NumPy sums per
-    (group, slice), a feature at a time, never a group at a time."""
+    (group, slice), a feature at a time, never a group at a time. No query."""
     if not len(rows):
         return SliceSums.empty()
-    names = {name for one in bins.values() for name, b in one.items() if b.kind != UNKNOWN}
-    frozen = slice_bins_ensure(model, names)
     groups = Groups.of(rows)
     version = np.array([key[0] for key in groups.keys], dtype=np.int64)
     segment = np.array([key[1] for key in groups.keys], dtype=object)
@@ -687,19 +691,13 @@ def day_starts(sums: SliceSums) -> np.ndarray:
     return sums.start - sums.start % 86400
 
 
-def chunk_slices_write(
-    *,
-    model: MLModel,
-    hours: list[datetime],
-    days: list[datetime],
-    bins: dict[int, dict[str, Bins]],
-    rows: ChunkRows,
-) -> None:
-    """Rewrite the chunk's hours and the sums of the days they fall in (the caller's
-    savepoint). ``days`` are those whose every hour is in the chunk: their sums are the
-    chunk's. Another day's sums are updated: its stored sums, minus what the chunk's hours
-    held before, plus what they hold now; so the cost is in the chunk's rows, not the day's."""
-    new = chunk_slices(model=model, bins=bins, rows=rows)
+def days_summed(
+    model: MLModel, hours: list[datetime], days: list[datetime], new: SliceSums
+) -> list[tuple[datetime, bytes]]:
+    """The documents of the days the chunk's hours fall in, with the chunk's entries ``new``
+    (`chunk_slices`). ``days`` are those whose every hour is in the chunk: their sums are the
+    chunk's. Another day's sums are updated: its stored sums, minus what the chunk's hours held
+    before, plus what they hold now; so the cost is in the chunk's rows, not the day's."""
     touched = sorted({day_floor(hour) for hour in hours})
     partial = sorted(set(touched) - set(days))
     parts = [new]
@@ -712,10 +710,20 @@ def chunk_slices_write(
         parts += [slices_decode(data) for data in stored.values_list("sums", flat=True)]
     sums = summed(SliceSums.concat(parts), 86400)
     sums = sums.take(np.flatnonzero(sums.sums[:, PREDICTIONS] > 0.5))  # slices left empty go
+    return by_period(sums, 86400)
+
+
+def documents_write(
+    model: MLModel,
+    hours: list[datetime],
+    hour_documents: list[tuple[datetime, bytes]],
+    day_documents: list[tuple[datetime, bytes]],
+) -> None:
+    """Replace the hours' documents and their days'."""
     SliceHour.objects.filter(model=model, hour__in=hours).delete()
-    SliceDay.objects.filter(model=model, day__in=touched).delete()
-    documents_insert(SliceHour, "hour", model, by_period(new, 3600))
-    documents_insert(SliceDay, "day", model, by_period(sums, 86400))
+    SliceDay.objects.filter(model=model, day__in=sorted({day_floor(h) for h in hours})).delete()
+    documents_insert(SliceHour, "hour", model, hour_documents)
+    documents_insert(SliceDay, "day", model, day_documents)
 
 
 PREDICTIONS = SLICE_SUM_FIELDS.index("predictions")
