@@ -18,6 +18,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import psycopg
 from django.db import connection
 from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
@@ -252,9 +253,11 @@ def rows_select(
     ]
     rows = None
     with connection.cursor() as cursor, planner_settings(cursor, HASHING):
+        # Results in binary: the arrays arrive as PostgreSQL sends them, not as hex text.
+        binary = psycopg.Cursor(connection.connection)
         for number, batch in enumerate(batches):
-            cursor.execute(statement(model, batch, first=number == 0), params)
-            ids, *values = cursor.fetchone()
+            binary.execute(statement(model, batch, first=number == 0), params, binary=True)
+            ids, *values = binary.fetchone()
             ids = binary_array(ids, ">i8")
             order = np.argsort(ids, kind="stable")
             if rows is None:

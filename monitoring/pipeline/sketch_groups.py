@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -41,16 +41,20 @@ from monitoring.stats.delay import DELAY_BINS, DELAY_EDGES_S
 from monitoring.stats.direct_loss import ErrorModel, inputs_take, loss_sums
 from monitoring.stats.histograms import bin_index
 
-SketchRow = tuple[int, str, datetime, str, str, int, int, bytes]  # group, kind, name, n, ...
+# A row of monitoring_sketch, in `SKETCH_COLUMNS` order: model id, version id, segment,
+# period, start, kind, name, n, missing, data.
+SketchRow = tuple[int, int, str, str, datetime, str, str, int, int, bytes]
 
 
 @dataclass
 class Groups:
-    """Each row's group (an index into ``keys``) and each group's row count."""
+    """Each row's group (an index into ``keys``) and each group's row count; for sketches,
+    each group's first five columns of a sketch row (``heads``, `headed`)."""
 
     of_row: np.ndarray
     keys: list[tuple[int, str, datetime]]  # (version id, segment, hour)
     sizes: np.ndarray
+    heads: list[tuple] = field(default_factory=list)
 
     @classmethod
     def of(cls, rows: ChunkRows) -> Groups:
@@ -59,6 +63,14 @@ class Groups:
         sizes = grouped.size()  # in the order of the group numbers
         keys = [(int(v), s, datetime.fromtimestamp(int(h), UTC)) for v, s, h in sizes.index]
         return cls(grouped.ngroup().to_numpy(np.int64), keys, sizes.to_numpy(np.int64))
+
+    def headed(self, model_id: int, period: str) -> Groups:
+        """The groups with their sketch rows' heads: (model id, version id, segment, period,
+        start), built once a group, not once a sketch."""
+        heads = [
+            (model_id, version, segment, period, start) for version, segment, start in self.keys
+        ]
+        return Groups(self.of_row, self.keys, self.sizes, heads)
 
 
 @dataclass
@@ -103,13 +115,15 @@ def chunk_sketches(
     model: MLModel,
     bins: dict[int, dict[str, Bins]],
     rows: ChunkRows,
+    period: str,
     error_models: dict[int, ErrorModel] | None = None,
 ) -> list[SketchRow]:
-    """(version id, segment, hour, kind, name, n, missing, data) of every sketch of the rows;
-    ``error_models`` are the regression versions' (monitoring.pipeline.error_models)."""
+    """Every sketch row of the rows, of the ``period`` their hour column starts (an hour, or a
+    day: `ChunkRows.days_only`); ``error_models`` are the regression versions'
+    (monitoring.pipeline.error_models)."""
     if not len(rows):
         return []
-    groups = Groups.of(rows)
+    groups = Groups.of(rows).headed(model.pk, period)
     out = []
     if model.task == Task.BINARY:
         out += score_sketches(groups, rows)
@@ -129,7 +143,7 @@ def chunk_sketches(
 
 def rows_of(groups: Groups, members: np.ndarray, kind: str, name: str, n, missing, datas):
     return [
-        (*groups.keys[g], kind, name, int(n[i]), int(missing[i]), datas[i])
+        (*groups.heads[g], kind, name, int(n[i]), int(missing[i]), datas[i])
         for i, g in enumerate(members.tolist())
     ]
 
@@ -222,7 +236,7 @@ def class_sketches(groups: Groups, rows: ChunkRows) -> list[SketchRow]:
 def class_rows(groups: Groups, classes: list[str], members, kind: str, n, datas):
     k = len(classes)
     return [
-        (*groups.keys[pair // k], kind, classes[pair % k], int(n[i]), 0, datas[i])
+        (*groups.heads[pair // k], kind, classes[pair % k], int(n[i]), 0, datas[i])
         for i, pair in enumerate(members.tolist())
     ]
 

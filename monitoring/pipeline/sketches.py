@@ -195,20 +195,14 @@ def chunk_compute(
 ) -> list[tuple]:
     """The chunk's sketch rows: its hours', and its whole days' from the same rows."""
     error_models = error_models_load(model)
-    out = [
-        (model.pk, version_id, segment, Period.HOUR, hour, *sketch)
-        for version_id, segment, hour, *sketch in chunk_sketches(
-            model=model, bins=bins, rows=rows, error_models=error_models
-        )
-    ]
+    out = chunk_sketches(
+        model=model, bins=bins, rows=rows, period=Period.HOUR, error_models=error_models
+    )
     if chunk.days:
         days = rows.days_only([int(day.timestamp()) for day in chunk.days])
-        out += [
-            (model.pk, version_id, segment, Period.DAY, day, *sketch)
-            for version_id, segment, day, *sketch in chunk_sketches(
-                model=model, bins=bins, rows=days, error_models=error_models
-            )
-        ]
+        out += chunk_sketches(
+            model=model, bins=bins, rows=days, period=Period.DAY, error_models=error_models
+        )
     return out
 
 
