@@ -6,12 +6,15 @@ multiclass confusion table, and per feature of the model a histogram on the mode
 model's whole traffic is the sum of its versions'. Day rows are the sums of their hours,
 rewritten whenever one of the day's hours is, so a month reads 30 rows per feature, not 720.
 
-Two paths read the rows, and both fill the same `GroupColumns` for `group_sketches`:
-- sql (PostgreSQL): monitoring.pipeline.sketch_sql, one statement per chunk of dirty hours (about
-  SQL_CHUNK_PREDICTIONS predictions), the JSON extraction done by the database;
-- pandas (SQLite, the embedded default): one hour's rows at a time, read into Python.
+Two paths read the rows, and both fill the same `ChunkRows` for `chunk_sketches`
+(monitoring.pipeline.chunk_rows):
+- sql (PostgreSQL): `rows_select`, one statement per chunk of dirty hours (about CHUNK_VALUES
+  values), the JSON extraction done by the database;
+- pandas (SQLite, the embedded default): `rows_load`, one hour's rows at a time, read into
+  Python.
 Before either, the pass's new feature names are found and their bins frozen, so every hour
-of a pass is binned on the same edges whichever path bins it.
+of a pass is binned on the same edges whichever path bins it. A chunk's sketches are sent to
+the database while explain's slices of the same rows are computed (`sketches_sending`).
 """
 
 from __future__ import annotations
