@@ -252,9 +252,12 @@ def rows_select(
         for i in range(0, max(len(features), 1), FEATURES_PER_STATEMENT)
     ]
     rows = None
-    with connection.cursor() as cursor, planner_settings(cursor, HASHING):
+    with (
+        connection.cursor() as cursor,
+        planner_settings(cursor, HASHING),
         # Results in binary: the arrays arrive as PostgreSQL sends them, not as hex text.
-        binary = psycopg.Cursor(connection.connection)
+        psycopg.Cursor(connection.connection) as binary,
+    ):
         for number, batch in enumerate(batches):
             binary.execute(statement(model, batch, first=number == 0), params, binary=True)
             ids, *values = binary.fetchone()

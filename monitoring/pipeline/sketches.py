@@ -286,18 +286,9 @@ SKETCH_TYPES = (
 
 
 def sketches_write(rows: list[tuple]) -> None:
-    """Insert sketch rows (values in SKETCH_COLUMNS order): a binary COPY on PostgreSQL."""
-    if not is_postgres():
-        Sketch.objects.bulk_create(
-            [Sketch(**dict(zip(SKETCH_COLUMNS, row, strict=True))) for row in rows], 1000
-        )
-        return
-    with connection.cursor() as cursor:
-        sql = f"COPY monitoring_sketch ({', '.join(SKETCH_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-        with cursor.cursor.copy(sql) as copy:
-            copy.set_types(SKETCH_TYPES)
-            for row in rows:
-                copy.write_row(row)
+    """Insert sketch rows (values in SKETCH_COLUMNS order)."""
+    with sketches_sending(rows):
+        pass
 
 
 @contextmanager
@@ -307,7 +298,9 @@ def sketches_sending(rows: list[tuple]):
     while the block computes on the other. The block must not query (the connection is busy
     with the COPY); leaving it waits for the database to finish."""
     if not is_postgres():
-        sketches_write(rows)
+        Sketch.objects.bulk_create(
+            [Sketch(**dict(zip(SKETCH_COLUMNS, row, strict=True))) for row in rows], 1000
+        )
         yield
         return
     with connection.cursor() as cursor:
