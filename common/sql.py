@@ -1,5 +1,5 @@
 """The few SQL expressions that differ between PostgreSQL and SQLite, PostgreSQL's binary
-arrays read into NumPy, and the planner settings of its big aggregations."""
+arrays read into NumPy, and the planner settings of its big aggregations (`hashing`)."""
 
 from __future__ import annotations
 
@@ -56,18 +56,19 @@ def binary_array(data: bytes | None, dtype: str) -> np.ndarray:
 
 
 # Group by hashing, in memory: freshly loaded rows have no statistics yet, and the planner
-# would otherwise sort a chunk's rows on disk by their text keys (PostgreSQL only).
+# would otherwise sort a chunk's rows on disk by their text keys.
 HASHING = {"work_mem": "256MB", "enable_sort": "off"}
 
 
 @contextmanager
-def planner_settings(cursor, settings: dict[str, str]):
-    """Settings for this transaction's next statements, restored afterwards.
+def hashing(cursor):
+    """`HASHING` for this transaction's next statements on PostgreSQL, restored afterwards
+    (SQLite has no such settings: nothing is done there).
 
-    Not restored when the statement fails: the transaction is aborted then (a query there
+    Not restored when a statement fails: the transaction is aborted then (a query there
     would hide the error), and rolling back to the chunk's savepoint undoes them anyway."""
     before = {}
-    for name, value in settings.items():
+    for name, value in (HASHING if is_postgres() else {}).items():
         cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
         before[name] = cursor.fetchone()[0]
     yield

@@ -16,14 +16,7 @@ from django.db.models.functions import Abs, Coalesce, Greatest, Least, Ln, Trunc
 from django.utils import timezone
 
 from common.retention import hours_unsealed
-from common.sql import (
-    HASHING,
-    db_datetime,
-    is_postgres,
-    json_entries,
-    json_number,
-    planner_settings,
-)
+from common.sql import db_datetime, hashing, json_entries, json_number
 from common.time import HOUR, as_utc, hour_ranges
 from factory.models import MLModel
 from monitoring.ingest.partitions import stale_statistics_refresh
@@ -178,8 +171,7 @@ def counts_insert(model: MLModel, start: datetime, end: datetime) -> None:
     through Python), grouped by hashing on PostgreSQL (a third faster than its sort on disk)."""
     query, params = hourly_counts(model, start, end).query.sql_with_params()
     columns = ", ".join(COUNT_COLUMNS)
-    hashing = HASHING if is_postgres() else {}
-    with connection.cursor() as cursor, planner_settings(cursor, hashing):
+    with connection.cursor() as cursor, hashing(cursor):
         cursor.execute(
             f"INSERT INTO monitoring_hourlyaggregate (model_id, {columns}) "
             f"SELECT %s, counts.* FROM ({query}) AS counts",

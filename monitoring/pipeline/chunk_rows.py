@@ -24,7 +24,7 @@ from django.db.models import F, FilteredRelation, Q
 from django.db.models.functions import TruncHour
 from psycopg import sql
 
-from common.sql import HASHING, binary_array, db_datetime, is_postgres, planner_settings
+from common.sql import binary_array, db_datetime, hashing, is_postgres
 from common.time import HOUR, hour_ranges
 from factory.models import MLModel, Task
 from monitoring.models import Prediction
@@ -252,15 +252,13 @@ def rows_select(
         for i in range(0, max(len(features), 1), FEATURES_PER_STATEMENT)
     ]
     rows = None
-    with (
-        connection.cursor() as cursor,
-        planner_settings(cursor, HASHING),
-        # Results in binary: the arrays arrive as PostgreSQL sends them, not as hex text.
-        psycopg.Cursor(connection.connection) as binary,
-    ):
+    connection.ensure_connection()
+    # A cursor of psycopg's own, for results in binary: the arrays arrive as PostgreSQL sends
+    # them, not as hex text (Django's cursor binds on the client, which answers in text).
+    with psycopg.Cursor(connection.connection) as cursor, hashing(cursor):
         for number, batch in enumerate(batches):
-            binary.execute(statement(model, batch, first=number == 0), params, binary=True)
-            ids, *values = binary.fetchone()
+            cursor.execute(statement(model, batch, first=number == 0), params, binary=True)
+            ids, *values = cursor.fetchone()
             ids = binary_array(ids, ">i8")
             order = np.argsort(ids, kind="stable")
             if rows is None:

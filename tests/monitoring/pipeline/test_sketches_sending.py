@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from psycopg.errors import UniqueViolation
 
 from factory.models import ModelVersion
 from factory.services import model_create
@@ -35,8 +36,7 @@ def sketch_rows():
 def test_the_rows_sent_are_stored_once_the_block_ends(sketch_rows):
     model, rows = sketch_rows
     with sketches_sending(rows):
-        computed = sum(range(1000))  # the block computes while the rows are sent
-    assert computed == 499500
+        pass  # the block may compute, not query: the connection is busy with the COPY
     stored = Sketch.objects.filter(model=model).values_list("start", "name", "n", "data")
     assert sorted((s, n, c, bytes(d)) for s, n, c, d in stored) == sorted(
         (row[4], row[6], row[7], row[9]) for row in rows
@@ -56,7 +56,7 @@ def test_a_block_that_fails_stores_nothing_and_the_connection_goes_on(sketch_row
 
 def test_a_row_the_database_refuses_fails_the_block_and_stores_nothing(sketch_rows):
     model, rows = sketch_rows
-    refused = pytest.raises(Exception, match="sketch_unique_by_kind")
+    refused = pytest.raises(UniqueViolation, match="sketch_unique_by_kind")
     with refused, transaction.atomic(), sketches_sending([*rows, rows[0]]):  # a sketch twice
         pass
     assert not Sketch.objects.filter(model=model).exists()
